@@ -1,0 +1,9 @@
+//! Widgets shared by the pages.
+
+pub mod build_select;
+pub mod env_tabs;
+pub mod header;
+pub mod notice;
+pub mod project_nav;
+pub mod stack_card;
+pub mod status_badge;

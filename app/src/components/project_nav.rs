@@ -1,0 +1,53 @@
+//! The project list on the left.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::model::Overview;
+
+#[component]
+pub fn ProjectNav(
+    /// Environments and projects from the config.
+    overview: Overview,
+    /// The project shown now.
+    #[prop(into)]
+    current: Signal<String>,
+    /// The environment shown now; kept when switching to a project that deploys there.
+    #[prop(into)]
+    env: Signal<String>,
+) -> impl IntoView {
+    let items = overview
+        .projects
+        .into_iter()
+        .map(|p| {
+            let name = p.name.clone();
+            let href = move || {
+                let env = env.get();
+                let env = if p.environments.contains(&env) {
+                    env
+                } else {
+                    p.environments.first().cloned().unwrap_or_default()
+                };
+                format!("/projects/{}/{}", p.name, env)
+            };
+            let active = {
+                let name = name.clone();
+                move || current.get() == name
+            };
+            view! {
+                <li>
+                    <A href=href attr:class=move || if active() { "nav-item active" } else { "nav-item" }>
+                        <span class="nav-title">{p.title.clone()}</span>
+                        <span class="nav-name">{name}</span>
+                    </A>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <nav class="sidebar" aria-label="Projects">
+            <h2 class="sidebar-heading">"Projects"</h2>
+            <ul class="nav-list">{items}</ul>
+        </nav>
+    }
+}

@@ -1,0 +1,313 @@
+//! Wire types: every shape that crosses the network is defined here once, and used by the REST
+//! API, the server functions and the components alike.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One AWS account the deployer deploys into, in promotion order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    pub account_id: String,
+    pub region: String,
+}
+
+/// Something with its own builds and its own stacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub name: String,
+    pub title: String,
+    /// Where the build server writes this project's deploy configs, e.g. `s3://bucket/prefix/web/`.
+    pub artifacts_url: String,
+    /// The environments this project deploys to, in promotion order.
+    pub environments: Vec<String>,
+}
+
+/// What every page needs before anything else: the configured environments and projects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub environments: Vec<Environment>,
+    pub projects: Vec<Project>,
+}
+
+impl Overview {
+    pub fn project(&self, name: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.name == name)
+    }
+}
+
+/// One build's deploy config: a folder `<project>-<branch>-<number>` in the artifacts bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    /// The folder name, e.g. `web-feature-login-42`.
+    pub id: String,
+    pub project: String,
+    /// `None` when the folder name does not parse.
+    pub branch: Option<String>,
+    /// `None` when the folder name does not parse.
+    pub number: Option<u64>,
+    /// When the build's newest file was written.
+    pub created_at: DateTime<Utc>,
+    pub deployable: bool,
+    /// Why the build cannot be deployed, when it cannot.
+    pub problem: Option<String>,
+}
+
+/// A list of builds, with the server's clock so that "2 hours ago" renders the same on both sides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildList {
+    pub now: DateTime<Utc>,
+    pub builds: Vec<Build>,
+}
+
+/// CloudFormation's stack status, kept as the enum AWS documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StackStatus {
+    CreateInProgress,
+    CreateFailed,
+    CreateComplete,
+    RollbackInProgress,
+    RollbackFailed,
+    RollbackComplete,
+    DeleteInProgress,
+    DeleteFailed,
+    DeleteComplete,
+    UpdateInProgress,
+    UpdateCompleteCleanupInProgress,
+    UpdateComplete,
+    UpdateFailed,
+    UpdateRollbackInProgress,
+    UpdateRollbackFailed,
+    UpdateRollbackCompleteCleanupInProgress,
+    UpdateRollbackComplete,
+    ReviewInProgress,
+    ImportInProgress,
+    ImportComplete,
+    ImportRollbackInProgress,
+    ImportRollbackFailed,
+    ImportRollbackComplete,
+    /// A status this version of the deployer does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+/// How a status reads at a glance: the colour family of the badge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusTone {
+    Complete,
+    InProgress,
+    Failed,
+    RolledBack,
+    NotDeployed,
+}
+
+impl StatusTone {
+    pub fn css_class(self) -> &'static str {
+        match self {
+            StatusTone::Complete => "tone-complete",
+            StatusTone::InProgress => "tone-progress",
+            StatusTone::Failed => "tone-failed",
+            StatusTone::RolledBack => "tone-rolledback",
+            StatusTone::NotDeployed => "tone-none",
+        }
+    }
+}
+
+impl StackStatus {
+    /// Every status, in AWS's documented order; used to parse AWS's strings.
+    pub const ALL: [StackStatus; 23] = [
+        StackStatus::CreateInProgress,
+        StackStatus::CreateFailed,
+        StackStatus::CreateComplete,
+        StackStatus::RollbackInProgress,
+        StackStatus::RollbackFailed,
+        StackStatus::RollbackComplete,
+        StackStatus::DeleteInProgress,
+        StackStatus::DeleteFailed,
+        StackStatus::DeleteComplete,
+        StackStatus::UpdateInProgress,
+        StackStatus::UpdateCompleteCleanupInProgress,
+        StackStatus::UpdateComplete,
+        StackStatus::UpdateFailed,
+        StackStatus::UpdateRollbackInProgress,
+        StackStatus::UpdateRollbackFailed,
+        StackStatus::UpdateRollbackCompleteCleanupInProgress,
+        StackStatus::UpdateRollbackComplete,
+        StackStatus::ReviewInProgress,
+        StackStatus::ImportInProgress,
+        StackStatus::ImportComplete,
+        StackStatus::ImportRollbackInProgress,
+        StackStatus::ImportRollbackFailed,
+        StackStatus::ImportRollbackComplete,
+    ];
+
+    /// AWS's spelling, e.g. `UPDATE_ROLLBACK_COMPLETE`.
+    pub fn as_aws_str(self) -> &'static str {
+        match self {
+            StackStatus::CreateInProgress => "CREATE_IN_PROGRESS",
+            StackStatus::CreateFailed => "CREATE_FAILED",
+            StackStatus::CreateComplete => "CREATE_COMPLETE",
+            StackStatus::RollbackInProgress => "ROLLBACK_IN_PROGRESS",
+            StackStatus::RollbackFailed => "ROLLBACK_FAILED",
+            StackStatus::RollbackComplete => "ROLLBACK_COMPLETE",
+            StackStatus::DeleteInProgress => "DELETE_IN_PROGRESS",
+            StackStatus::DeleteFailed => "DELETE_FAILED",
+            StackStatus::DeleteComplete => "DELETE_COMPLETE",
+            StackStatus::UpdateInProgress => "UPDATE_IN_PROGRESS",
+            StackStatus::UpdateCompleteCleanupInProgress => "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+            StackStatus::UpdateComplete => "UPDATE_COMPLETE",
+            StackStatus::UpdateFailed => "UPDATE_FAILED",
+            StackStatus::UpdateRollbackInProgress => "UPDATE_ROLLBACK_IN_PROGRESS",
+            StackStatus::UpdateRollbackFailed => "UPDATE_ROLLBACK_FAILED",
+            StackStatus::UpdateRollbackCompleteCleanupInProgress => {
+                "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
+            }
+            StackStatus::UpdateRollbackComplete => "UPDATE_ROLLBACK_COMPLETE",
+            StackStatus::ReviewInProgress => "REVIEW_IN_PROGRESS",
+            StackStatus::ImportInProgress => "IMPORT_IN_PROGRESS",
+            StackStatus::ImportComplete => "IMPORT_COMPLETE",
+            StackStatus::ImportRollbackInProgress => "IMPORT_ROLLBACK_IN_PROGRESS",
+            StackStatus::ImportRollbackFailed => "IMPORT_ROLLBACK_FAILED",
+            StackStatus::ImportRollbackComplete => "IMPORT_ROLLBACK_COMPLETE",
+            StackStatus::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Parses AWS's spelling; anything new becomes `Unknown` rather than an error.
+    pub fn from_aws_str(s: &str) -> StackStatus {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_aws_str() == s)
+            .unwrap_or(StackStatus::Unknown)
+    }
+
+    pub fn is_in_progress(self) -> bool {
+        self.as_aws_str().ends_with("_IN_PROGRESS")
+    }
+
+    pub fn tone(self) -> StatusTone {
+        use StackStatus::*;
+        match self {
+            CreateComplete | UpdateComplete | ImportComplete => StatusTone::Complete,
+            RollbackComplete | UpdateRollbackComplete | ImportRollbackComplete => {
+                StatusTone::RolledBack
+            }
+            CreateFailed | RollbackFailed | DeleteFailed | UpdateFailed | UpdateRollbackFailed
+            | ImportRollbackFailed | Unknown => StatusTone::Failed,
+            DeleteComplete => StatusTone::NotDeployed,
+            s if s.is_in_progress() => StatusTone::InProgress,
+            _ => StatusTone::Failed,
+        }
+    }
+
+    /// Human words for the badge, e.g. "update complete".
+    pub fn label(self) -> String {
+        self.as_aws_str().replace('_', " ").to_lowercase()
+    }
+}
+
+/// One output of a stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackOutput {
+    pub key: String,
+    pub value: String,
+    pub export_name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// One parameter of a stack. NoEcho values are never sent: `value` is `None` and `no_echo` set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackParameter {
+    pub key: String,
+    pub value: Option<String>,
+    pub no_echo: bool,
+}
+
+/// The state of one project's stack in one environment, as a card shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackCard {
+    pub environment: String,
+    pub name: String,
+    pub exists: bool,
+    /// `None` when the stack does not exist.
+    pub status: Option<StackStatus>,
+    pub status_reason: Option<String>,
+    /// The build id the deployer tagged the stack with (`deployer:build`).
+    pub build: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub outputs: Vec<StackOutput>,
+    pub parameters: Vec<StackParameter>,
+}
+
+impl StackCard {
+    pub fn tone(&self) -> StatusTone {
+        self.status.map_or(StatusTone::NotDeployed, StackStatus::tone)
+    }
+
+    pub fn status_label(&self) -> String {
+        self.status.map_or_else(|| "not deployed".to_owned(), StackStatus::label)
+    }
+}
+
+/// A stack card with the server's clock, for relative times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackView {
+    pub now: DateTime<Utc>,
+    pub card: StackCard,
+}
+
+/// What kind of failure an API error is; the HTTP status follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    NotFound,
+    BadRequest,
+    Conflict,
+    AwsUnavailable,
+    Internal,
+}
+
+/// The body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody { code, message: message.into() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_aws_spelling() {
+        for status in StackStatus::ALL {
+            assert_eq!(StackStatus::from_aws_str(status.as_aws_str()), status);
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_aws_str()));
+        }
+    }
+
+    #[test]
+    fn statuses_read_at_a_glance() {
+        assert_eq!(StackStatus::UpdateComplete.tone(), StatusTone::Complete);
+        assert_eq!(StackStatus::UpdateRollbackComplete.tone(), StatusTone::RolledBack);
+        assert_eq!(StackStatus::CreateInProgress.tone(), StatusTone::InProgress);
+        assert_eq!(StackStatus::UpdateRollbackFailed.tone(), StatusTone::Failed);
+        assert_eq!(StackStatus::from_aws_str("SOMETHING_NEW"), StackStatus::Unknown);
+        assert_eq!(StackStatus::UpdateComplete.label(), "update complete");
+    }
+}

@@ -1,0 +1,302 @@
+//! Artifact discovery: the build folders the build server wrote to S3, listed with
+//! ListObjectsV2 (paginated), turned into [`Build`]s newest first, and cached for a short while
+//! so a page load does not re-list the bucket.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use app::model::Build;
+use aws_sdk_s3::Client as S3Client;
+use chrono::{DateTime, Utc};
+
+use crate::aws::AwsFailure;
+use crate::build_id::BuildId;
+
+/// How long a listing is reused. New builds appear within this time (well inside a minute).
+pub const LISTING_TTL: Duration = Duration::from_secs(20);
+
+/// The template names the build server may write, in the order they are preferred.
+pub const TEMPLATE_FILES: [&str; 3] = ["template.yaml", "template.yml", "template.json"];
+pub const PARAMETERS_FILE: &str = "parameters.json";
+
+/// One build folder as found in S3, with the keys of its files.
+#[derive(Clone, Debug)]
+pub struct BuildFolder {
+    pub build: Build,
+    /// The full S3 key of the template, when there is one.
+    pub template_key: Option<String>,
+    /// The full S3 key of `parameters.json`, when there is one.
+    pub parameters_key: Option<String>,
+    /// Environment name → full S3 key of `parameters.<ENV>.json`.
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// Lists build folders in the artifacts bucket, with a per-project cache.
+pub struct ArtifactStore {
+    s3: S3Client,
+    bucket: String,
+    prefix: String,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
+}
+
+struct Listing {
+    at: Instant,
+    folders: Arc<Vec<BuildFolder>>,
+}
+
+impl ArtifactStore {
+    pub fn new(s3: S3Client, bucket: String, prefix: String, ttl: Duration) -> Self {
+        ArtifactStore { s3, bucket, prefix, ttl, cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn s3(&self) -> &S3Client {
+        &self.s3
+    }
+
+    /// The project's build folders, newest first. Concurrent callers for one project share one
+    /// listing; a listing younger than the TTL is reused.
+    pub async fn folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
+        let slot = {
+            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.entry(project.to_owned()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(listing) = slot.as_ref() {
+            if listing.at.elapsed() < self.ttl {
+                return Ok(listing.folders.clone());
+            }
+        }
+        let folders = Arc::new(self.list(project).await?);
+        *slot = Some(Listing { at: Instant::now(), folders: folders.clone() });
+        Ok(folders)
+    }
+
+    /// Forgets the cached listing of a project, e.g. after a build was written by a test.
+    pub fn invalidate(&self, project: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.remove(project);
+    }
+
+    async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
+        let folder_prefix = format!("{}{}/", self.prefix, project);
+        let mut files: Vec<(String, DateTime<Utc>)> = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&folder_prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                AwsFailure::from_sdk(format!("listing s3://{}/{folder_prefix}", self.bucket), e)
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default();
+                files.push((key.to_owned(), modified));
+            }
+        }
+        Ok(group_into_builds(project, &folder_prefix, files))
+    }
+}
+
+/// Groups `<prefix><project>/<build>/<file>` keys into build folders, checks each for a
+/// template and parameters, and orders them newest first.
+pub fn group_into_builds(
+    project: &str,
+    folder_prefix: &str,
+    files: Vec<(String, DateTime<Utc>)>,
+) -> Vec<BuildFolder> {
+    struct Found {
+        newest: DateTime<Utc>,
+        files: BTreeMap<String, String>,
+    }
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    for (key, modified) in files {
+        let Some(rest) = key.strip_prefix(folder_prefix) else { continue };
+        let Some((folder, file)) = rest.split_once('/') else { continue };
+        if folder.is_empty() {
+            continue;
+        }
+        let entry = found
+            .entry(folder.to_owned())
+            .or_insert_with(|| Found { newest: modified, files: BTreeMap::new() });
+        entry.newest = entry.newest.max(modified);
+        if !file.is_empty() {
+            entry.files.insert(file.to_owned(), key.clone());
+        }
+    }
+
+    let mut folders: Vec<(Option<BuildId>, BuildFolder)> = found
+        .into_iter()
+        .map(|(id, Found { newest, files })| {
+            let template_key =
+                TEMPLATE_FILES.iter().find_map(|name| files.get(*name)).cloned();
+            let parameters_key = files.get(PARAMETERS_FILE).cloned();
+            let overrides = files
+                .iter()
+                .filter_map(|(name, key)| {
+                    let env = name.strip_prefix("parameters.")?.strip_suffix(".json")?;
+                    (!env.is_empty()).then(|| (env.to_owned(), key.clone()))
+                })
+                .collect();
+            let parsed = BuildId::parse(&id, [project]);
+            let problem = match (&parsed, &template_key, &parameters_key) {
+                (Err(e), _, _) => Some(format!("the folder name {id:?} {e}")),
+                (Ok(_), None, None) => Some("no template (template.yaml, .yml or .json) and no parameters.json".to_owned()),
+                (Ok(_), None, Some(_)) => Some("no template (template.yaml, .yml or .json)".to_owned()),
+                (Ok(_), Some(_), None) => Some("no parameters.json".to_owned()),
+                (Ok(_), Some(_), Some(_)) => None,
+            };
+            let parsed = parsed.ok();
+            let build = Build {
+                id,
+                project: project.to_owned(),
+                branch: parsed.as_ref().map(|b| b.branch.clone()),
+                number: parsed.as_ref().map(|b| b.number),
+                created_at: newest,
+                deployable: problem.is_none(),
+                problem,
+            };
+            (parsed, BuildFolder { build, template_key, parameters_key, overrides })
+        })
+        .collect();
+    folders.sort_by(|(a, fa), (b, fb)| match (a, b) {
+        (Some(a), Some(b)) => a.branch.cmp(&b.branch).then(BuildId::newer_first(a, b)),
+        _ => fb.build.created_at.cmp(&fa.build.created_at),
+    });
+    newest_first(folders)
+}
+
+/// Merges per-branch lists (each already newest number first) by the time of each list's next
+/// build, so the whole list reads newest first while every branch stays in numeric order even
+/// when builds were written out of order.
+fn newest_first(folders: Vec<(Option<BuildId>, BuildFolder)>) -> Vec<BuildFolder> {
+    let mut lanes: BTreeMap<String, std::collections::VecDeque<BuildFolder>> = BTreeMap::new();
+    for (parsed, folder) in folders {
+        // Folders whose name does not parse have no branch: each is its own lane.
+        let lane = match parsed {
+            Some(id) => format!("b:{}", id.branch),
+            None => format!("x:{}", folder.build.id),
+        };
+        lanes.entry(lane).or_default().push_back(folder);
+    }
+    let mut out = Vec::new();
+    loop {
+        let next = lanes
+            .iter()
+            .filter_map(|(lane, queue)| queue.front().map(|f| (lane, f)))
+            .max_by(|(la, a), (lb, b)| {
+                a.build
+                    .created_at
+                    .cmp(&b.build.created_at)
+                    .then_with(|| a.build.number.cmp(&b.build.number))
+                    .then_with(|| lb.cmp(la))
+            })
+            .map(|(lane, _)| lane.clone());
+        let Some(lane) = next else { break };
+        if let Some(folder) = lanes.get_mut(&lane).and_then(|q| q.pop_front()) {
+            out.push(folder);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 12, minute, 0).unwrap()
+    }
+
+    fn files(list: &[(&str, u32)]) -> Vec<(String, DateTime<Utc>)> {
+        list.iter().map(|(k, m)| (format!("builds/web/{k}"), at(*m))).collect()
+    }
+
+    fn ids(folders: &[BuildFolder]) -> Vec<&str> {
+        folders.iter().map(|f| f.build.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_build_needs_a_template_and_parameters_to_be_deployable() {
+        let folders = group_into_builds(
+            "web",
+            "builds/web/",
+            files(&[
+                ("web-master-1/template.yaml", 1),
+                ("web-master-1/parameters.json", 1),
+                ("web-master-2/template.json", 2),
+                ("web-master-3/parameters.json", 3),
+                ("web-master-4/README.md", 4),
+                ("web-master-5/template.yml", 5),
+                ("web-master-5/parameters.json", 5),
+                ("web-master-5/parameters.PRD.json", 5),
+            ]),
+        );
+        let by_id = |id: &str| folders.iter().find(|f| f.build.id == id).unwrap();
+        assert!(by_id("web-master-1").build.deployable);
+        assert_eq!(by_id("web-master-2").build.problem.as_deref(), Some("no parameters.json"));
+        assert!(by_id("web-master-3").build.problem.as_deref().unwrap().starts_with("no template"));
+        assert!(by_id("web-master-4").build.problem.as_deref().unwrap().contains("and no parameters.json"));
+        let five = by_id("web-master-5");
+        assert!(five.build.deployable);
+        assert_eq!(five.template_key.as_deref(), Some("builds/web/web-master-5/template.yml"));
+        assert_eq!(five.overrides.get("PRD").map(String::as_str), Some("builds/web/web-master-5/parameters.PRD.json"));
+    }
+
+    #[test]
+    fn folders_that_do_not_parse_are_listed_with_the_reason() {
+        let folders = group_into_builds(
+            "web",
+            "builds/web/",
+            files(&[("web-latest/template.yaml", 1), ("web-latest/parameters.json", 1)]),
+        );
+        assert_eq!(folders.len(), 1);
+        let build = &folders[0].build;
+        assert!(!build.deployable);
+        assert_eq!(build.branch, None);
+        assert!(build.problem.as_deref().unwrap().contains("no build number"), "{:?}", build.problem);
+    }
+
+    #[test]
+    fn within_a_branch_builds_are_newest_number_first_even_when_written_out_of_order() {
+        let folders = group_into_builds(
+            "web",
+            "builds/web/",
+            files(&[
+                ("web-master-100/template.yaml", 1),
+                ("web-master-9/template.yaml", 30),
+                ("web-master-99/template.yaml", 2),
+                ("web-feature-x-7/template.yaml", 20),
+            ]),
+        );
+        assert_eq!(ids(&folders), ["web-feature-x-7", "web-master-100", "web-master-99", "web-master-9"]);
+    }
+
+    #[test]
+    fn branches_interleave_by_time() {
+        let folders = group_into_builds(
+            "web",
+            "builds/web/",
+            files(&[
+                ("web-master-1/template.yaml", 1),
+                ("web-dev-1/template.yaml", 2),
+                ("web-master-2/template.yaml", 3),
+                ("web-dev-2/template.yaml", 4),
+            ]),
+        );
+        assert_eq!(ids(&folders), ["web-dev-2", "web-master-2", "web-dev-1", "web-master-1"]);
+    }
+}

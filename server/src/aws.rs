@@ -1,0 +1,112 @@
+//! AWS clients, built once at start: one set per environment (its account, region and
+//! credentials, assuming a role through STS where configured; path-style S3 for emulators).
+
+use std::collections::HashMap;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig, sts::AssumeRoleProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::error::SdkError;
+
+use crate::config::{Config, Environment};
+
+/// The clients of one environment.
+#[derive(Clone, Debug)]
+pub struct EnvClients {
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// Clients for every configured environment.
+#[derive(Clone, Debug, Default)]
+pub struct AwsClients {
+    by_env: HashMap<String, EnvClients>,
+}
+
+impl AwsClients {
+    /// Builds every environment's clients. `credentials` replaces the default chain as the
+    /// base credentials (tests pass the emulator's static keys); `None` uses the default chain.
+    pub async fn connect(config: &Config, credentials: Option<SharedCredentialsProvider>) -> Self {
+        let mut by_env = HashMap::new();
+        for env in &config.environments {
+            let sdk = sdk_config(env, credentials.clone()).await;
+            by_env.insert(env.name.clone(), EnvClients::new(&sdk, env.endpoint_url.is_some()));
+        }
+        AwsClients { by_env }
+    }
+
+    pub fn env(&self, name: &str) -> Option<&EnvClients> {
+        self.by_env.get(name)
+    }
+}
+
+impl EnvClients {
+    fn new(sdk: &SdkConfig, emulator: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(emulator).build();
+        EnvClients {
+            cloudformation: aws_sdk_cloudformation::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+}
+
+async fn sdk_config(env: &Environment, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
+    let region = Region::new(env.region.clone());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
+    if let Some(profile) = &env.credentials.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &env.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
+    }
+    let base = loader.load().await;
+    let Some(role_arn) = &env.credentials.role_arn else { return base };
+    let provider = AssumeRoleProvider::builder(role_arn)
+        .session_name(format!("deployer-{}", env.name.to_lowercase()))
+        .region(region)
+        .configure(&base)
+        .build()
+        .await;
+    base.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+}
+
+/// An AWS call that failed, summarised for people: what we were doing and AWS's error code.
+/// The SDK's full error goes to the log when this is made, never to the browser.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("AWS failed while {doing} ({code})")]
+pub struct AwsFailure {
+    pub doing: String,
+    pub code: String,
+    pub message: Option<String>,
+    pub retryable: bool,
+}
+
+impl AwsFailure {
+    pub fn from_sdk<E, R>(doing: impl Into<String>, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let doing = doing.into();
+        let (code, message, retryable) = match &error {
+            SdkError::ServiceError(e) => {
+                let code = e.err().code().unwrap_or("unknown error").to_owned();
+                let retryable = matches!(
+                    code.as_str(),
+                    "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "SlowDown"
+                        | "ServiceUnavailable" | "InternalFailure" | "InternalError"
+                );
+                (code, e.err().message().map(str::to_owned), retryable)
+            }
+            SdkError::TimeoutError(_) => ("timeout".to_owned(), None, true),
+            SdkError::DispatchFailure(_) => ("AWS could not be reached".to_owned(), None, true),
+            SdkError::ResponseError(_) => ("unreadable response".to_owned(), None, true),
+            _ => ("request could not be built".to_owned(), None, false),
+        };
+        tracing::warn!(doing, code, error = ?aws_sdk_cloudformation::error::DisplayErrorContext(&error), "AWS call failed");
+        AwsFailure { doing, code, message, retryable }
+    }
+}

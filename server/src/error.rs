@@ -1,0 +1,60 @@
+//! Errors at the request boundary.
+//!
+//! Policy: handlers return [`AppError`]; each variant maps to one HTTP status and a JSON body
+//! `{"error":{"code","message"}}` written for people. AWS errors are logged in full where they
+//! happen ([`AwsFailure::from_sdk`]) and reach the browser only as a summary: what the deployer
+//! was doing and AWS's error code. Internal errors are logged and shown as a generic message.
+
+use app::model::{ErrorBody, ErrorCode, ErrorResponse};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::aws::AwsFailure;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Aws(#[from] AwsFailure),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Aws(_) => StatusCode::BAD_GATEWAY,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            AppError::NotFound(m) => ErrorBody::new(ErrorCode::NotFound, m.clone()),
+            AppError::BadRequest(m) => ErrorBody::new(ErrorCode::BadRequest, m.clone()),
+            AppError::Aws(f) => ErrorBody::new(ErrorCode::AwsUnavailable, f.to_string()),
+            AppError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                ErrorBody::new(ErrorCode::Internal, "internal error; see the deployer's log")
+            }
+        }
+    }
+}
+
+impl From<AppError> for ErrorBody {
+    fn from(error: AppError) -> Self {
+        error.body()
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(ErrorResponse { error: self.body() })).into_response()
+    }
+}

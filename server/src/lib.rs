@@ -1,0 +1,59 @@
+//! The deployer's server: config, AWS clients per environment, artifact discovery, stack state,
+//! the REST API and the Leptos pages.
+
+pub mod artifacts;
+pub mod aws;
+pub mod build_id;
+pub mod config;
+pub mod deployer;
+pub mod error;
+pub mod rest;
+pub mod state;
+pub mod stacks;
+
+use std::sync::Arc;
+
+use app::api::ssr::SharedBackend;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+pub use crate::state::AppState;
+
+/// Where the built site (wasm, js, css) is: `LEPTOS_SITE_ROOT`, else cargo-leptos's default.
+pub fn leptos_options(config: &config::Config) -> LeptosOptions {
+    let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".to_owned());
+    LeptosOptions::builder()
+        .output_name("deployer")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen)
+        .env(leptos::config::Env::PROD)
+        .build()
+}
+
+/// The whole HTTP app: REST API, server functions, pages and static files.
+pub fn router(state: AppState) -> Router {
+    let backend: SharedBackend = state.deployer.clone();
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .nest("/api/v1", rest::routes())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || leptos::prelude::provide_context(backend.clone()),
+            {
+                let options = state.leptos_options.clone();
+                move || app::shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(state)
+}
+
+/// Builds the state from a checked config and connected clients.
+pub fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Result<AppState> {
+    let leptos_options = leptos_options(&config);
+    let deployer = Arc::new(deployer::Deployer::new(config, aws)?);
+    Ok(AppState { deployer, leptos_options })
+}

@@ -1,0 +1,89 @@
+//! `deployer --config <file>`: reads the config, connects to AWS, serves until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use deployer::{aws::AwsClients, config::Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
+        )
+        .init();
+
+    let Some(path) = config_path() else {
+        eprintln!("deployer: no config file; pass --config <file> or set DEPLOYER_CONFIG");
+        return ExitCode::from(2);
+    };
+    let mut config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("deployer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Ok(addr) = std::env::var("DEPLOYER_ADDR") {
+        match addr.parse() {
+            Ok(addr) => config.listen = addr,
+            Err(_) => {
+                eprintln!("deployer: DEPLOYER_ADDR {addr:?} is not an address like 127.0.0.1:3000");
+                return ExitCode::from(2);
+            }
+        }
+    }
+
+    let addr = config.listen;
+    let aws = AwsClients::connect(&config, None).await;
+    let app = match deployer::state(config, aws) {
+        Ok(state) => deployer::router(state),
+        Err(e) => {
+            eprintln!("deployer: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("deployer: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("deployer listening on http://{addr}");
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await {
+        eprintln!("deployer: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn config_path() -> Option<PathBuf> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("DEPLOYER_CONFIG").map(PathBuf::from)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
