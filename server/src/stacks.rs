@@ -31,7 +31,29 @@ pub async fn describe(
         outputs: Vec::new(),
         parameters: Vec::new(),
     };
-    let answer = match cfn.describe_stacks().stack_name(stack_name).send().await {
+    // NoEcho is declared in the template; AWS masks such values but emulators may not, so the
+    // declarations are read alongside and decide what is shown.
+    let (answer, summary) = tokio::join!(
+        cfn.describe_stacks().stack_name(stack_name).send(),
+        cfn.get_template_summary().stack_name(stack_name).send(),
+    );
+    let no_echo: Option<Vec<String>> = match summary {
+        Ok(summary) => Some(
+            summary
+                .parameters()
+                .iter()
+                .filter(|p| p.no_echo() == Some(true))
+                .filter_map(|p| p.parameter_key().map(str::to_owned))
+                .collect(),
+        ),
+        Err(e) if is_missing_stack(&e) => Some(Vec::new()),
+        Err(e) => {
+            // Without the declarations, no value is shown rather than a secret leaked.
+            AwsFailure::from_sdk(format!("reading the template of {stack_name}"), e);
+            None
+        }
+    };
+    let answer = match answer {
         Ok(answer) => answer,
         Err(e) if is_missing_stack(&e) => return Ok(not_deployed()),
         Err(e) => {
@@ -70,10 +92,12 @@ pub async fn describe(
         .parameters()
         .iter()
         .map(|p| {
+            let key = p.parameter_key().unwrap_or_default();
             let value = p.resolved_value().or(p.parameter_value());
-            let no_echo = value == Some(MASKED);
+            let no_echo = value == Some(MASKED)
+                || no_echo.as_ref().is_none_or(|keys| keys.iter().any(|k| k == key));
             StackParameter {
-                key: p.parameter_key().unwrap_or_default().to_owned(),
+                key: key.to_owned(),
                 value: if no_echo { None } else { value.map(str::to_owned) },
                 no_echo,
             }

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Seeds a local AWS emulator (moto) with what the deployer's demo and browser tests show.
+
+Reads the deployer config (environments, artifacts bucket, projects), then in the emulator:
+  - writes build folders <prefix><project>/<project>-<branch>-<number>/ with template.yaml and
+    parameters files (several branches, some builds incomplete or badly named, like real life);
+  - creates some stacks (DEV and STG mostly) tagged with the build they run, as the deployer would.
+
+Usage: seed.py <config.toml>        (the endpoint comes from the config's environments)
+"""
+import hashlib
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import boto3
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+BUILD_TAG = "deployer:build"
+
+# Builds per project: (branch, numbers). Master crosses 99 -> 100 so numeric order shows.
+BRANCHES = {
+    "network": [("master", range(41, 47)), ("ipv6-rollout", range(1, 3))],
+    "web": [("master", range(97, 104)), ("feature-login", range(1, 4))],
+    "search": [("master", range(210, 216)), ("reindex-v2", range(5, 8))],
+    "deployer": [("master", range(153, 159)), ("sse-progress", range(1, 3))],
+}
+
+# What is already running when the demo starts: env -> [(project, build)].
+DEPLOYED = {
+    "DEV": [("network", "network-master-46"), ("web", "web-master-103"), ("search", "search-reindex-v2-7")],
+    "STG": [("network", "network-master-45"), ("web", "web-master-101"), ("search", "search-master-214")],
+    "PRD": [("network", "network-master-44"), ("web", "web-master-99")],
+    "GBL": [("deployer", "deployer-master-157")],
+}
+
+
+def ami(build_id):
+    return "ami-0" + hashlib.sha1(build_id.encode()).hexdigest()[:16]
+
+
+def parameters(project, build_id):
+    """The parameters.json a build writes, and its per-environment overrides, in the shapes
+    teams really use (plain map, CloudFormation's list, CodePipeline's configuration)."""
+    if project == "network":
+        return {"AllowedCidr": "10.0.0.0/8"}, {
+            env: {"EnvName": env} for env in ("DEV", "STG", "PRD")
+        }
+    if project == "web":
+        common = [
+            {"ParameterKey": "ImageId", "ParameterValue": ami(build_id)},
+            {"ParameterKey": "InstanceType", "ParameterValue": "t3.small"},
+            {"ParameterKey": "SessionSecret", "ParameterValue": "demo-" + build_id},
+        ]
+        return common, {
+            "DEV": {"EnvName": "DEV", "DesiredCapacity": "1"},
+            "STG": {"EnvName": "STG", "DesiredCapacity": "2"},
+            "PRD": {"EnvName": "PRD", "DesiredCapacity": "6", "InstanceType": "m6i.large"},
+        }
+    if project == "search":
+        return {"Parameters": {"RetentionSeconds": "345600"}, "Tags": {"team": "search"}}, {
+            env: {"EnvName": env, "IndexBucketName": f"search-index-{env.lower()}-{ACCOUNTS[env]}"}
+            for env in ("DEV", "STG", "PRD")
+        }
+    if project == "deployer":
+        return {"ImageId": ami(build_id), "DataBucketName": "deployer-data-gbl", "ListenPort": "3000"}, {}
+    raise SystemExit(f"seed: no parameters known for project {project!r}")
+
+
+def as_map(params):
+    """Flattens any of the shapes above into {key: value}."""
+    if isinstance(params, list):
+        return {p["ParameterKey"]: p["ParameterValue"] for p in params}
+    if "Parameters" in params:
+        return dict(params["Parameters"])
+    return dict(params)
+
+
+def session(endpoint, region, account):
+    sts = boto3.client(
+        "sts", endpoint_url=endpoint, region_name=region,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/deployer", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+def main(config_path):
+    config = tomllib.loads(Path(config_path).read_text())
+    envs = {e["name"]: e for e in config["environments"]}
+    global ACCOUNTS
+    ACCOUNTS = {name: e["account_id"] for name, e in envs.items()}
+    art = config["artifacts"]
+    prefix = art.get("prefix", "").strip("/")
+    prefix = prefix + "/" if prefix else ""
+    art_env = envs[art["environment"]]
+    endpoint = art_env["endpoint_url"]
+    projects = {p["name"]: p for p in config["projects"]}
+
+    s3 = session(endpoint, art_env["region"], art_env["account_id"]).client(
+        "s3", endpoint_url=endpoint,
+        config=boto3.session.Config(s3={"addressing_style": "path"}),
+    )
+    region = art_env["region"]
+    kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=art["bucket"], **kwargs)
+
+    written = {}
+    for project, branches in BRANCHES.items():
+        if project not in projects:
+            continue
+        template = (TEMPLATES / f"{project}.yaml").read_text()
+        for branch, numbers in branches:
+            for number in numbers:
+                build_id = f"{project}-{branch}-{number}"
+                folder = f"{prefix}{project}/{build_id}/"
+                common, overrides = parameters(project, build_id)
+                s3.put_object(Bucket=art["bucket"], Key=folder + "template.yaml", Body=template.encode())
+                s3.put_object(Bucket=art["bucket"], Key=folder + "parameters.json",
+                              Body=json.dumps(common, indent=2).encode())
+                for env, values in overrides.items():
+                    s3.put_object(Bucket=art["bucket"], Key=f"{folder}parameters.{env}.json",
+                                  Body=json.dumps(values, indent=2).encode())
+                written[build_id] = (template, {**as_map(common)}, overrides)
+        # Real buckets hold mistakes too: a build whose upload stopped half-way, a hand-made folder.
+        unfinished = max(branches[0][1]) + 1
+        s3.put_object(Bucket=art["bucket"], Key=f"{prefix}{project}/{project}-master-{unfinished}/template.yaml",
+                      Body=template.encode())
+        s3.put_object(Bucket=art["bucket"], Key=f"{prefix}{project}/{project}-latest/template.yaml",
+                      Body=template.encode())
+
+    stacks = 0
+    for env_name, items in DEPLOYED.items():
+        env = envs.get(env_name)
+        if env is None:
+            continue
+        cfn = session(env["endpoint_url"], env["region"], env["account_id"]).client(
+            "cloudformation", endpoint_url=env["endpoint_url"])
+        for project, build_id in items:
+            if project not in projects or build_id not in written:
+                continue
+            stack_name = projects[project].get("stacks", {}).get(env_name, f"{env_name}-{project}".upper())
+            template, common, overrides = written[build_id]
+            values = {**common, **overrides.get(env_name, {})}
+            cfn.create_stack(
+                StackName=stack_name,
+                TemplateBody=template,
+                Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in values.items()],
+                Tags=[{"Key": BUILD_TAG, "Value": build_id}, {"Key": "deployer:deployment", "Value": "seed"}],
+            )
+            stacks += 1
+    print(f"seeded {len(written)} builds in s3://{art['bucket']}/{prefix} and {stacks} stacks")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    main(sys.argv[1])

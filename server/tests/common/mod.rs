@@ -1,0 +1,162 @@
+//! Test harness: a moto server (the local AWS emulator) on a free port per test, and a deployer
+//! configured against it with four environments as four accounts.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use deployer::{AppState, aws::AwsClients, config::Config};
+use tower::ServiceExt;
+
+pub const ACCOUNTS: [(&str, &str); 4] =
+    [("DEV", "111111111111"), ("STG", "222222222222"), ("PRD", "333333333333"), ("GBL", "444444444444")];
+pub const BUCKET: &str = "artifacts";
+pub const PREFIX: &str = "builds/";
+
+/// A moto server, killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (set MOTO_SERVER): {e}"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, endpoint }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The config the tests run with: every project deploys to DEV, STG and PRD.
+pub fn config(endpoint: &str) -> Config {
+    let mut toml = format!(
+        "listen = \"127.0.0.1:0\"\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
+    );
+    for (name, account) in ACCOUNTS {
+        toml.push_str(&format!(
+            "[[environments]]\nname = \"{name}\"\naccount_id = \"{account}\"\nregion = \"eu-west-1\"\n\
+             role_arn = \"arn:aws:iam::{account}:role/deployer\"\nendpoint_url = \"{endpoint}\"\n"
+        ));
+    }
+    toml.push_str("[[projects]]\nname = \"web\"\ntitle = \"Web\"\nenvironments = [\"DEV\", \"STG\", \"PRD\"]\n");
+    toml.push_str("[[projects]]\nname = \"web-api\"\nenvironments = [\"DEV\"]\n");
+    Config::parse(&toml).unwrap()
+}
+
+pub fn static_credentials() -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "tests"))
+}
+
+/// A deployer against moto, plus the clients of every environment for arranging tests.
+pub struct Harness {
+    pub moto: Moto,
+    pub state: AppState,
+    pub aws: AwsClients,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let moto = Moto::start();
+        let config = config(&moto.endpoint);
+        let aws = AwsClients::connect(&config, Some(static_credentials())).await;
+        let state = deployer::state(config, aws.clone()).unwrap();
+        let harness = Harness { moto, state, aws };
+        harness
+            .s3()
+            .create_bucket()
+            .bucket(BUCKET)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        harness
+    }
+
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.aws.env("GBL").unwrap().s3
+    }
+
+    pub fn cfn(&self, env: &str) -> &aws_sdk_cloudformation::Client {
+        &self.aws.env(env).unwrap().cloudformation
+    }
+
+    pub async fn put(&self, key: &str, body: &str) {
+        self.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(format!("{PREFIX}{key}"))
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Writes a complete build folder.
+    pub async fn put_build(&self, project: &str, id: &str) {
+        self.put(&format!("{project}/{id}/template.yaml"), TEMPLATE).await;
+        self.put(&format!("{project}/{id}/parameters.json"), r#"{"Greeting":"hello"}"#).await;
+    }
+
+    /// GET through the whole router, without a socket.
+    pub async fn get(&self, uri: &str) -> (StatusCode, serde_json::Value) {
+        let app = deployer::router(self.state.clone());
+        let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{uri} answered {status} with non-JSON: {}", String::from_utf8_lossy(&bytes)));
+        (status, json)
+    }
+}
+
+pub const TEMPLATE: &str = r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Greeting:
+    Type: String
+  Secret:
+    Type: String
+    NoEcho: true
+    Default: hunter2
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Message:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/greeting"
+      Type: String
+      Value: !Ref Greeting
+Outputs:
+  QueueUrl:
+    Value: !Ref Queue
+    Export:
+      Name: !Sub "${AWS::StackName}-QueueUrl"
+"#;

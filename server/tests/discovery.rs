@@ -1,0 +1,113 @@
+//! Artifact discovery against moto with the real SDK: pagination, incomplete builds, ordering,
+//! branch filters and the REST contract around them.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::Harness;
+use futures::StreamExt;
+
+#[tokio::test]
+async fn discovery_pages_through_more_than_a_thousand_objects() {
+    let h = Harness::start().await;
+    // 650 builds x 2 files = 1,300 objects: ListObjectsV2 answers at most 1,000 per page.
+    let ids: Vec<String> = (1..=650).map(|n| format!("web-master-{n}")).collect();
+    futures::stream::iter(ids.iter())
+        .for_each_concurrent(16, |id| h.put_build("web", id))
+        .await;
+
+    let (status, builds) = h.get("/api/v1/projects/web/builds").await;
+    assert_eq!(status, StatusCode::OK);
+    let builds = builds.as_array().unwrap();
+    assert_eq!(builds.len(), 650, "every build folder is listed, across pages");
+    let numbers: Vec<u64> = builds.iter().map(|b| b["number"].as_u64().unwrap()).collect();
+    let mut expected: Vec<u64> = (1..=650).collect();
+    expected.reverse();
+    assert_eq!(numbers, expected, "newest first, numerically (100 after 99 after 9)");
+    assert!(builds.iter().all(|b| b["deployable"] == true && b["problem"].is_null()));
+
+    let (_, limited) = h.get("/api/v1/projects/web/builds?limit=3").await;
+    let ids: Vec<&str> = limited.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["web-master-650", "web-master-649", "web-master-648"]);
+}
+
+#[tokio::test]
+async fn incomplete_and_misnamed_builds_are_listed_as_not_deployable() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-7").await;
+    h.put("web/web-master-8/template.yaml", common::TEMPLATE).await;
+    h.put("web/web-master-9/parameters.json", "{}").await;
+    h.put_build("web", "web-latest").await;
+
+    let (status, builds) = h.get("/api/v1/projects/web/builds").await;
+    assert_eq!(status, StatusCode::OK);
+    let find = |id: &str| builds.as_array().unwrap().iter().find(|b| b["id"] == id).unwrap().clone();
+    assert_eq!(find("web-master-7")["deployable"], true);
+    assert_eq!(find("web-master-8")["deployable"], false);
+    assert_eq!(find("web-master-8")["problem"], "no parameters.json");
+    assert_eq!(find("web-master-9")["deployable"], false);
+    assert!(find("web-master-9")["problem"].as_str().unwrap().starts_with("no template"));
+    let latest = find("web-latest");
+    assert_eq!(latest["deployable"], false);
+    assert!(latest["branch"].is_null() && latest["number"].is_null());
+    assert!(latest["problem"].as_str().unwrap().contains("no build number"));
+    for key in ["id", "project", "branch", "number", "created_at", "deployable", "problem"] {
+        assert!(latest.get(key).is_some(), "field {key} is always present");
+    }
+}
+
+#[tokio::test]
+async fn builds_filter_by_branch_and_stay_in_their_project() {
+    let h = Harness::start().await;
+    for id in ["web-master-1", "web-master-2", "web-feature-login-1", "web-feature-login-10", "web-feature-login-9"] {
+        h.put_build("web", id).await;
+    }
+    h.put_build("web-api", "web-api-master-5").await;
+
+    let (_, builds) = h.get("/api/v1/projects/web/builds?branch=feature-login").await;
+    let ids: Vec<&str> = builds.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["web-feature-login-10", "web-feature-login-9", "web-feature-login-1"]);
+    assert!(builds.as_array().unwrap().iter().all(|b| b["branch"] == "feature-login"));
+
+    let (_, all) = h.get("/api/v1/projects/web/builds").await;
+    assert_eq!(all.as_array().unwrap().len(), 5, "web-api's folder is not web's");
+    let (_, api) = h.get("/api/v1/projects/web-api/builds").await;
+    assert_eq!(api[0]["id"], "web-api-master-5");
+    assert_eq!(api[0]["project"], "web-api");
+    assert_eq!(api[0]["branch"], "master");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_json_errors() {
+    let h = Harness::start().await;
+    let (status, body) = h.get("/api/v1/projects/nope/builds").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
+
+    let (status, body) = h.get("/api/v1/projects/nope/stacks").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+
+    for query in ["limit=abc", "limit=0", "limit=-1"] {
+        let (status, body) = h.get(&format!("/api/v1/projects/web/builds?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(body["error"]["code"], "bad_request");
+    }
+
+    let (status, body) = h.get("/api/v1/no-such-thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_summarised_not_leaked() {
+    let h = Harness::start().await;
+    h.s3().delete_bucket().bucket(common::BUCKET).send().await.unwrap();
+    let (status, body) = h.get("/api/v1/projects/web/builds").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["code"], "aws_unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("NoSuchBucket"), "{message}");
+    assert!(!message.contains("<?xml") && !message.contains("RequestId"), "{message}");
+}

@@ -1,0 +1,86 @@
+//! Stack state against moto: cards per environment, account isolation, tags, outputs, NoEcho.
+
+mod common;
+
+use aws_sdk_cloudformation::types::{Parameter, Tag};
+use axum::http::StatusCode;
+use common::Harness;
+
+async fn create(h: &Harness, env: &str, stack: &str, build: &str) {
+    h.cfn(env)
+        .create_stack()
+        .stack_name(stack)
+        .template_body(common::TEMPLATE)
+        .parameters(Parameter::builder().parameter_key("Greeting").parameter_value("hi").build())
+        .tags(Tag::builder().key("deployer:build").value(build).build())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stack_in_dev_is_not_seen_in_prd() {
+    let h = Harness::start().await;
+    create(&h, "DEV", "DEV-WEB", "web-master-3").await;
+    // Same name as PRD's stack, but in DEV's account: PRD must not see it.
+    create(&h, "DEV", "PRD-WEB", "web-master-2").await;
+
+    let (status, cards) = h.get("/api/v1/projects/web/stacks").await;
+    assert_eq!(status, StatusCode::OK);
+    let cards = cards.as_array().unwrap();
+    let envs: Vec<&str> = cards.iter().map(|c| c["environment"].as_str().unwrap()).collect();
+    assert_eq!(envs, ["DEV", "STG", "PRD"], "one card per environment, in promotion order");
+
+    assert_eq!(cards[0]["name"], "DEV-WEB");
+    assert_eq!(cards[0]["exists"], true);
+    assert_eq!(cards[0]["status"], "CREATE_COMPLETE");
+    assert_eq!(cards[0]["build"], "web-master-3");
+
+    for card in &cards[1..] {
+        assert_eq!(card["exists"], false, "{card}");
+        assert!(card["status"].is_null() && card["build"].is_null(), "{card}");
+    }
+    assert_eq!(cards[2]["name"], "PRD-WEB");
+}
+
+#[tokio::test]
+async fn a_card_shows_status_build_time_and_outputs_but_never_no_echo_values() {
+    let h = Harness::start().await;
+    create(&h, "STG", "STG-WEB", "web-feature-login-12").await;
+
+    let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
+    let card = &cards[1];
+    assert_eq!(card["environment"], "STG");
+    assert_eq!(card["build"], "web-feature-login-12");
+    assert!(card["updated_at"].as_str().unwrap().starts_with("20"));
+    let output = &card["outputs"][0];
+    assert_eq!(output["key"], "QueueUrl");
+    assert_eq!(output["export_name"], "STG-WEB-QueueUrl");
+    assert!(output["value"].as_str().unwrap().contains("222222222222"), "queue in STG's account");
+
+    let params = card["parameters"].as_array().unwrap();
+    let greeting = params.iter().find(|p| p["key"] == "Greeting").unwrap();
+    assert_eq!(greeting["value"], "hi");
+    let secret = params.iter().find(|p| p["key"] == "Secret").unwrap();
+    assert_eq!(secret["no_echo"], true);
+    assert!(secret["value"].is_null());
+    assert!(!card.to_string().contains("hunter2"), "the NoEcho default never leaves the server");
+}
+
+#[tokio::test]
+async fn the_card_follows_an_update() {
+    let h = Harness::start().await;
+    create(&h, "DEV", "DEV-WEB", "web-master-1").await;
+    h.cfn("DEV")
+        .update_stack()
+        .stack_name("DEV-WEB")
+        .template_body(common::TEMPLATE)
+        .parameters(Parameter::builder().parameter_key("Greeting").parameter_value("hello again").build())
+        .tags(Tag::builder().key("deployer:build").value("web-master-2").build())
+        .send()
+        .await
+        .unwrap();
+    let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
+    assert_eq!(cards[0]["status"], "UPDATE_COMPLETE");
+    assert_eq!(cards[0]["build"], "web-master-2");
+}
