@@ -12,14 +12,26 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
 
 #[server]
 pub async fn get_builds(project: String) -> Result<BuildList, ServerFnError> {
-    let builds = ssr::backend()?.builds(&project, None, None).await.map_err(ssr::to_server_error)?;
-    Ok(BuildList { now: chrono::Utc::now(), builds })
+    let builds = ssr::backend()?
+        .builds(&project, None, None)
+        .await
+        .map_err(ssr::to_server_error)?;
+    Ok(BuildList {
+        now: chrono::Utc::now(),
+        builds,
+    })
 }
 
 #[server]
 pub async fn get_stack(project: String, environment: String) -> Result<StackView, ServerFnError> {
-    let card = ssr::backend()?.stack(&project, &environment).await.map_err(ssr::to_server_error)?;
-    Ok(StackView { now: chrono::Utc::now(), card })
+    let card = ssr::backend()?
+        .stack(&project, &environment)
+        .await
+        .map_err(ssr::to_server_error)?;
+    Ok(StackView {
+        now: chrono::Utc::now(),
+        card,
+    })
 }
 
 #[cfg(feature = "ssr")]

@@ -11,6 +11,7 @@ pub mod time;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode,
     components::{Route, Router, Routes},
     path,
 };
@@ -26,6 +27,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href=FAVICON/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -36,6 +38,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The tab icon: an arrow up (a deploy) on the accent colour, inline so it needs no file.
+const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%232f6fde'/%3E%3Cpath d='M8 3l4 5H9v5H7V8H4z' fill='white'/%3E%3C/svg%3E";
+
 /// The environments and projects from the server's config, loaded once per page.
 pub type OverviewResource = Resource<Result<model::Overview, ServerFnError>>;
 
@@ -44,6 +49,13 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let overview: OverviewResource = Resource::new(|| (), |()| api::get_overview());
     provide_context(overview);
+    // Effects run only in the browser: marks the page as live, for people debugging and for the
+    // browser tests, which must not click before hydration.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/deployer.css"/>
@@ -51,10 +63,24 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header/>
             <Routes fallback=NotFound>
-                <Route path=path!("/") view=HomePage/>
-                <Route path=path!("/projects/:project") view=HomePage/>
+                // Async so that the server answers these with a real redirect.
+                <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:project") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project/:env") view=ProjectPage/>
             </Routes>
         </Router>
     }
+}
+
+/// Sets the HTTP status of the server-rendered answer; nothing in the browser.
+pub fn set_http_status(code: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(response), Ok(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(code),
+    ) {
+        response.set_status(status);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = code;
 }

@@ -243,11 +243,13 @@ pub struct StackCard {
 
 impl StackCard {
     pub fn tone(&self) -> StatusTone {
-        self.status.map_or(StatusTone::NotDeployed, StackStatus::tone)
+        self.status
+            .map_or(StatusTone::NotDeployed, StackStatus::tone)
     }
 
     pub fn status_label(&self) -> String {
-        self.status.map_or_else(|| "not deployed".to_owned(), StackStatus::label)
+        self.status
+            .map_or_else(|| "not deployed".to_owned(), StackStatus::label)
     }
 }
 
@@ -279,7 +281,10 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { code, message: message.into() }
+        ErrorBody {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -304,10 +309,16 @@ mod tests {
     #[test]
     fn statuses_read_at_a_glance() {
         assert_eq!(StackStatus::UpdateComplete.tone(), StatusTone::Complete);
-        assert_eq!(StackStatus::UpdateRollbackComplete.tone(), StatusTone::RolledBack);
+        assert_eq!(
+            StackStatus::UpdateRollbackComplete.tone(),
+            StatusTone::RolledBack
+        );
         assert_eq!(StackStatus::CreateInProgress.tone(), StatusTone::InProgress);
         assert_eq!(StackStatus::UpdateRollbackFailed.tone(), StatusTone::Failed);
-        assert_eq!(StackStatus::from_aws_str("SOMETHING_NEW"), StackStatus::Unknown);
+        assert_eq!(
+            StackStatus::from_aws_str("SOMETHING_NEW"),
+            StackStatus::Unknown
+        );
         assert_eq!(StackStatus::UpdateComplete.label(), "update complete");
     }
 }

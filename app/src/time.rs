@@ -16,7 +16,11 @@ pub fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
         s if s < 30 * 86_400 => ((s + 43_200) / 86_400, "day"),
         _ => return then.format("%Y-%m-%d").to_string(),
     };
-    if n == 1 { format!("1 {unit} ago") } else { format!("{n} {unit}s ago") }
+    if n == 1 {
+        format!("1 {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
+    }
 }
 
 /// A timestamp for a tooltip, e.g. `2026-11-26 13:47 UTC`.

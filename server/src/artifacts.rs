@@ -48,7 +48,13 @@ struct Listing {
 
 impl ArtifactStore {
     pub fn new(s3: S3Client, bucket: String, prefix: String, ttl: Duration) -> Self {
-        ArtifactStore { s3, bucket, prefix, ttl, cache: Mutex::new(HashMap::new()) }
+        ArtifactStore {
+            s3,
+            bucket,
+            prefix,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn bucket(&self) -> &str {
@@ -63,23 +69,32 @@ impl ArtifactStore {
     /// listing; a listing younger than the TTL is reused.
     pub async fn folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
         let slot = {
-            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             cache.entry(project.to_owned()).or_default().clone()
         };
         let mut slot = slot.lock().await;
-        if let Some(listing) = slot.as_ref() {
-            if listing.at.elapsed() < self.ttl {
-                return Ok(listing.folders.clone());
-            }
+        if let Some(listing) = slot.as_ref()
+            && listing.at.elapsed() < self.ttl
+        {
+            return Ok(listing.folders.clone());
         }
         let folders = Arc::new(self.list(project).await?);
-        *slot = Some(Listing { at: Instant::now(), folders: folders.clone() });
+        *slot = Some(Listing {
+            at: Instant::now(),
+            folders: folders.clone(),
+        });
         Ok(folders)
     }
 
     /// Forgets the cached listing of a project, e.g. after a build was written by a test.
     pub fn invalidate(&self, project: &str) {
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.remove(project);
     }
 
@@ -123,14 +138,19 @@ pub fn group_into_builds(
     }
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     for (key, modified) in files {
-        let Some(rest) = key.strip_prefix(folder_prefix) else { continue };
-        let Some((folder, file)) = rest.split_once('/') else { continue };
+        let Some(rest) = key.strip_prefix(folder_prefix) else {
+            continue;
+        };
+        let Some((folder, file)) = rest.split_once('/') else {
+            continue;
+        };
         if folder.is_empty() {
             continue;
         }
-        let entry = found
-            .entry(folder.to_owned())
-            .or_insert_with(|| Found { newest: modified, files: BTreeMap::new() });
+        let entry = found.entry(folder.to_owned()).or_insert_with(|| Found {
+            newest: modified,
+            files: BTreeMap::new(),
+        });
         entry.newest = entry.newest.max(modified);
         if !file.is_empty() {
             entry.files.insert(file.to_owned(), key.clone());
@@ -140,8 +160,10 @@ pub fn group_into_builds(
     let mut folders: Vec<(Option<BuildId>, BuildFolder)> = found
         .into_iter()
         .map(|(id, Found { newest, files })| {
-            let template_key =
-                TEMPLATE_FILES.iter().find_map(|name| files.get(*name)).cloned();
+            let template_key = TEMPLATE_FILES
+                .iter()
+                .find_map(|name| files.get(*name))
+                .cloned();
             let parameters_key = files.get(PARAMETERS_FILE).cloned();
             let overrides = files
                 .iter()
@@ -153,8 +175,12 @@ pub fn group_into_builds(
             let parsed = BuildId::parse(&id, [project]);
             let problem = match (&parsed, &template_key, &parameters_key) {
                 (Err(e), _, _) => Some(format!("the folder name {id:?} {e}")),
-                (Ok(_), None, None) => Some("no template (template.yaml, .yml or .json) and no parameters.json".to_owned()),
-                (Ok(_), None, Some(_)) => Some("no template (template.yaml, .yml or .json)".to_owned()),
+                (Ok(_), None, None) => Some(
+                    "no template (template.yaml, .yml or .json) and no parameters.json".to_owned(),
+                ),
+                (Ok(_), None, Some(_)) => {
+                    Some("no template (template.yaml, .yml or .json)".to_owned())
+                }
                 (Ok(_), Some(_), None) => Some("no parameters.json".to_owned()),
                 (Ok(_), Some(_), Some(_)) => None,
             };
@@ -168,7 +194,15 @@ pub fn group_into_builds(
                 deployable: problem.is_none(),
                 problem,
             };
-            (parsed, BuildFolder { build, template_key, parameters_key, overrides })
+            (
+                parsed,
+                BuildFolder {
+                    build,
+                    template_key,
+                    parameters_key,
+                    overrides,
+                },
+            )
         })
         .collect();
     folders.sort_by(|(a, fa), (b, fb)| match (a, b) {
@@ -222,7 +256,9 @@ mod tests {
     }
 
     fn files(list: &[(&str, u32)]) -> Vec<(String, DateTime<Utc>)> {
-        list.iter().map(|(k, m)| (format!("builds/web/{k}"), at(*m))).collect()
+        list.iter()
+            .map(|(k, m)| (format!("builds/web/{k}"), at(*m)))
+            .collect()
     }
 
     fn ids(folders: &[BuildFolder]) -> Vec<&str> {
@@ -247,13 +283,36 @@ mod tests {
         );
         let by_id = |id: &str| folders.iter().find(|f| f.build.id == id).unwrap();
         assert!(by_id("web-master-1").build.deployable);
-        assert_eq!(by_id("web-master-2").build.problem.as_deref(), Some("no parameters.json"));
-        assert!(by_id("web-master-3").build.problem.as_deref().unwrap().starts_with("no template"));
-        assert!(by_id("web-master-4").build.problem.as_deref().unwrap().contains("and no parameters.json"));
+        assert_eq!(
+            by_id("web-master-2").build.problem.as_deref(),
+            Some("no parameters.json")
+        );
+        assert!(
+            by_id("web-master-3")
+                .build
+                .problem
+                .as_deref()
+                .unwrap()
+                .starts_with("no template")
+        );
+        assert!(
+            by_id("web-master-4")
+                .build
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("and no parameters.json")
+        );
         let five = by_id("web-master-5");
         assert!(five.build.deployable);
-        assert_eq!(five.template_key.as_deref(), Some("builds/web/web-master-5/template.yml"));
-        assert_eq!(five.overrides.get("PRD").map(String::as_str), Some("builds/web/web-master-5/parameters.PRD.json"));
+        assert_eq!(
+            five.template_key.as_deref(),
+            Some("builds/web/web-master-5/template.yml")
+        );
+        assert_eq!(
+            five.overrides.get("PRD").map(String::as_str),
+            Some("builds/web/web-master-5/parameters.PRD.json")
+        );
     }
 
     #[test]
@@ -261,13 +320,24 @@ mod tests {
         let folders = group_into_builds(
             "web",
             "builds/web/",
-            files(&[("web-latest/template.yaml", 1), ("web-latest/parameters.json", 1)]),
+            files(&[
+                ("web-latest/template.yaml", 1),
+                ("web-latest/parameters.json", 1),
+            ]),
         );
         assert_eq!(folders.len(), 1);
         let build = &folders[0].build;
         assert!(!build.deployable);
         assert_eq!(build.branch, None);
-        assert!(build.problem.as_deref().unwrap().contains("no build number"), "{:?}", build.problem);
+        assert!(
+            build
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("no build number"),
+            "{:?}",
+            build.problem
+        );
     }
 
     #[test]
@@ -282,7 +352,15 @@ mod tests {
                 ("web-feature-x-7/template.yaml", 20),
             ]),
         );
-        assert_eq!(ids(&folders), ["web-feature-x-7", "web-master-100", "web-master-99", "web-master-9"]);
+        assert_eq!(
+            ids(&folders),
+            [
+                "web-feature-x-7",
+                "web-master-100",
+                "web-master-99",
+                "web-master-9"
+            ]
+        );
     }
 
     #[test]
@@ -297,6 +375,9 @@ mod tests {
                 ("web-dev-2/template.yaml", 4),
             ]),
         );
-        assert_eq!(ids(&folders), ["web-dev-2", "web-master-2", "web-dev-1", "web-master-1"]);
+        assert_eq!(
+            ids(&folders),
+            ["web-dev-2", "web-master-2", "web-dev-1", "web-master-1"]
+        );
     }
 }

@@ -30,7 +30,10 @@ impl AwsClients {
         let mut by_env = HashMap::new();
         for env in &config.environments {
             let sdk = sdk_config(env, credentials.clone()).await;
-            by_env.insert(env.name.clone(), EnvClients::new(&sdk, env.endpoint_url.is_some()));
+            by_env.insert(
+                env.name.clone(),
+                EnvClients::new(&sdk, env.endpoint_url.is_some()),
+            );
         }
         AwsClients { by_env }
     }
@@ -42,7 +45,9 @@ impl AwsClients {
 
 impl EnvClients {
     fn new(sdk: &SdkConfig, emulator: bool) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(emulator).build();
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(emulator)
+            .build();
         EnvClients {
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3),
@@ -50,7 +55,10 @@ impl EnvClients {
     }
 }
 
-async fn sdk_config(env: &Environment, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
+async fn sdk_config(
+    env: &Environment,
+    credentials: Option<SharedCredentialsProvider>,
+) -> SdkConfig {
     let region = Region::new(env.region.clone());
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
     if let Some(profile) = &env.credentials.profile {
@@ -63,14 +71,18 @@ async fn sdk_config(env: &Environment, credentials: Option<SharedCredentialsProv
         loader = loader.credentials_provider(credentials);
     }
     let base = loader.load().await;
-    let Some(role_arn) = &env.credentials.role_arn else { return base };
+    let Some(role_arn) = &env.credentials.role_arn else {
+        return base;
+    };
     let provider = AssumeRoleProvider::builder(role_arn)
         .session_name(format!("deployer-{}", env.name.to_lowercase()))
         .region(region)
         .configure(&base)
         .build()
         .await;
-    base.into_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
+    base.into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build()
 }
 
 /// An AWS call that failed, summarised for people: what we were doing and AWS's error code.
@@ -96,8 +108,13 @@ impl AwsFailure {
                 let code = e.err().code().unwrap_or("unknown error").to_owned();
                 let retryable = matches!(
                     code.as_str(),
-                    "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "SlowDown"
-                        | "ServiceUnavailable" | "InternalFailure" | "InternalError"
+                    "Throttling"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "SlowDown"
+                        | "ServiceUnavailable"
+                        | "InternalFailure"
+                        | "InternalError"
                 );
                 (code, e.err().message().map(str::to_owned), retryable)
             }
@@ -107,6 +124,11 @@ impl AwsFailure {
             _ => ("request could not be built".to_owned(), None, false),
         };
         tracing::warn!(doing, code, error = ?aws_sdk_cloudformation::error::DisplayErrorContext(&error), "AWS call failed");
-        AwsFailure { doing, code, message, retryable }
+        AwsFailure {
+            doing,
+            code,
+            message,
+            retryable,
+        }
     }
 }

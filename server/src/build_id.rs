@@ -37,7 +37,11 @@ impl BuildId {
             .filter(|p| id.starts_with(*p) && id.as_bytes()[p.len()] == b'-')
             .collect();
         if candidates.is_empty() {
-            let expected = projects.iter().map(|p| format!("'{p}-'")).collect::<Vec<_>>().join(" or ");
+            let expected = projects
+                .iter()
+                .map(|p| format!("'{p}-'"))
+                .collect::<Vec<_>>()
+                .join(" or ");
             return Err(BuildIdError::UnknownProject { expected });
         }
         candidates.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -56,7 +60,11 @@ impl BuildId {
     fn parse_rest(project: &str, rest: &str) -> Result<BuildId, BuildIdError> {
         let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         let Some((branch, number)) = rest.rsplit_once('-') else {
-            return Err(if is_number(rest) { BuildIdError::NoBranch } else { BuildIdError::NoNumber });
+            return Err(if is_number(rest) {
+                BuildIdError::NoBranch
+            } else {
+                BuildIdError::NoNumber
+            });
         };
         if !is_number(number) {
             return Err(BuildIdError::NoNumber);
@@ -65,7 +73,11 @@ impl BuildId {
             return Err(BuildIdError::NoBranch);
         }
         let number = number.parse().map_err(|_| BuildIdError::NoNumber)?;
-        Ok(BuildId { project: project.to_owned(), branch: branch.to_owned(), number })
+        Ok(BuildId {
+            project: project.to_owned(),
+            branch: branch.to_owned(),
+            number,
+        })
     }
 
     /// Newer first: within a branch, by number — numerically.
@@ -87,21 +99,43 @@ mod tests {
     #[test]
     fn a_branch_may_contain_dashes() {
         let id = BuildId::parse("web-feature-login-42", ["web"]).unwrap();
-        assert_eq!(id, BuildId { project: "web".into(), branch: "feature-login".into(), number: 42 });
+        assert_eq!(
+            id,
+            BuildId {
+                project: "web".into(),
+                branch: "feature-login".into(),
+                number: 42
+            }
+        );
         assert_eq!(id.to_string(), "web-feature-login-42");
     }
 
     #[test]
     fn a_build_id_without_number_is_rejected() {
-        assert_eq!(BuildId::parse("web-master", ["web"]), Err(BuildIdError::NoNumber));
-        assert_eq!(BuildId::parse("web-feature-x", ["web"]), Err(BuildIdError::NoNumber));
-        assert_eq!(BuildId::parse("web-master-", ["web"]), Err(BuildIdError::NoNumber));
+        assert_eq!(
+            BuildId::parse("web-master", ["web"]),
+            Err(BuildIdError::NoNumber)
+        );
+        assert_eq!(
+            BuildId::parse("web-feature-x", ["web"]),
+            Err(BuildIdError::NoNumber)
+        );
+        assert_eq!(
+            BuildId::parse("web-master-", ["web"]),
+            Err(BuildIdError::NoNumber)
+        );
     }
 
     #[test]
     fn a_build_id_without_branch_is_rejected() {
-        assert_eq!(BuildId::parse("web-42", ["web"]), Err(BuildIdError::NoBranch));
-        assert_eq!(BuildId::parse("web--42", ["web"]), Err(BuildIdError::NoBranch));
+        assert_eq!(
+            BuildId::parse("web-42", ["web"]),
+            Err(BuildIdError::NoBranch)
+        );
+        assert_eq!(
+            BuildId::parse("web--42", ["web"]),
+            Err(BuildIdError::NoBranch)
+        );
     }
 
     #[test]
@@ -120,17 +154,25 @@ mod tests {
     #[test]
     fn the_longest_project_name_that_parses_wins() {
         let id = BuildId::parse("web-api-main-3", ["web", "web-api"]).unwrap();
-        assert_eq!((id.project.as_str(), id.branch.as_str()), ("web-api", "main"));
+        assert_eq!(
+            (id.project.as_str(), id.branch.as_str()),
+            ("web-api", "main")
+        );
         let id = BuildId::parse("web-api-3", ["web", "web-api"]).unwrap();
         assert_eq!((id.project.as_str(), id.branch.as_str()), ("web", "api"));
     }
 
     #[test]
     fn numbers_order_numerically_not_as_text() {
-        let mut ids: Vec<BuildId> = ["web-master-9", "web-master-100", "web-master-99", "web-master-10"]
-            .into_iter()
-            .map(|s| BuildId::parse(s, ["web"]).unwrap())
-            .collect();
+        let mut ids: Vec<BuildId> = [
+            "web-master-9",
+            "web-master-100",
+            "web-master-99",
+            "web-master-10",
+        ]
+        .into_iter()
+        .map(|s| BuildId::parse(s, ["web"]).unwrap())
+        .collect();
         ids.sort_by(BuildId::newer_first);
         let numbers: Vec<u64> = ids.iter().map(|b| b.number).collect();
         assert_eq!(numbers, [100, 99, 10, 9]);
@@ -138,6 +180,9 @@ mod tests {
 
     #[test]
     fn a_huge_number_is_not_a_crash() {
-        assert_eq!(BuildId::parse("web-master-99999999999999999999999", ["web"]), Err(BuildIdError::NoNumber));
+        assert_eq!(
+            BuildId::parse("web-master-99999999999999999999999", ["web"]),
+            Err(BuildIdError::NoNumber)
+        );
     }
 }

@@ -56,7 +56,10 @@ pub struct Project {
 
 impl Project {
     pub fn stack_name(&self, environment: &str) -> Option<&str> {
-        self.stacks.iter().find(|(env, _)| env == environment).map(|(_, stack)| stack.as_str())
+        self.stacks
+            .iter()
+            .find(|(env, _)| env == environment)
+            .map(|(_, stack)| stack.as_str())
     }
 
     pub fn environments(&self) -> impl Iterator<Item = &str> {
@@ -75,7 +78,10 @@ impl Config {
 
     /// `s3://bucket/prefix/project/`
     pub fn artifacts_url(&self, project: &str) -> String {
-        format!("s3://{}/{}{}/", self.artifacts.bucket, self.artifacts.prefix, project)
+        format!(
+            "s3://{}/{}{}/",
+            self.artifacts.bucket, self.artifacts.prefix, project
+        )
     }
 }
 
@@ -83,7 +89,10 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -131,10 +140,14 @@ struct RawProject {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(&text)
-            .map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
     }
 
     /// Parses and checks a config; the error names the field and what is wrong with it.
@@ -177,24 +190,30 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         if env.region.trim().is_empty() {
             return Err(format!("{}: must not be empty", field("region")));
         }
-        if let Some(arn) = &env.role_arn {
-            if !arn.starts_with("arn:aws") || !arn.contains(":role/") {
-                return Err(format!(
-                    "{}: {arn:?} is not a role ARN like arn:aws:iam::123456789012:role/deployer",
-                    field("role_arn")
-                ));
-            }
+        if let Some(arn) = &env.role_arn
+            && (!arn.starts_with("arn:aws") || !arn.contains(":role/"))
+        {
+            return Err(format!(
+                "{}: {arn:?} is not a role ARN like arn:aws:iam::123456789012:role/deployer",
+                field("role_arn")
+            ));
         }
-        if let Some(url) = &env.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("{}: {url:?} must start with http:// or https://", field("endpoint_url")));
-            }
+        if let Some(url) = &env.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "{}: {url:?} must start with http:// or https://",
+                field("endpoint_url")
+            ));
         }
         environments.push(Environment {
             name: env.name,
             account_id: env.account_id,
             region: env.region,
-            credentials: Credentials { profile: env.profile, role_arn: env.role_arn },
+            credentials: Credentials {
+                profile: env.profile,
+                role_arn: env.role_arn,
+            },
             endpoint_url: env.endpoint_url,
         });
     }
@@ -231,7 +250,10 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         }
         let wanted = p.environments.unwrap_or_else(|| env_names.clone());
         if wanted.is_empty() {
-            return Err(format!("{}: a project needs at least one environment", field("environments")));
+            return Err(format!(
+                "{}: a project needs at least one environment",
+                field("environments")
+            ));
         }
         for env in wanted.iter().chain(p.stacks.keys()) {
             if !env_names.contains(env) {
@@ -266,7 +288,11 @@ fn check(raw: RawConfig) -> Result<Config, String> {
             stacks.push((env.clone(), stack));
         }
         let title = p.title.unwrap_or_else(|| p.name.clone());
-        projects.push(Project { name: p.name, title, stacks });
+        projects.push(Project {
+            name: p.name,
+            title,
+            stacks,
+        });
     }
 
     Ok(Config {
@@ -282,12 +308,15 @@ fn check(raw: RawConfig) -> Result<Config, String> {
 }
 
 fn is_env_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn is_project_name(s: &str) -> bool {
     s.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.ends_with('-')
 }
 
@@ -329,7 +358,10 @@ mod tests {
         let config = Config::parse(GOOD).unwrap();
         assert_eq!(config.listen.port(), 4000);
         assert_eq!(config.artifacts.prefix, "cfn/");
-        assert_eq!(config.project("deployer").unwrap().stack_name("GBL"), Some("GBL-DEPLOYER"));
+        assert_eq!(
+            config.project("deployer").unwrap().stack_name("GBL"),
+            Some("GBL-DEPLOYER")
+        );
         let web = config.project("web").unwrap();
         assert_eq!(web.title, "web");
         assert_eq!(web.environments().collect::<Vec<_>>(), ["DEV", "GBL"]);
@@ -339,7 +371,8 @@ mod tests {
 
     #[test]
     fn an_unknown_field_is_refused_by_name() {
-        let err = Config::parse(&GOOD.replace("title = \"Deployer\"", "titel = \"Deployer\"")).unwrap_err();
+        let err = Config::parse(&GOOD.replace("title = \"Deployer\"", "titel = \"Deployer\""))
+            .unwrap_err();
         assert!(err.contains("unknown field `titel`"), "{err}");
     }
 
@@ -351,19 +384,29 @@ mod tests {
 
     #[test]
     fn a_project_in_an_unknown_environment_is_refused() {
-        let err = Config::parse(&GOOD.replace("environments = [\"GBL\"]", "environments = [\"QA\"]")).unwrap_err();
-        assert!(err.contains("projects[0].environments") && err.contains("\"QA\""), "{err}");
+        let err =
+            Config::parse(&GOOD.replace("environments = [\"GBL\"]", "environments = [\"QA\"]"))
+                .unwrap_err();
+        assert!(
+            err.contains("projects[0].environments") && err.contains("\"QA\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn artifacts_must_be_read_from_a_known_environment() {
-        let err = Config::parse(&GOOD.replace("environment = \"GBL\"", "environment = \"XXX\"")).unwrap_err();
+        let err = Config::parse(&GOOD.replace("environment = \"GBL\"", "environment = \"XXX\""))
+            .unwrap_err();
         assert!(err.starts_with("artifacts.environment:"), "{err}");
     }
 
     #[test]
     fn a_missing_field_is_named() {
-        let err = Config::parse(&GOOD.replace("region = \"eu-west-1\"\n        [[environments]]", "[[environments]]")).unwrap_err();
+        let err = Config::parse(&GOOD.replace(
+            "region = \"eu-west-1\"\n        [[environments]]",
+            "[[environments]]",
+        ))
+        .unwrap_err();
         assert!(err.contains("missing field `region`"), "{err}");
     }
 
@@ -381,6 +424,9 @@ mod tests {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "listen = 3").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("config file {}:", path.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("config file {}:", path.display())),
+            "{err}"
+        );
     }
 }

@@ -31,7 +31,11 @@ impl Deployer {
             config.artifacts.prefix.clone(),
             LISTING_TTL,
         );
-        Ok(Deployer { config, aws, artifacts })
+        Ok(Deployer {
+            config,
+            aws,
+            artifacts,
+        })
     }
 
     pub fn environments(&self) -> Vec<Environment> {
@@ -90,19 +94,23 @@ impl Deployer {
     pub async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, AppError> {
         let project = self.project(project)?;
         let stack_name = project.stack_name(environment).ok_or_else(|| {
-            AppError::NotFound(format!("{} does not deploy to {environment:?}", project.name))
+            AppError::NotFound(format!(
+                "{} does not deploy to {environment:?}",
+                project.name
+            ))
         })?;
-        let clients = self
-            .aws
-            .env(environment)
-            .ok_or_else(|| AppError::NotFound(format!("no environment is called {environment:?}")))?;
+        let clients = self.aws.env(environment).ok_or_else(|| {
+            AppError::NotFound(format!("no environment is called {environment:?}"))
+        })?;
         Ok(stacks::describe(&clients.cloudformation, environment, stack_name).await?)
     }
 
     /// One card per environment the project deploys to, read concurrently, in promotion order.
     pub async fn stacks(&self, project: &str) -> Result<Vec<StackCard>, AppError> {
         let project = self.project(project)?;
-        let reads = project.environments().map(|env| self.stack(&project.name, env));
+        let reads = project
+            .environments()
+            .map(|env| self.stack(&project.name, env));
         futures::future::try_join_all(reads).await
     }
 }
@@ -110,7 +118,10 @@ impl Deployer {
 #[async_trait::async_trait]
 impl Backend for Deployer {
     fn overview(&self) -> Overview {
-        Overview { environments: self.environments(), projects: self.projects() }
+        Overview {
+            environments: self.environments(),
+            projects: self.projects(),
+        }
     }
 
     async fn builds(
@@ -119,10 +130,14 @@ impl Backend for Deployer {
         branch: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<Build>, ErrorBody> {
-        Deployer::builds(self, project, branch, limit).await.map_err(ErrorBody::from)
+        Deployer::builds(self, project, branch, limit)
+            .await
+            .map_err(ErrorBody::from)
     }
 
     async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody> {
-        Deployer::stack(self, project, environment).await.map_err(ErrorBody::from)
+        Deployer::stack(self, project, environment)
+            .await
+            .map_err(ErrorBody::from)
     }
 }

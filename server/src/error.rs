@@ -41,7 +41,10 @@ impl AppError {
             AppError::Aws(f) => ErrorBody::new(ErrorCode::AwsUnavailable, f.to_string()),
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
-                ErrorBody::new(ErrorCode::Internal, "internal error; see the deployer's log")
+                ErrorBody::new(
+                    ErrorCode::Internal,
+                    "internal error; see the deployer's log",
+                )
             }
         }
     }

@@ -8,8 +8,8 @@ pub mod config;
 pub mod deployer;
 pub mod error;
 pub mod rest;
-pub mod state;
 pub mod stacks;
+pub mod state;
 
 use std::sync::Arc;
 
@@ -47,7 +47,9 @@ pub fn router(state: AppState) -> Router {
                 move || app::shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .with_state(state)
 }
 
@@ -55,5 +57,8 @@ pub fn router(state: AppState) -> Router {
 pub fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Result<AppState> {
     let leptos_options = leptos_options(&config);
     let deployer = Arc::new(deployer::Deployer::new(config, aws)?);
-    Ok(AppState { deployer, leptos_options })
+    Ok(AppState {
+        deployer,
+        leptos_options,
+    })
 }

@@ -52,7 +52,10 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!("deployer listening on http://{addr}");
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+    {
         eprintln!("deployer: {e}");
         return ExitCode::FAILURE;
     }
@@ -78,7 +81,8 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -38,7 +38,10 @@ async fn builds(
     Path(project): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Build>>, AppError> {
-    let branch = query.get("branch").map(String::as_str).filter(|b| !b.is_empty());
+    let branch = query
+        .get("branch")
+        .map(String::as_str)
+        .filter(|b| !b.is_empty());
     let limit = match query.get("limit").map(String::as_str) {
         None | Some("") => None,
         Some(raw) => match raw.parse::<usize>() {

@@ -57,11 +57,18 @@ pub async fn describe(
         Ok(answer) => answer,
         Err(e) if is_missing_stack(&e) => return Ok(not_deployed()),
         Err(e) => {
-            return Err(AwsFailure::from_sdk(format!("reading stack {stack_name} in {environment}"), e));
+            return Err(AwsFailure::from_sdk(
+                format!("reading stack {stack_name} in {environment}"),
+                e,
+            ));
         }
     };
-    let Some(stack) = answer.stacks().first() else { return Ok(not_deployed()) };
-    let status = stack.stack_status().map(|s| StackStatus::from_aws_str(s.as_str()));
+    let Some(stack) = answer.stacks().first() else {
+        return Ok(not_deployed());
+    };
+    let status = stack
+        .stack_status()
+        .map(|s| StackStatus::from_aws_str(s.as_str()));
     if status == Some(StackStatus::DeleteComplete) {
         return Ok(not_deployed());
     }
@@ -95,10 +102,16 @@ pub async fn describe(
             let key = p.parameter_key().unwrap_or_default();
             let value = p.resolved_value().or(p.parameter_value());
             let no_echo = value == Some(MASKED)
-                || no_echo.as_ref().is_none_or(|keys| keys.iter().any(|k| k == key));
+                || no_echo
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k == key));
             StackParameter {
                 key: key.to_owned(),
-                value: if no_echo { None } else { value.map(str::to_owned) },
+                value: if no_echo {
+                    None
+                } else {
+                    value.map(str::to_owned)
+                },
                 no_echo,
             }
         })
@@ -121,6 +134,7 @@ pub fn is_missing_stack<E: ProvideErrorMetadata, R>(
     error: &aws_sdk_cloudformation::error::SdkError<E, R>,
 ) -> bool {
     error.as_service_error().is_some_and(|e| {
-        e.code() == Some("ValidationError") && e.message().is_some_and(|m| m.contains("does not exist"))
+        e.code() == Some("ValidationError")
+            && e.message().is_some_and(|m| m.contains("does not exist"))
     })
 }

@@ -19,15 +19,34 @@ async fn discovery_pages_through_more_than_a_thousand_objects() {
     let (status, builds) = h.get("/api/v1/projects/web/builds").await;
     assert_eq!(status, StatusCode::OK);
     let builds = builds.as_array().unwrap();
-    assert_eq!(builds.len(), 650, "every build folder is listed, across pages");
-    let numbers: Vec<u64> = builds.iter().map(|b| b["number"].as_u64().unwrap()).collect();
+    assert_eq!(
+        builds.len(),
+        650,
+        "every build folder is listed, across pages"
+    );
+    let numbers: Vec<u64> = builds
+        .iter()
+        .map(|b| b["number"].as_u64().unwrap())
+        .collect();
     let mut expected: Vec<u64> = (1..=650).collect();
     expected.reverse();
-    assert_eq!(numbers, expected, "newest first, numerically (100 after 99 after 9)");
-    assert!(builds.iter().all(|b| b["deployable"] == true && b["problem"].is_null()));
+    assert_eq!(
+        numbers, expected,
+        "newest first, numerically (100 after 99 after 9)"
+    );
+    assert!(
+        builds
+            .iter()
+            .all(|b| b["deployable"] == true && b["problem"].is_null())
+    );
 
     let (_, limited) = h.get("/api/v1/projects/web/builds?limit=3").await;
-    let ids: Vec<&str> = limited.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = limited
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["web-master-650", "web-master-649", "web-master-648"]);
 }
 
@@ -35,23 +54,50 @@ async fn discovery_pages_through_more_than_a_thousand_objects() {
 async fn incomplete_and_misnamed_builds_are_listed_as_not_deployable() {
     let h = Harness::start().await;
     h.put_build("web", "web-master-7").await;
-    h.put("web/web-master-8/template.yaml", common::TEMPLATE).await;
+    h.put("web/web-master-8/template.yaml", common::TEMPLATE)
+        .await;
     h.put("web/web-master-9/parameters.json", "{}").await;
     h.put_build("web", "web-latest").await;
 
     let (status, builds) = h.get("/api/v1/projects/web/builds").await;
     assert_eq!(status, StatusCode::OK);
-    let find = |id: &str| builds.as_array().unwrap().iter().find(|b| b["id"] == id).unwrap().clone();
+    let find = |id: &str| {
+        builds
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(find("web-master-7")["deployable"], true);
     assert_eq!(find("web-master-8")["deployable"], false);
     assert_eq!(find("web-master-8")["problem"], "no parameters.json");
     assert_eq!(find("web-master-9")["deployable"], false);
-    assert!(find("web-master-9")["problem"].as_str().unwrap().starts_with("no template"));
+    assert!(
+        find("web-master-9")["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("no template")
+    );
     let latest = find("web-latest");
     assert_eq!(latest["deployable"], false);
     assert!(latest["branch"].is_null() && latest["number"].is_null());
-    assert!(latest["problem"].as_str().unwrap().contains("no build number"));
-    for key in ["id", "project", "branch", "number", "created_at", "deployable", "problem"] {
+    assert!(
+        latest["problem"]
+            .as_str()
+            .unwrap()
+            .contains("no build number")
+    );
+    for key in [
+        "id",
+        "project",
+        "branch",
+        "number",
+        "created_at",
+        "deployable",
+        "problem",
+    ] {
         assert!(latest.get(key).is_some(), "field {key} is always present");
     }
 }
@@ -59,18 +105,48 @@ async fn incomplete_and_misnamed_builds_are_listed_as_not_deployable() {
 #[tokio::test]
 async fn builds_filter_by_branch_and_stay_in_their_project() {
     let h = Harness::start().await;
-    for id in ["web-master-1", "web-master-2", "web-feature-login-1", "web-feature-login-10", "web-feature-login-9"] {
+    for id in [
+        "web-master-1",
+        "web-master-2",
+        "web-feature-login-1",
+        "web-feature-login-10",
+        "web-feature-login-9",
+    ] {
         h.put_build("web", id).await;
     }
     h.put_build("web-api", "web-api-master-5").await;
 
-    let (_, builds) = h.get("/api/v1/projects/web/builds?branch=feature-login").await;
-    let ids: Vec<&str> = builds.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["web-feature-login-10", "web-feature-login-9", "web-feature-login-1"]);
-    assert!(builds.as_array().unwrap().iter().all(|b| b["branch"] == "feature-login"));
+    let (_, builds) = h
+        .get("/api/v1/projects/web/builds?branch=feature-login")
+        .await;
+    let ids: Vec<&str> = builds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "web-feature-login-10",
+            "web-feature-login-9",
+            "web-feature-login-1"
+        ]
+    );
+    assert!(
+        builds
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["branch"] == "feature-login")
+    );
 
     let (_, all) = h.get("/api/v1/projects/web/builds").await;
-    assert_eq!(all.as_array().unwrap().len(), 5, "web-api's folder is not web's");
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        5,
+        "web-api's folder is not web's"
+    );
     let (_, api) = h.get("/api/v1/projects/web-api/builds").await;
     assert_eq!(api[0]["id"], "web-api-master-5");
     assert_eq!(api[0]["project"], "web-api");
@@ -103,11 +179,19 @@ async fn bad_requests_get_clear_json_errors() {
 #[tokio::test]
 async fn a_missing_bucket_is_summarised_not_leaked() {
     let h = Harness::start().await;
-    h.s3().delete_bucket().bucket(common::BUCKET).send().await.unwrap();
+    h.s3()
+        .delete_bucket()
+        .bucket(common::BUCKET)
+        .send()
+        .await
+        .unwrap();
     let (status, body) = h.get("/api/v1/projects/web/builds").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["error"]["code"], "aws_unavailable");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("NoSuchBucket"), "{message}");
-    assert!(!message.contains("<?xml") && !message.contains("RequestId"), "{message}");
+    assert!(
+        !message.contains("<?xml") && !message.contains("RequestId"),
+        "{message}"
+    );
 }

@@ -11,7 +11,12 @@ async fn create(h: &Harness, env: &str, stack: &str, build: &str) {
         .create_stack()
         .stack_name(stack)
         .template_body(common::TEMPLATE)
-        .parameters(Parameter::builder().parameter_key("Greeting").parameter_value("hi").build())
+        .parameters(
+            Parameter::builder()
+                .parameter_key("Greeting")
+                .parameter_value("hi")
+                .build(),
+        )
         .tags(Tag::builder().key("deployer:build").value(build).build())
         .send()
         .await
@@ -28,8 +33,15 @@ async fn a_stack_in_dev_is_not_seen_in_prd() {
     let (status, cards) = h.get("/api/v1/projects/web/stacks").await;
     assert_eq!(status, StatusCode::OK);
     let cards = cards.as_array().unwrap();
-    let envs: Vec<&str> = cards.iter().map(|c| c["environment"].as_str().unwrap()).collect();
-    assert_eq!(envs, ["DEV", "STG", "PRD"], "one card per environment, in promotion order");
+    let envs: Vec<&str> = cards
+        .iter()
+        .map(|c| c["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        envs,
+        ["DEV", "STG", "PRD"],
+        "one card per environment, in promotion order"
+    );
 
     assert_eq!(cards[0]["name"], "DEV-WEB");
     assert_eq!(cards[0]["exists"], true);
@@ -38,7 +50,10 @@ async fn a_stack_in_dev_is_not_seen_in_prd() {
 
     for card in &cards[1..] {
         assert_eq!(card["exists"], false, "{card}");
-        assert!(card["status"].is_null() && card["build"].is_null(), "{card}");
+        assert!(
+            card["status"].is_null() && card["build"].is_null(),
+            "{card}"
+        );
     }
     assert_eq!(cards[2]["name"], "PRD-WEB");
 }
@@ -56,7 +71,10 @@ async fn a_card_shows_status_build_time_and_outputs_but_never_no_echo_values() {
     let output = &card["outputs"][0];
     assert_eq!(output["key"], "QueueUrl");
     assert_eq!(output["export_name"], "STG-WEB-QueueUrl");
-    assert!(output["value"].as_str().unwrap().contains("222222222222"), "queue in STG's account");
+    assert!(
+        output["value"].as_str().unwrap().contains("222222222222"),
+        "queue in STG's account"
+    );
 
     let params = card["parameters"].as_array().unwrap();
     let greeting = params.iter().find(|p| p["key"] == "Greeting").unwrap();
@@ -64,7 +82,10 @@ async fn a_card_shows_status_build_time_and_outputs_but_never_no_echo_values() {
     let secret = params.iter().find(|p| p["key"] == "Secret").unwrap();
     assert_eq!(secret["no_echo"], true);
     assert!(secret["value"].is_null());
-    assert!(!card.to_string().contains("hunter2"), "the NoEcho default never leaves the server");
+    assert!(
+        !card.to_string().contains("hunter2"),
+        "the NoEcho default never leaves the server"
+    );
 }
 
 #[tokio::test]
@@ -75,8 +96,18 @@ async fn the_card_follows_an_update() {
         .update_stack()
         .stack_name("DEV-WEB")
         .template_body(common::TEMPLATE)
-        .parameters(Parameter::builder().parameter_key("Greeting").parameter_value("hello again").build())
-        .tags(Tag::builder().key("deployer:build").value("web-master-2").build())
+        .parameters(
+            Parameter::builder()
+                .parameter_key("Greeting")
+                .parameter_value("hello again")
+                .build(),
+        )
+        .tags(
+            Tag::builder()
+                .key("deployer:build")
+                .value("web-master-2")
+                .build(),
+        )
         .send()
         .await
         .unwrap();

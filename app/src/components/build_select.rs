@@ -13,7 +13,11 @@ pub fn BuildSelect(
     deployed: Option<String>,
 ) -> impl IntoView {
     let now = list.now;
-    let first_deployable = list.builds.iter().find(|b| b.deployable).map(|b| b.id.clone());
+    let first_deployable = list
+        .builds
+        .iter()
+        .find(|b| b.deployable)
+        .map(|b| b.id.clone());
     let count = list.builds.len();
     let options = list
         .builds

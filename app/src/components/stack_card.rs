@@ -49,7 +49,9 @@ pub fn StackCard(
             .iter()
             .map(|p| {
                 let value = match (&p.value, p.no_echo) {
-                    (_, true) | (None, _) => view! { <td class="muted">"hidden (NoEcho)"</td> }.into_any(),
+                    (_, true) | (None, _) => {
+                        view! { <td class="muted">"hidden (NoEcho)"</td> }.into_any()
+                    }
                     (Some(v), false) => view! { <td class="mono">{v.clone()}</td> }.into_any(),
                 };
                 view! { <tr><th scope="row">{p.key.clone()}</th>{value}</tr> }

@@ -28,9 +28,12 @@ pub fn HomePage() -> impl IntoView {
                             Some(p) => {
                                 let env = p.environments.first().cloned().unwrap_or_default();
                                 let to = format!("/projects/{}/{}", p.name, env);
+                                crate::set_http_status(302);
                                 view! { <Redirect path=to/> }.into_any()
                             }
-                            None => view! {
+                            None => {
+                                crate::set_http_status(404);
+                                view! {
                                 <main class="page page-narrow">
                                     <Notice kind="error" title="No such project">
                                         {match wanted {
@@ -39,7 +42,8 @@ pub fn HomePage() -> impl IntoView {
                                         }}
                                     </Notice>
                                 </main>
-                            }.into_any(),
+                            }.into_any()
+                            }
                         }
                     }
                 }

@@ -6,10 +6,7 @@ use crate::components::notice::Notice;
 
 #[component]
 pub fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(http::StatusCode::NOT_FOUND);
-    }
+    crate::set_http_status(404);
     view! {
         <main class="page page-narrow">
             <Notice kind="error" title="Page not found">
@@ -18,4 +15,3 @@ pub fn NotFound() -> impl IntoView {
         </main>
     }
 }
-

@@ -4,12 +4,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::OverviewResource;
 use crate::api::{get_builds, get_stack};
 use crate::components::{
     build_select::BuildSelect, env_tabs::EnvTabs, notice::Notice, project_nav::ProjectNav,
     stack_card::StackCard,
 };
-use crate::OverviewResource;
 
 #[component]
 pub fn ProjectPage() -> impl IntoView {
@@ -54,6 +54,7 @@ fn ProjectMain(
 
     move || {
         let Some(p) = overview.project(&project.get()).cloned() else {
+            crate::set_http_status(404);
             return view! {
                 <Notice kind="error" title="No such project">
                     {format!("No project is called “{}”.", project.get())}
@@ -62,7 +63,11 @@ fn ProjectMain(
             .into_any();
         };
         let env_name = env.get();
-        let environment = overview.environments.iter().find(|e| e.name == env_name).cloned();
+        let environment = overview
+            .environments
+            .iter()
+            .find(|e| e.name == env_name)
+            .cloned();
         let body = match environment {
             None => view! {
                 <Notice kind="error" title="No such environment">

@@ -12,8 +12,12 @@ use axum::http::{Request, StatusCode};
 use deployer::{AppState, aws::AwsClients, config::Config};
 use tower::ServiceExt;
 
-pub const ACCOUNTS: [(&str, &str); 4] =
-    [("DEV", "111111111111"), ("STG", "222222222222"), ("PRD", "333333333333"), ("GBL", "444444444444")];
+pub const ACCOUNTS: [(&str, &str); 4] = [
+    ("DEV", "111111111111"),
+    ("STG", "222222222222"),
+    ("PRD", "333333333333"),
+    ("GBL", "444444444444"),
+];
 pub const BUCKET: &str = "artifacts";
 pub const PREFIX: &str = "builds/";
 
@@ -25,7 +29,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -36,7 +44,10 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { child, endpoint }
@@ -120,18 +131,32 @@ impl Harness {
 
     /// Writes a complete build folder.
     pub async fn put_build(&self, project: &str, id: &str) {
-        self.put(&format!("{project}/{id}/template.yaml"), TEMPLATE).await;
-        self.put(&format!("{project}/{id}/parameters.json"), r#"{"Greeting":"hello"}"#).await;
+        self.put(&format!("{project}/{id}/template.yaml"), TEMPLATE)
+            .await;
+        self.put(
+            &format!("{project}/{id}/parameters.json"),
+            r#"{"Greeting":"hello"}"#,
+        )
+        .await;
     }
 
     /// GET through the whole router, without a socket.
     pub async fn get(&self, uri: &str) -> (StatusCode, serde_json::Value) {
         let app = deployer::router(self.state.clone());
-        let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let response = app
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{uri} answered {status} with non-JSON: {}", String::from_utf8_lossy(&bytes)));
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{uri} answered {status} with non-JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
         (status, json)
     }
 }

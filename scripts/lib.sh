@@ -1,0 +1,79 @@
+# Shared by scripts/demo, scripts/test and .ci/run: pinned tool versions, installing what is
+# missing, and starting the local AWS emulator. Source it; it does nothing on its own.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CARGO_LEPTOS_VERSION=0.3.10      # 0.3.11 needs rustc 1.96
+WASM_BINDGEN_VERSION=0.2.130     # must equal the wasm-bindgen pin in Cargo.toml
+MOTO_VERSION=5.2.1
+export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_rust_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION"; then
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 15 minutes on 2 cores, once)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+}
+
+# wasm-opt from npm's binaryen: cargo-leptos would otherwise download it from GitHub.
+ensure_node_tools() {
+  if [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ]; then
+    say "installing build tools from npm (binaryen)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund)
+  fi
+}
+
+ensure_moto() {
+  local venv="$ROOT/.venv"
+  if ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    say "installing moto $MOTO_VERSION in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  export MOTO_SERVER="$venv/bin/moto_server"
+  PYTHON="$venv/bin/python"
+}
+
+build_site() {
+  say "building the deployer (cargo leptos build --release)"
+  (cd "$ROOT" && cargo leptos build --release)
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_http() { # url seconds
+  local deadline=$((SECONDS + ${2:-60}))
+  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+    if ((SECONDS > deadline)); then echo "timed out waiting for $1" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+# start_moto <port> <log>: sets MOTO_PID
+start_moto() {
+  "$MOTO_SERVER" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+  MOTO_PID=$!
+  wait_for_http "http://127.0.0.1:$1/moto-api/" 60
+}
+
+# demo_config <moto port> <out>: the demo config pointed at a moto on that port.
+demo_config() {
+  sed "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" "$ROOT/config/demo.toml" >"$2"
+}
+
+# Static keys for the emulator; each environment then assumes its role into its own account.
+emulator_credentials() {
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+}
