@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 
+use crate::deployment::{Deployment, DeploymentDetail};
 use crate::model::{BuildList, Overview, StackView};
 
 #[server]
@@ -34,6 +35,34 @@ pub async fn get_stack(project: String, environment: String) -> Result<StackView
     })
 }
 
+#[server]
+pub async fn request_deployment(
+    project: String,
+    environment: String,
+    build: String,
+) -> Result<Deployment, ServerFnError> {
+    let request = crate::deployment::StartDeployment { project, environment, build };
+    ssr::backend()?.start_deployment(request).await.map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ServerFnError> {
+    ssr::backend()?.cancel_deployment(&id, confirm_delete).await.map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn get_history(project: String, environment: String) -> Result<Vec<Deployment>, ServerFnError> {
+    ssr::backend()?
+        .deployments(Some(&project), Some(&environment), 10)
+        .await
+        .map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ServerFnError> {
+    ssr::backend()?.deployment(&id).await.map_err(ssr::to_server_error)
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     //! The seam between the pages and the server: the server implements [`Backend`] and provides
@@ -43,6 +72,7 @@ pub mod ssr {
 
     use leptos::prelude::*;
 
+    use crate::deployment::{Deployment, DeploymentDetail, StartDeployment};
     use crate::model::{Build, ErrorBody, Overview, StackCard};
 
     #[async_trait::async_trait]
@@ -55,6 +85,15 @@ pub mod ssr {
             limit: Option<usize>,
         ) -> Result<Vec<Build>, ErrorBody>;
         async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody>;
+        async fn start_deployment(&self, request: StartDeployment) -> Result<Deployment, ErrorBody>;
+        async fn cancel_deployment(&self, id: &str, confirm_delete: bool) -> Result<Deployment, ErrorBody>;
+        async fn deployments(
+            &self,
+            project: Option<&str>,
+            environment: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<Deployment>, ErrorBody>;
+        async fn deployment(&self, id: &str) -> Result<DeploymentDetail, ErrorBody>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod components;
+pub mod deployment;
 pub mod model;
 pub mod pages;
 pub mod time;

@@ -267,6 +267,8 @@ pub enum ErrorCode {
     NotFound,
     BadRequest,
     Conflict,
+    Refused,
+    ConfirmationRequired,
     AwsUnavailable,
     Internal,
 }

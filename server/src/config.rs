@@ -11,6 +11,12 @@ use serde::Deserialize;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The SQLite file deployments are kept in (created on first run).
+    pub store: PathBuf,
+    /// Who actions are recorded as until login exists.
+    pub actor: String,
+    /// How often a running deployment polls CloudFormation.
+    pub poll_interval: std::time::Duration,
     pub artifacts: Artifacts,
     /// In promotion order.
     pub environments: Vec<Environment>,
@@ -101,6 +107,9 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    store: Option<PathBuf>,
+    actor: Option<String>,
+    poll_interval_ms: Option<u64>,
     artifacts: RawArtifacts,
     environments: Vec<RawEnvironment>,
     projects: Vec<RawProject>,
@@ -295,8 +304,19 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         });
     }
 
+    let actor = raw.actor.unwrap_or_else(|| "local-user".to_owned());
+    if actor.trim().is_empty() {
+        return Err("actor: must not be empty".into());
+    }
+    let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
+    if !(10..=60_000).contains(&poll_ms) {
+        return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
+    }
     Ok(Config {
         listen,
+        store: raw.store.unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
+        actor,
+        poll_interval: std::time::Duration::from_millis(poll_ms),
         artifacts: Artifacts {
             bucket: raw.artifacts.bucket,
             prefix,

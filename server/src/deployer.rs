@@ -3,23 +3,24 @@
 
 use std::sync::Arc;
 
-use app::api::ssr::Backend;
-use app::model::{Build, Environment, ErrorBody, Overview, Project, StackCard};
+use app::model::{Build, Environment, Project, StackCard};
 
 use crate::artifacts::{ArtifactStore, BuildFolder, LISTING_TTL};
 use crate::aws::AwsClients;
 use crate::config::{self, Config};
 use crate::error::AppError;
 use crate::stacks;
+use crate::store::Store;
 
 pub struct Deployer {
     pub config: Config,
     pub aws: AwsClients,
     pub artifacts: ArtifactStore,
+    pub store: Store,
 }
 
 impl Deployer {
-    pub fn new(config: Config, aws: AwsClients) -> anyhow::Result<Self> {
+    pub fn new(config: Config, aws: AwsClients, store: Store) -> anyhow::Result<Self> {
         let s3 = aws
             .env(&config.artifacts.environment)
             .ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?
@@ -31,11 +32,7 @@ impl Deployer {
             config.artifacts.prefix.clone(),
             LISTING_TTL,
         );
-        Ok(Deployer {
-            config,
-            aws,
-            artifacts,
-        })
+        Ok(Deployer { config, aws, artifacts, store })
     }
 
     pub fn environments(&self) -> Vec<Environment> {
@@ -90,6 +87,23 @@ impl Deployer {
             .collect())
     }
 
+    /// An https URL CloudFormation can read an artifact from (templates over 51,200 bytes). An
+    /// emulator is addressed path-style, by `localhost` (moto refuses 127.0.0.1 there).
+    pub fn template_url(&self, key: &str) -> String {
+        let env = self.config.environment(&self.config.artifacts.environment);
+        let bucket = &self.config.artifacts.bucket;
+        match env.and_then(|e| e.endpoint_url.as_deref()) {
+            Some(endpoint) => {
+                let endpoint = endpoint.trim_end_matches('/').replace("://127.0.0.1", "://localhost");
+                format!("{endpoint}/{bucket}/{key}")
+            }
+            None => {
+                let region = env.map_or("us-east-1", |e| e.region.as_str());
+                format!("https://{bucket}.s3.{region}.amazonaws.com/{key}")
+            }
+        }
+    }
+
     /// The project's stack in one environment.
     pub async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, AppError> {
         let project = self.project(project)?;
@@ -102,7 +116,15 @@ impl Deployer {
         let clients = self.aws.env(environment).ok_or_else(|| {
             AppError::NotFound(format!("no environment is called {environment:?}"))
         })?;
-        Ok(stacks::describe(&clients.cloudformation, environment, stack_name).await?)
+        let mut card = stacks::describe(&clients.cloudformation, environment, stack_name).await?;
+        // The deployer's own record of what it deployed last wins over the stack tag: the tag
+        // is written on every deploy, but emulators (moto) do not apply tags from change sets.
+        if card.exists
+            && let Some(build) = self.store.last_succeeded_build(environment, stack_name).await?
+        {
+            card.build = Some(build);
+        }
+        Ok(card)
     }
 
     /// One card per environment the project deploys to, read concurrently, in promotion order.
@@ -112,32 +134,5 @@ impl Deployer {
             .environments()
             .map(|env| self.stack(&project.name, env));
         futures::future::try_join_all(reads).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Backend for Deployer {
-    fn overview(&self) -> Overview {
-        Overview {
-            environments: self.environments(),
-            projects: self.projects(),
-        }
-    }
-
-    async fn builds(
-        &self,
-        project: &str,
-        branch: Option<&str>,
-        limit: Option<usize>,
-    ) -> Result<Vec<Build>, ErrorBody> {
-        Deployer::builds(self, project, branch, limit)
-            .await
-            .map_err(ErrorBody::from)
-    }
-
-    async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody> {
-        Deployer::stack(self, project, environment)
-            .await
-            .map_err(ErrorBody::from)
     }
 }

@@ -18,10 +18,29 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is understood but cannot be carried out (e.g. an undeployable build).
+    #[error("{0}")]
+    Refused(String),
+    /// The action has a consequence the caller must confirm first.
+    #[error("{0}")]
+    ConfirmationRequired(String),
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Conflict(id) => {
+                AppError::Conflict(format!("deployment {id} is already active on this stack"))
+            }
+            other => AppError::Internal(other.into()),
+        }
+    }
 }
 
 impl AppError {
@@ -29,6 +48,8 @@ impl AppError {
         match self {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) | AppError::ConfirmationRequired(_) => StatusCode::CONFLICT,
+            AppError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Aws(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -38,6 +59,11 @@ impl AppError {
         match self {
             AppError::NotFound(m) => ErrorBody::new(ErrorCode::NotFound, m.clone()),
             AppError::BadRequest(m) => ErrorBody::new(ErrorCode::BadRequest, m.clone()),
+            AppError::Conflict(m) => ErrorBody::new(ErrorCode::Conflict, m.clone()),
+            AppError::Refused(m) => ErrorBody::new(ErrorCode::Refused, m.clone()),
+            AppError::ConfirmationRequired(m) => {
+                ErrorBody::new(ErrorCode::ConfirmationRequired, m.clone())
+            }
             AppError::Aws(f) => ErrorBody::new(ErrorCode::AwsUnavailable, f.to_string()),
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

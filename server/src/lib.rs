@@ -5,12 +5,16 @@ pub mod artifacts;
 pub mod aws;
 pub mod build_id;
 pub mod config;
+pub mod deploy;
 pub mod deployer;
 pub mod error;
+pub mod live;
 pub mod rest;
 pub mod stacks;
 pub mod state;
+pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use app::api::ssr::SharedBackend;
@@ -34,7 +38,7 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 
 /// The whole HTTP app: REST API, server functions, pages and static files.
 pub fn router(state: AppState) -> Router {
-    let backend: SharedBackend = state.deployer.clone();
+    let backend: SharedBackend = Arc::new(state.clone());
     let routes = generate_route_list(app::App);
     Router::new()
         .nest("/api/v1", rest::routes())
@@ -53,12 +57,38 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Builds the state from a checked config and connected clients.
-pub fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Result<AppState> {
+/// Builds the state from a checked config and connected clients: opens the store, starts the
+/// engine and re-attaches to deployments that were in flight.
+pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Result<AppState> {
+    let cfn = config
+        .environments
+        .iter()
+        .filter_map(|e| {
+            let client = aws.env(&e.name)?.cloudformation.clone();
+            let cfn: Arc<dyn deploy::cfn::CloudFormation> = Arc::new(deploy::cfn::AwsCfn::new(client));
+            Some((e.name.clone(), cfn))
+        })
+        .collect();
+    state_with_cloudformation(config, aws, cfn).await
+}
+
+/// As [`state`], with the CloudFormation of each environment given (tests script a fake).
+pub async fn state_with_cloudformation(
+    config: config::Config,
+    aws: aws::AwsClients,
+    cfn: HashMap<String, Arc<dyn deploy::cfn::CloudFormation>>,
+) -> anyhow::Result<AppState> {
+    use anyhow::Context;
     let leptos_options = leptos_options(&config);
-    let deployer = Arc::new(deployer::Deployer::new(config, aws)?);
-    Ok(AppState {
-        deployer,
-        leptos_options,
-    })
+    let store = store::Store::open(&config.store)
+        .await
+        .with_context(|| format!("cannot open the store {}", config.store.display()))?;
+    let settings = deploy::Settings { poll_interval: config.poll_interval, ..deploy::Settings::default() };
+    let deployer = Arc::new(deployer::Deployer::new(config, aws, store.clone())?);
+    let engine = deploy::Engine::new(deployer.clone(), cfn, store, Arc::new(live::Hub::new()), settings);
+    let resumed = engine.resume().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "re-attached to deployments that were in flight");
+    }
+    Ok(AppState { deployer, engine, leptos_options })
 }

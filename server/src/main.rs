@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
 
     let addr = config.listen;
     let aws = AwsClients::connect(&config, None).await;
-    let app = match deployer::state(config, aws) {
+    let app = match deployer::state(config, aws).await {
         Ok(state) => deployer::router(state),
         Err(e) => {
             eprintln!("deployer: {e:#}");

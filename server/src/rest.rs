@@ -2,14 +2,19 @@
 
 use std::collections::HashMap;
 
+use app::deployment::{CancelRequest, Deployment, DeploymentDetail, DeploymentStatus, StartDeployment};
 use app::model::{Build, Environment, Project, StackCard};
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::Filter;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -18,6 +23,10 @@ pub fn routes() -> Router<AppState> {
         .route("/projects", get(projects))
         .route("/projects/{project}/builds", get(builds))
         .route("/projects/{project}/stacks", get(stacks))
+        .route("/deployments", get(list_deployments).post(start_deployment))
+        .route("/deployments/{id}", get(deployment))
+        .route("/deployments/{id}/cancel", post(cancel_deployment))
+        .route("/events", get(events))
         .fallback(not_found)
 }
 
@@ -61,6 +70,82 @@ async fn stacks(
     Path(project): Path<String>,
 ) -> Result<Json<Vec<StackCard>>, AppError> {
     Ok(Json(state.deployer.stacks(&project).await?))
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
+    body.map(|Json(b)| b).map_err(|e| AppError::BadRequest(format!("the request body is not right: {}", e.body_text())))
+}
+
+async fn start_deployment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<StartDeployment>, JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let request = body(request)?;
+    let actor = state.actor(&headers);
+    let deployment = state.engine.start(request, &actor).await?;
+    Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+async fn cancel_deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Result<Json<CancelRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    // The body is optional; an empty one means "no confirmation given".
+    let request = match request {
+        Err(JsonRejection::MissingJsonContentType(_)) => CancelRequest::default(),
+        other => body(other)?,
+    };
+    let deployment = state.engine.cancel(&id, request.confirm_delete).await?;
+    Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+async fn list_deployments(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Deployment>>, AppError> {
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => 50,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(AppError::BadRequest(format!("limit must be a whole number from 1 to 1000, got {raw:?}"))),
+        },
+    };
+    let text = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
+    if let Some(p) = text("project") {
+        state.deployer.project(&p)?;
+    }
+    if let Some(e) = text("environment")
+        && state.deployer.config.environment(&e).is_none()
+    {
+        return Err(AppError::NotFound(format!("no environment is called {e:?}")));
+    }
+    let filter = Filter { project: text("project"), environment: text("environment"), limit: Some(limit) };
+    Ok(Json(state.engine.list(&filter).await?))
+}
+
+async fn deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentDetail>, AppError> {
+    Ok(Json(state.deployment(&id).await?))
+}
+
+async fn events(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let active = state
+        .engine
+        .list(&Filter { limit: Some(100), ..Filter::default() })
+        .await?
+        .into_iter()
+        .filter(|d: &Deployment| d.status.is_active() || d.status == DeploymentStatus::Pending)
+        .collect();
+    Ok(crate::live::stream(state.engine.hub(), last_id, active))
 }
 
 async fn not_found() -> AppError {

@@ -62,9 +62,9 @@ impl Drop for Moto {
 }
 
 /// The config the tests run with: every project deploys to DEV, STG and PRD.
-pub fn config(endpoint: &str) -> Config {
+pub fn config(endpoint: &str, store: &std::path::Path) -> Config {
     let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
+        "listen = \"127.0.0.1:0\"\nstore = {store:?}\npoll_interval_ms = 50\nactor = \"tester\"\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
     );
     for (name, account) in ACCOUNTS {
         toml.push_str(&format!(
@@ -83,6 +83,7 @@ pub fn static_credentials() -> SharedCredentialsProvider {
 
 /// A deployer against moto, plus the clients of every environment for arranging tests.
 pub struct Harness {
+    pub dir: tempfile::TempDir,
     pub moto: Moto,
     pub state: AppState,
     pub aws: AwsClients,
@@ -91,10 +92,11 @@ pub struct Harness {
 impl Harness {
     pub async fn start() -> Harness {
         let moto = Moto::start();
-        let config = config(&moto.endpoint);
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&moto.endpoint, &dir.path().join("deployer.sqlite"));
         let aws = AwsClients::connect(&config, Some(static_credentials())).await;
-        let state = deployer::state(config, aws.clone()).unwrap();
-        let harness = Harness { moto, state, aws };
+        let state = deployer::state(config, aws.clone()).await.unwrap();
+        let harness = Harness { dir, moto, state, aws };
         harness
             .s3()
             .create_bucket()

@@ -1,0 +1,264 @@
+//! Wire types of deployments: one attempt to put one build onto one stack, its steps, its change
+//! set and its stack events, and the live events the server pushes over SSE.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::StackCard;
+
+/// Where a deployment stands. `pending` and `running` (and `cancelling`) are active; the rest
+/// are outcomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    Pending,
+    Running,
+    Cancelling,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// A pre-flight check failed; the stack was never touched.
+    Refused,
+}
+
+impl DeploymentStatus {
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Running | Self::Cancelling)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Cancelling => "cancelling",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Cancelling,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Cancelled,
+            Self::Refused,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+/// The steps of a deployment, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    /// Fetch the template and parameters from S3.
+    Fetch,
+    /// Parse the parameters and apply the environment's overrides.
+    Parameters,
+    /// Check them against the template's declared parameters.
+    Validate,
+    /// Every `Fn::ImportValue` exists in the environment's exports.
+    Preflight,
+    /// Create the stack, or create and describe an update change set.
+    ChangeSet,
+    /// Execute the change set.
+    Execute,
+    /// Watch the stack until a terminal status.
+    Watch,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 7] = [
+        StepName::Fetch,
+        StepName::Parameters,
+        StepName::Validate,
+        StepName::Preflight,
+        StepName::ChangeSet,
+        StepName::Execute,
+        StepName::Watch,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StepName::Fetch => "Fetch template and parameters",
+            StepName::Parameters => "Read parameters",
+            StepName::Validate => "Check parameters against the template",
+            StepName::Preflight => "Check imports exist",
+            StepName::ChangeSet => "Prepare changes",
+            StepName::Execute => "Execute",
+            StepName::Watch => "Watch the stack",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: StepName,
+    pub status: StepStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+}
+
+/// Whether the deployment creates the stack or updates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Create,
+    Update,
+}
+
+/// One deployment, as listed in history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub project: String,
+    pub environment: String,
+    pub stack_name: String,
+    pub build: String,
+    pub status: DeploymentStatus,
+    pub operation: Option<Operation>,
+    /// The step running now, or the step the deployment ended in.
+    pub step: Option<StepName>,
+    pub actor: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The outcome in words: the refusal, CloudFormation's failure reason, "no changes", …
+    pub message: Option<String>,
+    /// Whether CloudFormation rolled the stack back.
+    pub rolled_back: bool,
+    /// AWS is throttling or failing; the deployer is retrying with backoff.
+    pub waiting_for_aws: bool,
+    /// Resources in the change (from the change set, or the template for a new stack).
+    pub resources_total: Option<u32>,
+    /// Resources that reached a final state during the operation.
+    pub resources_done: u32,
+}
+
+/// What a change set would do to one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    /// `Add`, `Modify`, `Remove`, `Import` or `Dynamic`, as AWS reports it.
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `True`, `False` or `Conditional`, where AWS reports it.
+    pub replacement: Option<String>,
+}
+
+/// The summary of a change set, kept with the deployment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    pub add: u32,
+    pub modify: u32,
+    pub remove: u32,
+    pub replace: u32,
+    pub changes: Vec<ResourceChange>,
+}
+
+impl ChangeSummary {
+    pub fn from_changes(changes: Vec<ResourceChange>) -> Self {
+        let count = |a: &str| changes.iter().filter(|c| c.action == a).count() as u32;
+        ChangeSummary {
+            add: count("Add"),
+            modify: count("Modify"),
+            remove: count("Remove"),
+            replace: changes
+                .iter()
+                .filter(|c| matches!(c.replacement.as_deref(), Some("True") | Some("Conditional")))
+                .count() as u32,
+            changes,
+        }
+    }
+}
+
+/// One CloudFormation stack event of a deployment's operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackEvent {
+    pub id: String,
+    pub timestamp: DateTime<Utc>,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// A deployment with everything recorded about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    pub steps: Vec<Step>,
+    pub change_set: Option<ChangeSummary>,
+    pub events: Vec<StackEvent>,
+}
+
+/// The body of `POST /api/v1/deployments`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartDeployment {
+    pub project: String,
+    pub environment: String,
+    pub build: String,
+}
+
+/// The body of `POST /api/v1/deployments/{id}/cancel` (optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Cancelling a stack being created deletes it; this says the caller knows.
+    #[serde(default)]
+    pub confirm_delete: bool,
+}
+
+/// A deployment changed: its new state and the stack events it gained.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentUpdate {
+    pub deployment: Deployment,
+    pub step: Option<Step>,
+    pub new_events: Vec<StackEvent>,
+}
+
+/// What `GET /api/v1/events` carries. The SSE `event:` name is the variant's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LiveEvent {
+    Deployment(DeploymentUpdate),
+    Stack(StackCard),
+    /// The client missed too much: reload what it shows.
+    Snapshot { active: Vec<Deployment> },
+}
+
+impl LiveEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LiveEvent::Deployment(_) => "deployment",
+            LiveEvent::Stack(_) => "stack",
+            LiveEvent::Snapshot { .. } => "snapshot",
+        }
+    }
+
+    /// The event's data line: the variant's payload as JSON.
+    pub fn data(&self) -> String {
+        let json = match self {
+            LiveEvent::Deployment(update) => serde_json::to_string(update),
+            LiveEvent::Stack(card) => serde_json::to_string(card),
+            LiveEvent::Snapshot { active } => serde_json::to_string(&serde_json::json!({ "active": active })),
+        };
+        json.unwrap_or_else(|_| "{}".to_owned())
+    }
+}

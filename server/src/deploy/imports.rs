@@ -1,0 +1,151 @@
+//! Pre-flight for `Fn::ImportValue`: the export names a template imports, resolved from the
+//! parameters where they are literal or a `Fn::Sub` of known values. A missing export makes
+//! CloudFormation fail (and roll back) half-way; the deployer refuses before touching the stack.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::Value;
+
+/// The export names the template imports that can be known before deploying. Imports whose
+/// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation.
+pub fn imported_exports(template: &str, vars: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+    // YAML is a superset of JSON: one parser reads both, short-form tags (`!ImportValue`) included.
+    let doc: Value = serde_yaml::from_str(template)
+        .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))?;
+    let mut names = Vec::new();
+    walk(&doc, vars, &mut names);
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, inner) in map {
+                if key.as_str() == Some("Fn::ImportValue") {
+                    if let Some(name) = resolve(inner, vars) {
+                        out.push(name);
+                    }
+                } else {
+                    walk(inner, vars, out);
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| walk(v, vars, out)),
+        Value::Tagged(tagged) if tagged.tag == "ImportValue" => {
+            if let Some(name) = resolve(&tagged.value, vars) {
+                out.push(name);
+            }
+        }
+        Value::Tagged(tagged) => walk(&tagged.value, vars, out),
+        _ => {}
+    }
+}
+
+/// The import's name, when it is a literal or a substitution of known values.
+fn resolve(value: &Value, vars: &BTreeMap<String, String>) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(tagged) if tagged.tag == "Sub" => sub(&tagged.value, vars),
+        Value::Mapping(map) if map.len() == 1 => {
+            let (key, inner) = map.iter().next()?;
+            match key.as_str()? {
+                "Fn::Sub" => sub(inner, vars),
+                "Ref" => vars.get(inner.as_str()?).cloned(),
+                _ => None,
+            }
+        }
+        Value::Tagged(tagged) if tagged.tag == "Ref" => vars.get(tagged.value.as_str()?).cloned(),
+        _ => None,
+    }
+}
+
+/// `Fn::Sub` in both forms: `"text ${Var}"` or `["text ${Var}", {Var: value}]`.
+fn sub(value: &Value, vars: &BTreeMap<String, String>) -> Option<String> {
+    match value {
+        Value::String(text) => substitute(text, vars),
+        Value::Sequence(items) if items.len() == 2 => {
+            let text = items[0].as_str()?;
+            let mut local = vars.clone();
+            for (k, v) in items[1].as_mapping()? {
+                local.insert(k.as_str()?.to_owned(), resolve(v, vars)?);
+            }
+            substitute(text, &local)
+        }
+        _ => None,
+    }
+}
+
+fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}')?;
+        let name = &after[..end];
+        if let Some(literal) = name.strip_prefix('!') {
+            out.push_str("${");
+            out.push_str(literal);
+            out.push('}');
+        } else {
+            out.push_str(vars.get(name)?);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        [("EnvName", "DEV"), ("AWS::Region", "eu-west-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn finds_imports_in_long_short_and_json_forms() {
+        let yaml = r#"
+Resources:
+  A:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Value:
+        Fn::ImportValue: !Sub "${EnvName}-network-Topic"
+  B:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Value: !ImportValue shared-vpc-id
+  C:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Value:
+        Fn::ImportValue:
+          Fn::Sub: ["${Prefix}-db-${AWS::Region}", {Prefix: !Ref EnvName}]
+  D:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Value: !ImportValue
+        Fn::Join: ["-", [a, b]]
+"#;
+        assert_eq!(
+            imported_exports(yaml, &vars()).unwrap(),
+            ["DEV-db-eu-west-1", "DEV-network-Topic", "shared-vpc-id"]
+        );
+        let json = r#"{"Resources": {"A": {"Type": "AWS::SNS::Topic", "Properties":
+            {"TopicName": {"Fn::ImportValue": {"Fn::Sub": "${EnvName}-name"}}}}}}"#;
+        assert_eq!(imported_exports(json, &vars()).unwrap(), ["DEV-name"]);
+    }
+
+    #[test]
+    fn an_unknown_variable_leaves_the_import_to_cloudformation() {
+        let yaml = "Outputs:\n  X:\n    Value: !ImportValue {'Fn::Sub': '${Nope}-x'}\n";
+        assert!(imported_exports(yaml, &vars()).unwrap().is_empty());
+    }
+}
