@@ -91,11 +91,24 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Self::start_with(None).await
+    }
+
+    /// A harness whose CloudFormation (in every environment) is the given one; S3 stays moto.
+    pub async fn start_with(
+        cfn: Option<std::sync::Arc<dyn deployer::deploy::cfn::CloudFormation>>,
+    ) -> Harness {
         let moto = Moto::start();
         let dir = tempfile::tempdir().unwrap();
         let config = config(&moto.endpoint, &dir.path().join("deployer.sqlite"));
         let aws = AwsClients::connect(&config, Some(static_credentials())).await;
-        let state = deployer::state(config, aws.clone()).await.unwrap();
+        let state = match cfn {
+            None => deployer::state(config, aws.clone()).await.unwrap(),
+            Some(cfn) => {
+                let map = ACCOUNTS.iter().map(|(env, _)| (env.to_string(), cfn.clone())).collect();
+                deployer::state_with_cloudformation(config, aws.clone(), map).await.unwrap()
+            }
+        };
         let harness = Harness { dir, moto, state, aws };
         harness
             .s3()
@@ -144,11 +157,49 @@ impl Harness {
 
     /// GET through the whole router, without a socket.
     pub async fn get(&self, uri: &str) -> (StatusCode, serde_json::Value) {
-        let app = deployer::router(self.state.clone());
-        let response = app
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
+        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post(&self, uri: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let request = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
             .unwrap();
+        self.send(request).await
+    }
+
+    /// Starts a deployment and waits for its outcome; returns the deployment's detail.
+    pub async fn deploy(&self, project: &str, env: &str, build: &str) -> serde_json::Value {
+        let (status, started) = self
+            .post("/api/v1/deployments", serde_json::json!({"project": project, "environment": env, "build": build}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        self.wait(started["id"].as_str().unwrap()).await
+    }
+
+    /// Polls a deployment until it is no longer active.
+    pub async fn wait(&self, id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, detail) = self.get(&format!("/api/v1/deployments/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{detail}");
+            if !matches!(detail["status"].as_str(), Some("pending" | "running" | "cancelling")) {
+                return detail;
+            }
+            assert!(Instant::now() < deadline, "deployment {id} did not finish: {detail}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn card(&self, project: &str, env: &str) -> serde_json::Value {
+        let (_, cards) = self.get(&format!("/api/v1/projects/{project}/stacks")).await;
+        cards.as_array().unwrap().iter().find(|c| c["environment"] == env).unwrap().clone()
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let uri = request.uri().to_string();
+        let app = deployer::router(self.state.clone());
+        let response = app.oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
