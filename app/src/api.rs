@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::deployment::{Deployment, DeploymentDetail};
+use crate::deployment::{Activity, Deployment, DeploymentDetail};
 use crate::model::{BuildList, Overview, StackView};
 
 #[server]
@@ -50,12 +50,19 @@ pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployme
     ssr::backend()?.cancel_deployment(&id, confirm_delete).await.map_err(ssr::to_server_error)
 }
 
+/// A stack's recent deployments and the newest one in full, for the card and its progress panel.
 #[server]
-pub async fn get_history(project: String, environment: String) -> Result<Vec<Deployment>, ServerFnError> {
-    ssr::backend()?
+pub async fn get_activity(project: String, environment: String) -> Result<Activity, ServerFnError> {
+    let backend = ssr::backend()?;
+    let history = backend
         .deployments(Some(&project), Some(&environment), 10)
         .await
-        .map_err(ssr::to_server_error)
+        .map_err(ssr::to_server_error)?;
+    let latest = match history.first() {
+        Some(d) => Some(backend.deployment(&d.id).await.map_err(ssr::to_server_error)?),
+        None => None,
+    };
+    Ok(Activity { history, latest })
 }
 
 #[server]

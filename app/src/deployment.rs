@@ -262,3 +262,10 @@ impl LiveEvent {
         json.unwrap_or_else(|_| "{}".to_owned())
     }
 }
+
+/// A stack's recent deployments (newest first) and the newest one in full.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub history: Vec<Deployment>,
+    pub latest: Option<DeploymentDetail>,
+}

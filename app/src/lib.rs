@@ -5,6 +5,7 @@
 pub mod api;
 pub mod components;
 pub mod deployment;
+pub mod live;
 pub mod model;
 pub mod pages;
 pub mod time;
@@ -18,7 +19,9 @@ use leptos_router::{
 };
 
 use crate::components::header::Header;
-use crate::pages::{home::HomePage, not_found::NotFound, project::ProjectPage};
+use crate::pages::{
+    deployment::DeploymentPage, home::HomePage, not_found::NotFound, project::ProjectPage,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -50,9 +53,12 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let overview: OverviewResource = Resource::new(|| (), |()| api::get_overview());
     provide_context(overview);
+    let live = live::Live::new();
+    provide_context(live);
     // Effects run only in the browser: marks the page as live, for people debugging and for the
     // browser tests, which must not click before hydration.
-    Effect::new(|_| {
+    Effect::new(move |_| {
+        live::connect(live);
         if let Some(body) = document().body() {
             let _ = body.set_attribute("data-hydrated", "true");
         }
@@ -68,6 +74,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project/:env") view=ProjectPage/>
+                <Route path=path!("/deployments/:id") view=DeploymentPage/>
             </Routes>
         </Router>
     }

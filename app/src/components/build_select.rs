@@ -1,9 +1,13 @@
-//! The "deploy config" select: the project's builds, newest first, with the deployed one marked.
+//! The "deploy config" select and the Deploy button: the project's builds, newest first, with
+//! the deployed one marked and the undeployable ones disabled with their reason.
 
 use leptos::prelude::*;
 
 use crate::model::{Build, BuildList};
 use crate::time::ago;
+
+/// What the Deploy button dispatches: (project, environment, build).
+pub type DeployAction = Action<(String, String, String), Result<crate::deployment::Deployment, ServerFnError>>;
 
 #[component]
 pub fn BuildSelect(
@@ -11,13 +15,17 @@ pub fn BuildSelect(
     list: BuildList,
     /// The build deployed on the stack shown, if any.
     deployed: Option<String>,
+    /// The project and environment a deploy goes to.
+    project: String,
+    environment: String,
+    /// Why deploying is not possible now (a deployment is running), if it is not.
+    blocked: Option<String>,
+    /// Starts a deployment.
+    deploy: DeployAction,
 ) -> impl IntoView {
     let now = list.now;
-    let first_deployable = list
-        .builds
-        .iter()
-        .find(|b| b.deployable)
-        .map(|b| b.id.clone());
+    let first_deployable = list.builds.iter().find(|b| b.deployable).map(|b| b.id.clone());
+    let selected = RwSignal::new(first_deployable.clone().unwrap_or_default());
     let count = list.builds.len();
     let options = list
         .builds
@@ -31,12 +39,12 @@ pub fn BuildSelect(
             if let Some(problem) = &build.problem {
                 label.push_str(&format!(" · not deployable: {problem}"));
             }
-            let selected = first_deployable.as_deref() == Some(build.id.as_str());
+            let is_selected = first_deployable.as_deref() == Some(build.id.as_str());
             view! {
                 <option
                     value=build.id.clone()
                     disabled=!build.deployable
-                    selected=selected
+                    selected=is_selected
                     title=build.problem.clone().unwrap_or_default()
                     data-deployed=is_deployed.to_string()
                 >
@@ -50,17 +58,30 @@ pub fn BuildSelect(
         1 => "1 build".to_owned(),
         n => format!("{n} builds"),
     };
+    let pending = deploy.pending();
+    let has_build = first_deployable.is_some();
+    let title = blocked.clone().unwrap_or_else(|| "Deploy the selected build to this stack".to_owned());
+    let is_blocked = blocked.is_some();
+    let on_deploy = move |_| {
+        deploy.dispatch((project.clone(), environment.clone(), selected.get_untracked()));
+    };
+    let error = move || deploy.value().get().and_then(Result::err).map(|e| e.to_string());
     view! {
         <div class="deploy-row">
             <label class="field">
                 <span class="field-label">"Deploy config " <span class="muted">"(" {summary} ")"</span></span>
-                <select name="build" class="select" disabled=count == 0>{options}</select>
+                <select name="build" class="select" disabled=count == 0
+                    on:change=move |ev| selected.set(event_target_value(&ev))>
+                    {options}
+                </select>
             </label>
-            // Deploying is wired to this button by the deploy engine.
-            <button type="button" class="btn btn-primary" disabled=true
-                title="Deploying is not available in this version yet">
-                "Deploy"
+            <button type="button" class="btn btn-primary" title=title
+                disabled=move || is_blocked || !has_build || pending.get()
+                on:click=on_deploy>
+                {move || if pending.get() { "Starting…" } else { "Deploy" }}
             </button>
         </div>
+        {move || error().map(|e| view! { <p class="notice notice-error" role="alert">{e}</p> })}
+        {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
     }
 }

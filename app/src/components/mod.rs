@@ -1,9 +1,12 @@
 //! Widgets shared by the pages.
 
 pub mod build_select;
+pub mod deployment_badge;
 pub mod env_tabs;
 pub mod header;
+pub mod history;
 pub mod notice;
+pub mod progress;
 pub mod project_nav;
 pub mod stack_card;
 pub mod status_badge;

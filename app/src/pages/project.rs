@@ -5,11 +5,18 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::OverviewResource;
-use crate::api::{get_builds, get_stack};
+use crate::api::{get_builds, get_activity, get_stack, request_deployment};
 use crate::components::{
-    build_select::BuildSelect, env_tabs::EnvTabs, notice::Notice, project_nav::ProjectNav,
+    build_select::{BuildSelect, DeployAction},
+    env_tabs::EnvTabs,
+    history::History,
+    notice::Notice,
+    progress::{ProgressPanel, ticking_clock},
+    project_nav::ProjectNav,
     stack_card::StackCard,
 };
+use crate::deployment::DeploymentStatus;
+use crate::live::{Live, project_key};
 
 #[component]
 pub fn ProjectPage() -> impl IntoView {
@@ -49,8 +56,21 @@ fn ProjectMain(
     project: Memo<String>,
     env: Memo<String>,
 ) -> impl IntoView {
+    let live = expect_context::<Live>();
     let builds = Resource::new(move || project.get(), get_builds);
-    let stack = Resource::new(move || (project.get(), env.get()), |(p, e)| get_stack(p, e));
+    // Card and history reload whenever the server pushes a change of this project's deployments here.
+    let changes = move || live.version(&project_key(&project.get(), &env.get()));
+    let stack = Resource::new(move || (project.get(), env.get(), changes()), |(p, e, _)| get_stack(p, e));
+    let activity = Resource::new(move || (project.get(), env.get(), changes()), |(p, e, _)| get_activity(p, e));
+    let clock = ticking_clock();
+    let deploy: DeployAction = Action::new(|(p, e, b): &(String, String, String)| {
+        request_deployment(p.clone(), e.clone(), b.clone())
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(d)) = deploy.value().get() {
+            live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
+        }
+    });
 
     move || {
         let Some(p) = overview.project(&project.get()).cloned() else {
@@ -85,21 +105,61 @@ fn ProjectMain(
                 <Transition fallback=|| view! { <div class="card card-loading"><p class="loading">"Loading stack…"</p></div> }>
                     {move || {
                         let environment = environment.clone();
+                        let env_name = env_name.clone();
                         Suspend::new(async move {
-                            let (stack, builds) = (stack.await, builds.await);
+                            let (stack, builds, activity) = (stack.await, builds.await, activity.await);
+                            let project_name = project.get_untracked();
                             match stack {
                                 Err(e) => view! {
                                     <Notice kind="error" title="Could not read the stack">{e.to_string()}</Notice>
                                 }.into_any(),
                                 Ok(view) => {
+                                    let now = view.now;
                                     let deployed = view.card.build.clone();
+                                    let activity = activity.unwrap_or_default();
+                                    let history = activity.history;
+                                    let latest = history.first().cloned();
+                                    let running = latest.as_ref().filter(|d| d.status.is_active());
+                                    let blocked = running.map(|d| format!("{} is being deployed ({}); wait for it or cancel it.", d.build, d.status.as_str()));
+                                    // The build deployed before the current one: the one-click rollback.
+                                    let previous = history
+                                        .iter()
+                                        .filter(|d| d.status == DeploymentStatus::Succeeded)
+                                        .map(|d| d.build.clone())
+                                        .find(|b| Some(b) != deployed.as_ref());
                                     let select = match builds {
-                                        Ok(list) => view! { <BuildSelect list deployed/> }.into_any(),
+                                        Ok(list) => view! {
+                                            <BuildSelect list deployed=deployed.clone() project=project_name.clone()
+                                                environment=env_name.clone() blocked=blocked.clone() deploy/>
+                                        }.into_any(),
                                         Err(e) => view! {
                                             <Notice kind="error" title="Could not list the builds">{e.to_string()}</Notice>
                                         }.into_any(),
                                     };
-                                    view! { <StackCard view environment>{select}</StackCard> }.into_any()
+                                    let rollback = previous.filter(|_| blocked.is_none()).map(|build| {
+                                        let (p, e, b) = (project_name.clone(), env_name.clone(), build.clone());
+                                        let stack_name = view.card.name.clone();
+                                        let on_click = move |_| {
+                                            let question = format!("Roll {stack_name} back to {b}?");
+                                            if window().confirm_with_message(&question).unwrap_or(false) {
+                                                deploy.dispatch((p.clone(), e.clone(), b.clone()));
+                                            }
+                                        };
+                                        view! {
+                                            <button type="button" class="btn btn-rollback" on:click=on_click>
+                                                {format!("Roll back to {build}")}
+                                            </button>
+                                        }
+                                    });
+                                    let progress = activity.latest.map(|detail| view! { <ProgressPanel detail now=clock/> });
+                                    view! {
+                                        <StackCard view environment=environment.clone()>
+                                            {select}
+                                            {rollback.map(|r| view! { <div class="rollback-row">{r}</div> })}
+                                            {progress}
+                                            <History deployments=history.clone() now/>
+                                        </StackCard>
+                                    }.into_any()
                                 }
                             }
                         })

@@ -1,0 +1,152 @@
+//! The progress panel of one deployment: steps, a bar of resources done vs total, elapsed time,
+//! CloudFormation's events as they come, and Cancel. Refreshes whenever the server pushes a
+//! change of this deployment.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+
+use crate::api::request_cancel;
+use crate::components::deployment_badge::DeploymentBadge;
+use crate::deployment::{DeploymentDetail, Operation, StepName, StepStatus};
+
+/// A clock for elapsed times that ticks once a second in the browser. Create it where it
+/// lives as long as the page, not inside something that re-renders.
+pub fn ticking_clock() -> RwSignal<DateTime<Utc>> {
+    let now = RwSignal::new(Utc::now());
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(move || now.set(Utc::now()), Duration::from_secs(1)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    now
+}
+
+fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let secs = (to - from).num_seconds().max(0);
+    if secs < 60 { format!("{secs}s") } else { format!("{}m {:02}s", secs / 60, secs % 60) }
+}
+
+#[component]
+pub fn ProgressPanel(
+    /// The deployment shown, with its steps and events.
+    detail: DeploymentDetail,
+    /// The clock elapsed time is measured against.
+    now: RwSignal<DateTime<Utc>>,
+) -> impl IntoView {
+    let d = detail.deployment.clone();
+    let active = d.status.is_active();
+    let started = d.started_at;
+    let finished = d.finished_at;
+    let clock = move || elapsed(started, finished.unwrap_or_else(|| now.get().max(started)));
+    let (done, total) = (d.resources_done, d.resources_total.unwrap_or(0));
+    let percent = if !active && d.status.as_str() == "succeeded" {
+        100
+    } else if total > 0 {
+        (done * 100 / total).min(100)
+    } else {
+        0
+    };
+    let steps = StepName::ALL
+        .iter()
+        .map(|name| {
+            let step = detail.steps.iter().find(|s| s.name == *name);
+            let (class, mark) = match step.map(|s| s.status) {
+                Some(StepStatus::Done) => ("step done", "✓"),
+                Some(StepStatus::Running) => ("step running", "●"),
+                Some(StepStatus::Failed) => ("step failed", "✗"),
+                Some(StepStatus::Skipped) | None => ("step todo", "○"),
+            };
+            let note = step.and_then(|s| s.message.clone()).unwrap_or_default();
+            let title = note.clone();
+            view! {
+                <li class=class title=title>
+                    <span class="step-mark" aria-hidden="true">{mark}</span>
+                    <span class="step-label">{name.label()}</span>
+                    <span class="step-note muted">{note}</span>
+                </li>
+            }
+        })
+        .collect_view();
+    let events = detail
+        .events
+        .iter()
+        .rev()
+        .take(12)
+        .map(|e| {
+            let tone = if e.status.ends_with("FAILED") {
+                "ev-failed"
+            } else if e.status.ends_with("COMPLETE") {
+                "ev-complete"
+            } else {
+                "ev-progress"
+            };
+            view! {
+                <tr class=tone>
+                    <td class="mono small">{e.timestamp.format("%H:%M:%S").to_string()}</td>
+                    <td class="mono">{e.logical_id.clone()}</td>
+                    <td class="muted small">{e.resource_type.clone()}</td>
+                    <td class="mono small">{e.status.clone()}</td>
+                    <td class="small">{e.reason.clone().unwrap_or_default()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let has_events = !detail.events.is_empty();
+    let change_set = detail.change_set.clone().map(|c| {
+        format!("{} to add · {} to modify · {} to remove{}", c.add, c.modify, c.remove,
+            if c.replace > 0 { format!(" · {} replaced", c.replace) } else { String::new() })
+    });
+
+    let cancel = Action::new(|(id, confirm): &(String, bool)| request_cancel(id.clone(), *confirm));
+    let cancel_error = move || cancel.value().get().and_then(|r| r.err()).map(|e| e.to_string());
+    let creating = d.operation == Some(Operation::Create)
+        && matches!(d.step, Some(StepName::Execute | StepName::Watch));
+    let stack = d.stack_name.clone();
+    let id = d.id.clone();
+    let on_cancel = move |_| {
+        let question = if creating {
+            format!("{stack} is being created. Cancelling deletes the half-created stack. Go ahead?")
+        } else {
+            format!("Cancel this deployment of {stack}? An update already running is rolled back by CloudFormation.")
+        };
+        if window().confirm_with_message(&question).unwrap_or(false) {
+            cancel.dispatch((id.clone(), creating));
+        }
+    };
+    let href = format!("/deployments/{}", d.id);
+    view! {
+        <section class="progress-panel" aria-label="Deployment progress" data-deployment=d.id.clone() data-status=d.status.as_str()>
+            <header class="progress-head">
+                <div>
+                    <strong class="mono">{d.build.clone()}</strong>
+                    " → "
+                    <span class="mono">{d.stack_name.clone()}</span>
+                    <span class="muted small">" · " {d.operation.map(|o| match o { Operation::Create => "create", Operation::Update => "update" }).unwrap_or("")}</span>
+                </div>
+                <div class="progress-meta">
+                    <span class="elapsed mono" title="elapsed">{clock}</span>
+                    <DeploymentBadge deployment=d.clone()/>
+                    {active.then(|| view! {
+                        <button type="button" class="btn btn-quiet" on:click=on_cancel disabled=move || cancel.pending().get()>"Cancel"</button>
+                    })}
+                </div>
+            </header>
+            <div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
+                <div class=format!("bar-fill {}", crate::components::deployment_badge::tone(d.status).css_class()) style=format!("width: {percent}%")></div>
+            </div>
+            <p class="small muted">
+                {if total > 0 { format!("{done} of {total} resources") } else { "resources: —".to_owned() }}
+                {change_set.map(|c| format!(" · change set: {c}"))}
+                " · " <a href=href>"details"</a>
+            </p>
+            {d.message.clone().map(|m| view! { <p class=format!("outcome outcome-{}", d.status.as_str())>{m}</p> })}
+            {move || cancel_error().map(|e| view! { <p class="outcome outcome-failed">{e}</p> })}
+            <ol class="steps">{steps}</ol>
+            {has_events.then(|| view! {
+                <table class="kv events"><tbody>{events}</tbody></table>
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,117 @@
+//! Live updates in the browser: one `EventSource` on `/api/v1/events` per page, turned into
+//! version counters that components watch to refetch what changed (a deployment, a stack).
+//! On the server nothing is subscribed; pages render from their resources.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+/// Change counters, keyed by `deployment:<id>` and `stack:<env>/<name>`, plus the newest
+/// deployment seen per stack (so a deploy started in another tab shows up here).
+#[derive(Clone, Copy)]
+pub struct Live {
+    versions: RwSignal<HashMap<String, u64>>,
+    latest: RwSignal<HashMap<String, String>>,
+    /// Bumped when the stream says the client missed too much: everything reloads.
+    pub everything: RwSignal<u64>,
+    pub connected: RwSignal<bool>,
+}
+
+impl Live {
+    pub fn new() -> Self {
+        Live {
+            versions: RwSignal::new(HashMap::new()),
+            latest: RwSignal::new(HashMap::new()),
+            everything: RwSignal::new(0),
+            connected: RwSignal::new(false),
+        }
+    }
+
+    /// A number that changes whenever `key` changes (tracked).
+    pub fn version(&self, key: &str) -> u64 {
+        self.versions.with(|v| v.get(key).copied().unwrap_or(0)) + self.everything.get()
+    }
+
+    /// The newest deployment id seen live for a stack (tracked).
+    pub fn latest_for(&self, environment: &str, stack: &str) -> Option<String> {
+        self.latest.with(|l| l.get(&stack_key(environment, stack)).cloned())
+    }
+
+    pub fn bump(&self, key: String) {
+        self.versions.update(|v| *v.entry(key).or_default() += 1);
+    }
+
+    pub fn saw_deployment(&self, project: &str, environment: &str, stack: &str, id: &str) {
+        self.bump(project_key(project, environment));
+        let key = stack_key(environment, stack);
+        if self.latest.with_untracked(|l| l.get(&key).map(String::as_str) != Some(id)) {
+            self.latest.update(|l| {
+                l.insert(key, id.to_owned());
+            });
+        }
+        self.bump(format!("deployment:{id}"));
+    }
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bumped on every change of a project's deployments in one environment: its card, history
+/// and progress refetch.
+pub fn project_key(project: &str, environment: &str) -> String {
+    format!("project:{project}/{environment}")
+}
+
+pub fn stack_key(environment: &str, stack: &str) -> String {
+    format!("stack:{environment}/{stack}")
+}
+
+/// Subscribes to the server's events for as long as the page lives (browser only).
+pub fn connect(live: Live) {
+    #[cfg(feature = "hydrate")]
+    leptos::task::spawn_local(async move {
+        use futures::StreamExt;
+        use gloo_net::eventsource::futures::EventSource;
+
+        use crate::deployment::DeploymentUpdate;
+        use crate::model::StackCard;
+
+        let Ok(mut source) = EventSource::new("/api/v1/events") else { return };
+        let (Ok(deployments), Ok(stacks), Ok(snapshots)) =
+            (source.subscribe("deployment"), source.subscribe("stack"), source.subscribe("snapshot"))
+        else {
+            return;
+        };
+        live.connected.set(true);
+        let mut all = futures::stream::select_all([deployments, stacks, snapshots]);
+        // `source` stays alive in this task: dropping it would close the stream.
+        while let Some(message) = all.next().await {
+            let Ok((kind, event)) = message else {
+                live.connected.set(false);
+                continue;
+            };
+            live.connected.set(true);
+            let data = event.data().as_string().unwrap_or_default();
+            match kind.as_str() {
+                "deployment" => {
+                    if let Ok(update) = serde_json::from_str::<DeploymentUpdate>(&data) {
+                        let d = &update.deployment;
+                        live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
+                    }
+                }
+                "stack" => {
+                    if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
+                        live.bump(stack_key(&card.environment, &card.name));
+                    }
+                }
+                _ => live.everything.update(|n| *n += 1),
+            }
+        }
+        source.close();
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = live;
+}
