@@ -67,9 +67,11 @@ start_moto() {
   wait_for_http "http://127.0.0.1:$1/moto-api/" 60
 }
 
-# demo_config <moto port> <out>: the demo config pointed at a moto on that port.
+# demo_config <moto port> <out> <store>: the demo config pointed at a moto on that port, with
+# its own (fresh) deployments store: the emulator starts empty, so must the history.
 demo_config() {
-  sed "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" "$ROOT/config/demo.toml" >"$2"
+  rm -f "$3" "$3-wal" "$3-shm"
+  { echo "store = \"$3\""; sed "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" "$ROOT/config/demo.toml"; } >"$2"
 }
 
 # Static keys for the emulator; each environment then assumes its role into its own account.

@@ -41,13 +41,23 @@ pub async fn request_deployment(
     environment: String,
     build: String,
 ) -> Result<Deployment, ServerFnError> {
-    let request = crate::deployment::StartDeployment { project, environment, build };
-    ssr::backend()?.start_deployment(request).await.map_err(ssr::to_server_error)
+    let request = crate::deployment::StartDeployment {
+        project,
+        environment,
+        build,
+    };
+    ssr::backend()?
+        .start_deployment(request)
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[server]
 pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ServerFnError> {
-    ssr::backend()?.cancel_deployment(&id, confirm_delete).await.map_err(ssr::to_server_error)
+    ssr::backend()?
+        .cancel_deployment(&id, confirm_delete)
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 /// A stack's recent deployments and the newest one in full, for the card and its progress panel.
@@ -59,7 +69,12 @@ pub async fn get_activity(project: String, environment: String) -> Result<Activi
         .await
         .map_err(ssr::to_server_error)?;
     let latest = match history.first() {
-        Some(d) => Some(backend.deployment(&d.id).await.map_err(ssr::to_server_error)?),
+        Some(d) => Some(
+            backend
+                .deployment(&d.id)
+                .await
+                .map_err(ssr::to_server_error)?,
+        ),
         None => None,
     };
     Ok(Activity { history, latest })
@@ -67,7 +82,10 @@ pub async fn get_activity(project: String, environment: String) -> Result<Activi
 
 #[server]
 pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ServerFnError> {
-    ssr::backend()?.deployment(&id).await.map_err(ssr::to_server_error)
+    ssr::backend()?
+        .deployment(&id)
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[cfg(feature = "ssr")]
@@ -92,8 +110,13 @@ pub mod ssr {
             limit: Option<usize>,
         ) -> Result<Vec<Build>, ErrorBody>;
         async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody>;
-        async fn start_deployment(&self, request: StartDeployment) -> Result<Deployment, ErrorBody>;
-        async fn cancel_deployment(&self, id: &str, confirm_delete: bool) -> Result<Deployment, ErrorBody>;
+        async fn start_deployment(&self, request: StartDeployment)
+        -> Result<Deployment, ErrorBody>;
+        async fn cancel_deployment(
+            &self,
+            id: &str,
+            confirm_delete: bool,
+        ) -> Result<Deployment, ErrorBody>;
         async fn deployments(
             &self,
             project: Option<&str>,

@@ -240,7 +240,9 @@ pub enum LiveEvent {
     Deployment(DeploymentUpdate),
     Stack(StackCard),
     /// The client missed too much: reload what it shows.
-    Snapshot { active: Vec<Deployment> },
+    Snapshot {
+        active: Vec<Deployment>,
+    },
 }
 
 impl LiveEvent {
@@ -257,7 +259,9 @@ impl LiveEvent {
         let json = match self {
             LiveEvent::Deployment(update) => serde_json::to_string(update),
             LiveEvent::Stack(card) => serde_json::to_string(card),
-            LiveEvent::Snapshot { active } => serde_json::to_string(&serde_json::json!({ "active": active })),
+            LiveEvent::Snapshot { active } => {
+                serde_json::to_string(&serde_json::json!({ "active": active }))
+            }
         };
         json.unwrap_or_else(|_| "{}".to_owned())
     }

@@ -34,7 +34,8 @@ impl Live {
 
     /// The newest deployment id seen live for a stack (tracked).
     pub fn latest_for(&self, environment: &str, stack: &str) -> Option<String> {
-        self.latest.with(|l| l.get(&stack_key(environment, stack)).cloned())
+        self.latest
+            .with(|l| l.get(&stack_key(environment, stack)).cloned())
     }
 
     pub fn bump(&self, key: String) {
@@ -44,7 +45,10 @@ impl Live {
     pub fn saw_deployment(&self, project: &str, environment: &str, stack: &str, id: &str) {
         self.bump(project_key(project, environment));
         let key = stack_key(environment, stack);
-        if self.latest.with_untracked(|l| l.get(&key).map(String::as_str) != Some(id)) {
+        if self
+            .latest
+            .with_untracked(|l| l.get(&key).map(String::as_str) != Some(id))
+        {
             self.latest.update(|l| {
                 l.insert(key, id.to_owned());
             });
@@ -79,10 +83,14 @@ pub fn connect(live: Live) {
         use crate::deployment::DeploymentUpdate;
         use crate::model::StackCard;
 
-        let Ok(mut source) = EventSource::new("/api/v1/events") else { return };
-        let (Ok(deployments), Ok(stacks), Ok(snapshots)) =
-            (source.subscribe("deployment"), source.subscribe("stack"), source.subscribe("snapshot"))
-        else {
+        let Ok(mut source) = EventSource::new("/api/v1/events") else {
+            return;
+        };
+        let (Ok(deployments), Ok(stacks), Ok(snapshots)) = (
+            source.subscribe("deployment"),
+            source.subscribe("stack"),
+            source.subscribe("snapshot"),
+        ) else {
             return;
         };
         live.connected.set(true);

@@ -314,7 +314,9 @@ fn check(raw: RawConfig) -> Result<Config, String> {
     }
     Ok(Config {
         listen,
-        store: raw.store.unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
+        store: raw
+            .store
+            .unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
         actor,
         poll_interval: std::time::Duration::from_millis(poll_ms),
         artifacts: Artifacts {

@@ -32,7 +32,12 @@ impl Deployer {
             config.artifacts.prefix.clone(),
             LISTING_TTL,
         );
-        Ok(Deployer { config, aws, artifacts, store })
+        Ok(Deployer {
+            config,
+            aws,
+            artifacts,
+            store,
+        })
     }
 
     pub fn environments(&self) -> Vec<Environment> {
@@ -94,7 +99,9 @@ impl Deployer {
         let bucket = &self.config.artifacts.bucket;
         match env.and_then(|e| e.endpoint_url.as_deref()) {
             Some(endpoint) => {
-                let endpoint = endpoint.trim_end_matches('/').replace("://127.0.0.1", "://localhost");
+                let endpoint = endpoint
+                    .trim_end_matches('/')
+                    .replace("://127.0.0.1", "://localhost");
                 format!("{endpoint}/{bucket}/{key}")
             }
             None => {
@@ -120,7 +127,10 @@ impl Deployer {
         // The deployer's own record of what it deployed last wins over the stack tag: the tag
         // is written on every deploy, but emulators (moto) do not apply tags from change sets.
         if card.exists
-            && let Some(build) = self.store.last_succeeded_build(environment, stack_name).await?
+            && let Some(build) = self
+                .store
+                .last_succeeded_build(environment, stack_name)
+                .await?
         {
             card.build = Some(build);
         }

@@ -65,7 +65,8 @@ pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Resu
         .iter()
         .filter_map(|e| {
             let client = aws.env(&e.name)?.cloudformation.clone();
-            let cfn: Arc<dyn deploy::cfn::CloudFormation> = Arc::new(deploy::cfn::AwsCfn::new(client));
+            let cfn: Arc<dyn deploy::cfn::CloudFormation> =
+                Arc::new(deploy::cfn::AwsCfn::new(client));
             Some((e.name.clone(), cfn))
         })
         .collect();
@@ -83,12 +84,25 @@ pub async fn state_with_cloudformation(
     let store = store::Store::open(&config.store)
         .await
         .with_context(|| format!("cannot open the store {}", config.store.display()))?;
-    let settings = deploy::Settings { poll_interval: config.poll_interval, ..deploy::Settings::default() };
+    let settings = deploy::Settings {
+        poll_interval: config.poll_interval,
+        ..deploy::Settings::default()
+    };
     let deployer = Arc::new(deployer::Deployer::new(config, aws, store.clone())?);
-    let engine = deploy::Engine::new(deployer.clone(), cfn, store, Arc::new(live::Hub::new()), settings);
+    let engine = deploy::Engine::new(
+        deployer.clone(),
+        cfn,
+        store,
+        Arc::new(live::Hub::new()),
+        settings,
+    );
     let resumed = engine.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }
-    Ok(AppState { deployer, engine, leptos_options })
+    Ok(AppState {
+        deployer,
+        engine,
+        leptos_options,
+    })
 }

@@ -40,13 +40,23 @@ impl Hub {
         let (tx, _) = broadcast::channel(1_024);
         // Ids start from the clock so that ids of a previous process are always "too old".
         let start = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(1);
-        Hub { tx, backlog: Mutex::new(VecDeque::new()), next_id: AtomicU64::new(start) }
+        Hub {
+            tx,
+            backlog: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(start),
+        }
     }
 
     pub fn publish(&self, event: LiveEvent) {
-        let mut backlog = self.backlog.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut backlog = self
+            .backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Ids are taken under the lock so the backlog and the broadcast see them in order.
-        let envelope = Arc::new(Envelope { id: self.next_id.fetch_add(1, Ordering::SeqCst), event });
+        let envelope = Arc::new(Envelope {
+            id: self.next_id.fetch_add(1, Ordering::SeqCst),
+            event,
+        });
         backlog.push_back(envelope.clone());
         while backlog.len() > BACKLOG {
             backlog.pop_front();
@@ -59,8 +69,14 @@ impl Hub {
     pub fn subscribe(
         &self,
         last_id: Option<u64>,
-    ) -> (Option<Vec<Arc<Envelope>>>, broadcast::Receiver<Arc<Envelope>>) {
-        let backlog = self.backlog.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    ) -> (
+        Option<Vec<Arc<Envelope>>>,
+        broadcast::Receiver<Arc<Envelope>>,
+    ) {
+        let backlog = self
+            .backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let rx = self.tx.subscribe();
         let missed = match last_id {
             None => Some(Vec::new()),
@@ -100,17 +116,27 @@ pub fn stream(
             }
             events.iter().map(|e| to_sse(e)).collect()
         }
-        None => vec![Event::default().event("snapshot").data(LiveEvent::Snapshot { active }.data())],
+        None => vec![
+            Event::default()
+                .event("snapshot")
+                .data(LiveEvent::Snapshot { active }.data()),
+        ],
     };
     let live = BroadcastStream::new(rx).filter_map(move |item| {
         let out = match item {
             Ok(envelope) if envelope.id > seen => Some(Ok(to_sse(&envelope))),
             Ok(_) => None,
             // This subscriber fell behind the broadcast: tell it to reload.
-            Err(_) => Some(Ok(Event::default().event("snapshot").data("{\"active\":[]}"))),
+            Err(_) => Some(Ok(Event::default()
+                .event("snapshot")
+                .data("{\"active\":[]}"))),
         };
         futures::future::ready(out)
     });
     let stream = futures::stream::iter(head.into_iter().map(Ok)).chain(live);
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive"))
+    Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("keep-alive"),
+    )
 }

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
-use app::deployment::{CancelRequest, Deployment, DeploymentDetail, DeploymentStatus, StartDeployment};
+use app::deployment::{
+    CancelRequest, Deployment, DeploymentDetail, DeploymentStatus, StartDeployment,
+};
 use app::model::{Build, Environment, Project, StackCard};
-use axum::extract::{Path, Query, State};
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -74,7 +76,9 @@ async fn stacks(
 
 /// A JSON body, or a 400 that says what is wrong with it.
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    body.map(|Json(b)| b).map_err(|e| AppError::BadRequest(format!("the request body is not right: {}", e.body_text())))
+    body.map(|Json(b)| b).map_err(|e| {
+        AppError::BadRequest(format!("the request body is not right: {}", e.body_text()))
+    })
 }
 
 async fn start_deployment(
@@ -110,7 +114,11 @@ async fn list_deployments(
         None | Some("") => 50,
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(AppError::BadRequest(format!("limit must be a whole number from 1 to 1000, got {raw:?}"))),
+            _ => {
+                return Err(AppError::BadRequest(format!(
+                    "limit must be a whole number from 1 to 1000, got {raw:?}"
+                )));
+            }
         },
     };
     let text = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
@@ -120,9 +128,15 @@ async fn list_deployments(
     if let Some(e) = text("environment")
         && state.deployer.config.environment(&e).is_none()
     {
-        return Err(AppError::NotFound(format!("no environment is called {e:?}")));
+        return Err(AppError::NotFound(format!(
+            "no environment is called {e:?}"
+        )));
     }
-    let filter = Filter { project: text("project"), environment: text("environment"), limit: Some(limit) };
+    let filter = Filter {
+        project: text("project"),
+        environment: text("environment"),
+        limit: Some(limit),
+    };
     Ok(Json(state.engine.list(&filter).await?))
 }
 
@@ -133,14 +147,20 @@ async fn deployment(
     Ok(Json(state.deployment(&id).await?))
 }
 
-async fn events(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let active = state
         .engine
-        .list(&Filter { limit: Some(100), ..Filter::default() })
+        .list(&Filter {
+            limit: Some(100),
+            ..Filter::default()
+        })
         .await?
         .into_iter()
         .filter(|d: &Deployment| d.status.is_active() || d.status == DeploymentStatus::Pending)

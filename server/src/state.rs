@@ -45,7 +45,10 @@ impl AppState {
 #[async_trait::async_trait]
 impl Backend for AppState {
     fn overview(&self) -> Overview {
-        Overview { environments: self.deployer.environments(), projects: self.deployer.projects() }
+        Overview {
+            environments: self.deployer.environments(),
+            projects: self.deployer.projects(),
+        }
     }
 
     async fn builds(
@@ -54,20 +57,36 @@ impl Backend for AppState {
         branch: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<Build>, ErrorBody> {
-        self.deployer.builds(project, branch, limit).await.map_err(ErrorBody::from)
+        self.deployer
+            .builds(project, branch, limit)
+            .await
+            .map_err(ErrorBody::from)
     }
 
     async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody> {
-        self.deployer.stack(project, environment).await.map_err(ErrorBody::from)
+        self.deployer
+            .stack(project, environment)
+            .await
+            .map_err(ErrorBody::from)
     }
 
     async fn start_deployment(&self, request: StartDeployment) -> Result<Deployment, ErrorBody> {
         let actor = self.actor(&axum::http::HeaderMap::new());
-        self.engine.start(request, &actor).await.map_err(ErrorBody::from)
+        self.engine
+            .start(request, &actor)
+            .await
+            .map_err(ErrorBody::from)
     }
 
-    async fn cancel_deployment(&self, id: &str, confirm_delete: bool) -> Result<Deployment, ErrorBody> {
-        self.engine.cancel(id, confirm_delete).await.map_err(ErrorBody::from)
+    async fn cancel_deployment(
+        &self,
+        id: &str,
+        confirm_delete: bool,
+    ) -> Result<Deployment, ErrorBody> {
+        self.engine
+            .cancel(id, confirm_delete)
+            .await
+            .map_err(ErrorBody::from)
     }
 
     async fn deployments(
@@ -85,6 +104,8 @@ impl Backend for AppState {
     }
 
     async fn deployment(&self, id: &str) -> Result<DeploymentDetail, ErrorBody> {
-        AppState::deployment(self, id).await.map_err(ErrorBody::from)
+        AppState::deployment(self, id)
+            .await
+            .map_err(ErrorBody::from)
     }
 }

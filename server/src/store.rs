@@ -10,8 +10,10 @@ use app::deployment::{
     StepName,
 };
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 
 /// A deployment with what the engine needs to resume it.
 #[derive(Clone, Debug)]
@@ -57,7 +59,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
     }
@@ -102,7 +107,11 @@ impl Store {
         }
     }
 
-    async fn active_on(&self, environment: &str, stack_name: &str) -> Result<Option<String>, StoreError> {
+    async fn active_on(
+        &self,
+        environment: &str,
+        stack_name: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM deployments WHERE environment = ? AND stack_name = ? AND finished_at IS NULL",
         )
@@ -140,7 +149,11 @@ impl Store {
     }
 
     /// Appends stack events; events already kept are ignored.
-    pub async fn add_events(&self, deployment_id: &str, events: &[StackEvent]) -> Result<(), StoreError> {
+    pub async fn add_events(
+        &self,
+        deployment_id: &str,
+        events: &[StackEvent],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for e in events {
             sqlx::query(
@@ -170,7 +183,9 @@ impl Store {
     }
 
     pub async fn detail(&self, id: &str) -> Result<Option<DeploymentDetail>, StoreError> {
-        let Some(record) = self.record(id).await? else { return Ok(None) };
+        let Some(record) = self.record(id).await? else {
+            return Ok(None);
+        };
         let events = self.events(id).await?;
         Ok(Some(DeploymentDetail {
             deployment: record.deployment,
@@ -215,11 +230,17 @@ impl Store {
         .bind(i64::from(filter.limit.unwrap_or(50)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| record_from_row(r).map(|rec| rec.deployment)).collect()
+        rows.iter()
+            .map(|r| record_from_row(r).map(|rec| rec.deployment))
+            .collect()
     }
 
     /// The build of the stack's latest successful deployment, if the deployer made one.
-    pub async fn last_succeeded_build(&self, environment: &str, stack_name: &str) -> Result<Option<String>, StoreError> {
+    pub async fn last_succeeded_build(
+        &self,
+        environment: &str,
+        stack_name: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT build FROM deployments WHERE environment = ? AND stack_name = ? AND status = 'succeeded'
              ORDER BY rowid DESC LIMIT 1",
@@ -232,9 +253,10 @@ impl Store {
 
     /// Deployments that have not finished (for re-attaching after a restart).
     pub async fn active(&self) -> Result<Vec<Record>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM deployments WHERE finished_at IS NULL ORDER BY rowid")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM deployments WHERE finished_at IS NULL ORDER BY rowid")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(record_from_row).collect()
     }
 }
@@ -251,7 +273,10 @@ fn operation_str(op: Operation) -> &'static str {
 }
 
 fn step_str(step: StepName) -> String {
-    serde_json::to_value(step).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(step)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {

@@ -8,26 +8,58 @@ use common::{Harness, TEMPLATE};
 use serde_json::json;
 
 async fn put_build(h: &Harness, project: &str, id: &str, template: &str, params: &str) {
-    h.put(&format!("{project}/{id}/template.yaml"), template).await;
-    h.put(&format!("{project}/{id}/parameters.json"), params).await;
+    h.put(&format!("{project}/{id}/template.yaml"), template)
+        .await;
+    h.put(&format!("{project}/{id}/parameters.json"), params)
+        .await;
     h.state.deployer.artifacts.invalidate(project);
 }
 
 fn step_names(detail: &serde_json::Value) -> Vec<&str> {
-    detail["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect()
+    detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn create_update_and_roll_back_to_an_older_build() {
     let h = Harness::start().await;
-    put_build(&h, "web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#).await;
-    put_build(&h, "web", "web-master-2", TEMPLATE, r#"{"Greeting": "two"}"#).await;
+    put_build(
+        &h,
+        "web",
+        "web-master-1",
+        TEMPLATE,
+        r#"{"Greeting": "one"}"#,
+    )
+    .await;
+    put_build(
+        &h,
+        "web",
+        "web-master-2",
+        TEMPLATE,
+        r#"{"Greeting": "two"}"#,
+    )
+    .await;
 
     let first = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(first["status"], "succeeded", "{first}");
     assert_eq!(first["operation"], "create");
     assert_eq!(first["actor"], "tester");
-    assert_eq!(step_names(&first), ["fetch", "parameters", "validate", "preflight", "change_set", "execute", "watch"]);
+    assert_eq!(
+        step_names(&first),
+        [
+            "fetch",
+            "parameters",
+            "validate",
+            "preflight",
+            "change_set",
+            "execute",
+            "watch"
+        ]
+    );
     assert!(first["finished_at"].is_string());
     let card = h.card("web", "DEV").await;
     assert_eq!(card["status"], "CREATE_COMPLETE");
@@ -36,7 +68,10 @@ async fn create_update_and_roll_back_to_an_older_build() {
     let second = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(second["operation"], "update");
-    assert!(second["change_set"].is_object(), "the change-set summary is kept: {second}");
+    assert!(
+        second["change_set"].is_object(),
+        "the change-set summary is kept: {second}"
+    );
     assert_eq!(h.card("web", "DEV").await["build"], "web-master-2");
 
     // Rolling back is deploying the older build.
@@ -44,10 +79,30 @@ async fn create_update_and_roll_back_to_an_older_build() {
     assert_eq!(back["status"], "succeeded", "{back}");
     assert_eq!(h.card("web", "DEV").await["build"], "web-master-1");
 
-    let (_, history) = h.get("/api/v1/deployments?project=web&environment=DEV").await;
-    let builds: Vec<&str> = history.as_array().unwrap().iter().map(|d| d["build"].as_str().unwrap()).collect();
-    assert_eq!(builds, ["web-master-1", "web-master-2", "web-master-1"], "newest first");
-    for key in ["id", "project", "environment", "build", "status", "started_at", "finished_at", "actor"] {
+    let (_, history) = h
+        .get("/api/v1/deployments?project=web&environment=DEV")
+        .await;
+    let builds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["build"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        builds,
+        ["web-master-1", "web-master-2", "web-master-1"],
+        "newest first"
+    );
+    for key in [
+        "id",
+        "project",
+        "environment",
+        "build",
+        "status",
+        "started_at",
+        "finished_at",
+        "actor",
+    ] {
         assert!(history[0].get(key).is_some(), "history has {key}");
     }
     // Other stacks are untouched.
@@ -59,28 +114,73 @@ async fn every_parameter_shape_deploys_and_environment_overrides_win() {
     let h = Harness::start().await;
     let shapes = [
         ("web", "DEV", r#"{"Greeting": "map"}"#, "map"),
-        ("web", "STG", r#"[{"ParameterKey": "Greeting", "ParameterValue": "cfn"}]"#, "cfn"),
-        ("web", "PRD", r#"{"Parameters": {"Greeting": "pipeline"}, "Tags": {"team": "web"}}"#, "override"),
+        (
+            "web",
+            "STG",
+            r#"[{"ParameterKey": "Greeting", "ParameterValue": "cfn"}]"#,
+            "cfn",
+        ),
+        (
+            "web",
+            "PRD",
+            r#"{"Parameters": {"Greeting": "pipeline"}, "Tags": {"team": "web"}}"#,
+            "override",
+        ),
         ("web-api", "DEV", r#"["Greeting=key-value"]"#, "key-value"),
     ];
-    for (i, (project, env, params, _)) in shapes.iter().enumerate() {
-        put_build(&h, project, &format!("{project}-master-{i}"), TEMPLATE, params).await;
+    for (i, (project, _, params, _)) in shapes.iter().enumerate() {
+        put_build(
+            &h,
+            project,
+            &format!("{project}-master-{i}"),
+            TEMPLATE,
+            params,
+        )
+        .await;
     }
-    h.put("web/web-master-2/parameters.PRD.json", r#"{"Greeting": "override"}"#).await;
-    h.put("web/web-master-2/parameters.DEV.json", r#"{"Greeting": "not for PRD"}"#).await;
+    h.put(
+        "web/web-master-2/parameters.PRD.json",
+        r#"{"Greeting": "override"}"#,
+    )
+    .await;
+    h.put(
+        "web/web-master-2/parameters.DEV.json",
+        r#"{"Greeting": "not for PRD"}"#,
+    )
+    .await;
     h.state.deployer.artifacts.invalidate("web");
 
     for (i, (project, env, _, expected)) in shapes.iter().enumerate() {
-        let detail = h.deploy(project, env, &format!("{project}-master-{i}")).await;
+        let detail = h
+            .deploy(project, env, &format!("{project}-master-{i}"))
+            .await;
         assert_eq!(detail["status"], "succeeded", "{detail}");
         let card = h.card(project, env).await;
-        let greeting = card["parameters"].as_array().unwrap().iter().find(|p| p["key"] == "Greeting").unwrap();
+        let greeting = card["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == "Greeting")
+            .unwrap();
         assert_eq!(greeting["value"], *expected, "{project} {env}");
     }
-    let tags = h.cfn("PRD").describe_stacks().stack_name("PRD-WEB").send().await.unwrap();
+    let tags = h
+        .cfn("PRD")
+        .describe_stacks()
+        .stack_name("PRD-WEB")
+        .send()
+        .await
+        .unwrap();
     let tags = tags.stacks()[0].tags();
-    assert!(tags.iter().any(|t| t.key() == Some("team") && t.value() == Some("web")), "CodePipeline tags reach the stack");
-    assert!(tags.iter().any(|t| t.key() == Some("deployer:build") && t.value() == Some("web-master-2")));
+    assert!(
+        tags.iter()
+            .any(|t| t.key() == Some("team") && t.value() == Some("web")),
+        "CodePipeline tags reach the stack"
+    );
+    assert!(
+        tags.iter()
+            .any(|t| t.key() == Some("deployer:build") && t.value() == Some("web-master-2"))
+    );
 }
 
 #[tokio::test]
@@ -102,17 +202,34 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
         "      Value: !Ref Greeting",
         "      Value:\n        Fn::ImportValue: !Sub \"${Greeting}-shared-topic\"",
     );
-    put_build(&h, "web", "web-master-1", &importing, r#"{"Greeting": "DEV"}"#).await;
+    put_build(
+        &h,
+        "web",
+        "web-master-1",
+        &importing,
+        r#"{"Greeting": "DEV"}"#,
+    )
+    .await;
     let detail = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(detail["status"], "refused", "{detail}");
     let message = detail["message"].as_str().unwrap();
     assert!(message.contains("\"DEV-shared-topic\""), "{message}");
-    assert_eq!(h.card("web", "DEV").await["exists"], false, "the stack was never created");
+    assert_eq!(
+        h.card("web", "DEV").await["exists"],
+        false,
+        "the stack was never created"
+    );
     assert!(!step_names(&detail).contains(&"execute"));
 
     // Once another stack exports it, the same build deploys.
     let exporter = "Resources:\n  T:\n    Type: AWS::SNS::Topic\nOutputs:\n  T:\n    Value: !Ref T\n    Export:\n      Name: DEV-shared-topic\n";
-    h.cfn("DEV").create_stack().stack_name("DEV-SHARED").template_body(exporter).send().await.unwrap();
+    h.cfn("DEV")
+        .create_stack()
+        .stack_name("DEV-SHARED")
+        .template_body(exporter)
+        .send()
+        .await
+        .unwrap();
     let detail = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
 }
@@ -120,44 +237,114 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
 #[tokio::test]
 async fn unknown_missing_and_malformed_parameters_are_refused_by_name() {
     let h = Harness::start().await;
-    put_build(&h, "web", "web-master-1", TEMPLATE, r#"{"Greeting": "hi", "Colour": "blue"}"#).await;
-    put_build(&h, "web", "web-master-2", TEMPLATE, r#"{"Secret": "s3cret"}"#).await;
-    put_build(&h, "web", "web-master-3", TEMPLATE, "{\n  \"Greeting\": \"hi\"\n  \"Oops\": 1\n}").await;
+    put_build(
+        &h,
+        "web",
+        "web-master-1",
+        TEMPLATE,
+        r#"{"Greeting": "hi", "Colour": "blue"}"#,
+    )
+    .await;
+    put_build(
+        &h,
+        "web",
+        "web-master-2",
+        TEMPLATE,
+        r#"{"Secret": "s3cret"}"#,
+    )
+    .await;
+    put_build(
+        &h,
+        "web",
+        "web-master-3",
+        TEMPLATE,
+        "{\n  \"Greeting\": \"hi\"\n  \"Oops\": 1\n}",
+    )
+    .await;
 
     let unknown = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(unknown["status"], "refused");
-    assert!(unknown["message"].as_str().unwrap().contains("\"Colour\""), "{unknown}");
+    assert!(
+        unknown["message"].as_str().unwrap().contains("\"Colour\""),
+        "{unknown}"
+    );
     let missing = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(missing["status"], "refused");
-    assert!(missing["message"].as_str().unwrap().contains("\"Greeting\""), "{missing}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Greeting\""),
+        "{missing}"
+    );
     let malformed = h.deploy("web", "DEV", "web-master-3").await;
     assert_eq!(malformed["status"], "refused");
-    assert!(malformed["message"].as_str().unwrap().contains("line 3"), "{malformed}");
+    assert!(
+        malformed["message"].as_str().unwrap().contains("line 3"),
+        "{malformed}"
+    );
     assert_eq!(h.card("web", "DEV").await["exists"], false);
 }
 
 #[tokio::test]
 async fn deploying_the_running_build_again_is_no_changes() {
     let h = Harness::start().await;
-    put_build(&h, "web", "web-master-1", TEMPLATE, r#"{"Greeting": "same"}"#).await;
-    assert_eq!(h.deploy("web", "DEV", "web-master-1").await["status"], "succeeded");
+    put_build(
+        &h,
+        "web",
+        "web-master-1",
+        TEMPLATE,
+        r#"{"Greeting": "same"}"#,
+    )
+    .await;
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
     let again = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(again["status"], "succeeded", "{again}");
-    assert!(again["message"].as_str().unwrap().contains("no changes"), "{again}");
+    assert!(
+        again["message"].as_str().unwrap().contains("no changes"),
+        "{again}"
+    );
 }
 
 #[tokio::test]
 async fn two_racing_requests_get_one_202_and_one_409() {
     let h = Harness::start().await;
-    put_build(&h, "web", "web-master-1", TEMPLATE, r#"{"Greeting": "race"}"#).await;
+    put_build(
+        &h,
+        "web",
+        "web-master-1",
+        TEMPLATE,
+        r#"{"Greeting": "race"}"#,
+    )
+    .await;
     let body = json!({"project": "web", "environment": "DEV", "build": "web-master-1"});
-    let (a, b) = tokio::join!(h.post("/api/v1/deployments", body.clone()), h.post("/api/v1/deployments", body));
+    let (a, b) = tokio::join!(
+        h.post("/api/v1/deployments", body.clone()),
+        h.post("/api/v1/deployments", body)
+    );
     let mut statuses = [a.0, b.0];
     statuses.sort();
-    assert_eq!(statuses, [StatusCode::ACCEPTED, StatusCode::CONFLICT], "{a:?} {b:?}");
-    let (winner, loser) = if a.0 == StatusCode::ACCEPTED { (a.1, b.1) } else { (b.1, a.1) };
+    assert_eq!(
+        statuses,
+        [StatusCode::ACCEPTED, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
+    let (winner, loser) = if a.0 == StatusCode::ACCEPTED {
+        (a.1, b.1)
+    } else {
+        (b.1, a.1)
+    };
     assert_eq!(loser["error"]["code"], "conflict");
-    assert!(loser["error"]["message"].as_str().unwrap().contains(winner["id"].as_str().unwrap()), "the 409 names the active deployment");
+    assert!(
+        loser["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(winner["id"].as_str().unwrap()),
+        "the 409 names the active deployment"
+    );
     h.wait(winner["id"].as_str().unwrap()).await;
 }
 
@@ -168,19 +355,44 @@ async fn bad_deploy_requests_are_answered_clearly() {
     h.put("web/web-master-2/template.yaml", TEMPLATE).await;
 
     let cases = [
-        (json!({"project": "nope", "environment": "DEV", "build": "web-master-1"}), StatusCode::NOT_FOUND),
-        (json!({"project": "web", "environment": "QA", "build": "web-master-1"}), StatusCode::NOT_FOUND),
-        (json!({"project": "web", "environment": "DEV", "build": "web-master-99"}), StatusCode::NOT_FOUND),
-        (json!({"project": "web", "environment": "DEV"}), StatusCode::BAD_REQUEST),
-        (json!({"project": "web", "environment": "DEV", "build": "web-master-2"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"project": "nope", "environment": "DEV", "build": "web-master-1"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"project": "web", "environment": "QA", "build": "web-master-1"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"project": "web", "environment": "DEV", "build": "web-master-99"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"project": "web", "environment": "DEV"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ];
     for (body, expected) in cases {
         let (status, answer) = h.post("/api/v1/deployments", body.clone()).await;
         assert_eq!(status, expected, "{body} -> {answer}");
         assert!(answer["error"]["message"].is_string());
     }
-    let (_, answer) = h.post("/api/v1/deployments", json!({"project": "web", "environment": "DEV", "build": "web-master-2"})).await;
-    assert!(answer["error"]["message"].as_str().unwrap().contains("no parameters.json"));
+    let (_, answer) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+        )
+        .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no parameters.json")
+    );
     let (status, _) = h.get("/api/v1/deployments/d-nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = h.get("/api/v1/deployments?limit=zero").await;

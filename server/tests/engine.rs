@@ -19,7 +19,15 @@ use deployer::deploy::parameters::Declared;
 use serde_json::json;
 
 /// One poll's worth of change: an event (if any) and the stack status after it.
-type Frame = (Option<(&'static str, &'static str, &'static str, Option<&'static str>)>, StackStatus);
+type Frame = (
+    Option<(
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    )>,
+    StackStatus,
+);
 
 #[derive(Default)]
 struct State {
@@ -48,7 +56,9 @@ impl ScriptedCfn {
             script,
             ..State::default()
         };
-        Arc::new(ScriptedCfn { state: Mutex::new(state) })
+        Arc::new(ScriptedCfn {
+            state: Mutex::new(state),
+        })
     }
 
     fn calls(&self) -> Vec<String> {
@@ -86,8 +96,14 @@ impl CloudFormation for ScriptedCfn {
     async fn template_summary(&self, _: &TemplateSource) -> Result<TemplateSummary, AwsFailure> {
         Ok(TemplateSummary {
             parameters: vec![
-                Declared { key: "Greeting".into(), default: None },
-                Declared { key: "Secret".into(), default: Some("x".into()) },
+                Declared {
+                    key: "Greeting".into(),
+                    default: None,
+                },
+                Declared {
+                    key: "Secret".into(),
+                    default: Some("x".into()),
+                },
             ],
             resource_count: 2,
         })
@@ -110,7 +126,10 @@ impl CloudFormation for ScriptedCfn {
         s.exists = true;
         s.status = Some(StackStatus::CreateInProgress);
         s.tags = request.tags.clone();
-        Ok(format!("arn:aws:cloudformation:eu-west-1:111111111111:stack/{}/1", request.stack_name))
+        Ok(format!(
+            "arn:aws:cloudformation:eu-west-1:111111111111:stack/{}/1",
+            request.stack_name
+        ))
     }
     async fn create_change_set(&self, request: &StackRequest, _: &str) -> Result<(), AwsFailure> {
         let mut s = self.state.lock().unwrap();
@@ -120,8 +139,18 @@ impl CloudFormation for ScriptedCfn {
     }
     async fn describe_change_set(&self, _: &str, _: &str) -> Result<ChangeSetState, AwsFailure> {
         Ok(ChangeSetState::Ready(vec![
-            ResourceChange { action: "Modify".into(), logical_id: "Queue".into(), resource_type: "AWS::SQS::Queue".into(), replacement: Some("True".into()) },
-            ResourceChange { action: "Add".into(), logical_id: "Message".into(), resource_type: "AWS::SSM::Parameter".into(), replacement: None },
+            ResourceChange {
+                action: "Modify".into(),
+                logical_id: "Queue".into(),
+                resource_type: "AWS::SQS::Queue".into(),
+                replacement: Some("True".into()),
+            },
+            ResourceChange {
+                action: "Add".into(),
+                logical_id: "Message".into(),
+                resource_type: "AWS::SSM::Parameter".into(),
+                replacement: None,
+            },
         ]))
     }
     async fn execute_change_set(&self, _: &str, _: &str) -> Result<(), AwsFailure> {
@@ -131,7 +160,11 @@ impl CloudFormation for ScriptedCfn {
         Ok(())
     }
     async fn delete_change_set(&self, _: &str, _: &str) -> Result<(), AwsFailure> {
-        self.state.lock().unwrap().calls.push("DeleteChangeSet".into());
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push("DeleteChangeSet".into());
         Ok(())
     }
     async fn cancel_update(&self, _: &str) -> Result<(), AwsFailure> {
@@ -148,11 +181,20 @@ impl CloudFormation for ScriptedCfn {
         s.idle = None;
         Ok(())
     }
-    async fn events(&self, _: &str, after: Option<&str>, _: DateTime<Utc>) -> Result<Vec<StackEvent>, AwsFailure> {
+    async fn events(
+        &self,
+        _: &str,
+        after: Option<&str>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<StackEvent>, AwsFailure> {
         let mut s = self.state.lock().unwrap();
         Self::advance(&mut s);
         let start = match after {
-            Some(id) => s.events.iter().position(|e| e.id == id).map_or(0, |i| i + 1),
+            Some(id) => s
+                .events
+                .iter()
+                .position(|e| e.id == id)
+                .map_or(0, |i| i + 1),
             None => 0,
         };
         Ok(s.events[start..].to_vec())
@@ -164,7 +206,8 @@ const STACK: &str = "AWS::CloudFormation::Stack";
 async fn harness(cfn: Arc<ScriptedCfn>) -> Harness {
     let h = Harness::start_with(Some(cfn)).await;
     h.put("web/web-master-2/template.yaml", TEMPLATE).await;
-    h.put("web/web-master-2/parameters.json", r#"{"Greeting": "two"}"#).await;
+    h.put("web/web-master-2/parameters.json", r#"{"Greeting": "two"}"#)
+        .await;
     h
 }
 
@@ -172,23 +215,71 @@ async fn harness(cfn: Arc<ScriptedCfn>) -> Harness {
 async fn an_update_whose_resource_fails_is_rolled_back_and_reported() {
     // AWS: UPDATE_IN_PROGRESS → resource events → a resource UPDATE_FAILED →
     // UPDATE_ROLLBACK_IN_PROGRESS → UPDATE_ROLLBACK_COMPLETE.
-    let cfn = ScriptedCfn::new(true, vec![
-        (Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", Some("User Initiated"))), StackStatus::UpdateInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_IN_PROGRESS", None)), StackStatus::UpdateInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_COMPLETE", None)), StackStatus::UpdateInProgress),
-        (Some(("Message", "AWS::SSM::Parameter", "CREATE_FAILED", Some("Parameter /web/greeting already exists"))), StackStatus::UpdateInProgress),
-        (Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_IN_PROGRESS", Some("The following resource(s) failed to create: [Message]."))), StackStatus::UpdateRollbackInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_COMPLETE", None)), StackStatus::UpdateRollbackInProgress),
-        (Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_COMPLETE", None)), StackStatus::UpdateRollbackComplete),
-    ]);
+    let cfn = ScriptedCfn::new(
+        true,
+        vec![
+            (
+                Some((
+                    "DEV-WEB",
+                    STACK,
+                    "UPDATE_IN_PROGRESS",
+                    Some("User Initiated"),
+                )),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some(("Queue", "AWS::SQS::Queue", "UPDATE_IN_PROGRESS", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some(("Queue", "AWS::SQS::Queue", "UPDATE_COMPLETE", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some((
+                    "Message",
+                    "AWS::SSM::Parameter",
+                    "CREATE_FAILED",
+                    Some("Parameter /web/greeting already exists"),
+                )),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some((
+                    "DEV-WEB",
+                    STACK,
+                    "UPDATE_ROLLBACK_IN_PROGRESS",
+                    Some("The following resource(s) failed to create: [Message]."),
+                )),
+                StackStatus::UpdateRollbackInProgress,
+            ),
+            (
+                Some(("Queue", "AWS::SQS::Queue", "UPDATE_COMPLETE", None)),
+                StackStatus::UpdateRollbackInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_COMPLETE", None)),
+                StackStatus::UpdateRollbackComplete,
+            ),
+        ],
+    );
     let h = harness(cfn.clone()).await;
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "failed", "{detail}");
     assert_eq!(detail["rolled_back"], true);
     let message = detail["message"].as_str().unwrap();
-    assert!(message.contains("Message (AWS::SSM::Parameter) failed: Parameter /web/greeting already exists"), "{message}");
+    assert!(
+        message.contains(
+            "Message (AWS::SSM::Parameter) failed: Parameter /web/greeting already exists"
+        ),
+        "{message}"
+    );
     assert!(message.contains("rolled back"), "{message}");
-    assert_eq!(detail["events"].as_array().unwrap().len(), 7, "every event is kept, once, in order");
+    assert_eq!(
+        detail["events"].as_array().unwrap().len(),
+        7,
+        "every event is kept, once, in order"
+    );
     assert_eq!(detail["events"][3]["status"], "CREATE_FAILED");
     assert_eq!(detail["change_set"]["modify"], 1);
     assert_eq!(detail["change_set"]["replace"], 1);
@@ -198,31 +289,77 @@ async fn an_update_whose_resource_fails_is_rolled_back_and_reported() {
 #[tokio::test]
 async fn a_failed_rollback_says_the_stack_needs_attention() {
     // AWS: the rollback itself fails → UPDATE_ROLLBACK_FAILED.
-    let cfn = ScriptedCfn::new(true, vec![
-        (Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)), StackStatus::UpdateInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_FAILED", Some("Rate exceeded"))), StackStatus::UpdateRollbackInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_FAILED", Some("Resource is not in the state stackUpdateComplete"))), StackStatus::UpdateRollbackInProgress),
-        (Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_FAILED", None)), StackStatus::UpdateRollbackFailed),
-    ]);
+    let cfn = ScriptedCfn::new(
+        true,
+        vec![
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some((
+                    "Queue",
+                    "AWS::SQS::Queue",
+                    "UPDATE_FAILED",
+                    Some("Rate exceeded"),
+                )),
+                StackStatus::UpdateRollbackInProgress,
+            ),
+            (
+                Some((
+                    "Queue",
+                    "AWS::SQS::Queue",
+                    "UPDATE_FAILED",
+                    Some("Resource is not in the state stackUpdateComplete"),
+                )),
+                StackStatus::UpdateRollbackInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_FAILED", None)),
+                StackStatus::UpdateRollbackFailed,
+            ),
+        ],
+    );
     let h = harness(cfn).await;
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "failed");
     assert_eq!(detail["rolled_back"], false);
     let message = detail["message"].as_str().unwrap();
-    assert!(message.contains("Queue (AWS::SQS::Queue) failed: Rate exceeded"), "{message}");
+    assert!(
+        message.contains("Queue (AWS::SQS::Queue) failed: Rate exceeded"),
+        "{message}"
+    );
     assert!(message.contains("rollback failed"), "{message}");
 }
 
 #[tokio::test]
 async fn resources_are_counted_as_they_finish() {
     // AWS: a successful update emits per-resource events over several polls.
-    let cfn = ScriptedCfn::new(true, vec![
-        (Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)), StackStatus::UpdateInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_IN_PROGRESS", None)), StackStatus::UpdateInProgress),
-        (Some(("Queue", "AWS::SQS::Queue", "UPDATE_COMPLETE", None)), StackStatus::UpdateInProgress),
-        (Some(("Message", "AWS::SSM::Parameter", "CREATE_COMPLETE", None)), StackStatus::UpdateCompleteCleanupInProgress),
-        (Some(("DEV-WEB", STACK, "UPDATE_COMPLETE", None)), StackStatus::UpdateComplete),
-    ]);
+    let cfn = ScriptedCfn::new(
+        true,
+        vec![
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some(("Queue", "AWS::SQS::Queue", "UPDATE_IN_PROGRESS", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some(("Queue", "AWS::SQS::Queue", "UPDATE_COMPLETE", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some(("Message", "AWS::SSM::Parameter", "CREATE_COMPLETE", None)),
+                StackStatus::UpdateCompleteCleanupInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_COMPLETE", None)),
+                StackStatus::UpdateComplete,
+            ),
+        ],
+    );
     let h = harness(cfn).await;
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
@@ -234,53 +371,120 @@ async fn resources_are_counted_as_they_finish() {
 async fn cancelling_an_update_cancels_it_in_cloudformation() {
     // AWS: CancelUpdateStack during UPDATE_IN_PROGRESS → UPDATE_ROLLBACK_IN_PROGRESS →
     // UPDATE_ROLLBACK_COMPLETE.
-    let cfn = ScriptedCfn::new(true, vec![(Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)), StackStatus::UpdateInProgress)]);
+    let cfn = ScriptedCfn::new(
+        true,
+        vec![(
+            Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)),
+            StackStatus::UpdateInProgress,
+        )],
+    );
     {
         let mut s = cfn.state.lock().unwrap();
         s.idle = Some(StackStatus::UpdateInProgress);
         s.on_cancel = vec![
-            (Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_IN_PROGRESS", Some("User Initiated"))), StackStatus::UpdateRollbackInProgress),
-            (Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_COMPLETE", None)), StackStatus::UpdateRollbackComplete),
+            (
+                Some((
+                    "DEV-WEB",
+                    STACK,
+                    "UPDATE_ROLLBACK_IN_PROGRESS",
+                    Some("User Initiated"),
+                )),
+                StackStatus::UpdateRollbackInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_ROLLBACK_COMPLETE", None)),
+                StackStatus::UpdateRollbackComplete,
+            ),
         ];
     }
     let h = harness(cfn.clone()).await;
-    let (_, started) = h.post("/api/v1/deployments", json!({"project": "web", "environment": "DEV", "build": "web-master-2"})).await;
+    let (_, started) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+        )
+        .await;
     let id = started["id"].as_str().unwrap().to_owned();
     wait_for_step(&h, &id, "watch").await;
-    let (status, answer) = h.post(&format!("/api/v1/deployments/{id}/cancel"), json!({})).await;
+    let (status, answer) = h
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "cancelled", "{detail}");
     assert_eq!(detail["rolled_back"], true);
     assert!(cfn.calls().contains(&"CancelUpdateStack".to_owned()));
-    let (status, _) = h.post(&format!("/api/v1/deployments/{id}/cancel"), json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT, "an ended deployment cannot be cancelled");
+    let (status, _) = h
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an ended deployment cannot be cancelled"
+    );
 }
 
 #[tokio::test]
 async fn cancelling_a_create_asks_first_then_deletes_the_half_created_stack() {
     // AWS: CREATE_IN_PROGRESS; cancelling a create is DeleteStack → DELETE_IN_PROGRESS →
     // DELETE_COMPLETE (the stack is gone).
-    let cfn = ScriptedCfn::new(false, vec![(Some(("DEV-WEB", STACK, "CREATE_IN_PROGRESS", None)), StackStatus::CreateInProgress)]);
+    let cfn = ScriptedCfn::new(
+        false,
+        vec![(
+            Some(("DEV-WEB", STACK, "CREATE_IN_PROGRESS", None)),
+            StackStatus::CreateInProgress,
+        )],
+    );
     {
         let mut s = cfn.state.lock().unwrap();
         s.idle = Some(StackStatus::CreateInProgress);
         s.on_delete = vec![
-            (Some(("DEV-WEB", STACK, "DELETE_IN_PROGRESS", Some("User Initiated"))), StackStatus::DeleteInProgress),
-            (Some(("DEV-WEB", STACK, "DELETE_COMPLETE", None)), StackStatus::DeleteComplete),
+            (
+                Some((
+                    "DEV-WEB",
+                    STACK,
+                    "DELETE_IN_PROGRESS",
+                    Some("User Initiated"),
+                )),
+                StackStatus::DeleteInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "DELETE_COMPLETE", None)),
+                StackStatus::DeleteComplete,
+            ),
         ];
     }
     let h = harness(cfn.clone()).await;
-    let (_, started) = h.post("/api/v1/deployments", json!({"project": "web", "environment": "DEV", "build": "web-master-2"})).await;
+    let (_, started) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+        )
+        .await;
     let id = started["id"].as_str().unwrap().to_owned();
     wait_for_step(&h, &id, "watch").await;
-    let (status, answer) = h.post(&format!("/api/v1/deployments/{id}/cancel"), json!({})).await;
+    let (status, answer) = h
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"]["code"], "confirmation_required");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("deletes the half-created stack"));
-    assert!(!cfn.calls().contains(&"DeleteStack".to_owned()), "nothing is deleted without confirmation");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deletes the half-created stack")
+    );
+    assert!(
+        !cfn.calls().contains(&"DeleteStack".to_owned()),
+        "nothing is deleted without confirmation"
+    );
 
-    let (status, _) = h.post(&format!("/api/v1/deployments/{id}/cancel"), json!({"confirm_delete": true})).await;
+    let (status, _) = h
+        .post(
+            &format!("/api/v1/deployments/{id}/cancel"),
+            json!({"confirm_delete": true}),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "cancelled", "{detail}");

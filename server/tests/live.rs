@@ -17,10 +17,7 @@ struct Sse {
 }
 
 /// Reads events from the stream until `stop` says so (or 30 s pass).
-async fn read_until(
-    response: reqwest::Response,
-    mut stop: impl FnMut(&Sse) -> bool,
-) -> Vec<Sse> {
+async fn read_until(response: reqwest::Response, mut stop: impl FnMut(&Sse) -> bool) -> Vec<Sse> {
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let mut out = Vec::new();
@@ -31,15 +28,29 @@ async fn read_until(
             let block: String = buffer.drain(..end + 2).collect();
             let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
             for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") { id = v.trim().parse().ok(); }
-                if let Some(v) = line.strip_prefix("event:") { event = v.trim().to_owned(); }
-                if let Some(v) = line.strip_prefix("data:") { data.push_str(v.trim_start()); }
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                }
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                }
+                if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
             }
-            if data.is_empty() { continue; } // keep-alive comments
-            let sse = Sse { id, event, data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null) };
+            if data.is_empty() {
+                continue;
+            } // keep-alive comments
+            let sse = Sse {
+                id,
+                event,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            };
             let done = stop(&sse);
             out.push(sse);
-            if done { return out; }
+            if done {
+                return out;
+            }
         }
     }
     out
@@ -49,15 +60,28 @@ async fn read_until(
 async fn a_subscriber_gets_a_deployment_in_order_and_a_reconnect_misses_nothing() {
     let h = Harness::start().await;
     h.put("web/web-master-1/template.yaml", TEMPLATE).await;
-    h.put("web/web-master-1/parameters.json", r#"{"Greeting": "live"}"#).await;
+    h.put(
+        "web/web-master-1/parameters.json",
+        r#"{"Greeting": "live"}"#,
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, deployer::router(h.state.clone())).into_future());
     let client = reqwest::Client::new();
 
-    let response = client.get(format!("{base}/api/v1/events")).send().await.unwrap();
+    let response = client
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let (status, started) = h.post("/api/v1/deployments", json!({"project": "web", "environment": "DEV", "build": "web-master-1"})).await;
+    let (status, started) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
+        )
+        .await;
     assert_eq!(status, 202);
     let id = started["id"].as_str().unwrap().to_owned();
 
@@ -70,8 +94,14 @@ async fn a_subscriber_gets_a_deployment_in_order_and_a_reconnect_misses_nothing(
     let deployment: Vec<&Sse> = events.iter().filter(|e| e.event == "deployment").collect();
     assert!(deployment.len() >= 8, "every step is pushed: {events:?}");
     assert!(deployment.iter().all(|e| e.data["deployment"]["id"] == id));
-    assert_eq!(deployment.first().unwrap().data["deployment"]["status"], "pending");
-    assert_eq!(deployment.last().unwrap().data["deployment"]["status"], "succeeded");
+    assert_eq!(
+        deployment.first().unwrap().data["deployment"]["status"],
+        "pending"
+    );
+    assert_eq!(
+        deployment.last().unwrap().data["deployment"]["status"],
+        "succeeded"
+    );
     let ids: Vec<u64> = events.iter().map(|e| e.id.unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
     let stack = events.iter().find(|e| e.event == "stack").unwrap();
@@ -89,10 +119,19 @@ async fn a_subscriber_gets_a_deployment_in_order_and_a_reconnect_misses_nothing(
     let last = *ids.last().unwrap();
     let replay = read_until(response, |e| e.id == Some(last)).await;
     let replay_ids: Vec<u64> = replay.iter().filter_map(|e| e.id).collect();
-    assert_eq!(replay_ids, ids[3..].to_vec(), "everything after Last-Event-ID, nothing twice");
+    assert_eq!(
+        replay_ids,
+        ids[3..].to_vec(),
+        "everything after Last-Event-ID, nothing twice"
+    );
 
     // An id from long ago (or another process) gets a snapshot to reload from.
-    let response = client.get(format!("{base}/api/v1/events")).header("Last-Event-ID", "1").send().await.unwrap();
+    let response = client
+        .get(format!("{base}/api/v1/events"))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
     let first = read_until(response, |_| true).await;
     assert_eq!(first[0].event, "snapshot");
 }

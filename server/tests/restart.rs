@@ -45,10 +45,18 @@ Resources:
 #[tokio::test]
 async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     let h = Harness::start().await;
-    h.put("web/web-master-7/template.yaml", WAITING_TEMPLATE).await;
-    h.put("web/web-master-7/parameters.json", r#"{"Greeting": "restart"}"#).await;
+    h.put("web/web-master-7/template.yaml", WAITING_TEMPLATE)
+        .await;
+    h.put(
+        "web/web-master-7/parameters.json",
+        r#"{"Greeting": "restart"}"#,
+    )
+    .await;
     let (status, started) = h
-        .post("/api/v1/deployments", json!({"project": "web", "environment": "DEV", "build": "web-master-7"}))
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-7"}),
+        )
         .await;
     assert_eq!(status, 202, "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
@@ -57,11 +65,20 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     let mut stack_id = None;
     for _ in 0..400 {
         let (_, d) = h.get(&format!("/api/v1/deployments/{id}")).await;
-        assert!(matches!(d["status"].as_str(), Some("pending" | "running")), "{d}");
+        assert!(
+            matches!(d["status"].as_str(), Some("pending" | "running")),
+            "{d}"
+        );
         if d["step"] == "watch" {
             let card = h.card("web", "DEV").await;
             assert_eq!(card["status"], "CREATE_IN_PROGRESS", "{card}");
-            let out = h.cfn("DEV").describe_stacks().stack_name("DEV-WEB").send().await.unwrap();
+            let out = h
+                .cfn("DEV")
+                .describe_stacks()
+                .stack_name("DEV-WEB")
+                .send()
+                .await
+                .unwrap();
             stack_id = out.stacks()[0].stack_id().map(str::to_owned);
             break;
         }
@@ -75,7 +92,11 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();
     let detail = restarted.deployment(&id).await.unwrap();
-    assert_eq!(detail.deployment.status.as_str(), "running", "re-attached, not abandoned");
+    assert_eq!(
+        detail.deployment.status.as_str(),
+        "running",
+        "re-attached, not abandoned"
+    );
 
     // The Lambda answers; CloudFormation completes the stack.
     let port = h.moto.endpoint.rsplit(':').next().unwrap();
@@ -105,5 +126,9 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let finished = finished.expect("the re-attached watcher saw the stack finish");
-    assert_eq!(finished.deployment.status.as_str(), "succeeded", "{finished:?}");
+    assert_eq!(
+        finished.deployment.status.as_str(),
+        "succeeded",
+        "{finished:?}"
+    );
 }

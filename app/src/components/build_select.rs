@@ -7,7 +7,8 @@ use crate::model::{Build, BuildList};
 use crate::time::ago;
 
 /// What the Deploy button dispatches: (project, environment, build).
-pub type DeployAction = Action<(String, String, String), Result<crate::deployment::Deployment, ServerFnError>>;
+pub type DeployAction =
+    Action<(String, String, String), Result<crate::deployment::Deployment, ServerFnError>>;
 
 #[component]
 pub fn BuildSelect(
@@ -24,7 +25,11 @@ pub fn BuildSelect(
     deploy: DeployAction,
 ) -> impl IntoView {
     let now = list.now;
-    let first_deployable = list.builds.iter().find(|b| b.deployable).map(|b| b.id.clone());
+    let first_deployable = list
+        .builds
+        .iter()
+        .find(|b| b.deployable)
+        .map(|b| b.id.clone());
     let selected = RwSignal::new(first_deployable.clone().unwrap_or_default());
     let count = list.builds.len();
     let options = list
@@ -60,12 +65,24 @@ pub fn BuildSelect(
     };
     let pending = deploy.pending();
     let has_build = first_deployable.is_some();
-    let title = blocked.clone().unwrap_or_else(|| "Deploy the selected build to this stack".to_owned());
+    let title = blocked
+        .clone()
+        .unwrap_or_else(|| "Deploy the selected build to this stack".to_owned());
     let is_blocked = blocked.is_some();
     let on_deploy = move |_| {
-        deploy.dispatch((project.clone(), environment.clone(), selected.get_untracked()));
+        deploy.dispatch((
+            project.clone(),
+            environment.clone(),
+            selected.get_untracked(),
+        ));
     };
-    let error = move || deploy.value().get().and_then(Result::err).map(|e| e.to_string());
+    let error = move || {
+        deploy
+            .value()
+            .get()
+            .and_then(Result::err)
+            .map(|e| e.to_string())
+    };
     view! {
         <div class="deploy-row">
             <label class="field">

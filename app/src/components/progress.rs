@@ -16,7 +16,9 @@ use crate::deployment::{DeploymentDetail, Operation, StepName, StepStatus};
 pub fn ticking_clock() -> RwSignal<DateTime<Utc>> {
     let now = RwSignal::new(Utc::now());
     Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(move || now.set(Utc::now()), Duration::from_secs(1)) {
+        if let Ok(handle) =
+            set_interval_with_handle(move || now.set(Utc::now()), Duration::from_secs(1))
+        {
             on_cleanup(move || handle.clear());
         }
     });
@@ -25,7 +27,11 @@ pub fn ticking_clock() -> RwSignal<DateTime<Utc>> {
 
 fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let secs = (to - from).num_seconds().max(0);
-    if secs < 60 { format!("{secs}s") } else { format!("{}m {:02}s", secs / 60, secs % 60) }
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    }
 }
 
 #[component]
@@ -43,10 +49,8 @@ pub fn ProgressPanel(
     let (done, total) = (d.resources_done, d.resources_total.unwrap_or(0));
     let percent = if !active && d.status.as_str() == "succeeded" {
         100
-    } else if total > 0 {
-        (done * 100 / total).min(100)
     } else {
-        0
+        (done * 100).checked_div(total).unwrap_or(0).min(100)
     };
     let steps = StepName::ALL
         .iter()
@@ -95,21 +99,40 @@ pub fn ProgressPanel(
         .collect_view();
     let has_events = !detail.events.is_empty();
     let change_set = detail.change_set.clone().map(|c| {
-        format!("{} to add · {} to modify · {} to remove{}", c.add, c.modify, c.remove,
-            if c.replace > 0 { format!(" · {} replaced", c.replace) } else { String::new() })
+        format!(
+            "{} to add · {} to modify · {} to remove{}",
+            c.add,
+            c.modify,
+            c.remove,
+            if c.replace > 0 {
+                format!(" · {} replaced", c.replace)
+            } else {
+                String::new()
+            }
+        )
     });
 
     let cancel = Action::new(|(id, confirm): &(String, bool)| request_cancel(id.clone(), *confirm));
-    let cancel_error = move || cancel.value().get().and_then(|r| r.err()).map(|e| e.to_string());
+    let cancel_error = move || {
+        cancel
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
     let creating = d.operation == Some(Operation::Create)
         && matches!(d.step, Some(StepName::Execute | StepName::Watch));
     let stack = d.stack_name.clone();
     let id = d.id.clone();
     let on_cancel = move |_| {
         let question = if creating {
-            format!("{stack} is being created. Cancelling deletes the half-created stack. Go ahead?")
+            format!(
+                "{stack} is being created. Cancelling deletes the half-created stack. Go ahead?"
+            )
         } else {
-            format!("Cancel this deployment of {stack}? An update already running is rolled back by CloudFormation.")
+            format!(
+                "Cancel this deployment of {stack}? An update already running is rolled back by CloudFormation."
+            )
         };
         if window().confirm_with_message(&question).unwrap_or(false) {
             cancel.dispatch((id.clone(), creating));
@@ -117,7 +140,7 @@ pub fn ProgressPanel(
     };
     let href = format!("/deployments/{}", d.id);
     view! {
-        <section class="progress-panel" aria-label="Deployment progress" data-deployment=d.id.clone() data-status=d.status.as_str()>
+        <section class="progress-panel" role="region" aria-label="Deployment progress" data-deployment=d.id.clone() data-status=d.status.as_str()>
             <header class="progress-head">
                 <div>
                     <strong class="mono">{d.build.clone()}</strong>

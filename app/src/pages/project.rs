@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::OverviewResource;
-use crate::api::{get_builds, get_activity, get_stack, request_deployment};
+use crate::api::{get_activity, get_builds, get_stack, request_deployment};
 use crate::components::{
     build_select::{BuildSelect, DeployAction},
     env_tabs::EnvTabs,
@@ -60,8 +60,14 @@ fn ProjectMain(
     let builds = Resource::new(move || project.get(), get_builds);
     // Card and history reload whenever the server pushes a change of this project's deployments here.
     let changes = move || live.version(&project_key(&project.get(), &env.get()));
-    let stack = Resource::new(move || (project.get(), env.get(), changes()), |(p, e, _)| get_stack(p, e));
-    let activity = Resource::new(move || (project.get(), env.get(), changes()), |(p, e, _)| get_activity(p, e));
+    let stack = Resource::new(
+        move || (project.get(), env.get(), changes()),
+        |(p, e, _)| get_stack(p, e),
+    );
+    let activity = Resource::new(
+        move || (project.get(), env.get(), changes()),
+        |(p, e, _)| get_activity(p, e),
+    );
     let clock = ticking_clock();
     let deploy: DeployAction = Action::new(|(p, e, b): &(String, String, String)| {
         request_deployment(p.clone(), e.clone(), b.clone())

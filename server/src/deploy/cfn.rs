@@ -5,9 +5,7 @@
 use app::deployment::{ResourceChange, StackEvent};
 use app::model::StackStatus;
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag,
-};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 use chrono::{DateTime, Utc};
 
 use super::parameters::Declared;
@@ -40,7 +38,10 @@ pub struct StackInfo {
 
 impl StackInfo {
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -61,15 +62,23 @@ pub enum ChangeSetState {
 
 #[async_trait::async_trait]
 pub trait CloudFormation: Send + Sync {
-    async fn template_summary(&self, template: &TemplateSource) -> Result<TemplateSummary, AwsFailure>;
+    async fn template_summary(
+        &self,
+        template: &TemplateSource,
+    ) -> Result<TemplateSummary, AwsFailure>;
     /// Every export name in the account and region (all pages).
     async fn export_names(&self) -> Result<Vec<String>, AwsFailure>;
     /// `None` when the stack does not exist (or was deleted).
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure>;
     /// Returns the stack id.
     async fn create_stack(&self, request: &StackRequest) -> Result<String, AwsFailure>;
-    async fn create_change_set(&self, request: &StackRequest, name: &str) -> Result<(), AwsFailure>;
-    async fn describe_change_set(&self, stack: &str, name: &str) -> Result<ChangeSetState, AwsFailure>;
+    async fn create_change_set(&self, request: &StackRequest, name: &str)
+    -> Result<(), AwsFailure>;
+    async fn describe_change_set(
+        &self,
+        stack: &str,
+        name: &str,
+    ) -> Result<ChangeSetState, AwsFailure>;
     async fn execute_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
     async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
     async fn cancel_update(&self, stack: &str) -> Result<(), AwsFailure>;
@@ -103,28 +112,47 @@ fn parameters(request: &StackRequest) -> Vec<Parameter> {
     request
         .parameters
         .iter()
-        .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
         .collect()
 }
 
 fn tags(request: &StackRequest) -> Vec<Tag> {
-    request.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    request
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 /// Stacks that create IAM resources or use macros need these; the deployer deploys trusted builds.
 fn capabilities() -> Vec<Capability> {
-    vec![Capability::CapabilityIam, Capability::CapabilityNamedIam, Capability::CapabilityAutoExpand]
+    vec![
+        Capability::CapabilityIam,
+        Capability::CapabilityNamedIam,
+        Capability::CapabilityAutoExpand,
+    ]
 }
 
 #[async_trait::async_trait]
 impl CloudFormation for AwsCfn {
-    async fn template_summary(&self, template: &TemplateSource) -> Result<TemplateSummary, AwsFailure> {
+    async fn template_summary(
+        &self,
+        template: &TemplateSource,
+    ) -> Result<TemplateSummary, AwsFailure> {
         let call = self.client.get_template_summary();
         let call = match template {
             TemplateSource::Body(body) => call.template_body(body),
             TemplateSource::Url(url) => call.template_url(url),
         };
-        let out = call.send().await.map_err(|e| AwsFailure::from_sdk("reading the template", e))?;
+        let out = call
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("reading the template", e))?;
         Ok(TemplateSummary {
             parameters: out
                 .parameters()
@@ -143,7 +171,11 @@ impl CloudFormation for AwsCfn {
         let mut pages = self.client.list_exports().into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsFailure::from_sdk("listing exports", e))?;
-            names.extend(page.exports().iter().filter_map(|e| e.name().map(str::to_owned)));
+            names.extend(
+                page.exports()
+                    .iter()
+                    .filter_map(|e| e.name().map(str::to_owned)),
+            );
         }
         Ok(names)
     }
@@ -156,7 +188,9 @@ impl CloudFormation for AwsCfn {
         };
         Ok(out.stacks().first().map(|s| StackInfo {
             stack_id: s.stack_id().unwrap_or(stack).to_owned(),
-            status: s.stack_status().map_or(StackStatus::Unknown, |st| StackStatus::from_aws_str(st.as_str())),
+            status: s.stack_status().map_or(StackStatus::Unknown, |st| {
+                StackStatus::from_aws_str(st.as_str())
+            }),
             reason: s.stack_status_reason().map(str::to_owned),
             tags: s
                 .tags()
@@ -178,14 +212,17 @@ impl CloudFormation for AwsCfn {
             TemplateSource::Body(body) => call.template_body(body),
             TemplateSource::Url(url) => call.template_url(url),
         };
-        let out = call
-            .send()
-            .await
-            .map_err(|e| AwsFailure::from_sdk(format!("creating stack {}", request.stack_name), e))?;
+        let out = call.send().await.map_err(|e| {
+            AwsFailure::from_sdk(format!("creating stack {}", request.stack_name), e)
+        })?;
         Ok(out.stack_id().unwrap_or(&request.stack_name).to_owned())
     }
 
-    async fn create_change_set(&self, request: &StackRequest, name: &str) -> Result<(), AwsFailure> {
+    async fn create_change_set(
+        &self,
+        request: &StackRequest,
+        name: &str,
+    ) -> Result<(), AwsFailure> {
         let call = self
             .client
             .create_change_set()
@@ -199,13 +236,20 @@ impl CloudFormation for AwsCfn {
             TemplateSource::Body(body) => call.template_body(body),
             TemplateSource::Url(url) => call.template_url(url),
         };
-        call.send()
-            .await
-            .map_err(|e| AwsFailure::from_sdk(format!("creating a change set for {}", request.stack_name), e))?;
+        call.send().await.map_err(|e| {
+            AwsFailure::from_sdk(
+                format!("creating a change set for {}", request.stack_name),
+                e,
+            )
+        })?;
         Ok(())
     }
 
-    async fn describe_change_set(&self, stack: &str, name: &str) -> Result<ChangeSetState, AwsFailure> {
+    async fn describe_change_set(
+        &self,
+        stack: &str,
+        name: &str,
+    ) -> Result<ChangeSetState, AwsFailure> {
         let mut changes = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -217,13 +261,20 @@ impl CloudFormation for AwsCfn {
                 .set_next_token(next.take())
                 .send()
                 .await
-                .map_err(|e| AwsFailure::from_sdk(format!("reading the change set of {stack}"), e))?;
+                .map_err(|e| {
+                    AwsFailure::from_sdk(format!("reading the change set of {stack}"), e)
+                })?;
             match out.status() {
                 Some(ChangeSetStatus::CreateComplete) => {}
                 Some(ChangeSetStatus::Failed) => {
-                    let reason = out.status_reason().unwrap_or("the change set failed").to_owned();
+                    let reason = out
+                        .status_reason()
+                        .unwrap_or("the change set failed")
+                        .to_owned();
                     // AWS's way of saying "nothing to do".
-                    if reason.contains("didn't contain changes") || reason.contains("No updates are to be performed") {
+                    if reason.contains("didn't contain changes")
+                        || reason.contains("No updates are to be performed")
+                    {
                         return Ok(ChangeSetState::NoChanges);
                     }
                     return Ok(ChangeSetState::Failed(reason));
@@ -231,7 +282,9 @@ impl CloudFormation for AwsCfn {
                 _ => return Ok(ChangeSetState::Pending),
             }
             for change in out.changes() {
-                let Some(rc) = change.resource_change() else { continue };
+                let Some(rc) = change.resource_change() else {
+                    continue;
+                };
                 changes.push(ResourceChange {
                     action: rc.action().map_or("Dynamic", |a| a.as_str()).to_owned(),
                     logical_id: rc.logical_resource_id().unwrap_or_default().to_owned(),
@@ -319,7 +372,10 @@ impl CloudFormation for AwsCfn {
                     timestamp,
                     logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
                     resource_type: e.resource_type().unwrap_or_default().to_owned(),
-                    status: e.resource_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    status: e
+                        .resource_status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                     reason: e.resource_status_reason().map(str::to_owned),
                 });
             }

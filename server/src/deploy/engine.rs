@@ -37,7 +37,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { poll_interval: Duration::from_secs(2), max_backoff: Duration::from_secs(30) }
+        Settings {
+            poll_interval: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(30),
+        }
     }
 }
 
@@ -85,7 +88,14 @@ impl Engine {
         hub: Arc<Hub>,
         settings: Settings,
     ) -> Arc<Engine> {
-        Arc::new(Engine { deployer, cfn, store, hub, settings, running: Mutex::new(HashMap::new()) })
+        Arc::new(Engine {
+            deployer,
+            cfn,
+            store,
+            hub,
+            settings,
+            running: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -98,21 +108,39 @@ impl Engine {
 
     /// Checks the request, records the deployment (refused with 409 when the stack already has
     /// an active one) and starts it in the background.
-    pub async fn start(self: &Arc<Self>, request: StartDeployment, actor: &str) -> Result<Deployment, AppError> {
+    pub async fn start(
+        self: &Arc<Self>,
+        request: StartDeployment,
+        actor: &str,
+    ) -> Result<Deployment, AppError> {
         let project = self.deployer.project(&request.project)?;
-        if self.deployer.config.environment(&request.environment).is_none() {
-            return Err(AppError::NotFound(format!("no environment is called {:?}", request.environment)));
+        if self
+            .deployer
+            .config
+            .environment(&request.environment)
+            .is_none()
+        {
+            return Err(AppError::NotFound(format!(
+                "no environment is called {:?}",
+                request.environment
+            )));
         }
         let stack_name = project
             .stack_name(&request.environment)
             .ok_or_else(|| {
-                AppError::NotFound(format!("{} does not deploy to {}", project.name, request.environment))
+                AppError::NotFound(format!(
+                    "{} does not deploy to {}",
+                    project.name, request.environment
+                ))
             })?
             .to_owned();
         let cfn = self.cfn_for(&request.environment)?;
         let folder = self.find_build(&project.name, &request.build).await?;
         if let Some(problem) = &folder.build.problem {
-            return Err(AppError::Refused(format!("{} cannot be deployed: {problem}", request.build)));
+            return Err(AppError::Refused(format!(
+                "{} cannot be deployed: {problem}",
+                request.build
+            )));
         }
         let deployment = Deployment {
             id: format!("d-{}", uuid::Uuid::new_v4().simple()),
@@ -132,7 +160,13 @@ impl Engine {
             resources_total: None,
             resources_done: 0,
         };
-        let record = Record { deployment, steps: Vec::new(), change_set: None, stack_id: None, change_set_name: None };
+        let record = Record {
+            deployment,
+            steps: Vec::new(),
+            change_set: None,
+            stack_id: None,
+            change_set_name: None,
+        };
         self.store.insert(&record).await.map_err(|e| match e {
             crate::store::StoreError::Conflict(id) => AppError::Conflict(format!(
                 "{} in {} already has an active deployment: {id}",
@@ -158,7 +192,8 @@ impl Engine {
     }
 
     async fn find_build(&self, project: &str, build: &str) -> Result<BuildFolder, AppError> {
-        let find = |folders: &Vec<BuildFolder>| folders.iter().find(|f| f.build.id == build).cloned();
+        let find =
+            |folders: &Vec<BuildFolder>| folders.iter().find(|f| f.build.id == build).cloned();
         if let Some(folder) = find(&*self.deployer.build_folders(project).await?) {
             return Ok(folder);
         }
@@ -168,26 +203,53 @@ impl Engine {
             .ok_or_else(|| AppError::NotFound(format!("{project} has no build {build:?}")))
     }
 
-    fn spawn(self: &Arc<Self>, record: Record, cfn: Arc<dyn CloudFormation>, folder: Option<BuildFolder>) {
+    fn spawn(
+        self: &Arc<Self>,
+        record: Record,
+        cfn: Arc<dyn CloudFormation>,
+        folder: Option<BuildFolder>,
+    ) {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let id = record.deployment.id.clone();
         let engine = self.clone();
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let task = tokio::spawn({
             let id = id.clone();
             async move {
-                let ctx = Ctx { record, cfn, cancel: cancel_rx, last_event: None, finished_resources: HashSet::new() };
+                let ctx = Ctx {
+                    record,
+                    cfn,
+                    cancel: cancel_rx,
+                    last_event: None,
+                    finished_resources: HashSet::new(),
+                };
                 engine.run(ctx, folder).await;
-                engine.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+                engine
+                    .running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&id);
             }
         });
-        running.insert(id, Running { cancel: cancel_tx, task: task.abort_handle() });
+        running.insert(
+            id,
+            Running {
+                cancel: cancel_tx,
+                task: task.abort_handle(),
+            },
+        );
     }
 
     /// Stops every running task without touching the store: what a process exit does. Used by
     /// tests that restart the deployer.
     pub fn abort_all(&self) {
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (_, r) in running.drain() {
             r.task.abort();
         }
@@ -202,20 +264,35 @@ impl Engine {
             let cfn = match self.cfn_for(&record.deployment.environment) {
                 Ok(cfn) => cfn,
                 Err(_) => {
-                    self.finish_orphan(&mut record, "its environment is no longer configured").await;
+                    self.finish_orphan(&mut record, "its environment is no longer configured")
+                        .await;
                     continue;
                 }
             };
-            let executing = matches!(record.deployment.step, Some(StepName::Execute | StepName::Watch));
-            tracing::info!(id = record.deployment.id, executing, "re-attaching a deployment after restart");
+            let executing = matches!(
+                record.deployment.step,
+                Some(StepName::Execute | StepName::Watch)
+            );
+            tracing::info!(
+                id = record.deployment.id,
+                executing,
+                "re-attaching a deployment after restart"
+            );
             if executing {
                 self.spawn(record, cfn, None);
             } else {
                 // Nothing was changed yet: start over from the build.
-                if let (Some(name), Some(_)) = (record.change_set_name.take(), record.stack_id.as_ref()) {
-                    let _ = cfn.delete_change_set(&record.deployment.stack_name, &name).await;
+                if let (Some(name), Some(_)) =
+                    (record.change_set_name.take(), record.stack_id.as_ref())
+                {
+                    let _ = cfn
+                        .delete_change_set(&record.deployment.stack_name, &name)
+                        .await;
                 }
-                match self.find_build(&record.deployment.project, &record.deployment.build).await {
+                match self
+                    .find_build(&record.deployment.project, &record.deployment.build)
+                    .await
+                {
                     Ok(folder) => {
                         record.steps.clear();
                         record.deployment.step = None;
@@ -249,7 +326,10 @@ impl Engine {
             .ok_or_else(|| AppError::NotFound(format!("no deployment {id:?}")))?;
         let d = &record.deployment;
         if !d.status.is_active() {
-            return Err(AppError::Conflict(format!("deployment {id} already ended: {}", d.status.as_str())));
+            return Err(AppError::Conflict(format!(
+                "deployment {id} already ended: {}",
+                d.status.as_str()
+            )));
         }
         let creating = d.operation == Some(Operation::Create)
             && matches!(d.step, Some(StepName::Execute | StepName::Watch));
@@ -260,9 +340,14 @@ impl Engine {
                 d.stack_name
             )));
         }
-        let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(r) = running.get(id) else {
-            return Err(AppError::Conflict(format!("deployment {id} is finishing; it cannot be cancelled now")));
+            return Err(AppError::Conflict(format!(
+                "deployment {id} is finishing; it cannot be cancelled now"
+            )));
         };
         let _ = r.cancel.send(true);
         Ok(record.deployment)
@@ -277,7 +362,11 @@ impl Engine {
     async fn run(self: &Arc<Self>, mut ctx: Ctx, folder: Option<BuildFolder>) {
         if let Ok(events) = self.store.events(&ctx.record.deployment.id).await {
             ctx.last_event = events.last().map(|e| e.id.clone());
-            ctx.finished_resources = events.iter().filter(|e| is_resource_done(e)).map(|e| e.logical_id.clone()).collect();
+            ctx.finished_resources = events
+                .iter()
+                .filter(|e| is_resource_done(e))
+                .map(|e| e.logical_id.clone())
+                .collect();
         }
         ctx.record.deployment.status = DeploymentStatus::Running;
         let result = match folder {
@@ -305,13 +394,34 @@ impl Engine {
                 d.message = Some(m);
             }
         }
-        if let Some(step) = ctx.record.steps.last_mut().filter(|s| s.status == StepStatus::Running) {
-            step.status = if d.status == DeploymentStatus::Succeeded { StepStatus::Done } else { StepStatus::Failed };
+        if let Some(step) = ctx
+            .record
+            .steps
+            .last_mut()
+            .filter(|s| s.status == StepStatus::Running)
+        {
+            step.status = if d.status == DeploymentStatus::Succeeded {
+                StepStatus::Done
+            } else {
+                StepStatus::Failed
+            };
             step.finished_at = d.finished_at;
         }
-        tracing::info!(id = d.id, status = d.status.as_str(), message = d.message, "deployment finished");
+        tracing::info!(
+            id = d.id,
+            status = d.status.as_str(),
+            message = d.message,
+            "deployment finished"
+        );
         self.publish(&ctx, Vec::new()).await;
-        match self.deployer.stack(&ctx.record.deployment.project, &ctx.record.deployment.environment).await {
+        match self
+            .deployer
+            .stack(
+                &ctx.record.deployment.project,
+                &ctx.record.deployment.environment,
+            )
+            .await
+        {
             Ok(card) => self.hub.publish(LiveEvent::Stack(card)),
             Err(e) => tracing::warn!(error = %e, "could not read the stack after a deployment"),
         }
@@ -337,7 +447,13 @@ impl Engine {
             return Err(self.cancel_before_execution(ctx).await);
         }
         ctx.record.deployment.step = Some(name);
-        ctx.record.steps.push(Step { name, status: StepStatus::Running, started_at: Utc::now(), finished_at: None, message: None });
+        ctx.record.steps.push(Step {
+            name,
+            status: StepStatus::Running,
+            started_at: Utc::now(),
+            finished_at: None,
+            message: None,
+        });
         self.publish(ctx, Vec::new()).await;
         Ok(())
     }
@@ -352,12 +468,17 @@ impl Engine {
     }
 
     async fn cancel_before_execution(&self, ctx: &mut Ctx) -> Stop {
-        if let Some(name) = ctx.record.change_set_name.clone() {
-            if let Err(e) = ctx.cfn.delete_change_set(&ctx.record.deployment.stack_name, &name).await {
-                tracing::warn!(error = %e, "could not delete a cancelled deployment's change set");
-            }
+        if let Some(name) = ctx.record.change_set_name.clone()
+            && let Err(e) = ctx
+                .cfn
+                .delete_change_set(&ctx.record.deployment.stack_name, &name)
+                .await
+        {
+            tracing::warn!(error = %e, "could not delete a cancelled deployment's change set");
         }
-        Stop::Cancelled("cancelled before anything was executed; the stack was not touched".to_owned())
+        Stop::Cancelled(
+            "cancelled before anything was executed; the stack was not touched".to_owned(),
+        )
     }
 
     /// Runs an AWS call, retrying throttling and 5xx with backoff (shown as "waiting for AWS").
@@ -383,7 +504,10 @@ impl Engine {
                         ctx.record.deployment.waiting_for_aws = true;
                         self.publish(ctx, Vec::new()).await;
                     }
-                    let backoff = self.settings.poll_interval.saturating_mul(1 << attempt.min(10));
+                    let backoff = self
+                        .settings
+                        .poll_interval
+                        .saturating_mul(1 << attempt.min(10));
                     tokio::time::sleep(backoff.min(self.settings.max_backoff)).await;
                 }
                 Err(e) => return Err(Stop::Failed(readable(&e))),
@@ -397,24 +521,51 @@ impl Engine {
 
         // 1. Fetch.
         self.begin(ctx, StepName::Fetch).await?;
-        let template_key = folder.template_key.clone().ok_or_else(|| Stop::Refused("the build has no template".into()))?;
+        let template_key = folder
+            .template_key
+            .clone()
+            .ok_or_else(|| Stop::Refused("the build has no template".into()))?;
         let template = self.fetch(&template_key).await?;
-        let params_key = folder.parameters_key.clone().ok_or_else(|| Stop::Refused("the build has no parameters.json".into()))?;
+        let params_key = folder
+            .parameters_key
+            .clone()
+            .ok_or_else(|| Stop::Refused("the build has no parameters.json".into()))?;
         let base = self.fetch(&params_key).await?;
         let overrides = match folder.overrides.get(&env) {
             Some(key) => Some(self.fetch(key).await?),
             None => None,
         };
-        self.end(ctx, Some(format!("template {} bytes{}", template.len(), if overrides.is_some() { format!(", parameters.{env}.json") } else { String::new() }))).await;
+        self.end(
+            ctx,
+            Some(format!(
+                "template {} bytes{}",
+                template.len(),
+                if overrides.is_some() {
+                    format!(", parameters.{env}.json")
+                } else {
+                    String::new()
+                }
+            )),
+        )
+        .await;
 
         // 2. Parameters.
         self.begin(ctx, StepName::Parameters).await?;
         let mut set = parameters::parse("parameters.json", &base).map_err(Stop::Refused)?;
         if let Some(text) = overrides {
-            let over = parameters::parse(&format!("parameters.{env}.json"), &text).map_err(Stop::Refused)?;
+            let over = parameters::parse(&format!("parameters.{env}.json"), &text)
+                .map_err(Stop::Refused)?;
             set = parameters::merge(set, over);
         }
-        self.end(ctx, Some(format!("{} parameters, {} tags", set.values.len(), set.tags.len()))).await;
+        self.end(
+            ctx,
+            Some(format!(
+                "{} parameters, {} tags",
+                set.values.len(),
+                set.tags.len()
+            )),
+        )
+        .await;
 
         // 3. Check against the template.
         self.begin(ctx, StepName::Validate).await?;
@@ -433,15 +584,33 @@ impl Engine {
                         e.message.unwrap_or_default()
                     )));
                 }
-                Err(_) => self.aws(ctx, |cfn| { let source = source.clone(); async move { cfn.template_summary(&source).await } }).await?,
+                Err(_) => {
+                    self.aws(ctx, |cfn| {
+                        let source = source.clone();
+                        async move { cfn.template_summary(&source).await }
+                    })
+                    .await?
+                }
             }
         };
         parameters::check(&set, &summary.parameters).map_err(Stop::Refused)?;
-        self.end(ctx, Some(format!("{} declared, {} resources", summary.parameters.len(), summary.resource_count))).await;
+        self.end(
+            ctx,
+            Some(format!(
+                "{} declared, {} resources",
+                summary.parameters.len(),
+                summary.resource_count
+            )),
+        )
+        .await;
 
         // 4. Pre-flight: imports.
         self.begin(ctx, StepName::Preflight).await?;
-        let account = self.deployer.config.environment(&env).map(|e| (e.account_id.clone(), e.region.clone()));
+        let account = self
+            .deployer
+            .config
+            .environment(&env)
+            .map(|e| (e.account_id.clone(), e.region.clone()));
         let mut vars: BTreeMap<String, String> = summary
             .parameters
             .iter()
@@ -457,30 +626,48 @@ impl Engine {
         }
         let wanted = imports::imported_exports(&template, &vars).map_err(Stop::Refused)?;
         if !wanted.is_empty() {
-            let exports = self.aws(ctx, |cfn| async move { cfn.export_names().await }).await?;
+            let exports = self
+                .aws(ctx, |cfn| async move { cfn.export_names().await })
+                .await?;
             let missing: Vec<&String> = wanted.iter().filter(|w| !exports.contains(w)).collect();
             if !missing.is_empty() {
-                let names = missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ");
+                let names = missing
+                    .iter()
+                    .map(|m| format!("{m:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(Stop::Refused(format!(
                     "the template imports {names}, which {} not exported in {env}; deploying would fail and roll back",
                     if missing.len() == 1 { "is" } else { "are" }
                 )));
             }
         }
-        self.end(ctx, Some(match wanted.len() {
-            0 => "no imports".to_owned(),
-            n => format!("{n} imports found in {env}'s exports"),
-        })).await;
+        self.end(
+            ctx,
+            Some(match wanted.len() {
+                0 => "no imports".to_owned(),
+                n => format!("{n} imports found in {env}'s exports"),
+            }),
+        )
+        .await;
 
         // 5. Change set, or a new stack.
         self.begin(ctx, StepName::ChangeSet).await?;
-        let existing = { let s = stack_name.clone(); self.aws(ctx, |cfn| { let s = s.clone(); async move { cfn.stack(&s).await } }).await? };
+        let existing = {
+            let s = stack_name.clone();
+            self.aws(ctx, |cfn| {
+                let s = s.clone();
+                async move { cfn.stack(&s).await }
+            })
+            .await?
+        };
         let mut tags: Vec<(String, String)> = set.tags.clone().into_iter().collect();
         tags.retain(|(k, _)| k != BUILD_TAG && k != DEPLOYMENT_TAG);
         tags.push((BUILD_TAG.into(), ctx.record.deployment.build.clone()));
         // Redeploying the build a stack already runs keeps its deployment tag, so that an
         // unchanged build is "no changes" rather than a tag update on every resource.
-        let same_build = existing.as_ref().and_then(|s| s.tag(BUILD_TAG)) == Some(ctx.record.deployment.build.as_str());
+        let same_build = existing.as_ref().and_then(|s| s.tag(BUILD_TAG))
+            == Some(ctx.record.deployment.build.as_str());
         let deployment_tag = match existing.as_ref().and_then(|s| s.tag(DEPLOYMENT_TAG)) {
             Some(previous) if same_build => previous.to_owned(),
             _ => ctx.record.deployment.id.clone(),
@@ -502,9 +689,19 @@ impl Engine {
         ctx.record.deployment.operation = Some(operation);
         match operation {
             Operation::Create => {
-                ctx.record.change_set = Some(ChangeSummary { add: summary.resource_count, ..ChangeSummary::default() });
+                ctx.record.change_set = Some(ChangeSummary {
+                    add: summary.resource_count,
+                    ..ChangeSummary::default()
+                });
                 ctx.record.deployment.resources_total = Some(summary.resource_count);
-                self.end(ctx, Some(format!("new stack: {} resources to add", summary.resource_count))).await;
+                self.end(
+                    ctx,
+                    Some(format!(
+                        "new stack: {} resources to add",
+                        summary.resource_count
+                    )),
+                )
+                .await;
             }
             Operation::Update => {
                 let name = format!("deployer-{}", ctx.record.deployment.id);
@@ -529,10 +726,19 @@ impl Engine {
                     ctx.record.change_set_name = None;
                     ctx.record.change_set = Some(ChangeSummary::default());
                     self.end(ctx, Some("no changes".into())).await;
-                    return Ok(Done { message: Some("no changes: the stack already runs this".into()) });
+                    return Ok(Done {
+                        message: Some("no changes: the stack already runs this".into()),
+                    });
                 }
                 let changes = loop {
-                    let state = { let (s, n) = (stack_name.clone(), name.clone()); self.aws(ctx, |cfn| { let (s, n) = (s.clone(), n.clone()); async move { cfn.describe_change_set(&s, &n).await } }).await? };
+                    let state = {
+                        let (s, n) = (stack_name.clone(), name.clone());
+                        self.aws(ctx, |cfn| {
+                            let (s, n) = (s.clone(), n.clone());
+                            async move { cfn.describe_change_set(&s, &n).await }
+                        })
+                        .await?
+                    };
                     match state {
                         ChangeSetState::Pending => {
                             if *ctx.cancel.borrow() {
@@ -545,18 +751,25 @@ impl Engine {
                             ctx.record.change_set_name = None;
                             ctx.record.change_set = Some(ChangeSummary::default());
                             self.end(ctx, Some("no changes".into())).await;
-                            return Ok(Done { message: Some("no changes: the stack already runs this".into()) });
+                            return Ok(Done {
+                                message: Some("no changes: the stack already runs this".into()),
+                            });
                         }
                         ChangeSetState::Failed(reason) => {
                             let _ = ctx.cfn.delete_change_set(&stack_name, &name).await;
-                            return Err(Stop::Failed(format!("CloudFormation refused the change set: {reason}")));
+                            return Err(Stop::Failed(format!(
+                                "CloudFormation refused the change set: {reason}"
+                            )));
                         }
                         ChangeSetState::Ready(changes) => break changes,
                     }
                 };
                 let summary = ChangeSummary::from_changes(changes);
                 ctx.record.deployment.resources_total = Some(summary.changes.len() as u32);
-                let words = format!("{} to add, {} to modify ({} replaced), {} to remove", summary.add, summary.modify, summary.replace, summary.remove);
+                let words = format!(
+                    "{} to add, {} to modify ({} replaced), {} to remove",
+                    summary.add, summary.modify, summary.replace, summary.remove
+                );
                 ctx.record.change_set = Some(summary);
                 self.end(ctx, Some(words)).await;
             }
@@ -568,12 +781,24 @@ impl Engine {
         match operation {
             Operation::Create => {
                 let r = request.clone();
-                let id = self.aws(ctx, |cfn| { let r = r.clone(); async move { cfn.create_stack(&r).await } }).await?;
+                let id = self
+                    .aws(ctx, |cfn| {
+                        let r = r.clone();
+                        async move { cfn.create_stack(&r).await }
+                    })
+                    .await?;
                 ctx.record.stack_id = Some(id);
             }
             Operation::Update => {
-                let (s, n) = (stack_name.clone(), ctx.record.change_set_name.clone().unwrap_or_default());
-                self.aws(ctx, |cfn| { let (s, n) = (s.clone(), n.clone()); async move { cfn.execute_change_set(&s, &n).await } }).await?;
+                let (s, n) = (
+                    stack_name.clone(),
+                    ctx.record.change_set_name.clone().unwrap_or_default(),
+                );
+                self.aws(ctx, |cfn| {
+                    let (s, n) = (s.clone(), n.clone());
+                    async move { cfn.execute_change_set(&s, &n).await }
+                })
+                .await?;
             }
         }
         self.end(ctx, None).await;
@@ -584,12 +809,23 @@ impl Engine {
 
     /// Resumes a deployment whose stack operation may be running (after a restart).
     async fn reattach(&self, ctx: &mut Ctx) -> Result<Done, Stop> {
-        let stack = ctx.record.stack_id.clone().unwrap_or_else(|| ctx.record.deployment.stack_name.clone());
-        let info = self.aws(ctx, |cfn| { let s = stack.clone(); async move { cfn.stack(&s).await } }).await?;
-        let ours = info.as_ref().and_then(|i| i.tag(DEPLOYMENT_TAG)) == Some(ctx.record.deployment.id.as_str());
+        let stack = ctx
+            .record
+            .stack_id
+            .clone()
+            .unwrap_or_else(|| ctx.record.deployment.stack_name.clone());
+        let info = self
+            .aws(ctx, |cfn| {
+                let s = stack.clone();
+                async move { cfn.stack(&s).await }
+            })
+            .await?;
+        let ours = info.as_ref().and_then(|i| i.tag(DEPLOYMENT_TAG))
+            == Some(ctx.record.deployment.id.as_str());
         if !ours {
             return Err(Stop::Failed(
-                "the deployer restarted before the change was executed; the stack was not changed".into(),
+                "the deployer restarted before the change was executed; the stack was not changed"
+                    .into(),
             ));
         }
         let operation = ctx.record.deployment.operation.unwrap_or(Operation::Update);
@@ -600,13 +836,28 @@ impl Engine {
         self.watch(ctx, operation, since).await
     }
 
-    async fn watch(&self, ctx: &mut Ctx, operation: Operation, since: chrono::DateTime<Utc>) -> Result<Done, Stop> {
+    async fn watch(
+        &self,
+        ctx: &mut Ctx,
+        operation: Operation,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<Done, Stop> {
         if ctx.record.steps.last().map(|s| s.name) != Some(StepName::Watch) {
             ctx.record.deployment.step = Some(StepName::Watch);
-            ctx.record.steps.push(Step { name: StepName::Watch, status: StepStatus::Running, started_at: Utc::now(), finished_at: None, message: None });
+            ctx.record.steps.push(Step {
+                name: StepName::Watch,
+                status: StepStatus::Running,
+                started_at: Utc::now(),
+                finished_at: None,
+                message: None,
+            });
             self.publish(ctx, Vec::new()).await;
         }
-        let stack = ctx.record.stack_id.clone().unwrap_or_else(|| ctx.record.deployment.stack_name.clone());
+        let stack = ctx
+            .record
+            .stack_id
+            .clone()
+            .unwrap_or_else(|| ctx.record.deployment.stack_name.clone());
         let mut cancel_sent = false;
         loop {
             if *ctx.cancel.borrow() && !cancel_sent {
@@ -614,26 +865,59 @@ impl Engine {
                 ctx.record.deployment.status = DeploymentStatus::Cancelling;
                 let s = stack.clone();
                 match operation {
-                    Operation::Update => self.aws(ctx, |cfn| { let s = s.clone(); async move { cfn.cancel_update(&s).await } }).await?,
-                    Operation::Create => self.aws(ctx, |cfn| { let s = s.clone(); async move { cfn.delete_stack(&s).await } }).await?,
+                    Operation::Update => {
+                        self.aws(ctx, |cfn| {
+                            let s = s.clone();
+                            async move { cfn.cancel_update(&s).await }
+                        })
+                        .await?
+                    }
+                    Operation::Create => {
+                        self.aws(ctx, |cfn| {
+                            let s = s.clone();
+                            async move { cfn.delete_stack(&s).await }
+                        })
+                        .await?
+                    }
                 }
                 self.publish(ctx, Vec::new()).await;
             }
             let after = ctx.last_event.clone();
-            let events = { let s = stack.clone(); self.aws(ctx, |cfn| { let (s, a) = (s.clone(), after.clone()); async move { cfn.events(&s, a.as_deref(), since).await } }).await? };
-            let info = { let s = stack.clone(); self.aws(ctx, |cfn| { let s = s.clone(); async move { cfn.stack(&s).await } }).await? };
+            let events = {
+                let s = stack.clone();
+                self.aws(ctx, |cfn| {
+                    let (s, a) = (s.clone(), after.clone());
+                    async move { cfn.events(&s, a.as_deref(), since).await }
+                })
+                .await?
+            };
+            let info = {
+                let s = stack.clone();
+                self.aws(ctx, |cfn| {
+                    let s = s.clone();
+                    async move { cfn.stack(&s).await }
+                })
+                .await?
+            };
             if !events.is_empty() {
                 ctx.last_event = events.last().map(|e| e.id.clone());
                 for e in events.iter().filter(|e| is_resource_done(e)) {
                     ctx.finished_resources.insert(e.logical_id.clone());
                 }
                 ctx.record.deployment.resources_done = ctx.finished_resources.len() as u32;
-                if let Err(e) = self.store.add_events(&ctx.record.deployment.id, &events).await {
+                if let Err(e) = self
+                    .store
+                    .add_events(&ctx.record.deployment.id, &events)
+                    .await
+                {
                     tracing::error!(error = %e, "could not keep stack events");
                 }
                 self.publish(ctx, events).await;
             }
-            if let Some(outcome) = self.outcome(ctx, operation, info.as_ref(), cancel_sent).await {
+            if let Some(outcome) = self
+                .outcome(ctx, operation, info.as_ref(), cancel_sent)
+                .await
+            {
                 return outcome;
             }
             tokio::time::sleep(self.settings.poll_interval).await;
@@ -641,14 +925,24 @@ impl Engine {
     }
 
     /// `None` while the stack operation runs; the deployment's outcome once it is terminal.
-    async fn outcome(&self, ctx: &mut Ctx, operation: Operation, info: Option<&StackInfo>, cancelled: bool) -> Option<Result<Done, Stop>> {
+    async fn outcome(
+        &self,
+        ctx: &mut Ctx,
+        operation: Operation,
+        info: Option<&StackInfo>,
+        cancelled: bool,
+    ) -> Option<Result<Done, Stop>> {
         use StackStatus::*;
         let Some(info) = info else {
             // The stack is gone: only a cancelled create deletes it.
             return Some(if cancelled {
-                Err(Stop::Cancelled("cancelled: the half-created stack was deleted".into()))
+                Err(Stop::Cancelled(
+                    "cancelled: the half-created stack was deleted".into(),
+                ))
             } else {
-                Err(Stop::Failed("the stack disappeared while it was being deployed".into()))
+                Err(Stop::Failed(
+                    "the stack disappeared while it was being deployed".into(),
+                ))
             });
         };
         if info.status.is_in_progress() {
@@ -656,32 +950,58 @@ impl Engine {
         }
         let reason = self.failure_reason(ctx, info).await;
         Some(match (operation, info.status) {
-            (Operation::Create, CreateComplete) | (Operation::Update, UpdateComplete) => Ok(Done { message: None }),
-            (_, DeleteComplete) if cancelled => Err(Stop::Cancelled("cancelled: the half-created stack was deleted".into())),
+            (Operation::Create, CreateComplete) | (Operation::Update, UpdateComplete) => {
+                Ok(Done { message: None })
+            }
+            (_, DeleteComplete) if cancelled => Err(Stop::Cancelled(
+                "cancelled: the half-created stack was deleted".into(),
+            )),
             (Operation::Update, UpdateRollbackComplete) if cancelled => {
                 ctx.record.deployment.rolled_back = true;
-                Err(Stop::Cancelled("cancelled: CloudFormation rolled the stack back to the previous build".into()))
+                Err(Stop::Cancelled(
+                    "cancelled: CloudFormation rolled the stack back to the previous build".into(),
+                ))
             }
             (_, UpdateRollbackComplete | RollbackComplete) => {
                 ctx.record.deployment.rolled_back = true;
                 Err(Stop::Failed(format!("{reason}; the stack was rolled back")))
             }
-            (_, UpdateRollbackFailed) => Err(Stop::Failed(format!("{reason}; the rollback failed too, the stack needs attention"))),
-            (_, status) => Err(Stop::Failed(format!("{reason} (stack status {})", status.as_aws_str()))),
+            (_, UpdateRollbackFailed) => Err(Stop::Failed(format!(
+                "{reason}; the rollback failed too, the stack needs attention"
+            ))),
+            (_, status) => Err(Stop::Failed(format!(
+                "{reason} (stack status {})",
+                status.as_aws_str()
+            ))),
         })
     }
 
     /// The first failed resource of the operation, as CloudFormation explains it.
     async fn failure_reason(&self, ctx: &Ctx, info: &StackInfo) -> String {
-        let events = self.store.events(&ctx.record.deployment.id).await.unwrap_or_default();
+        let events = self
+            .store
+            .events(&ctx.record.deployment.id)
+            .await
+            .unwrap_or_default();
         events
             .iter()
             .find(|e| {
                 e.status.ends_with("_FAILED")
                     && e.resource_type != "AWS::CloudFormation::Stack"
-                    && !e.reason.as_deref().unwrap_or_default().contains("cancelled")
+                    && !e
+                        .reason
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("cancelled")
             })
-            .map(|e| format!("{} ({}) failed: {}", e.logical_id, e.resource_type, e.reason.clone().unwrap_or_default()))
+            .map(|e| {
+                format!(
+                    "{} ({}) failed: {}",
+                    e.logical_id,
+                    e.resource_type,
+                    e.reason.clone().unwrap_or_default()
+                )
+            })
             .or_else(|| info.reason.clone())
             .unwrap_or_else(|| format!("the stack ended in {}", info.status.as_aws_str()))
     }
@@ -694,14 +1014,23 @@ impl Engine {
             .key(key)
             .send()
             .await
-            .map_err(|e| Stop::Failed(AwsFailure::from_sdk(format!("fetching s3://{}/{key}", self.deployer.artifacts.bucket()), e).to_string()))?;
+            .map_err(|e| {
+                Stop::Failed(
+                    AwsFailure::from_sdk(
+                        format!("fetching s3://{}/{key}", self.deployer.artifacts.bucket()),
+                        e,
+                    )
+                    .to_string(),
+                )
+            })?;
         let bytes = object
             .body
             .collect()
             .await
             .map_err(|_| Stop::Failed(format!("the download of {key} broke off")))?
             .into_bytes();
-        String::from_utf8(bytes.to_vec()).map_err(|_| Stop::Refused(format!("{key} is not UTF-8 text")))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Stop::Refused(format!("{key} is not UTF-8 text")))
     }
 }
 
@@ -726,10 +1055,12 @@ fn check_updatable(info: &StackInfo) -> Result<(), Stop> {
             "the stack is busy ({}): another operation is running on it",
             s.as_aws_str()
         ))),
-        RollbackComplete | RollbackFailed | CreateFailed | DeleteFailed => Err(Stop::Refused(format!(
-            "the stack is in {}, which cannot be updated; it must be deleted first",
-            info.status.as_aws_str()
-        ))),
+        RollbackComplete | RollbackFailed | CreateFailed | DeleteFailed => {
+            Err(Stop::Refused(format!(
+                "the stack is in {}, which cannot be updated; it must be deleted first",
+                info.status.as_aws_str()
+            )))
+        }
         _ => Ok(()),
     }
 }

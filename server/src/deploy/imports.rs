@@ -8,7 +8,10 @@ use serde_yaml::Value;
 
 /// The export names the template imports that can be known before deploying. Imports whose
 /// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation.
-pub fn imported_exports(template: &str, vars: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+pub fn imported_exports(
+    template: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
     // YAML is a superset of JSON: one parser reads both, short-form tags (`!ImportValue`) included.
     let doc: Value = serde_yaml::from_str(template)
         .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))?;

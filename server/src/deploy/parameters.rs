@@ -28,7 +28,12 @@ pub struct Declared {
 /// Errors name the file and, for malformed JSON, the line and column.
 pub fn parse(file: &str, text: &str) -> Result<ParameterSet, String> {
     let json: Value = serde_json::from_str(text).map_err(|e| {
-        format!("{file} is not valid JSON: line {}, column {}: {}", e.line(), e.column(), describe(&e))
+        format!(
+            "{file} is not valid JSON: line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            describe(&e)
+        )
     })?;
     let mut set = ParameterSet::default();
     match json {
@@ -38,10 +43,16 @@ pub fn parse(file: &str, text: &str) -> Result<ParameterSet, String> {
                     "Parameters" => &mut set.values,
                     "Tags" => &mut set.tags,
                     "StackPolicy" => continue,
-                    _ => return Err(format!("{file}: unexpected key {key:?} next to \"Parameters\"")),
+                    _ => {
+                        return Err(format!(
+                            "{file}: unexpected key {key:?} next to \"Parameters\""
+                        ));
+                    }
                 };
                 let Value::Object(inner) = value else {
-                    return Err(format!("{file}: \"{key}\" must be an object of names to values"));
+                    return Err(format!(
+                        "{file}: \"{key}\" must be an object of names to values"
+                    ));
                 };
                 for (k, v) in inner {
                     target.insert(k.clone(), scalar(file, &k, &v)?);
@@ -59,22 +70,28 @@ pub fn parse(file: &str, text: &str) -> Result<ParameterSet, String> {
                 match item {
                     Value::String(pair) => {
                         let Some((k, v)) = pair.split_once('=') else {
-                            return Err(format!("{file}: item {} ({pair:?}) is not Key=Value", i + 1));
+                            return Err(format!(
+                                "{file}: item {} ({pair:?}) is not Key=Value",
+                                i + 1
+                            ));
                         };
                         set.values.insert(k.trim().to_owned(), v.to_owned());
                     }
                     Value::Object(obj) => {
-                        let key = obj.get("ParameterKey").and_then(Value::as_str).ok_or_else(|| {
-                            format!("{file}: item {} has no \"ParameterKey\"", i + 1)
-                        })?;
+                        let key =
+                            obj.get("ParameterKey")
+                                .and_then(Value::as_str)
+                                .ok_or_else(|| {
+                                    format!("{file}: item {} has no \"ParameterKey\"", i + 1)
+                                })?;
                         if obj.get("UsePreviousValue").and_then(Value::as_bool) == Some(true) {
                             return Err(format!(
                                 "{file}: {key} uses UsePreviousValue; a build must carry its values"
                             ));
                         }
-                        let value = obj.get("ParameterValue").ok_or_else(|| {
-                            format!("{file}: {key} has no \"ParameterValue\"")
-                        })?;
+                        let value = obj
+                            .get("ParameterValue")
+                            .ok_or_else(|| format!("{file}: {key} has no \"ParameterValue\""))?;
                         set.values.insert(key.to_owned(), scalar(file, key, value)?);
                     }
                     _ => {
@@ -86,7 +103,11 @@ pub fn parse(file: &str, text: &str) -> Result<ParameterSet, String> {
                 }
             }
         }
-        _ => return Err(format!("{file} must hold an object or a list of parameters")),
+        _ => {
+            return Err(format!(
+                "{file} must hold an object or a list of parameters"
+            ));
+        }
     }
     if let Some(empty) = set.values.keys().find(|k| k.is_empty()) {
         return Err(format!("{file}: a parameter has an empty name ({empty:?})"));
@@ -105,7 +126,9 @@ fn describe(e: &serde_json::Error) -> String {
 
 fn is_codepipeline(map: &serde_json::Map<String, Value>) -> bool {
     map.get("Parameters").is_some_and(Value::is_object)
-        && map.keys().all(|k| matches!(k.as_str(), "Parameters" | "Tags" | "StackPolicy"))
+        && map
+            .keys()
+            .all(|k| matches!(k.as_str(), "Parameters" | "Tags" | "StackPolicy"))
 }
 
 fn scalar(file: &str, key: &str, value: &Value) -> Result<String, String> {
@@ -119,7 +142,9 @@ fn scalar(file: &str, key: &str, value: &Value) -> Result<String, String> {
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
             .collect::<Vec<_>>()
             .join(",")),
-        _ => Err(format!("{file}: the value of {key} must be a string, number or boolean")),
+        _ => Err(format!(
+            "{file}: the value of {key} must be a string, number or boolean"
+        )),
     }
 }
 
@@ -143,7 +168,11 @@ pub fn check(set: &ParameterSet, declared: &[Declared]) -> Result<(), String> {
         return Err(format!(
             "the template declares no parameter {} (it declares: {})",
             quote_list(&unknown),
-            declared.iter().map(|d| d.key.as_str()).collect::<Vec<_>>().join(", ")
+            declared
+                .iter()
+                .map(|d| d.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let missing: Vec<&str> = declared
@@ -152,13 +181,20 @@ pub fn check(set: &ParameterSet, declared: &[Declared]) -> Result<(), String> {
         .map(|d| d.key.as_str())
         .collect();
     if !missing.is_empty() {
-        return Err(format!("required parameter {} has no value and no default", quote_list(&missing)));
+        return Err(format!(
+            "required parameter {} has no value and no default",
+            quote_list(&missing)
+        ));
     }
     Ok(())
 }
 
 fn quote_list(items: &[&str]) -> String {
-    items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -166,7 +202,10 @@ mod tests {
     use super::*;
 
     fn values(set: &ParameterSet) -> Vec<(&str, &str)> {
-        set.values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        set.values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     #[test]
@@ -179,20 +218,31 @@ mod tests {
         ];
         for text in shapes {
             let set = parse("parameters.json", text).unwrap();
-            assert_eq!(values(&set), [("Count", "2"), ("ImageId", "ami-1")], "{text}");
+            assert_eq!(
+                values(&set),
+                [("Count", "2"), ("ImageId", "ami-1")],
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn codepipeline_tags_become_stack_tags() {
-        let set = parse("p.json", r#"{"Parameters": {"A": "1"}, "Tags": {"team": "search"}}"#).unwrap();
+        let set = parse(
+            "p.json",
+            r#"{"Parameters": {"A": "1"}, "Tags": {"team": "search"}}"#,
+        )
+        .unwrap();
         assert_eq!(set.tags.get("team").map(String::as_str), Some("search"));
     }
 
     #[test]
     fn malformed_json_names_the_file_and_line() {
         let err = parse("parameters.json", "{\n  \"A\": \"1\",\n  \"B\" \"2\"\n}").unwrap_err();
-        assert!(err.starts_with("parameters.json is not valid JSON: line 3"), "{err}");
+        assert!(
+            err.starts_with("parameters.json is not valid JSON: line 3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -206,7 +256,10 @@ mod tests {
     #[test]
     fn an_unknown_parameter_is_named() {
         let set = parse("p.json", r#"{"ImageId": "ami-1", "Typo": "x"}"#).unwrap();
-        let declared = [Declared { key: "ImageId".into(), default: None }];
+        let declared = [Declared {
+            key: "ImageId".into(),
+            default: None,
+        }];
         let err = check(&set, &declared).unwrap_err();
         assert!(err.contains("\"Typo\""), "{err}");
     }
@@ -215,12 +268,24 @@ mod tests {
     fn a_required_parameter_without_value_is_named() {
         let set = parse("p.json", r#"{"ImageId": "ami-1"}"#).unwrap();
         let declared = [
-            Declared { key: "ImageId".into(), default: None },
-            Declared { key: "EnvName".into(), default: None },
-            Declared { key: "Size".into(), default: Some("1".into()) },
+            Declared {
+                key: "ImageId".into(),
+                default: None,
+            },
+            Declared {
+                key: "EnvName".into(),
+                default: None,
+            },
+            Declared {
+                key: "Size".into(),
+                default: Some("1".into()),
+            },
         ];
         let err = check(&set, &declared).unwrap_err();
-        assert!(err.contains("\"EnvName\"") && !err.contains("Size"), "{err}");
+        assert!(
+            err.contains("\"EnvName\"") && !err.contains("Size"),
+            "{err}"
+        );
     }
 
     #[test]

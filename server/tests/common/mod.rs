@@ -105,11 +105,21 @@ impl Harness {
         let state = match cfn {
             None => deployer::state(config, aws.clone()).await.unwrap(),
             Some(cfn) => {
-                let map = ACCOUNTS.iter().map(|(env, _)| (env.to_string(), cfn.clone())).collect();
-                deployer::state_with_cloudformation(config, aws.clone(), map).await.unwrap()
+                let map = ACCOUNTS
+                    .iter()
+                    .map(|(env, _)| (env.to_string(), cfn.clone()))
+                    .collect();
+                deployer::state_with_cloudformation(config, aws.clone(), map)
+                    .await
+                    .unwrap()
             }
         };
-        let harness = Harness { dir, moto, state, aws };
+        let harness = Harness {
+            dir,
+            moto,
+            state,
+            aws,
+        };
         harness
             .s3()
             .create_bucket()
@@ -157,10 +167,15 @@ impl Harness {
 
     /// GET through the whole router, without a socket.
     pub async fn get(&self, uri: &str) -> (StatusCode, serde_json::Value) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
     }
 
-    pub async fn post(&self, uri: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    pub async fn post(
+        &self,
+        uri: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
         let request = Request::post(uri)
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
@@ -171,7 +186,10 @@ impl Harness {
     /// Starts a deployment and waits for its outcome; returns the deployment's detail.
     pub async fn deploy(&self, project: &str, env: &str, build: &str) -> serde_json::Value {
         let (status, started) = self
-            .post("/api/v1/deployments", serde_json::json!({"project": project, "environment": env, "build": build}))
+            .post(
+                "/api/v1/deployments",
+                serde_json::json!({"project": project, "environment": env, "build": build}),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");
         self.wait(started["id"].as_str().unwrap()).await
@@ -183,17 +201,31 @@ impl Harness {
         loop {
             let (status, detail) = self.get(&format!("/api/v1/deployments/{id}")).await;
             assert_eq!(status, StatusCode::OK, "{detail}");
-            if !matches!(detail["status"].as_str(), Some("pending" | "running" | "cancelling")) {
+            if !matches!(
+                detail["status"].as_str(),
+                Some("pending" | "running" | "cancelling")
+            ) {
                 return detail;
             }
-            assert!(Instant::now() < deadline, "deployment {id} did not finish: {detail}");
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} did not finish: {detail}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn card(&self, project: &str, env: &str) -> serde_json::Value {
-        let (_, cards) = self.get(&format!("/api/v1/projects/{project}/stacks")).await;
-        cards.as_array().unwrap().iter().find(|c| c["environment"] == env).unwrap().clone()
+        let (_, cards) = self
+            .get(&format!("/api/v1/projects/{project}/stacks"))
+            .await;
+        cards
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["environment"] == env)
+            .unwrap()
+            .clone()
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, serde_json::Value) {

@@ -1,0 +1,62 @@
+import { expect, test, type Page } from '@playwright/test';
+
+// Deploys against the seeded moto: network runs network-master-45 in STG; web's feature-login
+// builds import an export nobody provides, so the pre-flight refuses them.
+
+async function hydrated(page: Page) {
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+}
+
+async function deploy(page: Page, build: string) {
+  const card = page.getByRole('article');
+  await card.getByRole('combobox').selectOption(build);
+  await card.getByRole('button', { name: 'Deploy' }).click();
+}
+
+test('deploy, watch it succeed live, and roll back in one click', async ({ page, context }, testInfo) => {
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.goto('/projects/network/STG');
+  await hydrated(page);
+  await page.evaluate(() => ((window as any).__sameDocument = true));
+  const card = page.getByRole('article', { name: 'Stack STG-NETWORK' });
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-45');
+
+  // A second tab on the same stack follows along without a reload.
+  const other = await context.newPage();
+  await other.goto('/projects/network/STG');
+  await hydrated(other);
+
+  await deploy(page, 'network-master-46');
+  const progress = card.getByRole('region', { name: 'Deployment progress' });
+  await expect(progress).toHaveAttribute('data-status', 'succeeded');
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-46');
+  await expect(other.getByRole('article').locator('.deployed-build')).toHaveText('network-master-46');
+  await page.screenshot({ path: testInfo.outputPath('deployed.png'), fullPage: true });
+
+  await deploy(page, 'network-ipv6-rollout-2');
+  await expect(card.locator('.deployed-build')).toHaveText('network-ipv6-rollout-2');
+  await expect(progress).toHaveAttribute('data-status', 'succeeded');
+
+  // The build deployed before the current one is one click (and a confirmation) away.
+  await card.getByRole('button', { name: 'Roll back to network-master-46' }).click();
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-46');
+  await expect(card.locator('.history-table tbody tr')).toHaveCount(3);
+  expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+});
+
+test('a refused build shows its reason and leaves the stack alone', async ({ page }, testInfo) => {
+  await page.goto('/projects/web/PRD');
+  await hydrated(page);
+  const card = page.getByRole('article', { name: 'Stack PRD-WEB' });
+  await deploy(page, 'web-feature-login-2');
+  const progress = card.getByRole('region', { name: 'Deployment progress' });
+  await expect(progress).toHaveAttribute('data-status', 'refused');
+  await expect(progress).toContainText('"PRD-sessions-TableName", which is not exported in PRD');
+  await expect(card.locator('.deployed-build')).toHaveText('web-master-99');
+  await page.screenshot({ path: testInfo.outputPath('refused.png'), fullPage: true });
+
+  await progress.getByRole('link', { name: 'details' }).click();
+  await expect(page).toHaveURL(/\/deployments\/d-/);
+  await expect(page.getByRole('heading', { name: 'Deployment' })).toBeVisible();
+  await expect(page.getByRole('region', { name: 'Deployment progress' })).toHaveAttribute('data-status', 'refused');
+});
