@@ -5,6 +5,7 @@ use leptos::prelude::*;
 
 use crate::deployment::{Activity, Deployment, DeploymentDetail};
 use crate::model::{BuildList, Overview, StackView};
+use crate::pause::{AuditEntry, AuditQuery, PauseStatus};
 
 #[server]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
@@ -88,6 +89,36 @@ pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ServerFnErro
         .map_err(ssr::to_server_error)
 }
 
+#[server]
+pub async fn get_pause() -> Result<PauseStatus, ServerFnError> {
+    ssr::backend()?.pause_status().await.map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn pause_deployments(
+    reason: String,
+    environment: Option<String>,
+    cancel_in_flight: bool,
+) -> Result<PauseStatus, ServerFnError> {
+    let request = crate::pause::PauseRequest { reason, environment, cancel_in_flight };
+    ssr::backend()?.pause(request).await.map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ServerFnError> {
+    ssr::backend()?.unpause(environment.as_deref()).await.map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ServerFnError> {
+    ssr::backend()?.audit(query).await.map_err(ssr::to_server_error)
+}
+
+#[server]
+pub async fn get_active_deployments() -> Result<Vec<Deployment>, ServerFnError> {
+    ssr::backend()?.active_deployments().await.map_err(ssr::to_server_error)
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     //! The seam between the pages and the server: the server implements [`Backend`] and provides
@@ -99,6 +130,7 @@ pub mod ssr {
 
     use crate::deployment::{Deployment, DeploymentDetail, StartDeployment};
     use crate::model::{Build, ErrorBody, Overview, StackCard};
+    use crate::pause::{AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 
     #[async_trait::async_trait]
     pub trait Backend: Send + Sync + 'static {
@@ -124,6 +156,11 @@ pub mod ssr {
             limit: u32,
         ) -> Result<Vec<Deployment>, ErrorBody>;
         async fn deployment(&self, id: &str) -> Result<DeploymentDetail, ErrorBody>;
+        async fn pause_status(&self) -> Result<PauseStatus, ErrorBody>;
+        async fn pause(&self, request: PauseRequest) -> Result<PauseStatus, ErrorBody>;
+        async fn unpause(&self, environment: Option<&str>) -> Result<PauseStatus, ErrorBody>;
+        async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody>;
+        async fn active_deployments(&self) -> Result<Vec<Deployment>, ErrorBody>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

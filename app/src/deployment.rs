@@ -239,6 +239,8 @@ pub struct DeploymentUpdate {
 pub enum LiveEvent {
     Deployment(DeploymentUpdate),
     Stack(StackCard),
+    /// The pause changed (paused, resumed, or its scope).
+    Pause(crate::pause::PauseStatus),
     /// The client missed too much: reload what it shows.
     Snapshot {
         active: Vec<Deployment>,
@@ -250,6 +252,7 @@ impl LiveEvent {
         match self {
             LiveEvent::Deployment(_) => "deployment",
             LiveEvent::Stack(_) => "stack",
+            LiveEvent::Pause(_) => "pause",
             LiveEvent::Snapshot { .. } => "snapshot",
         }
     }
@@ -259,6 +262,7 @@ impl LiveEvent {
         let json = match self {
             LiveEvent::Deployment(update) => serde_json::to_string(update),
             LiveEvent::Stack(card) => serde_json::to_string(card),
+            LiveEvent::Pause(status) => serde_json::to_string(status),
             LiveEvent::Snapshot { active } => {
                 serde_json::to_string(&serde_json::json!({ "active": active }))
             }

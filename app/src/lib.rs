@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod live;
 pub mod model;
 pub mod pages;
+pub mod pause;
 pub mod time;
 
 use leptos::prelude::*;

@@ -269,6 +269,8 @@ pub enum ErrorCode {
     Conflict,
     Refused,
     ConfirmationRequired,
+    /// Deployments are paused (HTTP 423).
+    Paused,
     AwsUnavailable,
     Internal,
 }

@@ -26,6 +26,9 @@ pub enum AppError {
     /// The action has a consequence the caller must confirm first.
     #[error("{0}")]
     ConfirmationRequired(String),
+    /// Deployments in scope are paused.
+    #[error("{0}")]
+    Paused(String),
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     #[error("internal error")]
@@ -38,6 +41,7 @@ impl From<crate::store::StoreError> for AppError {
             crate::store::StoreError::Conflict(id) => {
                 AppError::Conflict(format!("deployment {id} is already active on this stack"))
             }
+            crate::store::StoreError::Paused(pause) => AppError::Paused(pause.explain()),
             other => AppError::Internal(other.into()),
         }
     }
@@ -50,6 +54,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) | AppError::ConfirmationRequired(_) => StatusCode::CONFLICT,
             AppError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Paused(_) => StatusCode::LOCKED,
             AppError::Aws(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,6 +66,7 @@ impl AppError {
             AppError::BadRequest(m) => ErrorBody::new(ErrorCode::BadRequest, m.clone()),
             AppError::Conflict(m) => ErrorBody::new(ErrorCode::Conflict, m.clone()),
             AppError::Refused(m) => ErrorBody::new(ErrorCode::Refused, m.clone()),
+            AppError::Paused(m) => ErrorBody::new(ErrorCode::Paused, m.clone()),
             AppError::ConfirmationRequired(m) => {
                 ErrorBody::new(ErrorCode::ConfirmationRequired, m.clone())
             }

@@ -6,6 +6,7 @@ use app::deployment::{
     CancelRequest, Deployment, DeploymentDetail, DeploymentStatus, StartDeployment,
 };
 use app::model::{Build, Environment, Project, StackCard};
+use app::pause::{AuditAction, AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments/{id}", get(deployment))
         .route("/deployments/{id}/cancel", post(cancel_deployment))
         .route("/events", get(events))
+        .route("/pause", get(pause_status).put(pause).delete(unpause))
+        .route("/audit", get(audit))
         .fallback(not_found)
 }
 
@@ -94,6 +97,7 @@ async fn start_deployment(
 
 async fn cancel_deployment(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     request: Result<Json<CancelRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, AppError> {
@@ -102,7 +106,8 @@ async fn cancel_deployment(
         Err(JsonRejection::MissingJsonContentType(_)) => CancelRequest::default(),
         other => body(other)?,
     };
-    let deployment = state.engine.cancel(&id, request.confirm_delete).await?;
+    let actor = state.actor(&headers);
+    let deployment = state.engine.cancel(&id, request.confirm_delete, &actor).await?;
     Ok((StatusCode::ACCEPTED, Json(deployment)))
 }
 
@@ -166,6 +171,66 @@ async fn events(
         .filter(|d: &Deployment| d.status.is_active() || d.status == DeploymentStatus::Pending)
         .collect();
     Ok(crate::live::stream(state.engine.hub(), last_id, active))
+}
+
+async fn pause_status(State(state): State<AppState>) -> Result<Json<PauseStatus>, AppError> {
+    Ok(Json(state.engine.pause_status().await?))
+}
+
+async fn pause(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<PauseRequest>, JsonRejection>,
+) -> Result<Json<PauseStatus>, AppError> {
+    let request = body(request)?;
+    let actor = state.actor(&headers);
+    Ok(Json(state.engine.pause(request, &actor).await?))
+}
+
+async fn unpause(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<PauseStatus>, AppError> {
+    let actor = state.actor(&headers);
+    let environment = query.get("environment").map(String::as_str);
+    Ok(Json(state.engine.unpause(environment, &actor).await?))
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<AuditEntry>>, AppError> {
+    Ok(Json(state.audit(audit_query(&query)?).await?))
+}
+
+/// Reads `limit`, `before` and the filters of the audit trail from a query string.
+pub fn audit_query(query: &HashMap<String, String>) -> Result<AuditQuery, AppError> {
+    let text = |k: &str| query.get(k).filter(|v| !v.is_empty()).cloned();
+    let number = |k: &str, min: i64, max: i64| -> Result<Option<i64>, AppError> {
+        match text(k) {
+            None => Ok(None),
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(AppError::BadRequest(format!("{k} must be a whole number from {min} to {max}, got {raw:?}"))),
+            },
+        }
+    };
+    let action = text("action");
+    if let Some(a) = &action
+        && AuditAction::parse(a).is_none()
+    {
+        let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        return Err(AppError::BadRequest(format!("action {a:?} is not one of {}", known.join(", "))));
+    }
+    Ok(AuditQuery {
+        environment: text("environment"),
+        project: text("project"),
+        action,
+        actor: text("actor"),
+        before: number("before", 1, i64::MAX)?,
+        limit: number("limit", 1, 1000)?.map(|n| n as u32),
+    })
 }
 
 async fn not_found() -> AppError {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use app::api::ssr::Backend;
 use app::deployment::{Deployment, DeploymentDetail, StartDeployment};
 use app::model::{Build, ErrorBody, Overview, StackCard};
+use app::pause::{AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
@@ -31,6 +32,10 @@ impl AppState {
     /// that login only has to fill it in.
     pub fn actor(&self, _request: &axum::http::HeaderMap) -> String {
         self.deployer.config.actor.clone()
+    }
+
+    pub async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, AppError> {
+        Ok(self.engine.store().audit_list(&query).await?)
     }
 
     pub async fn deployment(&self, id: &str) -> Result<DeploymentDetail, AppError> {
@@ -84,7 +89,7 @@ impl Backend for AppState {
         confirm_delete: bool,
     ) -> Result<Deployment, ErrorBody> {
         self.engine
-            .cancel(id, confirm_delete)
+            .cancel(id, confirm_delete, &self.actor(&axum::http::HeaderMap::new()))
             .await
             .map_err(ErrorBody::from)
     }
@@ -107,5 +112,28 @@ impl Backend for AppState {
         AppState::deployment(self, id)
             .await
             .map_err(ErrorBody::from)
+    }
+
+    async fn pause_status(&self) -> Result<PauseStatus, ErrorBody> {
+        self.engine.pause_status().await.map_err(ErrorBody::from)
+    }
+
+    async fn pause(&self, request: PauseRequest) -> Result<PauseStatus, ErrorBody> {
+        let actor = self.actor(&axum::http::HeaderMap::new());
+        self.engine.pause(request, &actor).await.map_err(ErrorBody::from)
+    }
+
+    async fn unpause(&self, environment: Option<&str>) -> Result<PauseStatus, ErrorBody> {
+        let actor = self.actor(&axum::http::HeaderMap::new());
+        self.engine.unpause(environment, &actor).await.map_err(ErrorBody::from)
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
+        AppState::audit(self, query).await.map_err(ErrorBody::from)
+    }
+
+    async fn active_deployments(&self) -> Result<Vec<Deployment>, ErrorBody> {
+        let active = self.engine.store().active().await.map_err(|e| ErrorBody::from(AppError::from(e)))?;
+        Ok(active.into_iter().map(|r| r.deployment).collect())
     }
 }

@@ -11,6 +11,8 @@ use app::deployment::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+
+use app::pause::{AuditAction, AuditEntry, AuditQuery, Pause, PauseStatus};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
@@ -25,8 +27,22 @@ pub struct Record {
     pub change_set_name: Option<String>,
 }
 
+/// An audit entry to append.
+#[derive(Clone, Copy, Debug)]
+pub struct NewAudit<'a> {
+    pub actor: &'a str,
+    pub action: AuditAction,
+    pub project: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    pub build: Option<&'a str>,
+    pub deployment_id: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("{}", .0.explain())]
+    Paused(Pause),
     #[error("deployment {0} is already active on this stack")]
     Conflict(String),
     #[error(transparent)]
@@ -67,14 +83,19 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Inserts a new deployment; refuses when the stack already has an active one.
-    pub async fn insert(&self, record: &Record) -> Result<(), StoreError> {
+    /// Inserts a new deployment — in one statement that also checks the pause, so a deployment
+    /// either started before a pause was recorded or is refused. Refuses too when the stack
+    /// already has an active deployment. The start time is the store's clock at the insert;
+    /// it is written back into `record`.
+    pub async fn insert(&self, record: &mut Record) -> Result<(), StoreError> {
         let d = &record.deployment;
-        let result = sqlx::query(
+        let result = sqlx::query_scalar::<_, DateTime<Utc>>(
             "INSERT INTO deployments (id, project, environment, stack_name, build, status, operation, step,
                 actor, started_at, finished_at, message, rolled_back, resources_total, resources_done,
                 stack_id, change_set_name, change_set, steps)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?, ?, ?, ?, ?, ?
+             WHERE NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = ?)
+             RETURNING started_at",
         )
         .bind(&d.id)
         .bind(&d.project)
@@ -85,7 +106,6 @@ impl Store {
         .bind(d.operation.map(operation_str))
         .bind(d.step.map(step_str))
         .bind(&d.actor)
-        .bind(d.started_at)
         .bind(d.finished_at)
         .bind(&d.message)
         .bind(d.rolled_back)
@@ -95,16 +115,116 @@ impl Store {
         .bind(&record.change_set_name)
         .bind(record.change_set.as_ref().map(to_json))
         .bind(to_json(&record.steps))
-        .execute(&self.pool)
+        .bind(&d.environment)
+        .fetch_optional(&self.pool)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(Some(started_at)) => {
+                record.deployment.started_at = started_at;
+                Ok(())
+            }
+            Ok(None) => {
+                let pauses = self.pauses().await?;
+                let status = pause_status(pauses, &[]);
+                match status.blocking(&d.environment) {
+                    Some(pause) => Err(StoreError::Paused(pause.clone())),
+                    // The pause was lifted between the two reads: say so rather than guess.
+                    None => Err(StoreError::Corrupt("the pause changed while starting; try again".into())),
+                }
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 let active = self.active_on(&d.environment, &d.stack_name).await?;
                 Err(StoreError::Conflict(active.unwrap_or_default()))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    // ---- pause ----
+
+    /// Pauses a scope (`None` = every environment). Returns false when it was already paused
+    /// (the first pause, its reason and time, stand).
+    pub async fn pause(&self, environment: Option<&str>, reason: &str, actor: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO pauses (scope, reason, actor, since) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             ON CONFLICT (scope) DO NOTHING",
+        )
+        .bind(environment.unwrap_or("*"))
+        .bind(reason)
+        .bind(actor)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Lifts the pause of one environment, or every pause (`None`). Returns what was lifted.
+    pub async fn unpause(&self, environment: Option<&str>) -> Result<Vec<Pause>, StoreError> {
+        let rows = sqlx::query("DELETE FROM pauses WHERE ?1 IS NULL OR scope = ?1 RETURNING *")
+            .bind(environment)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(pause_from_row).collect()
+    }
+
+    pub async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM pauses ORDER BY scope = '*' DESC, since")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(pause_from_row).collect()
+    }
+
+    // ---- audit ----
+
+    /// Appends to the audit trail (the table refuses updates and deletes).
+    pub async fn audit(&self, entry: NewAudit<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, project, environment, build, deployment_id, detail)
+             VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.actor)
+        .bind(entry.action.as_str())
+        .bind(entry.project)
+        .bind(entry.environment)
+        .bind(entry.build)
+        .bind(entry.deployment_id)
+        .bind(entry.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit_list(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit
+             WHERE (?1 IS NULL OR environment = ?1) AND (?2 IS NULL OR project = ?2)
+               AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR id < ?5)
+             ORDER BY id DESC LIMIT ?6",
+        )
+        .bind(&q.environment)
+        .bind(&q.project)
+        .bind(&q.action)
+        .bind(&q.actor)
+        .bind(q.before)
+        .bind(i64::from(q.limit.unwrap_or(50)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let action: String = r.try_get("action")?;
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: AuditAction::parse(&action).ok_or_else(|| StoreError::Corrupt("audit action".into()))?,
+                    project: r.try_get("project")?,
+                    environment: r.try_get("environment")?,
+                    build: r.try_get("build")?,
+                    deployment_id: r.try_get("deployment_id")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 
     async fn active_on(
@@ -251,6 +371,19 @@ impl Store {
         .await?)
     }
 
+    /// Whether the build was ever deployed successfully to the stack (a redeploy of it is a rollback).
+    pub async fn was_deployed(&self, environment: &str, stack_name: &str, build: &str) -> Result<bool, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deployments WHERE environment = ? AND stack_name = ? AND build = ? AND status = 'succeeded'",
+        )
+        .bind(environment)
+        .bind(stack_name)
+        .bind(build)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count > 0)
+    }
+
     /// Deployments that have not finished (for re-attaching after a restart).
     pub async fn active(&self) -> Result<Vec<Record>, StoreError> {
         let rows =
@@ -258,6 +391,36 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(record_from_row).collect()
+    }
+}
+
+fn pause_from_row(r: &SqliteRow) -> Result<Pause, StoreError> {
+    let scope: String = r.try_get("scope")?;
+    Ok(Pause {
+        environment: (scope != "*").then_some(scope),
+        reason: r.try_get("reason")?,
+        actor: r.try_get("actor")?,
+        since: r.try_get("since")?,
+    })
+}
+
+/// The pause as the API shows it, given the pauses and every configured environment.
+pub fn pause_status(pauses: Vec<Pause>, all_environments: &[String]) -> PauseStatus {
+    let all = pauses.iter().any(|p| p.environment.is_none());
+    let environments = if all {
+        all_environments.to_vec()
+    } else {
+        pauses.iter().filter_map(|p| p.environment.clone()).collect()
+    };
+    let first = pauses.first().cloned();
+    PauseStatus {
+        paused: !pauses.is_empty(),
+        reason: first.as_ref().map(|p| p.reason.clone()),
+        actor: first.as_ref().map(|p| p.actor.clone()),
+        since: first.as_ref().map(|p| p.since),
+        all,
+        environments,
+        pauses,
     }
 }
 

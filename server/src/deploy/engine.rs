@@ -21,7 +21,8 @@ use crate::deployer::Deployer;
 use crate::error::AppError;
 use crate::live::Hub;
 use crate::stacks::{BUILD_TAG, DEPLOYMENT_TAG};
-use crate::store::{Filter, Record, Store};
+use crate::store::{Filter, NewAudit, Record, Store};
+use app::pause::{AuditAction, PauseRequest, PauseStatus};
 
 /// CloudFormation takes templates up to this size inline; larger ones by TemplateURL.
 pub const MAX_TEMPLATE_BODY: usize = 51_200;
@@ -137,10 +138,20 @@ impl Engine {
         let cfn = self.cfn_for(&request.environment)?;
         let folder = self.find_build(&project.name, &request.build).await?;
         if let Some(problem) = &folder.build.problem {
-            return Err(AppError::Refused(format!(
-                "{} cannot be deployed: {problem}",
-                request.build
-            )));
+            let reason = format!("{} cannot be deployed: {problem}", request.build);
+            let entry = NewAudit {
+                actor,
+                action: AuditAction::DeployRefused,
+                project: Some(&project.name),
+                environment: Some(&request.environment),
+                build: Some(&request.build),
+                deployment_id: None,
+                detail: Some(&reason),
+            };
+            if let Err(e) = self.store.audit(entry).await {
+                tracing::error!(error = %e, "could not write the audit trail");
+            }
+            return Err(AppError::Refused(reason));
         }
         let deployment = Deployment {
             id: format!("d-{}", uuid::Uuid::new_v4().simple()),
@@ -160,20 +171,33 @@ impl Engine {
             resources_total: None,
             resources_done: 0,
         };
-        let record = Record {
+        let mut record = Record {
             deployment,
             steps: Vec::new(),
             change_set: None,
             stack_id: None,
             change_set_name: None,
         };
-        self.store.insert(&record).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict(id) => AppError::Conflict(format!(
-                "{} in {} already has an active deployment: {id}",
-                record.deployment.stack_name, record.deployment.environment
-            )),
-            other => other.into(),
-        })?;
+        let d = &record.deployment;
+        let current = self.store.last_succeeded_build(&d.environment, &d.stack_name).await?;
+        let rollback = current.as_deref().is_some_and(|c| c != d.build)
+            && self.store.was_deployed(&d.environment, &d.stack_name, &d.build).await?;
+        if let Err(e) = self.store.insert(&mut record).await {
+            let d = &record.deployment;
+            let error = match e {
+                crate::store::StoreError::Conflict(id) => AppError::Conflict(format!(
+                    "{} in {} already has an active deployment: {id}",
+                    d.stack_name, d.environment
+                )),
+                other => other.into(),
+            };
+            let reason = error.to_string();
+            self.audit(actor, AuditAction::DeployRefused, d, Some(&reason)).await;
+            return Err(error);
+        }
+        let action = if rollback { AuditAction::RollbackRequested } else { AuditAction::DeployRequested };
+        let detail = current.map(|c| format!("replacing {c}"));
+        self.audit(actor, action, &record.deployment, detail.as_deref()).await;
         let deployment = record.deployment.clone();
         self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
             deployment: deployment.clone(),
@@ -182,6 +206,100 @@ impl Engine {
         }));
         self.spawn(record, cfn, Some(folder));
         Ok(deployment)
+    }
+
+    async fn audit(&self, actor: &str, action: AuditAction, d: &Deployment, detail: Option<&str>) {
+        let entry = NewAudit {
+            actor,
+            action,
+            project: Some(&d.project),
+            environment: Some(&d.environment),
+            build: Some(&d.build),
+            deployment_id: Some(&d.id),
+            detail,
+        };
+        if let Err(e) = self.store.audit(entry).await {
+            tracing::error!(error = %e, "could not write the audit trail");
+        }
+    }
+
+    pub async fn pause_status(&self) -> Result<PauseStatus, AppError> {
+        let envs: Vec<String> = self.deployer.config.environments.iter().map(|e| e.name.clone()).collect();
+        Ok(crate::store::pause_status(self.store.pauses().await?, &envs))
+    }
+
+    /// Pauses every environment or one; optionally cancels the updates already executing there.
+    pub async fn pause(&self, request: PauseRequest, actor: &str) -> Result<PauseStatus, AppError> {
+        let reason = request.reason.trim();
+        if reason.is_empty() {
+            return Err(AppError::BadRequest("a pause needs a reason".into()));
+        }
+        let environment = request.environment.as_deref().filter(|e| !e.is_empty());
+        if let Some(env) = environment
+            && self.deployer.config.environment(env).is_none()
+        {
+            return Err(AppError::NotFound(format!("no environment is called {env:?}")));
+        }
+        if self.store.pause(environment, reason, actor).await? {
+            let entry = NewAudit {
+                actor,
+                action: AuditAction::Pause,
+                project: None,
+                environment,
+                build: None,
+                deployment_id: None,
+                detail: Some(reason),
+            };
+            self.store.audit(entry).await?;
+        }
+        if request.cancel_in_flight {
+            let active = self.store.active().await?;
+            for record in active.iter().filter(|r| environment.is_none_or(|e| r.deployment.environment == e)) {
+                // A stack being created is left alone: cancelling deletes it, which needs its own confirmation.
+                if record.deployment.operation == Some(Operation::Create)
+                    && matches!(record.deployment.step, Some(StepName::Execute | StepName::Watch))
+                {
+                    continue;
+                }
+                if let Err(e) = self.cancel(&record.deployment.id, false, actor).await {
+                    tracing::warn!(id = record.deployment.id, error = %e, "could not cancel an in-flight deployment");
+                }
+            }
+        }
+        let status = self.pause_status().await?;
+        self.hub.publish(LiveEvent::Pause(status.clone()));
+        Ok(status)
+    }
+
+    /// Lifts the pause of one environment, or every pause.
+    pub async fn unpause(&self, environment: Option<&str>, actor: &str) -> Result<PauseStatus, AppError> {
+        let environment = environment.filter(|e| !e.is_empty());
+        if let Some(env) = environment
+            && self.deployer.config.environment(env).is_none()
+        {
+            return Err(AppError::NotFound(format!("no environment is called {env:?}")));
+        }
+        for lifted in self.store.unpause(environment).await? {
+            let detail = format!(
+                "lifts the pause of {} since {}: {}",
+                lifted.actor,
+                lifted.since.format("%Y-%m-%d %H:%M UTC"),
+                lifted.reason
+            );
+            let entry = NewAudit {
+                actor,
+                action: AuditAction::Unpause,
+                project: None,
+                environment: lifted.environment.as_deref(),
+                build: None,
+                deployment_id: None,
+                detail: Some(&detail),
+            };
+            self.store.audit(entry).await?;
+        }
+        let status = self.pause_status().await?;
+        self.hub.publish(LiveEvent::Pause(status.clone()));
+        Ok(status)
     }
 
     fn cfn_for(&self, environment: &str) -> Result<Arc<dyn CloudFormation>, AppError> {
@@ -318,7 +436,7 @@ impl Engine {
     /// Asks a deployment to stop. Before execution the change set is dropped; during an update
     /// CloudFormation cancels it (rolling back); a stack being created is deleted — which the
     /// caller must confirm.
-    pub async fn cancel(&self, id: &str, confirm_delete: bool) -> Result<Deployment, AppError> {
+    pub async fn cancel(&self, id: &str, confirm_delete: bool, actor: &str) -> Result<Deployment, AppError> {
         let record = self
             .store
             .record(id)
@@ -340,16 +458,17 @@ impl Engine {
                 d.stack_name
             )));
         }
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(r) = running.get(id) else {
+        let signalled = {
+            let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            running.get(id).map(|r| r.cancel.send(true)).is_some()
+        };
+        if !signalled {
             return Err(AppError::Conflict(format!(
                 "deployment {id} is finishing; it cannot be cancelled now"
             )));
-        };
-        let _ = r.cancel.send(true);
+        }
+        let detail = if creating { "deletes the half-created stack" } else { "cancel requested" };
+        self.audit(actor, AuditAction::Cancel, &record.deployment, Some(detail)).await;
         Ok(record.deployment)
     }
 
@@ -413,6 +532,12 @@ impl Engine {
             message = d.message,
             "deployment finished"
         );
+        let outcome = match &d.message {
+            Some(m) => format!("{}: {m}", d.status.as_str()),
+            None => d.status.as_str().to_owned(),
+        };
+        let snapshot = d.clone();
+        self.audit(&snapshot.actor, AuditAction::DeployFinished, &snapshot, Some(&outcome)).await;
         self.publish(&ctx, Vec::new()).await;
         match self
             .deployer

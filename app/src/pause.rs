@@ -1,0 +1,134 @@
+//! Wire types of the pause (the global stop) and the audit trail.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One pause: of every environment (`environment: None`) or of one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub environment: Option<String>,
+    pub reason: String,
+    pub actor: String,
+    pub since: DateTime<Utc>,
+}
+
+/// `GET /api/v1/pause`: whether anything is paused, and by whom, why and since when.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseStatus {
+    pub paused: bool,
+    /// Of the widest pause (all environments first, else the oldest).
+    pub reason: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Whether every environment is paused.
+    pub all: bool,
+    /// The environments where deployments are refused now.
+    pub environments: Vec<String>,
+    pub pauses: Vec<Pause>,
+}
+
+impl PauseStatus {
+    /// The pause that stops deployments to `environment`, if any.
+    pub fn blocking(&self, environment: &str) -> Option<&Pause> {
+        self.pauses
+            .iter()
+            .find(|p| p.environment.is_none())
+            .or_else(|| self.pauses.iter().find(|p| p.environment.as_deref() == Some(environment)))
+    }
+}
+
+impl Pause {
+    /// "Deployments to all environments are paused by alice since 2026-11-26 15:00 UTC: reason"
+    pub fn explain(&self) -> String {
+        let scope = match &self.environment {
+            None => "all environments".to_owned(),
+            Some(env) => env.clone(),
+        };
+        format!(
+            "Deployments to {scope} are paused by {} since {}: {}",
+            self.actor,
+            self.since.format("%Y-%m-%d %H:%M UTC"),
+            self.reason
+        )
+    }
+}
+
+/// The body of `PUT /api/v1/pause`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    pub reason: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Also cancel the updates already executing in scope (CloudFormation cannot freeze them).
+    #[serde(default)]
+    pub cancel_in_flight: bool,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    DeployRequested,
+    RollbackRequested,
+    DeployRefused,
+    DeployFinished,
+    Cancel,
+    Pause,
+    Unpause,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 7] = [
+        AuditAction::DeployRequested,
+        AuditAction::RollbackRequested,
+        AuditAction::DeployRefused,
+        AuditAction::DeployFinished,
+        AuditAction::Cancel,
+        AuditAction::Pause,
+        AuditAction::Unpause,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::DeployRequested => "deploy_requested",
+            AuditAction::RollbackRequested => "rollback_requested",
+            AuditAction::DeployRefused => "deploy_refused",
+            AuditAction::DeployFinished => "deploy_finished",
+            AuditAction::Cancel => "cancel",
+            AuditAction::Pause => "pause",
+            AuditAction::Unpause => "unpause",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One line of the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: AuditAction,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub build: Option<String>,
+    pub deployment_id: Option<String>,
+    /// The reason or the outcome, in words.
+    pub detail: Option<String>,
+}
+
+/// Filters and paging of the audit trail.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub environment: Option<String>,
+    pub project: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    /// Entries older than this id (the last id of the previous page).
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
