@@ -91,7 +91,10 @@ pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ServerFnErro
 
 #[server]
 pub async fn get_pause() -> Result<PauseStatus, ServerFnError> {
-    ssr::backend()?.pause_status().await.map_err(ssr::to_server_error)
+    ssr::backend()?
+        .pause_status()
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[server]
@@ -100,23 +103,39 @@ pub async fn pause_deployments(
     environment: Option<String>,
     cancel_in_flight: bool,
 ) -> Result<PauseStatus, ServerFnError> {
-    let request = crate::pause::PauseRequest { reason, environment, cancel_in_flight };
-    ssr::backend()?.pause(request).await.map_err(ssr::to_server_error)
+    let request = crate::pause::PauseRequest {
+        reason,
+        environment,
+        cancel_in_flight,
+    };
+    ssr::backend()?
+        .pause(request)
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[server]
 pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ServerFnError> {
-    ssr::backend()?.unpause(environment.as_deref()).await.map_err(ssr::to_server_error)
+    ssr::backend()?
+        .unpause(environment.as_deref())
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[server]
 pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ServerFnError> {
-    ssr::backend()?.audit(query).await.map_err(ssr::to_server_error)
+    ssr::backend()?
+        .audit(query)
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[server]
 pub async fn get_active_deployments() -> Result<Vec<Deployment>, ServerFnError> {
-    ssr::backend()?.active_deployments().await.map_err(ssr::to_server_error)
+    ssr::backend()?
+        .active_deployments()
+        .await
+        .map_err(ssr::to_server_error)
 }
 
 #[cfg(feature = "ssr")]

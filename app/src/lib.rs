@@ -20,8 +20,10 @@ use leptos_router::{
 };
 
 use crate::components::header::Header;
+use crate::components::pause::PauseBanner;
 use crate::pages::{
-    deployment::DeploymentPage, home::HomePage, not_found::NotFound, project::ProjectPage,
+    audit::AuditPage, deployment::DeploymentPage, home::HomePage, not_found::NotFound,
+    project::ProjectPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -46,6 +48,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// The tab icon: an arrow up (a deploy) on the accent colour, inline so it needs no file.
 const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%232f6fde'/%3E%3Cpath d='M8 3l4 5H9v5H7V8H4z' fill='white'/%3E%3C/svg%3E";
 
+/// The pause as the page knows it (`None` while loading).
+pub type PauseSignal = Signal<Option<pause::PauseStatus>>;
+
 /// The environments and projects from the server's config, loaded once per page.
 pub type OverviewResource = Resource<Result<model::Overview, ServerFnError>>;
 
@@ -56,6 +61,14 @@ pub fn App() -> impl IntoView {
     provide_context(overview);
     let live = live::Live::new();
     provide_context(live);
+    // The pause: from the page's first load, then as the server pushes it.
+    let pause_at_load = Resource::new(|| (), |()| api::get_pause());
+    let pause: PauseSignal = Signal::derive(move || {
+        live.pause
+            .get()
+            .or_else(|| pause_at_load.get().and_then(Result::ok))
+    });
+    provide_context(pause);
     // Effects run only in the browser: marks the page as live, for people debugging and for the
     // browser tests, which must not click before hydration.
     Effect::new(move |_| {
@@ -70,12 +83,14 @@ pub fn App() -> impl IntoView {
         <Title text="Deployer"/>
         <Router>
             <Header/>
+            <PauseBanner/>
             <Routes fallback=NotFound>
                 // Async so that the server answers these with a real redirect.
                 <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project/:env") view=ProjectPage/>
                 <Route path=path!("/deployments/:id") view=DeploymentPage/>
+                <Route path=path!("/audit") view=AuditPage/>
             </Routes>
         </Router>
     }

@@ -15,6 +15,8 @@ pub struct Live {
     /// Bumped when the stream says the client missed too much: everything reloads.
     pub everything: RwSignal<u64>,
     pub connected: RwSignal<bool>,
+    /// The pause as last pushed by the server; `None` until something was pushed.
+    pub pause: RwSignal<Option<crate::pause::PauseStatus>>,
 }
 
 impl Live {
@@ -24,6 +26,7 @@ impl Live {
             latest: RwSignal::new(HashMap::new()),
             everything: RwSignal::new(0),
             connected: RwSignal::new(false),
+            pause: RwSignal::new(None),
         }
     }
 
@@ -86,15 +89,16 @@ pub fn connect(live: Live) {
         let Ok(mut source) = EventSource::new("/api/v1/events") else {
             return;
         };
-        let (Ok(deployments), Ok(stacks), Ok(snapshots)) = (
+        let (Ok(deployments), Ok(stacks), Ok(snapshots), Ok(pauses)) = (
             source.subscribe("deployment"),
             source.subscribe("stack"),
             source.subscribe("snapshot"),
+            source.subscribe("pause"),
         ) else {
             return;
         };
         live.connected.set(true);
-        let mut all = futures::stream::select_all([deployments, stacks, snapshots]);
+        let mut all = futures::stream::select_all([deployments, stacks, snapshots, pauses]);
         // `source` stays alive in this task: dropping it would close the stream.
         while let Some(message) = all.next().await {
             let Ok((kind, event)) = message else {
@@ -113,6 +117,11 @@ pub fn connect(live: Live) {
                 "stack" => {
                     if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
                         live.bump(stack_key(&card.environment, &card.name));
+                    }
+                }
+                "pause" => {
+                    if let Ok(status) = serde_json::from_str::<crate::pause::PauseStatus>(&data) {
+                        live.pause.set(Some(status));
                     }
                 }
                 _ => live.everything.update(|n| *n += 1),

@@ -33,7 +33,11 @@ impl PauseStatus {
         self.pauses
             .iter()
             .find(|p| p.environment.is_none())
-            .or_else(|| self.pauses.iter().find(|p| p.environment.as_deref() == Some(environment)))
+            .or_else(|| {
+                self.pauses
+                    .iter()
+                    .find(|p| p.environment.as_deref() == Some(environment))
+            })
     }
 }
 

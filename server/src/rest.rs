@@ -107,7 +107,10 @@ async fn cancel_deployment(
         other => body(other)?,
     };
     let actor = state.actor(&headers);
-    let deployment = state.engine.cancel(&id, request.confirm_delete, &actor).await?;
+    let deployment = state
+        .engine
+        .cancel(&id, request.confirm_delete, &actor)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(deployment)))
 }
 
@@ -212,7 +215,9 @@ pub fn audit_query(query: &HashMap<String, String>) -> Result<AuditQuery, AppErr
             None => Ok(None),
             Some(raw) => match raw.parse::<i64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(AppError::BadRequest(format!("{k} must be a whole number from {min} to {max}, got {raw:?}"))),
+                _ => Err(AppError::BadRequest(format!(
+                    "{k} must be a whole number from {min} to {max}, got {raw:?}"
+                ))),
             },
         }
     };
@@ -221,7 +226,10 @@ pub fn audit_query(query: &HashMap<String, String>) -> Result<AuditQuery, AppErr
         && AuditAction::parse(a).is_none()
     {
         let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
-        return Err(AppError::BadRequest(format!("action {a:?} is not one of {}", known.join(", "))));
+        return Err(AppError::BadRequest(format!(
+            "action {a:?} is not one of {}",
+            known.join(", ")
+        )));
     }
     Ok(AuditQuery {
         environment: text("environment"),

@@ -89,7 +89,11 @@ impl Backend for AppState {
         confirm_delete: bool,
     ) -> Result<Deployment, ErrorBody> {
         self.engine
-            .cancel(id, confirm_delete, &self.actor(&axum::http::HeaderMap::new()))
+            .cancel(
+                id,
+                confirm_delete,
+                &self.actor(&axum::http::HeaderMap::new()),
+            )
             .await
             .map_err(ErrorBody::from)
     }
@@ -120,12 +124,18 @@ impl Backend for AppState {
 
     async fn pause(&self, request: PauseRequest) -> Result<PauseStatus, ErrorBody> {
         let actor = self.actor(&axum::http::HeaderMap::new());
-        self.engine.pause(request, &actor).await.map_err(ErrorBody::from)
+        self.engine
+            .pause(request, &actor)
+            .await
+            .map_err(ErrorBody::from)
     }
 
     async fn unpause(&self, environment: Option<&str>) -> Result<PauseStatus, ErrorBody> {
         let actor = self.actor(&axum::http::HeaderMap::new());
-        self.engine.unpause(environment, &actor).await.map_err(ErrorBody::from)
+        self.engine
+            .unpause(environment, &actor)
+            .await
+            .map_err(ErrorBody::from)
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
@@ -133,7 +143,12 @@ impl Backend for AppState {
     }
 
     async fn active_deployments(&self) -> Result<Vec<Deployment>, ErrorBody> {
-        let active = self.engine.store().active().await.map_err(|e| ErrorBody::from(AppError::from(e)))?;
+        let active = self
+            .engine
+            .store()
+            .active()
+            .await
+            .map_err(|e| ErrorBody::from(AppError::from(e)))?;
         Ok(active.into_iter().map(|r| r.deployment).collect())
     }
 }

@@ -129,7 +129,9 @@ impl Store {
                 match status.blocking(&d.environment) {
                     Some(pause) => Err(StoreError::Paused(pause.clone())),
                     // The pause was lifted between the two reads: say so rather than guess.
-                    None => Err(StoreError::Corrupt("the pause changed while starting; try again".into())),
+                    None => Err(StoreError::Corrupt(
+                        "the pause changed while starting; try again".into(),
+                    )),
                 }
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -144,7 +146,12 @@ impl Store {
 
     /// Pauses a scope (`None` = every environment). Returns false when it was already paused
     /// (the first pause, its reason and time, stand).
-    pub async fn pause(&self, environment: Option<&str>, reason: &str, actor: &str) -> Result<bool, StoreError> {
+    pub async fn pause(
+        &self,
+        environment: Option<&str>,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO pauses (scope, reason, actor, since) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              ON CONFLICT (scope) DO NOTHING",
@@ -216,7 +223,8 @@ impl Store {
                     id: r.try_get("id")?,
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
-                    action: AuditAction::parse(&action).ok_or_else(|| StoreError::Corrupt("audit action".into()))?,
+                    action: AuditAction::parse(&action)
+                        .ok_or_else(|| StoreError::Corrupt("audit action".into()))?,
                     project: r.try_get("project")?,
                     environment: r.try_get("environment")?,
                     build: r.try_get("build")?,
@@ -372,7 +380,12 @@ impl Store {
     }
 
     /// Whether the build was ever deployed successfully to the stack (a redeploy of it is a rollback).
-    pub async fn was_deployed(&self, environment: &str, stack_name: &str, build: &str) -> Result<bool, StoreError> {
+    pub async fn was_deployed(
+        &self,
+        environment: &str,
+        stack_name: &str,
+        build: &str,
+    ) -> Result<bool, StoreError> {
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM deployments WHERE environment = ? AND stack_name = ? AND build = ? AND status = 'succeeded'",
         )
@@ -410,7 +423,10 @@ pub fn pause_status(pauses: Vec<Pause>, all_environments: &[String]) -> PauseSta
     let environments = if all {
         all_environments.to_vec()
     } else {
-        pauses.iter().filter_map(|p| p.environment.clone()).collect()
+        pauses
+            .iter()
+            .filter_map(|p| p.environment.clone())
+            .collect()
     };
     let first = pauses.first().cloned();
     PauseStatus {

@@ -14,20 +14,39 @@ use tower::ServiceExt;
 
 async fn put_build(h: &Harness, id: &str, greeting: &str) {
     h.put(&format!("web/{id}/template.yaml"), TEMPLATE).await;
-    h.put(&format!("web/{id}/parameters.json"), &format!(r#"{{"Greeting": "{greeting}"}}"#)).await;
+    h.put(
+        &format!("web/{id}/parameters.json"),
+        &format!(r#"{{"Greeting": "{greeting}"}}"#),
+    )
+    .await;
     h.state.deployer.artifacts.invalidate("web");
 }
 
-async fn request(h: &Harness, method: &str, uri: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+async fn request(
+    h: &Harness,
+    method: &str,
+    uri: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
     let mut builder = Request::builder().method(method).uri(uri);
     if body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
-    let request = builder.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
-    let response = deployer::router(h.state.clone()).oneshot(request).await.unwrap();
+    let request = builder
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = deployer::router(h.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 fn deploy_body(build: &str) -> serde_json::Value {
@@ -43,7 +62,13 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pause["paused"], false);
 
-    let (status, pause) = request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "investigating 5xx on web"}))).await;
+    let (status, pause) = request(
+        &h,
+        "PUT",
+        "/api/v1/pause",
+        Some(json!({"reason": "investigating 5xx on web"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{pause}");
     assert_eq!(pause["paused"], true);
     assert_eq!(pause["reason"], "investigating 5xx on web");
@@ -51,11 +76,16 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
     assert!(pause["since"].is_string());
     assert_eq!(pause["environments"], json!(["DEV", "STG", "PRD", "GBL"]));
 
-    let (status, refused) = h.post("/api/v1/deployments", deploy_body("web-master-1")).await;
+    let (status, refused) = h
+        .post("/api/v1/deployments", deploy_body("web-master-1"))
+        .await;
     assert_eq!(status, StatusCode::LOCKED, "{refused}");
     assert_eq!(refused["error"]["code"], "paused");
     let message = refused["error"]["message"].as_str().unwrap();
-    assert!(message.contains("investigating 5xx on web") && message.contains("tester"), "{message}");
+    assert!(
+        message.contains("investigating 5xx on web") && message.contains("tester"),
+        "{message}"
+    );
 
     let (status, resumed) = request(&h, "DELETE", "/api/v1/pause", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -68,16 +98,36 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
 async fn a_pause_of_one_environment_leaves_the_others_open() {
     let h = Harness::start().await;
     put_build(&h, "web-master-1", "one").await;
-    let (status, pause) = request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "PRD freeze", "environment": "PRD"}))).await;
+    let (status, pause) = request(
+        &h,
+        "PUT",
+        "/api/v1/pause",
+        Some(json!({"reason": "PRD freeze", "environment": "PRD"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pause["environments"], json!(["PRD"]));
-    let (status, _) = h.post("/api/v1/deployments", json!({"project": "web", "environment": "PRD", "build": "web-master-1"})).await;
+    let (status, _) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "PRD", "build": "web-master-1"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::LOCKED);
-    assert_eq!(h.deploy("web", "DEV", "web-master-1").await["status"], "succeeded");
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
 
     let (status, _) = request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "  "}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a reason is required");
-    let (status, _) = request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "x", "environment": "QA"}))).await;
+    let (status, _) = request(
+        &h,
+        "PUT",
+        "/api/v1/pause",
+        Some(json!({"reason": "x", "environment": "QA"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, resumed) = request(&h, "DELETE", "/api/v1/pause?environment=PRD", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -104,24 +154,47 @@ async fn no_deployment_starts_after_a_racing_pause_was_recorded() {
     let (results, (pause_status, pause)) = tokio::join!(futures::future::join_all(deploys), pause);
     assert_eq!(pause_status, StatusCode::OK);
     let since = chrono::DateTime::parse_from_rfc3339(pause["since"].as_str().unwrap()).unwrap();
-    let locked = results.iter().filter(|(s, _)| *s == StatusCode::LOCKED).count();
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).count();
+    let locked = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::LOCKED)
+        .count();
+    let accepted = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .count();
     assert!(locked + accepted > 0);
     for (status, body) in &results {
-        assert!(matches!(*status, StatusCode::ACCEPTED | StatusCode::LOCKED | StatusCode::CONFLICT), "{status} {body}");
+        assert!(
+            matches!(
+                *status,
+                StatusCode::ACCEPTED | StatusCode::LOCKED | StatusCode::CONFLICT
+            ),
+            "{status} {body}"
+        );
     }
     // The store's own record: every deployment started before the pause.
     let (_, all) = h.get("/api/v1/deployments?limit=1000").await;
     for d in all.as_array().unwrap() {
-        let started = chrono::DateTime::parse_from_rfc3339(d["started_at"].as_str().unwrap()).unwrap();
-        assert!(started <= since, "{} started at {started}, after the pause at {since}", d["id"]);
+        let started =
+            chrono::DateTime::parse_from_rfc3339(d["started_at"].as_str().unwrap()).unwrap();
+        assert!(
+            started <= since,
+            "{} started at {started}, after the pause at {since}",
+            d["id"]
+        );
     }
 }
 
 #[tokio::test]
 async fn a_restarted_deployer_is_still_paused() {
     let h = Harness::start().await;
-    request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "over the weekend"}))).await;
+    request(
+        &h,
+        "PUT",
+        "/api/v1/pause",
+        Some(json!({"reason": "over the weekend"})),
+    )
+    .await;
     let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();
@@ -136,19 +209,52 @@ async fn every_action_is_in_the_audit_trail_in_order() {
     put_build(&h, "web-master-1", "one").await;
     let detail = h.deploy("web", "DEV", "web-master-1").await;
     let id = detail["id"].as_str().unwrap();
-    let (status, _) = h.post(&format!("/api/v1/deployments/{id}/cancel"), json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT, "it already ended; the attempt is not an action");
-    request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "audit me"}))).await;
-    let (status, _) = h.post("/api/v1/deployments", deploy_body("web-master-1")).await;
+    let (status, _) = h
+        .post(&format!("/api/v1/deployments/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "it already ended; the attempt is not an action"
+    );
+    request(
+        &h,
+        "PUT",
+        "/api/v1/pause",
+        Some(json!({"reason": "audit me"})),
+    )
+    .await;
+    let (status, _) = h
+        .post("/api/v1/deployments", deploy_body("web-master-1"))
+        .await;
     assert_eq!(status, StatusCode::LOCKED);
     request(&h, "DELETE", "/api/v1/pause", None).await;
 
     let (status, audit) = h.get("/api/v1/audit").await;
     assert_eq!(status, StatusCode::OK);
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["unpause", "deploy_refused", "pause", "deploy_finished", "deploy_requested"], "newest first");
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "unpause",
+            "deploy_refused",
+            "pause",
+            "deploy_finished",
+            "deploy_requested"
+        ],
+        "newest first"
+    );
     let entries = audit.as_array().unwrap();
-    assert!(entries.iter().all(|e| e["actor"] == "tester" && e["at"].is_string()));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["actor"] == "tester" && e["at"].is_string())
+    );
     assert_eq!(entries[4]["deployment_id"], id);
     assert_eq!(entries[4]["build"], "web-master-1");
     assert_eq!(entries[3]["detail"], "succeeded");
@@ -157,8 +263,15 @@ async fn every_action_is_in_the_audit_trail_in_order() {
     assert!(ids.windows(2).all(|w| w[0] > w[1]));
 
     // Paging and filters.
-    let (_, page) = h.get(&format!("/api/v1/audit?limit=2&before={}", ids[1])).await;
-    let actions: Vec<&str> = page.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let (_, page) = h
+        .get(&format!("/api/v1/audit?limit=2&before={}", ids[1]))
+        .await;
+    let actions: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["pause", "deploy_finished"]);
     let (_, only) = h.get("/api/v1/audit?action=pause").await;
     assert_eq!(only.as_array().unwrap().len(), 1);

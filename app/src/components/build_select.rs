@@ -65,9 +65,25 @@ pub fn BuildSelect(
     };
     let pending = deploy.pending();
     let has_build = first_deployable.is_some();
-    let title = blocked
-        .clone()
-        .unwrap_or_else(|| "Deploy the selected build to this stack".to_owned());
+    // A pause in scope blocks the button too, live, with its explanation.
+    let pause = expect_context::<crate::PauseSignal>();
+    let paused = {
+        let environment = environment.clone();
+        Signal::derive(move || {
+            pause
+                .get()
+                .and_then(|p| p.blocking(&environment).map(crate::pause::Pause::explain))
+        })
+    };
+    let title = {
+        let blocked = blocked.clone();
+        move || {
+            paused
+                .get()
+                .or_else(|| blocked.clone())
+                .unwrap_or_else(|| "Deploy the selected build to this stack".to_owned())
+        }
+    };
     let is_blocked = blocked.is_some();
     let on_deploy = move |_| {
         deploy.dispatch((
@@ -93,12 +109,13 @@ pub fn BuildSelect(
                 </select>
             </label>
             <button type="button" class="btn btn-primary" title=title
-                disabled=move || is_blocked || !has_build || pending.get()
+                disabled=move || is_blocked || paused.get().is_some() || !has_build || pending.get()
                 on:click=on_deploy>
                 {move || if pending.get() { "Starting…" } else { "Deploy" }}
             </button>
         </div>
         {move || error().map(|e| view! { <p class="notice notice-error" role="alert">{e}</p> })}
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
+        {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }
 }

@@ -1,6 +1,8 @@
-//! The top bar on every page: where you are, and (on the right) the tool-wide controls.
+//! The top bar on every page: where you are, the audit trail, and the big red Pause button.
 
 use leptos::prelude::*;
+
+use crate::components::pause::PauseControl;
 
 #[component]
 pub fn Header() -> impl IntoView {
@@ -11,8 +13,10 @@ pub fn Header() -> impl IntoView {
                 <span class="brand-sep" aria-hidden="true">"›"</span>
                 <span class="brand-name">"Deployer"</span>
             </a>
-            // The pause button and the Jenkins builds panel take this place.
-            <div class="topbar-actions" id="topbar-actions"></div>
+            <nav class="topbar-actions" aria-label="Tools">
+                <a class="topbar-link" href="/audit">"Audit"</a>
+                <PauseControl/>
+            </nav>
         </header>
     }
 }

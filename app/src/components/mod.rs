@@ -6,6 +6,7 @@ pub mod env_tabs;
 pub mod header;
 pub mod history;
 pub mod notice;
+pub mod pause;
 pub mod progress;
 pub mod project_nav;
 pub mod stack_card;

@@ -1,5 +1,6 @@
 //! One page per file.
 
+pub mod audit;
 pub mod deployment;
 pub mod home;
 pub mod not_found;

@@ -179,9 +179,15 @@ impl Engine {
             change_set_name: None,
         };
         let d = &record.deployment;
-        let current = self.store.last_succeeded_build(&d.environment, &d.stack_name).await?;
+        let current = self
+            .store
+            .last_succeeded_build(&d.environment, &d.stack_name)
+            .await?;
         let rollback = current.as_deref().is_some_and(|c| c != d.build)
-            && self.store.was_deployed(&d.environment, &d.stack_name, &d.build).await?;
+            && self
+                .store
+                .was_deployed(&d.environment, &d.stack_name, &d.build)
+                .await?;
         if let Err(e) = self.store.insert(&mut record).await {
             let d = &record.deployment;
             let error = match e {
@@ -192,12 +198,18 @@ impl Engine {
                 other => other.into(),
             };
             let reason = error.to_string();
-            self.audit(actor, AuditAction::DeployRefused, d, Some(&reason)).await;
+            self.audit(actor, AuditAction::DeployRefused, d, Some(&reason))
+                .await;
             return Err(error);
         }
-        let action = if rollback { AuditAction::RollbackRequested } else { AuditAction::DeployRequested };
+        let action = if rollback {
+            AuditAction::RollbackRequested
+        } else {
+            AuditAction::DeployRequested
+        };
         let detail = current.map(|c| format!("replacing {c}"));
-        self.audit(actor, action, &record.deployment, detail.as_deref()).await;
+        self.audit(actor, action, &record.deployment, detail.as_deref())
+            .await;
         let deployment = record.deployment.clone();
         self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
             deployment: deployment.clone(),
@@ -224,8 +236,17 @@ impl Engine {
     }
 
     pub async fn pause_status(&self) -> Result<PauseStatus, AppError> {
-        let envs: Vec<String> = self.deployer.config.environments.iter().map(|e| e.name.clone()).collect();
-        Ok(crate::store::pause_status(self.store.pauses().await?, &envs))
+        let envs: Vec<String> = self
+            .deployer
+            .config
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        Ok(crate::store::pause_status(
+            self.store.pauses().await?,
+            &envs,
+        ))
     }
 
     /// Pauses every environment or one; optionally cancels the updates already executing there.
@@ -238,7 +259,9 @@ impl Engine {
         if let Some(env) = environment
             && self.deployer.config.environment(env).is_none()
         {
-            return Err(AppError::NotFound(format!("no environment is called {env:?}")));
+            return Err(AppError::NotFound(format!(
+                "no environment is called {env:?}"
+            )));
         }
         if self.store.pause(environment, reason, actor).await? {
             let entry = NewAudit {
@@ -254,10 +277,16 @@ impl Engine {
         }
         if request.cancel_in_flight {
             let active = self.store.active().await?;
-            for record in active.iter().filter(|r| environment.is_none_or(|e| r.deployment.environment == e)) {
+            for record in active
+                .iter()
+                .filter(|r| environment.is_none_or(|e| r.deployment.environment == e))
+            {
                 // A stack being created is left alone: cancelling deletes it, which needs its own confirmation.
                 if record.deployment.operation == Some(Operation::Create)
-                    && matches!(record.deployment.step, Some(StepName::Execute | StepName::Watch))
+                    && matches!(
+                        record.deployment.step,
+                        Some(StepName::Execute | StepName::Watch)
+                    )
                 {
                     continue;
                 }
@@ -272,12 +301,18 @@ impl Engine {
     }
 
     /// Lifts the pause of one environment, or every pause.
-    pub async fn unpause(&self, environment: Option<&str>, actor: &str) -> Result<PauseStatus, AppError> {
+    pub async fn unpause(
+        &self,
+        environment: Option<&str>,
+        actor: &str,
+    ) -> Result<PauseStatus, AppError> {
         let environment = environment.filter(|e| !e.is_empty());
         if let Some(env) = environment
             && self.deployer.config.environment(env).is_none()
         {
-            return Err(AppError::NotFound(format!("no environment is called {env:?}")));
+            return Err(AppError::NotFound(format!(
+                "no environment is called {env:?}"
+            )));
         }
         for lifted in self.store.unpause(environment).await? {
             let detail = format!(
@@ -436,7 +471,12 @@ impl Engine {
     /// Asks a deployment to stop. Before execution the change set is dropped; during an update
     /// CloudFormation cancels it (rolling back); a stack being created is deleted — which the
     /// caller must confirm.
-    pub async fn cancel(&self, id: &str, confirm_delete: bool, actor: &str) -> Result<Deployment, AppError> {
+    pub async fn cancel(
+        &self,
+        id: &str,
+        confirm_delete: bool,
+        actor: &str,
+    ) -> Result<Deployment, AppError> {
         let record = self
             .store
             .record(id)
@@ -459,7 +499,10 @@ impl Engine {
             )));
         }
         let signalled = {
-            let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             running.get(id).map(|r| r.cancel.send(true)).is_some()
         };
         if !signalled {
@@ -467,8 +510,13 @@ impl Engine {
                 "deployment {id} is finishing; it cannot be cancelled now"
             )));
         }
-        let detail = if creating { "deletes the half-created stack" } else { "cancel requested" };
-        self.audit(actor, AuditAction::Cancel, &record.deployment, Some(detail)).await;
+        let detail = if creating {
+            "deletes the half-created stack"
+        } else {
+            "cancel requested"
+        };
+        self.audit(actor, AuditAction::Cancel, &record.deployment, Some(detail))
+            .await;
         Ok(record.deployment)
     }
 
@@ -537,7 +585,13 @@ impl Engine {
             None => d.status.as_str().to_owned(),
         };
         let snapshot = d.clone();
-        self.audit(&snapshot.actor, AuditAction::DeployFinished, &snapshot, Some(&outcome)).await;
+        self.audit(
+            &snapshot.actor,
+            AuditAction::DeployFinished,
+            &snapshot,
+            Some(&outcome),
+        )
+        .await;
         self.publish(&ctx, Vec::new()).await;
         match self
             .deployer
