@@ -135,3 +135,43 @@ async fn a_subscriber_gets_a_deployment_in_order_and_a_reconnect_misses_nothing(
     let first = read_until(response, |_| true).await;
     assert_eq!(first[0].event, "snapshot");
 }
+
+#[tokio::test]
+async fn the_stream_carries_pause_and_resume() {
+    let h = Harness::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, deployer::router(h.state.clone())).into_future());
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+
+    let paused = client
+        .put(format!("{base}/api/v1/pause"))
+        .json(&json!({"reason": "release freeze"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200);
+    let resumed = client
+        .delete(format!("{base}/api/v1/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+
+    let mut seen = 0;
+    let events = read_until(response, |e| {
+        seen += usize::from(e.event == "pause");
+        seen == 2
+    })
+    .await;
+    let pauses: Vec<&Sse> = events.iter().filter(|e| e.event == "pause").collect();
+    assert_eq!(pauses.len(), 2, "{events:?}");
+    assert_eq!(pauses[0].data["paused"], true);
+    assert_eq!(pauses[0].data["reason"], "release freeze");
+    assert_eq!(pauses[1].data["paused"], false);
+}
