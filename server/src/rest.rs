@@ -171,7 +171,7 @@ async fn events(
         })
         .await?
         .into_iter()
-        .filter(|d: &Deployment| d.status.is_active() || d.status == DeploymentStatus::Pending)
+        .filter(|d: &Deployment| d.status.is_active())
         .collect();
     Ok(crate::live::stream(state.engine.hub(), last_id, active))
 }
