@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use app::deployment::{
-    CancelRequest, Deployment, DeploymentDetail, DeploymentStatus, StartDeployment,
-};
+use app::deployment::{CancelRequest, Deployment, DeploymentDetail, StartDeployment};
 use app::model::{Build, Environment, Project, StackCard};
 use app::pause::{AuditAction, AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 use axum::extract::rejection::JsonRejection;
