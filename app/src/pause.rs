@@ -96,7 +96,7 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::DeployRequested => "deploy_requested",
-            AuditAction::RollbackRequested => "rollback_requested",
+            AuditAction::RollbackRequested => "rollback",
             AuditAction::DeployRefused => "deploy_refused",
             AuditAction::DeployFinished => "deploy_finished",
             AuditAction::Cancel => "cancel",
@@ -123,6 +123,10 @@ pub struct AuditEntry {
     pub deployment_id: Option<String>,
     /// The reason or the outcome, in words.
     pub detail: Option<String>,
+    /// Why (a pause, a refusal, a cancel): `detail` for those actions.
+    pub reason: Option<String>,
+    /// How a deployment ended (`succeeded`, `failed`, …) for `deploy_finished`.
+    pub outcome: Option<String>,
 }
 
 /// Filters and paging of the audit trail.

@@ -219,17 +219,31 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let action: String = r.try_get("action")?;
+                let action = AuditAction::parse(&action)
+                    .ok_or_else(|| StoreError::Corrupt("audit action".into()))?;
+                let detail: Option<String> = r.try_get("detail")?;
+                let (reason, outcome) = match action {
+                    AuditAction::DeployFinished => (
+                        None,
+                        detail
+                            .as_deref()
+                            .map(|d| d.split(':').next().unwrap_or(d).to_owned()),
+                    ),
+                    AuditAction::DeployRequested | AuditAction::RollbackRequested => (None, None),
+                    _ => (detail.clone(), None),
+                };
                 Ok(AuditEntry {
                     id: r.try_get("id")?,
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
-                    action: AuditAction::parse(&action)
-                        .ok_or_else(|| StoreError::Corrupt("audit action".into()))?,
+                    action,
                     project: r.try_get("project")?,
                     environment: r.try_get("environment")?,
                     build: r.try_get("build")?,
                     deployment_id: r.try_get("deployment_id")?,
-                    detail: r.try_get("detail")?,
+                    detail,
+                    reason,
+                    outcome,
                 })
             })
             .collect()

@@ -422,6 +422,18 @@ async fn cancelling_an_update_cancels_it_in_cloudformation() {
         StatusCode::CONFLICT,
         "an ended deployment cannot be cancelled"
     );
+
+    // The audit trail has the request, the cancel and the outcome, newest first.
+    let (_, audit) = h.get("/api/v1/audit").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["deploy_finished", "cancel", "deploy_requested"]);
+    assert_eq!(audit[0]["outcome"], "cancelled");
+    assert_eq!(audit[1]["deployment_id"], id.as_str());
 }
 
 #[tokio::test]

@@ -259,6 +259,8 @@ async fn every_action_is_in_the_audit_trail_in_order() {
     assert_eq!(entries[4]["build"], "web-master-1");
     assert_eq!(entries[3]["detail"], "succeeded");
     assert_eq!(entries[2]["detail"], "audit me");
+    assert_eq!(entries[2]["reason"], "audit me");
+    assert_eq!(entries[3]["outcome"], "succeeded");
     let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]));
 
