@@ -60,10 +60,21 @@ wait_for_http() { # url seconds
   done
 }
 
-# start_moto <port> <log>: sets MOTO_PID
+# start_moto <port> <log>: sets MOTO_PID. Ready when *this* moto says it is serving (a probe of
+# the port could reach another program holding it); a clear error when the port is taken.
 start_moto() {
   "$MOTO_SERVER" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
   MOTO_PID=$!
+  local deadline=$((SECONDS + 60))
+  until grep -q "Running on" "$2" 2>/dev/null; do
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+      echo "moto could not start on 127.0.0.1:$1:" >&2
+      cat "$2" >&2
+      return 1
+    fi
+    if ((SECONDS > deadline)); then echo "timed out waiting for moto on port $1" >&2; return 1; fi
+    sleep 0.2
+  done
   wait_for_http "http://127.0.0.1:$1/moto-api/" 60
 }
 
