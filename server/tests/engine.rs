@@ -41,6 +41,9 @@ struct State {
     on_delete: Vec<Frame>,
     events: Vec<StackEvent>,
     calls: Vec<String>,
+    /// The stack's export names, and who imports each (ListImports).
+    exports: Vec<String>,
+    importers: Vec<(String, Result<Vec<String>, ()>)>,
 }
 
 struct ScriptedCfn {
@@ -111,6 +114,20 @@ impl CloudFormation for ScriptedCfn {
     async fn export_names(&self) -> Result<Vec<String>, AwsFailure> {
         Ok(Vec::new())
     }
+    async fn importers(&self, export: &str) -> Result<Vec<String>, AwsFailure> {
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!("ListImports {export}"));
+        match s.importers.iter().find(|(e, _)| e == export) {
+            Some((_, Ok(stacks))) => Ok(stacks.clone()),
+            Some((_, Err(()))) => Err(AwsFailure {
+                doing: format!("listing the stacks that import {export}"),
+                code: "InternalFailure".into(),
+                message: None,
+                retryable: true,
+            }),
+            None => Ok(Vec::new()),
+        }
+    }
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure> {
         let s = self.state.lock().unwrap();
         Ok(s.exists.then(|| StackInfo {
@@ -118,6 +135,7 @@ impl CloudFormation for ScriptedCfn {
             status: s.status.unwrap_or(StackStatus::CreateInProgress),
             reason: None,
             tags: s.tags.clone(),
+            exports: s.exports.clone(),
         }))
     }
     async fn create_stack(&self, request: &StackRequest) -> Result<String, AwsFailure> {
@@ -512,4 +530,93 @@ async fn wait_for_step(h: &Harness, id: &str, step: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     panic!("deployment {id} never reached {step}");
+}
+
+#[tokio::test]
+async fn a_build_that_drops_an_export_another_stack_imports_is_refused() {
+    // AWS: an update whose template no longer exports a name that another stack imports fails
+    // ("Cannot delete export … as it is in use by …") and rolls back; ListImports tells who
+    // imports it. The build's template keeps DEV-WEB-QueueUrl and drops DEV-WEB-Topic.
+    let cfn = ScriptedCfn::new(
+        true,
+        vec![
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_IN_PROGRESS", None)),
+                StackStatus::UpdateInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "UPDATE_COMPLETE", None)),
+                StackStatus::UpdateComplete,
+            ),
+        ],
+    );
+    {
+        let mut s = cfn.state.lock().unwrap();
+        s.exports = vec!["DEV-WEB-QueueUrl".into(), "DEV-WEB-Topic".into()];
+        s.importers = vec![(
+            "DEV-WEB-Topic".into(),
+            Ok(vec!["DEV-SEARCH".into(), "DEV-MAIL".into()]),
+        )];
+    }
+    let h = harness(cfn.clone()).await;
+    let detail = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(detail["status"], "refused", "{detail}");
+    let message = detail["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"DEV-WEB-Topic\" (imported by DEV-SEARCH, DEV-MAIL)"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("QueueUrl"),
+        "a kept export is not named: {message}"
+    );
+    assert_eq!(
+        cfn.calls(),
+        ["ListImports DEV-WEB-Topic"],
+        "the stack is never touched"
+    );
+
+    // When ListImports cannot answer, the deployment goes ahead and says what it could not check.
+    cfn.state.lock().unwrap().importers = vec![("DEV-WEB-Topic".into(), Err(()))];
+    let detail = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    let preflight = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "preflight")
+        .unwrap();
+    assert!(
+        preflight["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not check who imports \"DEV-WEB-Topic\""),
+        "{preflight}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_nobody_imports_may_go() {
+    // AWS: ListImports answers "Export … is not imported by any stack"; the update may remove it.
+    let cfn = ScriptedCfn::new(
+        true,
+        vec![(
+            Some(("DEV-WEB", STACK, "UPDATE_COMPLETE", None)),
+            StackStatus::UpdateComplete,
+        )],
+    );
+    cfn.state.lock().unwrap().exports = vec!["DEV-WEB-QueueUrl".into(), "DEV-WEB-Old".into()];
+    let h = harness(cfn.clone()).await;
+    let detail = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    assert_eq!(cfn.calls()[0], "ListImports DEV-WEB-Old");
+    let steps = detail["steps"].as_array().unwrap();
+    let preflight = steps.iter().find(|s| s["name"] == "preflight").unwrap();
+    assert!(
+        preflight["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 removed export, none imported elsewhere"),
+        "{preflight}"
+    );
 }

@@ -5,6 +5,7 @@
 use app::deployment::{ResourceChange, StackEvent};
 use app::model::StackStatus;
 use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 use chrono::{DateTime, Utc};
 
@@ -34,6 +35,8 @@ pub struct StackInfo {
     pub status: StackStatus,
     pub reason: Option<String>,
     pub tags: Vec<(String, String)>,
+    /// The export names of its outputs.
+    pub exports: Vec<String>,
 }
 
 impl StackInfo {
@@ -68,6 +71,8 @@ pub trait CloudFormation: Send + Sync {
     ) -> Result<TemplateSummary, AwsFailure>;
     /// Every export name in the account and region (all pages).
     async fn export_names(&self) -> Result<Vec<String>, AwsFailure>;
+    /// The stacks that import an export (ListImports, all pages); empty when none does.
+    async fn importers(&self, export: &str) -> Result<Vec<String>, AwsFailure>;
     /// `None` when the stack does not exist (or was deleted).
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure>;
     /// Returns the stack id.
@@ -180,6 +185,36 @@ impl CloudFormation for AwsCfn {
         Ok(names)
     }
 
+    async fn importers(&self, export: &str) -> Result<Vec<String>, AwsFailure> {
+        let mut stacks = Vec::new();
+        let mut pages = self
+            .client
+            .list_imports()
+            .export_name(export)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => stacks.extend(page.imports().iter().cloned()),
+                // AWS answers an export nobody imports with this error, not an empty list.
+                Err(e)
+                    if e.as_service_error()
+                        .and_then(ProvideErrorMetadata::message)
+                        .is_some_and(|m| m.contains("is not imported by any stack")) =>
+                {
+                    break;
+                }
+                Err(e) => {
+                    return Err(AwsFailure::from_sdk(
+                        format!("listing the stacks that import {export}"),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(stacks)
+    }
+
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure> {
         let out = match self.client.describe_stacks().stack_name(stack).send().await {
             Ok(out) => out,
@@ -196,6 +231,11 @@ impl CloudFormation for AwsCfn {
                 .tags()
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect(),
+            exports: s
+                .outputs()
+                .iter()
+                .filter_map(|o| o.export_name().map(str::to_owned))
                 .collect(),
         }))
     }

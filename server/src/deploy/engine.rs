@@ -821,17 +821,6 @@ impl Engine {
                 )));
             }
         }
-        self.end(
-            ctx,
-            Some(match wanted.len() {
-                0 => "no imports".to_owned(),
-                n => format!("{n} imports found in {env}'s exports"),
-            }),
-        )
-        .await;
-
-        // 5. Change set, or a new stack.
-        self.begin(ctx, StepName::ChangeSet).await?;
         let existing = {
             let s = stack_name.clone();
             self.aws(ctx, |cfn| {
@@ -840,6 +829,28 @@ impl Engine {
             })
             .await?
         };
+        let exports_note = match &existing {
+            Some(info) => {
+                self.check_removed_exports(ctx, info, &template, &vars)
+                    .await?
+            }
+            None => None,
+        };
+        let imports_note = match wanted.len() {
+            0 => "no imports".to_owned(),
+            n => format!("{n} imports found in {env}'s exports"),
+        };
+        self.end(
+            ctx,
+            Some(match exports_note {
+                Some(note) => format!("{imports_note}; {note}"),
+                None => imports_note,
+            }),
+        )
+        .await;
+
+        // 5. Change set, or a new stack.
+        self.begin(ctx, StepName::ChangeSet).await?;
         let mut tags: Vec<(String, String)> = set.tags.clone().into_iter().collect();
         tags.retain(|(k, _)| k != BUILD_TAG && k != DEPLOYMENT_TAG);
         tags.push((BUILD_TAG.into(), ctx.record.deployment.build.clone()));
@@ -984,6 +995,70 @@ impl Engine {
 
         // 7. Watch.
         self.watch(ctx, operation, since).await
+    }
+
+    /// Pre-flight for an update: an export the stack has now and the build no longer declares must
+    /// not be imported by another stack — CloudFormation would fail the update half-way and roll
+    /// it back (the classic way a rollback to an older build fails). Returns a note for the step.
+    async fn check_removed_exports(
+        &self,
+        ctx: &Ctx,
+        current: &StackInfo,
+        template: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, Stop> {
+        if current.exports.is_empty() {
+            return Ok(None);
+        }
+        let Some(kept) = imports::exported_names(template, vars).map_err(Stop::Refused)? else {
+            return Ok(Some(
+                "some export names are computed at deploy time; removed exports not checked".into(),
+            ));
+        };
+        let removed: Vec<&String> = current
+            .exports
+            .iter()
+            .filter(|e| !kept.contains(e))
+            .collect();
+        if removed.is_empty() {
+            return Ok(Some(format!("all {} exports kept", current.exports.len())));
+        }
+        let mut in_use = Vec::new();
+        let mut unchecked = Vec::new();
+        for export in &removed {
+            // One call, not the retry-until-it-works of the other steps: a check that cannot be
+            // made is said in the step, and CloudFormation still refuses the update itself.
+            match ctx.cfn.importers(export).await {
+                Ok(stacks) if stacks.is_empty() => {}
+                Ok(stacks) => {
+                    in_use.push(format!("{export:?} (imported by {})", stacks.join(", ")))
+                }
+                Err(e) => {
+                    tracing::warn!(export = %export, error = ?e, "cannot list the importers of an export");
+                    unchecked.push(format!("{export:?}"));
+                }
+            }
+        }
+        if !in_use.is_empty() {
+            return Err(Stop::Refused(format!(
+                "this build no longer exports {}; CloudFormation would fail the update and roll back. Deploy a build that keeps {}, or move the importing stacks off {} first",
+                in_use.join(", "),
+                if in_use.len() == 1 { "it" } else { "them" },
+                if in_use.len() == 1 { "it" } else { "them" },
+            )));
+        }
+        Ok(Some(if unchecked.is_empty() {
+            format!(
+                "{} removed export{}, none imported elsewhere",
+                removed.len(),
+                if removed.len() == 1 { "" } else { "s" }
+            )
+        } else {
+            format!(
+                "could not check who imports {} (removed by this build)",
+                unchecked.join(", ")
+            )
+        }))
     }
 
     /// Resumes a deployment whose stack operation may be running (after a restart).

@@ -1,6 +1,8 @@
-//! Pre-flight for `Fn::ImportValue`: the export names a template imports, resolved from the
-//! parameters where they are literal or a `Fn::Sub` of known values. A missing export makes
-//! CloudFormation fail (and roll back) half-way; the deployer refuses before touching the stack.
+//! Pre-flight for exports: the export names a template imports (`Fn::ImportValue`) and the ones
+//! it exports (`Outputs.*.Export.Name`), resolved from the parameters where they are literal or a
+//! `Fn::Sub` of known values. A missing import, or an export removed while another stack imports
+//! it, makes CloudFormation fail (and roll back) half-way; the deployer refuses before touching
+//! the stack.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,32 @@ pub fn imported_exports(
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// The export names the template's outputs declare. `None` when one of them cannot be known
+/// before deploying (e.g. built with `Fn::GetAtt`): then which exports go away is unknown.
+pub fn exported_names(
+    template: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Option<Vec<String>>, String> {
+    let doc: Value = serde_yaml::from_str(template)
+        .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))?;
+    let mut names = Vec::new();
+    let Some(outputs) = doc.get("Outputs").and_then(Value::as_mapping) else {
+        return Ok(Some(names));
+    };
+    for output in outputs.values() {
+        let Some(export) = output.get("Export") else {
+            continue;
+        };
+        match export.get("Name").and_then(|name| resolve(name, vars)) {
+            Some(name) => names.push(name),
+            None => return Ok(None),
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(Some(names))
 }
 
 fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<String>) {
@@ -144,6 +172,40 @@ Resources:
         let json = r#"{"Resources": {"A": {"Type": "AWS::SNS::Topic", "Properties":
             {"TopicName": {"Fn::ImportValue": {"Fn::Sub": "${EnvName}-name"}}}}}}"#;
         assert_eq!(imported_exports(json, &vars()).unwrap(), ["DEV-name"]);
+    }
+
+    #[test]
+    fn finds_export_names_literal_and_substituted() {
+        let template = r#"
+Outputs:
+  Vpc:
+    Value: !Ref Vpc
+    Export:
+      Name: !Sub "${EnvName}-vpc"
+  Subnets:
+    Value: x
+    Export: { Name: { "Fn::Sub": "${AWS::Region}-subnets" } }
+  Plain:
+    Value: y
+    Export:
+      Name: shared-zone
+  NotExported:
+    Value: z
+"#;
+        assert_eq!(
+            exported_names(template, &vars()).unwrap(),
+            Some(vec![
+                "DEV-vpc".to_owned(),
+                "eu-west-1-subnets".to_owned(),
+                "shared-zone".to_owned()
+            ])
+        );
+        assert_eq!(
+            exported_names("Resources: {}", &vars()).unwrap(),
+            Some(vec![])
+        );
+        let computed = "Outputs:\n  A:\n    Value: x\n    Export:\n      Name: !GetAtt Vpc.Name\n";
+        assert_eq!(exported_names(computed, &vars()).unwrap(), None);
     }
 
     #[test]
