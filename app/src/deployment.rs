@@ -89,7 +89,7 @@ impl StepName {
             StepName::Fetch => "Fetch template and parameters",
             StepName::Parameters => "Read parameters",
             StepName::Validate => "Check parameters against the template",
-            StepName::Preflight => "Check imports exist",
+            StepName::Preflight => "Check exports and imports",
             StepName::ChangeSet => "Prepare changes",
             StepName::Execute => "Execute",
             StepName::Watch => "Watch the stack",
