@@ -7,6 +7,18 @@ use crate::deployment::{Activity, Deployment, DeploymentDetail};
 use crate::model::{BuildList, Overview, StackView};
 use crate::pause::{AuditEntry, AuditQuery, PauseStatus};
 
+/// What to show a person for a failed server function: the server's own message (already a
+/// summary written for people), without the framework's "error running server function" prefix.
+pub fn error_message(error: &ServerFnError) -> String {
+    match error {
+        ServerFnError::ServerError(message) => message.clone(),
+        ServerFnError::Request(message) => {
+            format!("the deployer could not be reached ({message}); is it running?")
+        }
+        other => other.to_string(),
+    }
+}
+
 #[server]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
     Ok(ssr::backend()?.overview())

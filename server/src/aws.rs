@@ -2,7 +2,9 @@
 //! credentials, assuming a role through STS where configured; path-style S3 for emulators).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig, sts::AssumeRoleProvider};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
@@ -55,12 +57,25 @@ impl EnvClients {
     }
 }
 
+/// An endpoint that accepts connections and never answers must not hold a page or a deployment
+/// forever: each attempt is bounded, and so is an operation with its retries (the deploy engine
+/// retries on top of that, saying "waiting for AWS").
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+}
+
 async fn sdk_config(
     env: &Environment,
     credentials: Option<SharedCredentialsProvider>,
 ) -> SdkConfig {
     let region = Region::new(env.region.clone());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region.clone())
+        .timeout_config(timeouts());
     if let Some(profile) = &env.credentials.profile {
         loader = loader.profile_name(profile);
     }

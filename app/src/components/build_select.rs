@@ -97,7 +97,7 @@ pub fn BuildSelect(
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| e.to_string())
+            .map(|e| crate::api::error_message(&e))
     };
     view! {
         <div class="deploy-row">

@@ -94,7 +94,7 @@ fn PauseDialog(open: RwSignal<bool>) -> impl IntoView {
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| e.to_string())
+            .map(|e| crate::api::error_message(&e))
     };
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

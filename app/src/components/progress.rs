@@ -118,7 +118,7 @@ pub fn ProgressPanel(
             .value()
             .get()
             .and_then(|r| r.err())
-            .map(|e| e.to_string())
+            .map(|e| crate::api::error_message(&e))
     };
     let creating = d.operation == Some(Operation::Create)
         && matches!(d.step, Some(StepName::Execute | StepName::Watch));

@@ -77,7 +77,7 @@ pub fn AuditPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading the audit trail…"</p> }>
                 {move || Suspend::new(async move {
                     match entries.await {
-                        Err(e) => view! { <Notice kind="error" title="Could not read the audit trail">{e.to_string()}</Notice> }.into_any(),
+                        Err(e) => view! { <Notice kind="error" title="Could not read the audit trail">{crate::api::error_message(&e)}</Notice> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <p class="muted">"Nothing recorded matches."</p> }.into_any(),
                         Ok(list) => {
                             let older = (list.len() as u32 == PAGE).then(|| list.last().map(|e| e.id)).flatten().map(|last| {

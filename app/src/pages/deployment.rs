@@ -28,7 +28,7 @@ pub fn DeploymentPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match detail.await {
                         Err(e) => view! {
-                            <Notice kind="error" title="No such deployment">{e.to_string()}</Notice>
+                            <Notice kind="error" title="No such deployment">{crate::api::error_message(&e)}</Notice>
                         }.into_any(),
                         Ok(d) => {
                             let dep = d.deployment.clone();

@@ -16,7 +16,7 @@ pub fn HomePage() -> impl IntoView {
                 match overview.await {
                     Err(e) => view! {
                         <main class="page page-narrow">
-                            <Notice kind="error" title="Could not load the configuration">{e.to_string()}</Notice>
+                            <Notice kind="error" title="Could not load the configuration">{crate::api::error_message(&e)}</Notice>
                         </main>
                     }.into_any(),
                     Ok(overview) => {

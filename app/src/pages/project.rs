@@ -38,7 +38,7 @@ pub fn ProjectPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match overview.await {
                             Err(e) => view! {
-                                <Notice kind="error" title="Could not load the configuration">{e.to_string()}</Notice>
+                                <Notice kind="error" title="Could not load the configuration">{crate::api::error_message(&e)}</Notice>
                             }.into_any(),
                             Ok(o) => view! { <ProjectMain overview=o project=project env=env/> }.into_any(),
                         }
@@ -117,7 +117,7 @@ fn ProjectMain(
                             let project_name = project.get_untracked();
                             match stack {
                                 Err(e) => view! {
-                                    <Notice kind="error" title="Could not read the stack">{e.to_string()}</Notice>
+                                    <Notice kind="error" title="Could not read the stack">{crate::api::error_message(&e)}</Notice>
                                 }.into_any(),
                                 Ok(view) => {
                                     let now = view.now;
@@ -139,7 +139,7 @@ fn ProjectMain(
                                                 environment=env_name.clone() blocked=blocked.clone() deploy/>
                                         }.into_any(),
                                         Err(e) => view! {
-                                            <Notice kind="error" title="Could not list the builds">{e.to_string()}</Notice>
+                                            <Notice kind="error" title="Could not list the builds">{crate::api::error_message(&e)}</Notice>
                                         }.into_any(),
                                     };
                                     let rollback = previous.filter(|_| blocked.is_none()).map(|build| {
