@@ -146,7 +146,7 @@ pub fn ProgressPanel(
                     <strong class="mono">{d.build.clone()}</strong>
                     " → "
                     <span class="mono">{d.stack_name.clone()}</span>
-                    <span class="muted small">" · " {d.operation.map(|o| match o { Operation::Create => "create", Operation::Update => "update" }).unwrap_or("")}</span>
+                    {d.operation.map(|o| view! { <span class="muted small">" · " {match o { Operation::Create => "create", Operation::Update => "update" }}</span> })}
                 </div>
                 <div class="progress-meta">
                     <span class="elapsed mono" title="elapsed">{clock}</span>

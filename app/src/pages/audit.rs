@@ -72,7 +72,7 @@ pub fn AuditPage() -> impl IntoView {
                     <input class="select" name="actor" prop:value=selected("actor") placeholder="anyone"/>
                 </label>
                 <button type="submit" class="btn btn-primary">"Filter"</button>
-                <a class="btn btn-quiet" href="/audit">"Clear"</a>
+                <a class="btn btn-secondary" href="/audit">"Clear"</a>
             </form>
             <Transition fallback=|| view! { <p class="loading">"Loading the audit trail…"</p> }>
                 {move || Suspend::new(async move {
@@ -89,14 +89,19 @@ pub fn AuditPage() -> impl IntoView {
                                 href
                             });
                             let rows = list.into_iter().map(|e| {
-                                let target = [e.project.clone(), e.environment.clone(), e.build.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · ");
-                                let link = e.deployment_id.clone().map(|id| view! { <a class="mono small" href=format!("/deployments/{id}")>{id.clone()}</a> });
+                                let stack = [e.project.clone(), e.environment.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+                                let build = e.build.clone().map(|b| view! { <div class="nowrap">{b}</div> });
+                                // Ids are long and alike at a glance: the start, the whole on hover.
+                                let link = e.deployment_id.clone().map(|id| {
+                                    let short = format!("{}…", id.chars().take(10).collect::<String>());
+                                    view! { <a class="mono small nowrap" href=format!("/deployments/{id}") title=id.clone()>{short}</a> }
+                                });
                                 view! {
                                     <tr data-action=e.action.as_str()>
-                                        <td class="mono small" title=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
-                                        <td>{e.actor.clone()}</td>
+                                        <td class="mono small nowrap" title=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d").to_string()}<br/>{e.at.format("%H:%M:%S UTC").to_string()}</td>
+                                        <td class="nowrap">{e.actor.clone()}</td>
                                         <td><span class=format!("action action-{}", e.action.as_str())>{e.action.as_str().replace('_', " ")}</span></td>
-                                        <td class="mono small">{target}</td>
+                                        <td class="mono small"><div class="nowrap">{stack}</div>{build}</td>
                                         <td class="small">{e.detail.clone().unwrap_or_default()}</td>
                                         <td>{link}</td>
                                     </tr>
