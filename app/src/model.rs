@@ -275,12 +275,24 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// The body of every error answer: `{"error":{"code","message"}}`.
+/// The body of every error answer: `{"error":{"code","message"}}`, plus what a script needs to
+/// act on some of them: the pause that refused a deploy (423: its reason, actor, since and
+/// environment) and the deployment already active on the stack (409).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
 }
 
 impl ErrorBody {
@@ -288,6 +300,22 @@ impl ErrorBody {
         ErrorBody {
             code,
             message: message.into(),
+            reason: None,
+            actor: None,
+            since: None,
+            environment: None,
+            deployment_id: None,
+        }
+    }
+
+    /// A 423: deployments in scope are paused.
+    pub fn paused(pause: &crate::pause::Pause) -> Self {
+        ErrorBody {
+            reason: Some(pause.reason.clone()),
+            actor: Some(pause.actor.clone()),
+            since: Some(pause.since),
+            environment: pause.environment.clone(),
+            ..ErrorBody::new(ErrorCode::Paused, pause.explain())
         }
     }
 }

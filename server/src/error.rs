@@ -27,8 +27,11 @@ pub enum AppError {
     #[error("{0}")]
     ConfirmationRequired(String),
     /// Deployments in scope are paused.
-    #[error("{0}")]
-    Paused(String),
+    #[error("{}", .0.explain())]
+    Paused(app::pause::Pause),
+    /// The stack already has an active deployment (its id).
+    #[error("{message}")]
+    Busy { message: String, id: String },
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     #[error("internal error")]
@@ -38,10 +41,11 @@ pub enum AppError {
 impl From<crate::store::StoreError> for AppError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
-            crate::store::StoreError::Conflict(id) => {
-                AppError::Conflict(format!("deployment {id} is already active on this stack"))
-            }
-            crate::store::StoreError::Paused(pause) => AppError::Paused(pause.explain()),
+            crate::store::StoreError::Conflict(id) => AppError::Busy {
+                message: format!("deployment {id} is already active on this stack"),
+                id,
+            },
+            crate::store::StoreError::Paused(pause) => AppError::Paused(pause),
             other => AppError::Internal(other.into()),
         }
     }
@@ -52,7 +56,9 @@ impl AppError {
         match self {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Conflict(_) | AppError::ConfirmationRequired(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::Busy { .. } | AppError::ConfirmationRequired(_) => {
+                StatusCode::CONFLICT
+            }
             AppError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Paused(_) => StatusCode::LOCKED,
             AppError::Aws(_) => StatusCode::BAD_GATEWAY,
@@ -66,7 +72,11 @@ impl AppError {
             AppError::BadRequest(m) => ErrorBody::new(ErrorCode::BadRequest, m.clone()),
             AppError::Conflict(m) => ErrorBody::new(ErrorCode::Conflict, m.clone()),
             AppError::Refused(m) => ErrorBody::new(ErrorCode::Refused, m.clone()),
-            AppError::Paused(m) => ErrorBody::new(ErrorCode::Paused, m.clone()),
+            AppError::Paused(pause) => ErrorBody::paused(pause),
+            AppError::Busy { message, id } => ErrorBody {
+                deployment_id: Some(id.clone()),
+                ..ErrorBody::new(ErrorCode::Conflict, message.clone())
+            },
             AppError::ConfirmationRequired(m) => {
                 ErrorBody::new(ErrorCode::ConfirmationRequired, m.clone())
             }

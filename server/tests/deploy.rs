@@ -345,6 +345,7 @@ async fn two_racing_requests_get_one_202_and_one_409() {
             .contains(winner["id"].as_str().unwrap()),
         "the 409 names the active deployment"
     );
+    assert_eq!(loser["error"]["deployment_id"], winner["id"]);
     h.wait(winner["id"].as_str().unwrap()).await;
 }
 

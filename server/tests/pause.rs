@@ -86,6 +86,10 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
         message.contains("investigating 5xx on web") && message.contains("tester"),
         "{message}"
     );
+    // The same, for scripts: the pause's own fields.
+    assert_eq!(refused["error"]["reason"], "investigating 5xx on web");
+    assert_eq!(refused["error"]["actor"], "tester");
+    assert_eq!(refused["error"]["since"], pause["since"]);
 
     let (status, resumed) = request(&h, "DELETE", "/api/v1/pause", None).await;
     assert_eq!(status, StatusCode::OK);

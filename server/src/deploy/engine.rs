@@ -191,10 +191,13 @@ impl Engine {
         if let Err(e) = self.store.insert(&mut record).await {
             let d = &record.deployment;
             let error = match e {
-                crate::store::StoreError::Conflict(id) => AppError::Conflict(format!(
-                    "{} in {} already has an active deployment: {id}",
-                    d.stack_name, d.environment
-                )),
+                crate::store::StoreError::Conflict(id) => AppError::Busy {
+                    message: format!(
+                        "{} in {} already has an active deployment: {id}",
+                        d.stack_name, d.environment
+                    ),
+                    id,
+                },
                 other => other.into(),
             };
             let reason = error.to_string();
