@@ -58,27 +58,11 @@ fn subscribe(
             return;
         }
         let mut body = response.bytes_stream();
-        let mut buffer = String::new();
+        let mut parser = common::SseParser::default();
         while let Some(Ok(chunk)) = body.next().await {
             let now = Instant::now();
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let mut event = String::from("message");
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    }
-                    if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
-                if tx.send((event, data, now)).is_err() {
+            for sse in parser.push(&chunk) {
+                if tx.send((sse.event, sse.data, now)).is_err() {
                     return;
                 }
             }

@@ -5,47 +5,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, TEMPLATE};
+use common::{Harness, Sse, SseParser, TEMPLATE};
 use futures::StreamExt;
 use serde_json::json;
-
-#[derive(Debug, Clone)]
-struct Sse {
-    id: Option<u64>,
-    event: String,
-    data: serde_json::Value,
-}
 
 /// Reads events from the stream until `stop` says so (or 30 s pass).
 async fn read_until(response: reqwest::Response, mut stop: impl FnMut(&Sse) -> bool) -> Vec<Sse> {
     let mut body = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut parser = SseParser::default();
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = v.trim().parse().ok();
-                }
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_owned();
-                }
-                if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if data.is_empty() {
-                continue;
-            } // keep-alive comments
-            let sse = Sse {
-                id,
-                event,
-                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-            };
+        for sse in parser.push(&chunk) {
             let done = stop(&sse);
             out.push(sse);
             if done {
