@@ -57,6 +57,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Serves until `signal` resolves, then shuts down gracefully: requests in progress finish, and
+/// event streams are ended (they never end by themselves; browsers reconnect, to the next
+/// deployer). Deployments keep running in AWS; the next start re-attaches to them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = state.engine.hub().clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            signal.await;
+            hub.close();
+        })
+        .await
+}
+
 /// Builds the state from a checked config and connected clients: opens the store, starts the
 /// engine and re-attaches to deployments that were in flight.
 pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Result<AppState> {

@@ -27,6 +27,9 @@ pub struct Hub {
     tx: broadcast::Sender<Arc<Envelope>>,
     backlog: Mutex<VecDeque<Arc<Envelope>>>,
     next_id: AtomicU64,
+    /// Set at shutdown: every stream ends, so that a graceful shutdown is not held open by
+    /// subscribers (browsers reconnect, to the next deployer).
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for Hub {
@@ -44,6 +47,20 @@ impl Hub {
             tx,
             backlog: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(start),
+            closed: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Ends every event stream, now and for streams opened later.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves when the hub is closed.
+    fn until_closed(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut closed = self.closed.subscribe();
+        async move {
+            let _ = closed.wait_for(|c| *c).await;
         }
     }
 
@@ -133,7 +150,9 @@ pub fn stream(
         };
         futures::future::ready(out)
     });
-    let stream = futures::stream::iter(head.into_iter().map(Ok)).chain(live);
+    let stream = futures::stream::iter(head.into_iter().map(Ok))
+        .chain(live)
+        .take_until(hub.until_closed());
     Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))

@@ -37,8 +37,8 @@ async fn main() -> ExitCode {
 
     let addr = config.listen;
     let aws = AwsClients::connect(&config, None).await;
-    let app = match deployer::state(config, aws).await {
-        Ok(state) => deployer::router(state),
+    let state = match deployer::state(config, aws).await {
+        Ok(state) => state,
         Err(e) => {
             eprintln!("deployer: {e:#}");
             return ExitCode::FAILURE;
@@ -52,10 +52,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!("deployer listening on http://{addr}");
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-    {
+    if let Err(e) = deployer::serve(listener, state, shutdown()).await {
         eprintln!("deployer: {e}");
         return ExitCode::FAILURE;
     }

@@ -146,3 +146,39 @@ async fn the_stream_carries_pause_and_resume() {
     assert_eq!(pauses[0].data["reason"], "release freeze");
     assert_eq!(pauses[1].data["paused"], false);
 }
+
+#[tokio::test]
+async fn a_shutdown_is_not_held_open_by_event_subscribers() {
+    // The deployer deploys itself: on SIGTERM the old process must exit even while browsers
+    // hold `/api/v1/events` open (they reconnect to the new one).
+    let h = Harness::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(deployer::serve(listener, h.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let mut subscribers = Vec::new();
+    for _ in 0..3 {
+        let response = client
+            .get(format!("{base}/api/v1/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        subscribers.push(response);
+    }
+    stop.send(()).unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops although subscribers are connected");
+    served.unwrap().unwrap();
+    for response in subscribers {
+        let end = tokio::time::timeout(Duration::from_secs(5), response.bytes()).await;
+        assert!(
+            matches!(end, Ok(Ok(_))),
+            "each stream ends cleanly: {end:?}"
+        );
+    }
+}
