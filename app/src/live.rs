@@ -81,53 +81,77 @@ pub fn connect(live: Live) {
     #[cfg(feature = "hydrate")]
     leptos::task::spawn_local(async move {
         use futures::StreamExt;
+        use gloo_net::eventsource::State;
         use gloo_net::eventsource::futures::EventSource;
 
         use crate::deployment::DeploymentUpdate;
         use crate::model::StackCard;
 
-        let Ok(mut source) = EventSource::new("/api/v1/events") else {
-            return;
-        };
-        let (Ok(deployments), Ok(stacks), Ok(snapshots), Ok(pauses)) = (
-            source.subscribe("deployment"),
-            source.subscribe("stack"),
-            source.subscribe("snapshot"),
-            source.subscribe("pause"),
-        ) else {
-            return;
-        };
-        live.connected.set(true);
-        let mut all = futures::stream::select_all([deployments, stacks, snapshots, pauses]);
-        // `source` stays alive in this task: dropping it would close the stream.
-        while let Some(message) = all.next().await {
-            let Ok((kind, event)) = message else {
-                live.connected.set(false);
-                continue;
+        let mut reconnecting = false;
+        loop {
+            let Ok(mut source) = EventSource::new("/api/v1/events") else {
+                return;
+            };
+            let (Ok(deployments), Ok(stacks), Ok(snapshots), Ok(pauses)) = (
+                source.subscribe("deployment"),
+                source.subscribe("stack"),
+                source.subscribe("snapshot"),
+                source.subscribe("pause"),
+            ) else {
+                return;
             };
             live.connected.set(true);
-            let data = event.data().as_string().unwrap_or_default();
-            match kind.as_str() {
-                "deployment" => {
-                    if let Ok(update) = serde_json::from_str::<DeploymentUpdate>(&data) {
-                        let d = &update.deployment;
-                        live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
-                    }
-                }
-                "stack" => {
-                    if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
-                        live.bump(stack_key(&card.environment, &card.name));
-                    }
-                }
-                "pause" => {
-                    if let Ok(status) = serde_json::from_str::<crate::pause::PauseStatus>(&data) {
-                        live.pause.set(Some(status));
-                    }
-                }
-                _ => live.everything.update(|n| *n += 1),
+            if reconnecting {
+                // A new stream starts from now: refetch what may have changed in between.
+                live.everything.update(|n| *n += 1);
             }
+            let mut all = futures::stream::select_all([deployments, stacks, snapshots, pauses]);
+            // `source` stays alive in this task: dropping it would close the stream.
+            while let Some(message) = all.next().await {
+                let Ok((kind, event)) = message else {
+                    live.connected.set(false);
+                    // The browser retries a dropped connection by itself, but gives up after an
+                    // HTTP error (e.g. a proxy's 502 while the deployer replaces itself).
+                    if matches!(source.state(), State::Closed) {
+                        break;
+                    }
+                    continue;
+                };
+                live.connected.set(true);
+                let data = event.data().as_string().unwrap_or_default();
+                match kind.as_str() {
+                    "deployment" => {
+                        if let Ok(update) = serde_json::from_str::<DeploymentUpdate>(&data) {
+                            let d = &update.deployment;
+                            live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
+                        }
+                    }
+                    "stack" => {
+                        if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
+                            live.bump(stack_key(&card.environment, &card.name));
+                        }
+                    }
+                    "pause" => {
+                        if let Ok(status) = serde_json::from_str::<crate::pause::PauseStatus>(&data)
+                        {
+                            live.pause.set(Some(status));
+                        }
+                    }
+                    _ => live.everything.update(|n| *n += 1),
+                }
+            }
+            source.close();
+            live.connected.set(false);
+            reconnecting = true;
+            let (done, wait) = futures::channel::oneshot::channel::<()>();
+            leptos::prelude::set_timeout(
+                move || {
+                    let _ = done.send(());
+                },
+                std::time::Duration::from_secs(3),
+            );
+            let _ = wait.await;
         }
-        source.close();
     });
     #[cfg(not(feature = "hydrate"))]
     let _ = live;
