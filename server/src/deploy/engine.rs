@@ -806,7 +806,8 @@ impl Engine {
             vars.insert("AWS::AccountId".into(), account_id);
             vars.insert("AWS::Region".into(), region);
         }
-        let wanted = imports::imported_exports(&template, &vars).map_err(Stop::Refused)?;
+        let doc = imports::parse(&template).map_err(Stop::Refused)?;
+        let wanted = imports::imported_exports(&doc, &vars);
         if !wanted.is_empty() {
             let exports = self
                 .aws(ctx, |cfn| async move { cfn.export_names().await })
@@ -833,10 +834,7 @@ impl Engine {
             .await?
         };
         let exports_note = match &existing {
-            Some(info) => {
-                self.check_removed_exports(ctx, info, &template, &vars)
-                    .await?
-            }
+            Some(info) => self.check_removed_exports(ctx, info, &doc, &vars).await?,
             None => None,
         };
         let imports_note = match wanted.len() {
@@ -1007,13 +1005,13 @@ impl Engine {
         &self,
         ctx: &Ctx,
         current: &StackInfo,
-        template: &str,
+        template: &serde_yaml::Value,
         vars: &BTreeMap<String, String>,
     ) -> Result<Option<String>, Stop> {
         if current.exports.is_empty() {
             return Ok(None);
         }
-        let Some(kept) = imports::exported_names(template, vars).map_err(Stop::Refused)? else {
+        let Some(kept) = imports::exported_names(template, vars) else {
             return Ok(Some(
                 "some export names are computed at deploy time; removed exports not checked".into(),
             ));

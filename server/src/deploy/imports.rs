@@ -8,33 +8,29 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
+/// Reads a template once for both checks. YAML is a superset of JSON: one parser reads both,
+/// short-form tags (`!ImportValue`) included.
+pub fn parse(template: &str) -> Result<Value, String> {
+    serde_yaml::from_str(template)
+        .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))
+}
+
 /// The export names the template imports that can be known before deploying. Imports whose
 /// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation.
-pub fn imported_exports(
-    template: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<Vec<String>, String> {
-    // YAML is a superset of JSON: one parser reads both, short-form tags (`!ImportValue`) included.
-    let doc: Value = serde_yaml::from_str(template)
-        .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))?;
+pub fn imported_exports(doc: &Value, vars: &BTreeMap<String, String>) -> Vec<String> {
     let mut names = Vec::new();
-    walk(&doc, vars, &mut names);
+    walk(doc, vars, &mut names);
     names.sort();
     names.dedup();
-    Ok(names)
+    names
 }
 
 /// The export names the template's outputs declare. `None` when one of them cannot be known
 /// before deploying (e.g. built with `Fn::GetAtt`): then which exports go away is unknown.
-pub fn exported_names(
-    template: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<Option<Vec<String>>, String> {
-    let doc: Value = serde_yaml::from_str(template)
-        .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))?;
+pub fn exported_names(doc: &Value, vars: &BTreeMap<String, String>) -> Option<Vec<String>> {
     let mut names = Vec::new();
     let Some(outputs) = doc.get("Outputs").and_then(Value::as_mapping) else {
-        return Ok(Some(names));
+        return Some(names);
     };
     for output in outputs.values() {
         let Some(export) = output.get("Export") else {
@@ -42,12 +38,12 @@ pub fn exported_names(
         };
         match export.get("Name").and_then(|name| resolve(name, vars)) {
             Some(name) => names.push(name),
-            None => return Ok(None),
+            None => return None,
         }
     }
     names.sort();
     names.dedup();
-    Ok(Some(names))
+    Some(names)
 }
 
 fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<String>) {
@@ -166,12 +162,15 @@ Resources:
         Fn::Join: ["-", [a, b]]
 "#;
         assert_eq!(
-            imported_exports(yaml, &vars()).unwrap(),
+            imported_exports(&parse(yaml).unwrap(), &vars()),
             ["DEV-db-eu-west-1", "DEV-network-Topic", "shared-vpc-id"]
         );
         let json = r#"{"Resources": {"A": {"Type": "AWS::SNS::Topic", "Properties":
             {"TopicName": {"Fn::ImportValue": {"Fn::Sub": "${EnvName}-name"}}}}}}"#;
-        assert_eq!(imported_exports(json, &vars()).unwrap(), ["DEV-name"]);
+        assert_eq!(
+            imported_exports(&parse(json).unwrap(), &vars()),
+            ["DEV-name"]
+        );
     }
 
     #[test]
@@ -193,7 +192,7 @@ Outputs:
     Value: z
 "#;
         assert_eq!(
-            exported_names(template, &vars()).unwrap(),
+            exported_names(&parse(template).unwrap(), &vars()),
             Some(vec![
                 "DEV-vpc".to_owned(),
                 "eu-west-1-subnets".to_owned(),
@@ -201,16 +200,16 @@ Outputs:
             ])
         );
         assert_eq!(
-            exported_names("Resources: {}", &vars()).unwrap(),
+            exported_names(&parse("Resources: {}").unwrap(), &vars()),
             Some(vec![])
         );
         let computed = "Outputs:\n  A:\n    Value: x\n    Export:\n      Name: !GetAtt Vpc.Name\n";
-        assert_eq!(exported_names(computed, &vars()).unwrap(), None);
+        assert_eq!(exported_names(&parse(computed).unwrap(), &vars()), None);
     }
 
     #[test]
     fn an_unknown_variable_leaves_the_import_to_cloudformation() {
         let yaml = "Outputs:\n  X:\n    Value: !ImportValue {'Fn::Sub': '${Nope}-x'}\n";
-        assert!(imported_exports(yaml, &vars()).unwrap().is_empty());
+        assert!(imported_exports(&parse(yaml).unwrap(), &vars()).is_empty());
     }
 }
