@@ -144,6 +144,9 @@ pub struct Deployment {
     pub rolled_back: bool,
     /// AWS is throttling or failing; the deployer is retrying with backoff.
     pub waiting_for_aws: bool,
+    /// Why the deployer is waiting for AWS (the failing call and what AWS answered), and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
     /// Resources in the change (from the change set, or the template for a new stack).
     pub resources_total: Option<u32>,
     /// Resources that reached a final state during the operation.

@@ -205,11 +205,32 @@ pub fn group_into_builds(
             )
         })
         .collect();
-    folders.sort_by(|(a, fa), (b, fb)| match (a, b) {
-        (Some(a), Some(b)) => a.branch.cmp(&b.branch).then(BuildId::newer_first(a, b)),
-        _ => fb.build.created_at.cmp(&fa.build.created_at),
-    });
+    // Only the order within a branch matters here (`newest_first` interleaves the lanes by
+    // time), but `sort_by` needs a total order over every folder: parsed ones by branch then
+    // number, newest first; unparsed ones after them, by name. Comparing a mix of the two by
+    // different keys is not transitive, and the standard sort panics on that.
+    folders.sort_by(|(a, fa), (b, fb)| lane_order(a.as_ref(), fa, b.as_ref(), fb));
     newest_first(folders)
+}
+
+/// A total order used to group folders into lanes: parsed builds first, by branch and then
+/// number (newest first), then by folder name; unparsed folders after, by folder name.
+fn lane_order(
+    a: Option<&BuildId>,
+    fa: &BuildFolder,
+    b: Option<&BuildId>,
+    fb: &BuildFolder,
+) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a
+            .branch
+            .cmp(&b.branch)
+            .then_with(|| BuildId::newer_first(a, b))
+            .then_with(|| fa.build.id.cmp(&fb.build.id)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => fa.build.id.cmp(&fb.build.id),
+    }
 }
 
 /// Merges per-branch lists (each already newest number first) by the time of each list's next
@@ -361,6 +382,84 @@ mod tests {
                 "web-master-9"
             ]
         );
+    }
+
+    /// The case: twenty-odd builds on a few branches beside an unparsable folder made
+    /// the standard sort panic ("does not correctly implement a total order").
+    #[test]
+    fn many_branches_beside_an_unparsable_folder_do_not_panic() {
+        let mut list = vec![
+            ("web-latest/template.yaml".to_owned(), 0),
+            ("web-latest/parameters.json".to_owned(), 59),
+        ];
+        for n in 1..=24u32 {
+            let branch = ["master", "feature-a", "release-2", "hotfix"][n as usize % 4];
+            list.push((format!("web-{branch}-{n}/template.yaml"), (n * 37) % 60));
+        }
+        let files: Vec<(String, DateTime<Utc>)> = list
+            .into_iter()
+            .map(|(k, m)| (format!("builds/web/{k}"), at(m)))
+            .collect();
+        let folders = group_into_builds("web", "builds/web/", files);
+        assert_eq!(folders.len(), 25);
+    }
+
+    mod ordering {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn folder_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                // Parsable: a few branches (some with dashes), small numbers that repeat.
+                (
+                    prop::sample::select(vec!["master", "dev", "feature-x", "release-1-2"]),
+                    0u64..40
+                )
+                    .prop_map(|(b, n)| format!("web-{b}-{n}")),
+                // Unparsable: no number, no branch, another project, odd characters.
+                prop::sample::select(vec![
+                    "web-latest",
+                    "web-42",
+                    "web-master-",
+                    "search-master-1",
+                    "web--3",
+                    "web-x-99999999999999999999999",
+                ])
+                .prop_map(str::to_owned),
+                "[a-z0-9-]{1,12}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            /// Any mix of branches, numbers, times and unparsable names is listed without a panic,
+            /// once each, newest first within every branch.
+            #[test]
+            fn any_mix_of_folders_is_ordered(
+                entries in prop::collection::vec((folder_name(), 0u32..60), 0..60)
+            ) {
+                let files: Vec<(String, DateTime<Utc>)> = entries
+                    .iter()
+                    .map(|(name, minute)| (format!("builds/web/{name}/template.yaml"), at(*minute)))
+                    .collect();
+                let folders = group_into_builds("web", "builds/web/", files);
+                let mut names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                let mut listed = ids(&folders);
+                listed.sort_unstable();
+                prop_assert_eq!(listed, names, "every folder is listed once");
+                let mut last: BTreeMap<String, u64> = BTreeMap::new();
+                for f in &folders {
+                    if let (Some(branch), Some(number)) = (&f.build.branch, f.build.number) {
+                        if let Some(previous) = last.insert(branch.clone(), number) {
+                            prop_assert!(previous > number, "{branch}: {previous} before {number}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig, sts::AssumeRoleProvider};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::SdkError;
 
 use crate::config::{Config, Environment};
@@ -100,10 +101,12 @@ async fn sdk_config(
         .build()
 }
 
-/// An AWS call that failed, summarised for people: what we were doing and AWS's error code.
-/// The SDK's full error goes to the log when this is made, never to the browser.
+/// An AWS call that failed, summarised for people: what we were doing, AWS's error code and
+/// AWS's own message — the one the CloudFormation console shows (which subnet, which parameter).
+/// AWS messages about stack operations carry no secrets (NoEcho values never reach them).
+/// The SDK's full error goes to the log when this is made.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("AWS failed while {doing} ({code})")]
+#[error("AWS failed while {doing} ({code}){}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
 pub struct AwsFailure {
     pub doing: String,
     pub code: String,
@@ -111,31 +114,70 @@ pub struct AwsFailure {
     pub retryable: bool,
 }
 
+/// How much of an unexpected answer's body is quoted in a failure.
+const QUOTED_BODY: usize = 300;
+
 impl AwsFailure {
-    pub fn from_sdk<E, R>(doing: impl Into<String>, error: SdkError<E, R>) -> Self
+    pub fn from_sdk<E>(doing: impl Into<String>, error: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let doing = doing.into();
         let (code, message, retryable) = match &error {
             SdkError::ServiceError(e) => {
-                let code = e.err().code().unwrap_or("unknown error").to_owned();
-                let retryable = matches!(
-                    code.as_str(),
-                    "Throttling"
-                        | "ThrottlingException"
-                        | "RequestLimitExceeded"
-                        | "SlowDown"
-                        | "ServiceUnavailable"
-                        | "InternalFailure"
-                        | "InternalError"
-                );
-                (code, e.err().message().map(str::to_owned), retryable)
+                let status = e.raw().status().as_u16();
+                match e.err().code() {
+                    Some(code) => {
+                        let retryable = status >= 500
+                            || matches!(
+                                code,
+                                "Throttling"
+                                    | "ThrottlingException"
+                                    | "RequestLimitExceeded"
+                                    | "SlowDown"
+                                    | "ServiceUnavailable"
+                                    | "InternalFailure"
+                                    | "InternalError"
+                            );
+                        (
+                            code.to_owned(),
+                            e.err().message().map(str::to_owned),
+                            retryable,
+                        )
+                    }
+                    // No AWS error in the answer (an HTML page, a proxy's error, an emulator's
+                    // traceback): say what came back instead of "unknown error".
+                    None => (
+                        format!("HTTP {status}"),
+                        Some(describe_body(status, e.raw().body().bytes())),
+                        status >= 500 || status == 429,
+                    ),
+                }
             }
-            SdkError::TimeoutError(_) => ("timeout".to_owned(), None, true),
-            SdkError::DispatchFailure(_) => ("AWS could not be reached".to_owned(), None, true),
-            SdkError::ResponseError(_) => ("unreadable response".to_owned(), None, true),
+            SdkError::TimeoutError(_) => (
+                "timeout".to_owned(),
+                Some("no answer in time; the request may or may not have reached AWS".into()),
+                true,
+            ),
+            SdkError::DispatchFailure(f) => (
+                "AWS could not be reached".to_owned(),
+                Some(if f.is_timeout() {
+                    "connecting timed out".to_owned()
+                } else if f.is_io() {
+                    "the connection failed or was refused".to_owned()
+                } else {
+                    "the request could not be sent".to_owned()
+                }),
+                true,
+            ),
+            SdkError::ResponseError(r) => {
+                let status = r.raw().status().as_u16();
+                (
+                    "unreadable response".to_owned(),
+                    Some(describe_body(status, r.raw().body().bytes())),
+                    true,
+                )
+            }
             _ => ("request could not be built".to_owned(), None, false),
         };
         tracing::warn!(doing, code, error = ?aws_sdk_cloudformation::error::DisplayErrorContext(&error), "AWS call failed");
@@ -145,5 +187,52 @@ impl AwsFailure {
             message,
             retryable,
         }
+    }
+}
+
+/// What an answer without an AWS error said: its status and the start of its body.
+fn describe_body(status: u16, body: Option<&[u8]>) -> String {
+    let text = body
+        .map(String::from_utf8_lossy)
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let quoted: String = text.chars().take(QUOTED_BODY).collect();
+    let more = if text.chars().count() > QUOTED_BODY { "…" } else { "" };
+    if quoted.is_empty() {
+        format!("HTTP {status} with an empty body and no AWS error")
+    } else {
+        format!("HTTP {status} with no AWS error, saying: {quoted}{more}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_carries_aws_s_message() {
+        let failure = AwsFailure {
+            doing: "executing the change set of DEV-X".into(),
+            code: "InvalidSubnetID.NotFound".into(),
+            message: Some("The subnet ID 'subnet-123' does not exist".into()),
+            retryable: false,
+        };
+        assert_eq!(
+            failure.to_string(),
+            "AWS failed while executing the change set of DEV-X (InvalidSubnetID.NotFound): \
+             The subnet ID 'subnet-123' does not exist"
+        );
+    }
+
+    #[test]
+    fn an_answer_without_an_aws_error_is_quoted() {
+        let long = format!("<html>{}</html>", "x".repeat(1000));
+        let said = describe_body(500, Some(long.as_bytes()));
+        assert!(said.starts_with("HTTP 500 with no AWS error, saying: <html>xxx"), "{said}");
+        assert!(said.ends_with('…'));
+        assert_eq!(
+            describe_body(502, None),
+            "HTTP 502 with an empty body and no AWS error"
+        );
     }
 }

@@ -103,3 +103,117 @@ impl IntoResponse for AppError {
         (self.status(), Json(ErrorResponse { error: self.body() })).into_response()
     }
 }
+
+/// The body limit's own 413 is plain text; every error the deployer answers is JSON.
+pub async fn too_large_as_json(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    let body = ErrorBody::new(
+        ErrorCode::BadRequest,
+        format!(
+            "the request body is larger than the {} bytes the deployer accepts",
+            crate::MAX_BODY_BYTES
+        ),
+    );
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(ErrorResponse { error: body }),
+    )
+        .into_response()
+}
+
+/// What a panic in a request answers: a 500 in the JSON error shape. The panic's text goes to the
+/// log only (it may name internals).
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(panic = panic_text(&*panic), "a request panicked");
+    let body = ErrorBody::new(ErrorCode::Internal, "internal error; see the deployer's log");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(ErrorResponse { error: body }),
+    )
+        .into_response()
+}
+
+/// The message of a caught panic, when it carried one.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Runs a request's work so that a panic in it becomes an internal error rather than a task that
+/// never answers (a server function whose panic hung the page's stream forever).
+pub async fn guarded<T>(
+    work: impl std::future::Future<Output = Result<T, ErrorBody>>,
+) -> Result<T, ErrorBody> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            tracing::error!(panic = panic_text(&*panic), "a page's request panicked");
+            Err(ErrorBody::new(
+                ErrorCode::Internal,
+                "internal error; see the deployer's log",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_request_answers_a_json_500() {
+        let app = crate::harden(axum::Router::new().route(
+            "/boom",
+            get(|| async {
+                if "a".len() == 1 {
+                    panic!("comparison function does not implement a total order");
+                }
+                "never"
+            }),
+        ));
+        let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 10_000).await.unwrap();
+        let body: ErrorResponse = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.error.code, ErrorCode::Internal);
+        assert!(!body.error.message.contains("total order"), "internals stay in the log");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_page_request_becomes_an_error_not_a_hang() {
+        let answer: Result<u8, ErrorBody> = guarded(async {
+            if "a".len() == 1 {
+                panic!("boom");
+            }
+            Ok(1)
+        })
+        .await;
+        assert_eq!(answer.unwrap_err().code, ErrorCode::Internal);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_refused_before_it_is_read() {
+        let app = crate::harden(axum::Router::new().route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body.len().to_string() }),
+        ));
+        let big = "x".repeat(crate::MAX_BODY_BYTES + 1);
+        let request = axum::http::Request::post("/echo").body(Body::from(big)).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -40,7 +40,7 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let backend: SharedBackend = Arc::new(state.clone());
     let routes = generate_route_list(app::App);
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1", rest::routes())
         .leptos_routes_with_context(
             &state,
@@ -54,8 +54,25 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .with_state(state)
+        .with_state(state);
+    harden(app)
 }
+
+/// The layers every request passes: bounded bodies, and panics answered as JSON 500s.
+pub fn harden(app: Router) -> Router {
+    app
+        // Bodies are small JSON or form posts; anything bigger is refused before it is read.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::too_large_as_json))
+        // A bug must answer a 500 in the JSON error shape, never a dropped connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+}
+
+/// The largest request body accepted, REST and server functions alike.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Serves until `signal` resolves, then shuts down gracefully: requests in progress finish, and
 /// event streams are ended (they never end by themselves; browsers reconnect, to the next
@@ -103,7 +120,11 @@ pub async fn state_with_cloudformation(
         .with_context(|| format!("cannot open the store {}", config.store.display()))?;
     let settings = deploy::Settings {
         poll_interval: config.poll_interval,
-        ..deploy::Settings::default()
+        // Waiting for AWS backs off up to 15 polls, and never more than 30 s between tries.
+        max_backoff: config
+            .poll_interval
+            .saturating_mul(15)
+            .min(std::time::Duration::from_secs(30)),
     };
     let deployer = Arc::new(deployer::Deployer::new(config, aws, store.clone())?);
     let engine = deploy::Engine::new(

@@ -161,15 +161,14 @@ async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // Every active deployment, as the store has them (not the newest N of the history).
     let active = state
         .engine
-        .list(&Filter {
-            limit: Some(100),
-            ..Filter::default()
-        })
+        .store()
+        .active()
         .await?
         .into_iter()
-        .filter(|d: &Deployment| d.status.is_active())
+        .map(|r| r.deployment)
         .collect();
     Ok(crate::live::stream(state.engine.hub(), last_id, active))
 }

@@ -62,25 +62,34 @@ impl Backend for AppState {
         branch: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<Build>, ErrorBody> {
-        self.deployer
-            .builds(project, branch, limit)
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            self.deployer
+                .builds(project, branch, limit)
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody> {
-        self.deployer
-            .stack(project, environment)
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            self.deployer
+                .stack(project, environment)
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn start_deployment(&self, request: StartDeployment) -> Result<Deployment, ErrorBody> {
-        let actor = self.actor(&axum::http::HeaderMap::new());
-        self.engine
-            .start(request, &actor)
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            let actor = self.actor(&axum::http::HeaderMap::new());
+            self.engine
+                .start(request, &actor)
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn cancel_deployment(
@@ -88,14 +97,17 @@ impl Backend for AppState {
         id: &str,
         confirm_delete: bool,
     ) -> Result<Deployment, ErrorBody> {
-        self.engine
-            .cancel(
-                id,
-                confirm_delete,
-                &self.actor(&axum::http::HeaderMap::new()),
-            )
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            self.engine
+                .cancel(
+                    id,
+                    confirm_delete,
+                    &self.actor(&axum::http::HeaderMap::new()),
+                )
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn deployments(
@@ -104,51 +116,72 @@ impl Backend for AppState {
         environment: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Deployment>, ErrorBody> {
-        let filter = Filter {
-            project: project.map(str::to_owned),
-            environment: environment.map(str::to_owned),
-            limit: Some(limit),
-        };
-        self.engine.list(&filter).await.map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            let filter = Filter {
+                project: project.map(str::to_owned),
+                environment: environment.map(str::to_owned),
+                limit: Some(limit),
+            };
+            self.engine.list(&filter).await.map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn deployment(&self, id: &str) -> Result<DeploymentDetail, ErrorBody> {
-        AppState::deployment(self, id)
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            AppState::deployment(self, id)
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn pause_status(&self) -> Result<PauseStatus, ErrorBody> {
-        self.engine.pause_status().await.map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            self.engine.pause_status().await.map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn pause(&self, request: PauseRequest) -> Result<PauseStatus, ErrorBody> {
-        let actor = self.actor(&axum::http::HeaderMap::new());
-        self.engine
-            .pause(request, &actor)
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            let actor = self.actor(&axum::http::HeaderMap::new());
+            self.engine
+                .pause(request, &actor)
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn unpause(&self, environment: Option<&str>) -> Result<PauseStatus, ErrorBody> {
-        let actor = self.actor(&axum::http::HeaderMap::new());
-        self.engine
-            .unpause(environment, &actor)
-            .await
-            .map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            let actor = self.actor(&axum::http::HeaderMap::new());
+            self.engine
+                .unpause(environment, &actor)
+                .await
+                .map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
-        AppState::audit(self, query).await.map_err(ErrorBody::from)
+        crate::error::guarded(async move {
+            AppState::audit(self, query).await.map_err(ErrorBody::from)
+        })
+        .await
     }
 
     async fn active_deployments(&self) -> Result<Vec<Deployment>, ErrorBody> {
-        let active = self
-            .engine
-            .store()
-            .active()
-            .await
-            .map_err(|e| ErrorBody::from(AppError::from(e)))?;
-        Ok(active.into_iter().map(|r| r.deployment).collect())
+        crate::error::guarded(async move {
+            let active = self
+                .engine
+                .store()
+                .active()
+                .await
+                .map_err(|e| ErrorBody::from(AppError::from(e)))?;
+            Ok(active.into_iter().map(|r| r.deployment).collect())
+        })
+        .await
     }
 }

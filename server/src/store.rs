@@ -25,6 +25,19 @@ pub struct Record {
     pub change_set: Option<ChangeSummary>,
     pub stack_id: Option<String>,
     pub change_set_name: Option<String>,
+    /// The deployment passed the pause check at execution and was committed to execute.
+    pub execution_committed: bool,
+    /// AWS answered the execute call (CreateStack or ExecuteChangeSet).
+    pub executed: bool,
+    /// A cancel was asked for (kept across restarts), and whether deleting a stack being
+    /// created was confirmed.
+    pub cancel: Option<CancelAsk>,
+}
+
+/// A cancel request as kept in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CancelAsk {
+    pub confirm_delete: bool,
 }
 
 /// An audit entry to append.
@@ -62,6 +75,8 @@ pub struct Filter {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The lock that makes this process the store's only driver, held while the store is open.
+    lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl Store {
@@ -70,6 +85,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        let lock = lock_store(path)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -80,7 +96,22 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
+        })
+    }
+
+    /// Lets another process drive the store: what this process's exit does (tests that
+    /// "restart" the deployer in one process call it).
+    pub fn release(&self) {
+        let mut lock = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(file) = lock.take() {
+            let _ = file.unlock();
+        }
     }
 
     /// Inserts a new deployment — in one statement that also checks the pause, so a deployment
@@ -140,6 +171,74 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The moment of execution: records "executing" only if no pause covers the deployment's
+    /// environment — one statement, so a pause pressed at any moment before it wins. Returns
+    /// the pause that holds the deployment back, if one does.
+    pub async fn commit_execution(&self, id: &str) -> Result<Option<Pause>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deployments SET execution_committed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?1 AND finished_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = deployments.environment)",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let environment: Option<String> =
+            sqlx::query_scalar("SELECT environment FROM deployments WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let status = pause_status(self.pauses().await?, &[]);
+        match environment.as_deref().and_then(|e| status.blocking(e)) {
+            Some(pause) => Ok(Some(pause.clone())),
+            None => Err(StoreError::Corrupt(format!(
+                "deployment {id} could not be marked executing (it ended, or the pause changed)"
+            ))),
+        }
+    }
+
+    /// AWS answered the execute call.
+    pub async fn mark_executed(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET executed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps a cancel request (a restart between the request and its effect still cancels).
+    /// A later request may add the confirmation to delete; it never takes it back. Returns false
+    /// when the deployment already ended.
+    pub async fn request_cancel(&self, id: &str, confirm_delete: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deployments
+             SET cancel_requested_at = COALESCE(cancel_requested_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+                 cancel_confirm_delete = MAX(cancel_confirm_delete, ?2)
+             WHERE id = ?1 AND finished_at IS NULL",
+        )
+        .bind(id)
+        .bind(confirm_delete)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The cancel request of a deployment, as kept.
+    pub async fn cancel_request(&self, id: &str) -> Result<Option<CancelAsk>, StoreError> {
+        let row: Option<(Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+            "SELECT cancel_requested_at, cancel_confirm_delete FROM deployments WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(at, confirm_delete)| at.map(|_| CancelAsk { confirm_delete })))
     }
 
     // ---- pause ----
@@ -421,6 +520,27 @@ impl Store {
     }
 }
 
+/// One deployer process drives a store at a time: two would each re-attach to the same
+/// deployments and drive them twice. The lock is the OS's (flock), so it goes with the process,
+/// however it ends. Several replicas need PostgreSQL and leases, not a shared SQLite file.
+fn lock_store(path: &Path) -> anyhow::Result<std::fs::File> {
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another deployer process is using this store (it holds {}); one store is driven by one \
+             process at a time — stop the other one, or give this one its own `store`",
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
 fn pause_from_row(r: &SqliteRow) -> Result<Pause, StoreError> {
     let scope: String = r.try_get("scope")?;
     Ok(Pause {
@@ -503,6 +623,7 @@ fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
         message: r.try_get("message")?,
         rolled_back: r.try_get("rolled_back")?,
         waiting_for_aws: false,
+        waiting_reason: None,
         resources_total: r.try_get("resources_total")?,
         resources_done: r.try_get("resources_done")?,
     };
@@ -515,5 +636,102 @@ fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
             .map_err(|_| corrupt("change_set"))?,
         stack_id: r.try_get("stack_id")?,
         change_set_name: r.try_get("change_set_name")?,
+        execution_committed: r
+            .try_get::<Option<DateTime<Utc>>, _>("execution_committed_at")?
+            .is_some(),
+        executed: r
+            .try_get::<Option<DateTime<Utc>>, _>("executed_at")?
+            .is_some(),
+        cancel: r
+            .try_get::<Option<DateTime<Utc>>, _>("cancel_requested_at")?
+            .map(|_| -> Result<CancelAsk, sqlx::Error> {
+                Ok(CancelAsk {
+                    confirm_delete: r.try_get("cancel_confirm_delete")?,
+                })
+            })
+            .transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_process_on_the_same_store_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer.sqlite");
+        let first = Store::open(&path).await.unwrap();
+        let second = Store::open(&path).await.unwrap_err().to_string();
+        assert!(second.contains("another deployer process"), "{second}");
+        first.release();
+        Store::open(&path).await.unwrap();
+    }
+
+    fn record(id: &str, environment: &str) -> Record {
+        Record {
+            deployment: Deployment {
+                id: id.into(),
+                project: "web".into(),
+                environment: environment.into(),
+                stack_name: format!("{environment}-WEB"),
+                build: "web-master-1".into(),
+                status: DeploymentStatus::Running,
+                operation: Some(Operation::Update),
+                step: None,
+                actor: "tester".into(),
+                started_at: Utc::now(),
+                finished_at: None,
+                message: None,
+                rolled_back: false,
+                waiting_for_aws: false,
+                waiting_reason: None,
+                resources_total: None,
+                resources_done: 0,
+            },
+            steps: Vec::new(),
+            change_set: None,
+            stack_id: None,
+            change_set_name: None,
+            execution_committed: false,
+            executed: false,
+            cancel: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn execution_is_committed_only_while_no_pause_covers_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let mut dev = record("d-1", "DEV");
+        let mut prd = record("d-2", "PRD");
+        store.insert(&mut dev).await.unwrap();
+        store.insert(&mut prd).await.unwrap();
+        store.pause(Some("PRD"), "release freeze", "ops").await.unwrap();
+        assert_eq!(store.commit_execution("d-1").await.unwrap(), None);
+        let held = store.commit_execution("d-2").await.unwrap().unwrap();
+        assert_eq!(held.reason, "release freeze");
+        let kept = store.record("d-1").await.unwrap().unwrap();
+        assert!(kept.execution_committed && !kept.executed);
+        assert!(!store.record("d-2").await.unwrap().unwrap().execution_committed);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_request_is_kept_and_its_confirmation_never_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let mut d = record("d-1", "DEV");
+        store.insert(&mut d).await.unwrap();
+        assert!(store.request_cancel("d-1", true).await.unwrap());
+        assert!(store.request_cancel("d-1", false).await.unwrap());
+        assert_eq!(
+            store.cancel_request("d-1").await.unwrap(),
+            Some(CancelAsk {
+                confirm_delete: true
+            })
+        );
+        // Saving the deployment's progress does not wipe the request.
+        store.save(&d).await.unwrap();
+        assert!(store.record("d-1").await.unwrap().unwrap().cancel.is_some());
+    }
 }

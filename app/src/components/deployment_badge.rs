@@ -27,8 +27,12 @@ pub fn DeploymentBadge(
     } else {
         status.as_str().to_owned()
     };
+    let title = deployment
+        .waiting_reason
+        .clone()
+        .filter(|_| deployment.waiting_for_aws && status.is_active());
     view! {
-        <span class=format!("badge {}", tone(status).css_class()) data-status=status.as_str()>
+        <span class=format!("badge {}", tone(status).css_class()) data-status=status.as_str() title=title>
             <span class="badge-dot" aria-hidden="true"></span>
             {label}
         </span>

@@ -75,19 +75,31 @@ pub trait CloudFormation: Send + Sync {
     async fn importers(&self, export: &str) -> Result<Vec<String>, AwsFailure>;
     /// `None` when the stack does not exist (or was deleted).
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure>;
-    /// Returns the stack id.
-    async fn create_stack(&self, request: &StackRequest) -> Result<String, AwsFailure>;
-    async fn create_change_set(&self, request: &StackRequest, name: &str)
-    -> Result<(), AwsFailure>;
+    /// Returns the stack id. `token` is the ClientRequestToken: a retry with the same token is
+    /// the same request to CloudFormation, never a second operation.
+    async fn create_stack(&self, request: &StackRequest, token: &str)
+    -> Result<String, AwsFailure>;
+    /// `token` is the ClientToken of the request (retries with it create one change set).
+    async fn create_change_set(
+        &self,
+        request: &StackRequest,
+        name: &str,
+        token: &str,
+    ) -> Result<(), AwsFailure>;
     async fn describe_change_set(
         &self,
         stack: &str,
         name: &str,
     ) -> Result<ChangeSetState, AwsFailure>;
-    async fn execute_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(), AwsFailure>;
     async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
-    async fn cancel_update(&self, stack: &str) -> Result<(), AwsFailure>;
-    async fn delete_stack(&self, stack: &str) -> Result<(), AwsFailure>;
+    async fn cancel_update(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
+    async fn delete_stack(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
     /// Events newer than `after` (an event id already seen), oldest first. Pages stop at `after`
     /// or at the first event older than `since` — the history before the operation is never read.
     async fn events(
@@ -240,11 +252,16 @@ impl CloudFormation for AwsCfn {
         }))
     }
 
-    async fn create_stack(&self, request: &StackRequest) -> Result<String, AwsFailure> {
+    async fn create_stack(
+        &self,
+        request: &StackRequest,
+        token: &str,
+    ) -> Result<String, AwsFailure> {
         let call = self
             .client
             .create_stack()
             .stack_name(&request.stack_name)
+            .client_request_token(token)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_capabilities(Some(capabilities()));
@@ -262,12 +279,14 @@ impl CloudFormation for AwsCfn {
         &self,
         request: &StackRequest,
         name: &str,
+        token: &str,
     ) -> Result<(), AwsFailure> {
         let call = self
             .client
             .create_change_set()
             .stack_name(&request.stack_name)
             .change_set_name(name)
+            .client_token(token)
             .change_set_type(ChangeSetType::Update)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
@@ -342,11 +361,17 @@ impl CloudFormation for AwsCfn {
         Ok(ChangeSetState::Ready(changes))
     }
 
-    async fn execute_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure> {
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<(), AwsFailure> {
         self.client
             .execute_change_set()
             .stack_name(stack)
             .change_set_name(name)
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| AwsFailure::from_sdk(format!("executing the change set of {stack}"), e))?;
@@ -364,20 +389,22 @@ impl CloudFormation for AwsCfn {
         Ok(())
     }
 
-    async fn cancel_update(&self, stack: &str) -> Result<(), AwsFailure> {
+    async fn cancel_update(&self, stack: &str, token: &str) -> Result<(), AwsFailure> {
         self.client
             .cancel_update_stack()
             .stack_name(stack)
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| AwsFailure::from_sdk(format!("cancelling the update of {stack}"), e))?;
         Ok(())
     }
 
-    async fn delete_stack(&self, stack: &str) -> Result<(), AwsFailure> {
+    async fn delete_stack(&self, stack: &str, token: &str) -> Result<(), AwsFailure> {
         self.client
             .delete_stack()
             .stack_name(stack)
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| AwsFailure::from_sdk(format!("deleting stack {stack}"), e))?;

@@ -21,12 +21,39 @@ use crate::deployer::Deployer;
 use crate::error::AppError;
 use crate::live::Hub;
 use crate::stacks::{BUILD_TAG, DEPLOYMENT_TAG};
-use crate::store::{Filter, NewAudit, Record, Store};
+use crate::store::{CancelAsk, Filter, NewAudit, Record, Store};
 use app::pause::{AuditAction, PauseRequest, PauseStatus};
+
+/// The longest pause reason, in characters.
+pub const MAX_PAUSE_REASON: usize = 500;
+/// The largest artifact read: CloudFormation's own limit for a template (by TemplateURL), and
+/// far more than any parameters file needs.
+pub const MAX_ARTIFACT_BYTES: i64 = 1024 * 1024;
+/// How long reading one artifact may take.
+const ARTIFACT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// CloudFormation takes templates up to this size inline; larger ones by TemplateURL.
 pub const MAX_TEMPLATE_BODY: usize = 51_200;
+/// Retries of an AWS call before anything was executed; after that, the deployer waits for as
+/// long as AWS takes (only the stack's terminal status ends an executed deployment).
 const MAX_AWS_RETRIES: u32 = 8;
+/// How far AWS's clock may be behind ours when deciding which events belong to an operation.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
+/// How long an executed operation may show no sign of itself (no in-progress status, no event)
+/// before the deployer concludes CloudFormation never started it.
+const NOT_STARTED_GRACE: Duration = Duration::from_secs(120);
+
+/// How long to keep retrying a failing AWS call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Patience {
+    /// Nothing executed yet: a few retries with backoff, then the deployment fails, stack untouched.
+    Bounded,
+    /// A write that may have happened (idempotent by its request token): retry what can be
+    /// retried for as long as it takes; a refusal ends the deployment.
+    WhileRetryable,
+    /// The stack is changing: wait for as long as it takes, saying so.
+    UntilItAnswers,
+}
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -68,7 +95,7 @@ pub struct Engine {
 }
 
 struct Running {
-    cancel: watch::Sender<bool>,
+    cancel: watch::Sender<Option<CancelAsk>>,
     task: tokio::task::AbortHandle,
 }
 
@@ -76,7 +103,7 @@ struct Running {
 struct Ctx {
     record: Record,
     cfn: Arc<dyn CloudFormation>,
-    cancel: watch::Receiver<bool>,
+    cancel: watch::Receiver<Option<CancelAsk>>,
     last_event: Option<String>,
     finished_resources: HashSet<String>,
 }
@@ -168,6 +195,7 @@ impl Engine {
             message: None,
             rolled_back: false,
             waiting_for_aws: false,
+            waiting_reason: None,
             resources_total: None,
             resources_done: 0,
         };
@@ -177,6 +205,9 @@ impl Engine {
             change_set: None,
             stack_id: None,
             change_set_name: None,
+            execution_committed: false,
+            executed: false,
+            cancel: None,
         };
         let d = &record.deployment;
         let current = self
@@ -257,6 +288,17 @@ impl Engine {
         let reason = request.reason.trim();
         if reason.is_empty() {
             return Err(AppError::BadRequest("a pause needs a reason".into()));
+        }
+        let length = reason.chars().count();
+        if length > MAX_PAUSE_REASON {
+            return Err(AppError::BadRequest(format!(
+                "a pause reason is at most {MAX_PAUSE_REASON} characters; this one has {length}"
+            )));
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(AppError::BadRequest(
+                "a pause reason is one line of text, without control characters".into(),
+            ));
         }
         let environment = request.environment.as_deref().filter(|e| !e.is_empty());
         if let Some(env) = environment
@@ -340,6 +382,14 @@ impl Engine {
         Ok(status)
     }
 
+    /// Whether the environment is an emulator (an `endpoint_url` in the config), not AWS.
+    fn is_emulated(&self, environment: &str) -> bool {
+        self.deployer
+            .config
+            .environment(environment)
+            .is_some_and(|e| e.endpoint_url.is_some())
+    }
+
     fn cfn_for(&self, environment: &str) -> Result<Arc<dyn CloudFormation>, AppError> {
         self.cfn
             .get(environment)
@@ -365,7 +415,7 @@ impl Engine {
         cfn: Arc<dyn CloudFormation>,
         folder: Option<BuildFolder>,
     ) {
-        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (cancel_tx, cancel_rx) = watch::channel(record.cancel);
         let id = record.deployment.id.clone();
         let engine = self.clone();
         let mut running = self
@@ -382,7 +432,12 @@ impl Engine {
                     last_event: None,
                     finished_resources: HashSet::new(),
                 };
-                engine.run(ctx, folder).await;
+                let run = std::panic::AssertUnwindSafe(engine.run(ctx, folder));
+                if let Err(panic) = futures::FutureExt::catch_unwind(run).await {
+                    engine
+                        .end_after_panic(&id, crate::error::panic_text(&*panic))
+                        .await;
+                }
                 engine
                     .running
                     .lock()
@@ -399,8 +454,8 @@ impl Engine {
         );
     }
 
-    /// Stops every running task without touching the store: what a process exit does. Used by
-    /// tests that restart the deployer.
+    /// Stops every running task without touching the store, and lets another process drive
+    /// the store: what a process exit does. Used by tests that restart the deployer.
     pub fn abort_all(&self) {
         let mut running = self
             .running
@@ -409,13 +464,71 @@ impl Engine {
         for (_, r) in running.drain() {
             r.task.abort();
         }
+        self.store.release();
+    }
+
+    /// A bug (a panic) in a deployment's task: the deployment ends `failed`, saying so, and the
+    /// stack's lock is freed — never a deployment left "running" that nobody drives.
+    async fn end_after_panic(&self, id: &str, panic: &str) {
+        tracing::error!(id, panic, "a deployment's task panicked");
+        let Ok(Some(mut record)) = self.store.record(id).await else {
+            return;
+        };
+        if !record.deployment.status.is_active() {
+            return;
+        }
+        let d = &mut record.deployment;
+        d.status = DeploymentStatus::Failed;
+        d.finished_at = Some(Utc::now());
+        d.waiting_for_aws = false;
+        d.waiting_reason = None;
+        d.message = Some(if record.executed || record.execution_committed {
+            "the deployer hit an internal error while watching this deployment (see its log); \
+             CloudFormation may still be changing the stack: check it before deploying again"
+                .to_owned()
+        } else {
+            "the deployer hit an internal error before executing anything (see its log); \
+             the stack was not touched"
+                .to_owned()
+        });
+        if let Some(step) = record
+            .steps
+            .last_mut()
+            .filter(|s| s.status == StepStatus::Running)
+        {
+            step.status = StepStatus::Failed;
+            step.finished_at = record.deployment.finished_at;
+        }
+        if let Err(e) = self.store.save(&record).await {
+            tracing::error!(error = %e, "could not record a deployment's end");
+        }
+        let outcome = format!(
+            "failed: {}",
+            record.deployment.message.as_deref().unwrap_or_default()
+        );
+        self.audit(
+            &record.deployment.actor.clone(),
+            AuditAction::DeployFinished,
+            &record.deployment,
+            Some(&outcome),
+        )
+        .await;
+        self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
+            deployment: record.deployment.clone(),
+            step: record.steps.last().cloned(),
+            new_events: Vec::new(),
+        }));
     }
 
     /// After a restart: deployments the store says were in flight are picked up again. Those
-    /// that had not executed anything start over; those executing are watched to their end.
+    /// that executed are watched to their end (an update committed to execute is executed again
+    /// with the same request token, which CloudFormation treats as the same request). Those that
+    /// executed nothing start over from their build — unless a cancel was asked for or a pause now
+    /// covers them: a restarted deployer does not start paused work.
     pub async fn resume(self: &Arc<Self>) -> anyhow::Result<usize> {
         let active = self.store.active().await?;
         let count = active.len();
+        let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);
         for mut record in active {
             let cfn = match self.cfn_for(&record.deployment.environment) {
                 Ok(cfn) => cfn,
@@ -425,41 +538,72 @@ impl Engine {
                     continue;
                 }
             };
-            let executing = matches!(
-                record.deployment.step,
-                Some(StepName::Execute | StepName::Watch)
-            );
+            let operation = record.deployment.operation;
+            let reattach = record.executed
+                || (record.execution_committed && operation == Some(Operation::Update));
             tracing::info!(
                 id = record.deployment.id,
-                executing,
+                executed = record.executed,
+                committed = record.execution_committed,
                 "re-attaching a deployment after restart"
             );
-            if executing {
+            if reattach {
                 self.spawn(record, cfn, None);
-            } else {
-                // Nothing was changed yet: start over from the build.
-                if let (Some(name), Some(_)) =
-                    (record.change_set_name.take(), record.stack_id.as_ref())
-                {
-                    let _ = cfn
-                        .delete_change_set(&record.deployment.stack_name, &name)
-                        .await;
+                continue;
+            }
+            // Nothing was executed (a create committed to execute starts over too: CreateStack
+            // carries the same request token, and a stack tagged with this deployment is ours).
+            let stack = record.deployment.stack_name.clone();
+            let change_set = change_set_name(&record.deployment.id);
+            if operation == Some(Operation::Update) || record.change_set_name.is_some() {
+                let _ = cfn.delete_change_set(&stack, &change_set).await;
+            }
+            record.change_set_name = None;
+            if !record.execution_committed {
+                let why = if record.cancel.is_some() {
+                    Some("cancelled before anything was executed; the stack was not touched".to_owned())
+                } else {
+                    pauses.blocking(&record.deployment.environment).map(|p| {
+                        format!("{}; the stack was not touched", paused_words(p))
+                    })
+                };
+                if let Some(why) = why {
+                    self.finish_cancelled(&mut record, &why).await;
+                    continue;
                 }
-                match self
-                    .find_build(&record.deployment.project, &record.deployment.build)
-                    .await
-                {
-                    Ok(folder) => {
-                        record.steps.clear();
-                        record.deployment.step = None;
-                        record.deployment.status = DeploymentStatus::Pending;
-                        self.spawn(record, cfn, Some(folder));
-                    }
-                    Err(_) => self.finish_orphan(&mut record, "its build is gone").await,
+            }
+            match self
+                .find_build(&record.deployment.project, &record.deployment.build)
+                .await
+            {
+                Ok(folder) => {
+                    record.steps.clear();
+                    record.deployment.step = None;
+                    record.deployment.status = DeploymentStatus::Pending;
+                    self.spawn(record, cfn, Some(folder));
                 }
+                Err(_) => self.finish_orphan(&mut record, "its build is gone").await,
             }
         }
         Ok(count)
+    }
+
+    async fn finish_cancelled(&self, record: &mut Record, why: &str) {
+        record.deployment.status = DeploymentStatus::Cancelled;
+        record.deployment.finished_at = Some(Utc::now());
+        record.deployment.message = Some(why.to_owned());
+        if let Err(e) = self.store.save(record).await {
+            tracing::error!(error = %e, "could not record a deployment's end");
+        }
+        let outcome = format!("cancelled: {why}");
+        let d = record.deployment.clone();
+        self.audit(&d.actor, AuditAction::DeployFinished, &d, Some(&outcome))
+            .await;
+        self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
+            deployment: d,
+            step: record.steps.last().cloned(),
+            new_events: Vec::new(),
+        }));
     }
 
     async fn finish_orphan(&self, record: &mut Record, why: &str) {
@@ -501,16 +645,31 @@ impl Engine {
                 d.stack_name
             )));
         }
+        // Kept first: a restart between this request and its effect still cancels.
+        if !self.store.request_cancel(id, confirm_delete).await? {
+            return Err(AppError::Conflict(format!("deployment {id} already ended")));
+        }
         let signalled = {
             let running = self
                 .running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            running.get(id).map(|r| r.cancel.send(true)).is_some()
+            running
+                .get(id)
+                .map(|r| {
+                    r.cancel.send_modify(|current| {
+                        let confirm = confirm_delete || current.is_some_and(|c| c.confirm_delete);
+                        *current = Some(CancelAsk {
+                            confirm_delete: confirm,
+                        });
+                    })
+                })
+                .is_some()
         };
         if !signalled {
             return Err(AppError::Conflict(format!(
-                "deployment {id} is finishing; it cannot be cancelled now"
+                "deployment {id} is not being driven by this deployer right now (it is finishing, \
+                 or waits to be re-attached); the cancel is kept and applies if it is picked up again"
             )));
         }
         let detail = if creating {
@@ -625,7 +784,7 @@ impl Engine {
     }
 
     async fn begin(&self, ctx: &mut Ctx, name: StepName) -> Result<(), Stop> {
-        if *ctx.cancel.borrow() {
+        if ctx.cancel.borrow().is_some() {
             return Err(self.cancel_before_execution(ctx).await);
         }
         ctx.record.deployment.step = Some(name);
@@ -663,36 +822,71 @@ impl Engine {
         )
     }
 
-    /// Runs an AWS call, retrying throttling and 5xx with backoff (shown as "waiting for AWS").
+    /// Runs an AWS call, retrying throttling, 5xx and unreachable endpoints with capped backoff,
+    /// shown as "waiting for AWS" with the reason. Before execution a few retries are allowed;
+    /// once the stack is changing, every failure is waited out ([`Patience::UntilItAnswers`]).
     async fn aws<T, F, Fut>(&self, ctx: &mut Ctx, mut call: F) -> Result<T, Stop>
     where
         F: FnMut(Arc<dyn CloudFormation>) -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsFailure>>,
     {
+        let patience = if ctx.record.executed {
+            Patience::UntilItAnswers
+        } else {
+            Patience::Bounded
+        };
+        self.aws_with(ctx, patience, |cfn, _| call(cfn)).await
+    }
+
+    /// As [`Engine::aws`], with the patience given and the attempt number passed to the call
+    /// (a write retried after a timeout may find its first attempt already done).
+    async fn aws_with<T, F, Fut>(
+        &self,
+        ctx: &mut Ctx,
+        patience: Patience,
+        mut call: F,
+    ) -> Result<T, Stop>
+    where
+        F: FnMut(Arc<dyn CloudFormation>, u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsFailure>>,
+    {
         let mut attempt = 0;
+        let mut waiting_since = None;
         loop {
-            let result = call(ctx.cfn.clone()).await;
+            let result = call(ctx.cfn.clone(), attempt).await;
             match result {
                 Ok(value) => {
                     if ctx.record.deployment.waiting_for_aws {
                         ctx.record.deployment.waiting_for_aws = false;
+                        ctx.record.deployment.waiting_reason = None;
                         self.publish(ctx, Vec::new()).await;
                     }
                     return Ok(value);
                 }
-                Err(e) if e.retryable && attempt < MAX_AWS_RETRIES => {
-                    attempt += 1;
-                    if !ctx.record.deployment.waiting_for_aws {
-                        ctx.record.deployment.waiting_for_aws = true;
-                        self.publish(ctx, Vec::new()).await;
-                    }
+                Err(e)
+                    if match patience {
+                        Patience::Bounded => e.retryable && attempt < MAX_AWS_RETRIES,
+                        Patience::WhileRetryable => e.retryable,
+                        Patience::UntilItAnswers => true,
+                    } =>
+                {
+                    attempt = attempt.saturating_add(1);
+                    let since = *waiting_since.get_or_insert_with(Utc::now);
+                    let reason = format!(
+                        "{e}; retrying (attempt {}, waiting since {})",
+                        attempt + 1,
+                        since.format("%H:%M:%S UTC")
+                    );
+                    ctx.record.deployment.waiting_for_aws = true;
+                    ctx.record.deployment.waiting_reason = Some(reason);
+                    self.publish(ctx, Vec::new()).await;
                     let backoff = self
                         .settings
                         .poll_interval
                         .saturating_mul(1 << attempt.min(10));
                     tokio::time::sleep(backoff.min(self.settings.max_backoff)).await;
                 }
-                Err(e) => return Err(Stop::Failed(readable(&e))),
+                Err(e) => return Err(Stop::Failed(e.to_string())),
             }
         }
     }
@@ -764,6 +958,15 @@ impl Engine {
                     return Err(Stop::Refused(format!(
                         "CloudFormation cannot read the template: {}",
                         e.message.unwrap_or_default()
+                    )));
+                }
+                // An emulator that breaks on a template (moto answers HTTP 500 with a Python
+                // traceback for Transform, Fn::ForEach, …) will not do better on a retry.
+                Err(e) if e.code.starts_with("HTTP 5") && self.is_emulated(&env) => {
+                    return Err(Stop::Failed(format!(
+                        "{e} — the local AWS emulator could not process this template (real \
+                         CloudFormation may well accept it: transforms, Fn::ForEach and other \
+                         features are beyond the emulator)"
                     )));
                 }
                 Err(_) => {
@@ -895,24 +1098,30 @@ impl Engine {
                 .await;
             }
             Operation::Update => {
-                let name = format!("deployer-{}", ctx.record.deployment.id);
+                let name = change_set_name(&ctx.record.deployment.id);
                 ctx.record.change_set_name = Some(name.clone());
                 ctx.record.stack_id = existing.as_ref().map(|s| s.stack_id.clone());
-                let first = ctx.cfn.create_change_set(&request, &name).await;
-                let created = match first {
-                    Ok(()) => true,
-                    Err(e) if says_no_changes(&e) => false,
-                    Err(e) if e.retryable => {
-                        let (r, n) = (request.clone(), name.clone());
-                        self.aws(ctx, |cfn| {
-                            let (r, n) = (r.clone(), n.clone());
-                            async move { cfn.create_change_set(&r, &n).await }
-                        })
-                        .await?;
-                        true
-                    }
-                    Err(e) => return Err(Stop::Failed(readable(&e))),
-                };
+                // Kept before the call: a restart right after it finds and deletes the change set.
+                self.save(ctx).await;
+                let token = request_token(&ctx.record.deployment.id, "changeset");
+                let (r, n) = (request.clone(), name.clone());
+                let created = self
+                    .aws_with(ctx, Patience::Bounded, |cfn, attempt| {
+                        let (r, n, t) = (r.clone(), n.clone(), token.clone());
+                        async move {
+                            match cfn.create_change_set(&r, &n, &t).await {
+                                Ok(()) => Ok(true),
+                                Err(e) if says_no_changes(&e) => Ok(false),
+                                // Its name carries this deployment's id: a retry after a
+                                // timeout that had worked finds its own change set.
+                                Err(e) if attempt > 0 && e.code == "AlreadyExistsException" => {
+                                    Ok(true)
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                    })
+                    .await?;
                 if !created {
                     ctx.record.change_set_name = None;
                     ctx.record.change_set = Some(ChangeSummary::default());
@@ -932,7 +1141,7 @@ impl Engine {
                     };
                     match state {
                         ChangeSetState::Pending => {
-                            if *ctx.cancel.borrow() {
+                            if ctx.cancel.borrow().is_some() {
                                 return Err(self.cancel_before_execution(ctx).await);
                             }
                             tokio::time::sleep(self.settings.poll_interval).await;
@@ -966,36 +1175,115 @@ impl Engine {
             }
         }
 
-        // 6. Execute.
+        // 6. Execute — only if no pause covers the environment at this very moment.
         self.begin(ctx, StepName::Execute).await?;
-        let since = Utc::now() - chrono::Duration::seconds(5);
-        match operation {
-            Operation::Create => {
-                let r = request.clone();
-                let id = self
-                    .aws(ctx, |cfn| {
-                        let r = r.clone();
-                        async move { cfn.create_stack(&r).await }
-                    })
-                    .await?;
-                ctx.record.stack_id = Some(id);
-            }
-            Operation::Update => {
-                let (s, n) = (
-                    stack_name.clone(),
-                    ctx.record.change_set_name.clone().unwrap_or_default(),
-                );
-                self.aws(ctx, |cfn| {
-                    let (s, n) = (s.clone(), n.clone());
-                    async move { cfn.execute_change_set(&s, &n).await }
-                })
-                .await?;
+        if !ctx.record.execution_committed {
+            match self.store.commit_execution(&ctx.record.deployment.id).await {
+                Ok(None) => ctx.record.execution_committed = true,
+                Ok(Some(pause)) => {
+                    if let Some(name) = ctx.record.change_set_name.take() {
+                        let _ = ctx.cfn.delete_change_set(&stack_name, &name).await;
+                    }
+                    return Err(Stop::Cancelled(format!(
+                        "{}; the change was not executed and the stack was not touched",
+                        paused_words(&pause)
+                    )));
+                }
+                Err(e) => {
+                    return Err(Stop::Failed(format!(
+                        "could not record the execution in the store ({e}); nothing was executed"
+                    )));
+                }
             }
         }
+        let since = Utc::now() - CLOCK_SKEW;
+        self.execute(ctx, operation, Some(&request)).await?;
         self.end(ctx, None).await;
 
         // 7. Watch.
         self.watch(ctx, operation, since).await
+    }
+
+    /// Executes: CreateStack for a new stack, ExecuteChangeSet for an update — each with a request
+    /// token derived from the deployment, so a retry (after a timeout, or after a restart) is the
+    /// same request to CloudFormation and never a second operation.
+    async fn execute(
+        &self,
+        ctx: &mut Ctx,
+        operation: Operation,
+        request: Option<&StackRequest>,
+    ) -> Result<(), Stop> {
+        let id = ctx.record.deployment.id.clone();
+        let stack_name = ctx.record.deployment.stack_name.clone();
+        match (operation, request) {
+            (Operation::Create, Some(request)) => {
+                let token = request_token(&id, "create");
+                let r = request.clone();
+                let stack_id = self
+                    .aws_with(ctx, Patience::WhileRetryable, |cfn, attempt| {
+                        let (r, t, id) = (r.clone(), token.clone(), id.clone());
+                        async move {
+                            match cfn.create_stack(&r, &t).await {
+                                Ok(stack_id) => Ok(stack_id),
+                                // A retry whose first attempt had worked: the stack exists
+                                // and is tagged with this deployment — it is ours.
+                                Err(e) if e.code == "AlreadyExistsException" => {
+                                    match cfn.stack(&r.stack_name).await? {
+                                        Some(info)
+                                            if info.tag(DEPLOYMENT_TAG) == Some(id.as_str()) =>
+                                        {
+                                            tracing::info!(
+                                                attempt,
+                                                "CreateStack retried: the stack is ours"
+                                            );
+                                            Ok(info.stack_id)
+                                        }
+                                        _ => Err(e),
+                                    }
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                    })
+                    .await?;
+                ctx.record.stack_id = Some(stack_id);
+            }
+            (Operation::Create, None) => {
+                return Err(Stop::Failed(
+                    "internal error: a create cannot be executed again without its build".into(),
+                ));
+            }
+            (Operation::Update, _) => {
+                let name = ctx
+                    .record
+                    .change_set_name
+                    .clone()
+                    .unwrap_or_else(|| change_set_name(&id));
+                let token = request_token(&id, "execute");
+                // A repeat (a retry, or the first call after a restart) may find the change set
+                // already executing or gone: the same request already went through.
+                let repeat = request.is_none();
+                self.aws_with(ctx, Patience::WhileRetryable, |cfn, attempt| {
+                    let (s, n, t) = (stack_name.clone(), name.clone(), token.clone());
+                    async move {
+                        match cfn.execute_change_set(&s, &n, &t).await {
+                            Ok(()) => Ok(()),
+                            Err(e) if (attempt > 0 || repeat) && says_already_executed(&e) => {
+                                tracing::info!(attempt, code = e.code, "ExecuteChangeSet repeated: already executed");
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .await?;
+            }
+        }
+        ctx.record.executed = true;
+        if let Err(e) = self.store.mark_executed(&id).await {
+            tracing::error!(id, error = %e, "could not record the execution");
+        }
+        Ok(())
     }
 
     /// Pre-flight for an update: an export the stack has now and the build no longer declares must
@@ -1062,32 +1350,16 @@ impl Engine {
         }))
     }
 
-    /// Resumes a deployment whose stack operation may be running (after a restart).
+    /// Resumes a deployment whose stack operation may be running (after a restart). An update
+    /// committed to execute is executed again with the same token (a no-op if it went through);
+    /// then the stack is watched to its end. The store, not the stack's tags, says whether the
+    /// deployment executed — a redeploy of the build a stack runs keeps its old deployment tag.
     async fn reattach(&self, ctx: &mut Ctx) -> Result<Done, Stop> {
-        let stack = ctx
-            .record
-            .stack_id
-            .clone()
-            .unwrap_or_else(|| ctx.record.deployment.stack_name.clone());
-        let info = self
-            .aws(ctx, |cfn| {
-                let s = stack.clone();
-                async move { cfn.stack(&s).await }
-            })
-            .await?;
-        let ours = info.as_ref().and_then(|i| i.tag(DEPLOYMENT_TAG))
-            == Some(ctx.record.deployment.id.as_str());
-        if !ours {
-            return Err(Stop::Failed(
-                "the deployer restarted before the change was executed; the stack was not changed"
-                    .into(),
-            ));
-        }
         let operation = ctx.record.deployment.operation.unwrap_or(Operation::Update);
-        if ctx.record.deployment.step != Some(StepName::Watch) {
-            ctx.record.deployment.step = Some(StepName::Watch);
+        let since = ctx.record.deployment.started_at - CLOCK_SKEW;
+        if !ctx.record.executed {
+            self.execute(ctx, operation, None).await?;
         }
-        let since = ctx.record.deployment.started_at - chrono::Duration::seconds(5);
         self.watch(ctx, operation, since).await
     }
 
@@ -1113,29 +1385,59 @@ impl Engine {
             .stack_id
             .clone()
             .unwrap_or_else(|| ctx.record.deployment.stack_name.clone());
+        let id = ctx.record.deployment.id.clone();
+        let stack_name = ctx.record.deployment.stack_name.clone();
         let mut cancel_sent = false;
+        let mut cancel_refused: Option<String> = None;
+        // Just after ExecuteChangeSet, DescribeStacks can still show the previous operation's
+        // terminal status: an update's outcome is only read once the update shows itself (an
+        // in-progress status, or a stack event of this operation). A new stack's every status
+        // is its own.
+        let mut started = operation == Operation::Create;
+        let watching_since = std::time::Instant::now();
         loop {
-            if *ctx.cancel.borrow() && !cancel_sent {
-                cancel_sent = true;
-                ctx.record.deployment.status = DeploymentStatus::Cancelling;
-                let s = stack.clone();
-                match operation {
-                    Operation::Update => {
-                        self.aws(ctx, |cfn| {
-                            let s = s.clone();
-                            async move { cfn.cancel_update(&s).await }
-                        })
-                        .await?
+            let ask = *ctx.cancel.borrow();
+            if let Some(ask) = ask
+                && !cancel_sent
+            {
+                // Decided now, from the operation actually running, not from an older record.
+                let call = match operation {
+                    Operation::Update => Some((
+                        "cancel",
+                        ctx.cfn
+                            .cancel_update(&stack, &request_token(&id, "cancel"))
+                            .await,
+                    )),
+                    Operation::Create if ask.confirm_delete => Some((
+                        "delete",
+                        ctx.cfn
+                            .delete_stack(&stack, &request_token(&id, "delete"))
+                            .await,
+                    )),
+                    Operation::Create => None,
+                };
+                match call {
+                    Some((_, Ok(()))) => {
+                        cancel_sent = true;
+                        ctx.record.deployment.status = DeploymentStatus::Cancelling;
+                        self.publish(ctx, Vec::new()).await;
                     }
-                    Operation::Create => {
-                        self.aws(ctx, |cfn| {
-                            let s = s.clone();
-                            async move { cfn.delete_stack(&s).await }
-                        })
-                        .await?
+                    // Tried again at the next poll.
+                    Some((_, Err(e))) if e.retryable => {}
+                    // E.g. CancelUpdateStack refused because the update is already cleaning up:
+                    // the stack decides; its real outcome is recorded below.
+                    Some((_, Err(e))) => {
+                        cancel_sent = true;
+                        cancel_refused = Some(e.to_string());
+                    }
+                    None => {
+                        cancel_sent = true;
+                        cancel_refused = Some(
+                            "cancelling a create deletes the stack, and the request did not confirm that"
+                                .into(),
+                        );
                     }
                 }
-                self.publish(ctx, Vec::new()).await;
             }
             let after = ctx.last_event.clone();
             let events = {
@@ -1154,6 +1456,13 @@ impl Engine {
                 })
                 .await?
             };
+            if events
+                .iter()
+                .any(|e| e.resource_type == STACK_TYPE && e.logical_id == stack_name)
+                || info.as_ref().is_some_and(|i| i.status.is_in_progress())
+            {
+                started = true;
+            }
             if !events.is_empty() {
                 ctx.last_event = events.last().map(|e| e.id.clone());
                 for e in events.iter().filter(|e| is_resource_done(e)) {
@@ -1169,11 +1478,27 @@ impl Engine {
                 }
                 self.publish(ctx, events).await;
             }
-            if let Some(outcome) = self
-                .outcome(ctx, operation, info.as_ref(), cancel_sent)
-                .await
-            {
-                return outcome;
+            if started || info.is_none() {
+                let cancelled = cancel_sent && cancel_refused.is_none();
+                if let Some(outcome) = self
+                    .outcome(ctx, operation, info.as_ref(), cancelled)
+                    .await
+                {
+                    return match (outcome, &cancel_refused) {
+                        (Ok(Done { message: None }), Some(refused)) => Ok(Done {
+                            message: Some(format!(
+                                "the cancel came too late ({refused}); CloudFormation finished the change"
+                            )),
+                        }),
+                        (outcome, _) => outcome,
+                    };
+                }
+            } else if watching_since.elapsed() > NOT_STARTED_GRACE {
+                let status = info.as_ref().map_or("gone", |i| i.status.as_aws_str());
+                return Err(Stop::Failed(format!(
+                    "CloudFormation shows no sign of this deployment's operation after {} s (the stack is still {status}); the change was not applied",
+                    NOT_STARTED_GRACE.as_secs()
+                )));
             }
             tokio::time::sleep(self.settings.poll_interval).await;
         }
@@ -1261,31 +1586,52 @@ impl Engine {
             .unwrap_or_else(|| format!("the stack ended in {}", info.status.as_aws_str()))
     }
 
+    /// Reads one artifact: its size is checked before the body is read (≤ 1 MB), and the read
+    /// is bounded in time.
     async fn fetch(&self, key: &str) -> Result<String, Stop> {
         let s3 = self.deployer.artifacts.s3();
+        let bucket = self.deployer.artifacts.bucket();
         let object = s3
             .get_object()
-            .bucket(self.deployer.artifacts.bucket())
+            .bucket(bucket)
             .key(key)
             .send()
             .await
             .map_err(|e| {
                 Stop::Failed(
-                    AwsFailure::from_sdk(
-                        format!("fetching s3://{}/{key}", self.deployer.artifacts.bucket()),
-                        e,
-                    )
-                    .to_string(),
+                    AwsFailure::from_sdk(format!("fetching s3://{bucket}/{key}"), e).to_string(),
                 )
             })?;
-        let bytes = object
-            .body
-            .collect()
+        let name = key.rsplit('/').next().unwrap_or(key);
+        match object.content_length() {
+            Some(size) if size > MAX_ARTIFACT_BYTES => {
+                return Err(Stop::Refused(format!(
+                    "{name} is {size} bytes; the deployer reads artifacts up to {MAX_ARTIFACT_BYTES} bytes \
+                     (CloudFormation's own limit for a template is 1 MB)"
+                )));
+            }
+            _ => {}
+        }
+        let bytes = tokio::time::timeout(ARTIFACT_READ_TIMEOUT, object.body.collect())
             .await
+            .map_err(|_| {
+                Stop::Failed(format!(
+                    "reading {key} took longer than {} s",
+                    ARTIFACT_READ_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|_| Stop::Failed(format!("the download of {key} broke off")))?
             .into_bytes();
+        if bytes.len() as i64 > MAX_ARTIFACT_BYTES {
+            return Err(Stop::Refused(format!(
+                "{name} is {} bytes; the deployer reads artifacts up to {MAX_ARTIFACT_BYTES} bytes",
+                bytes.len()
+            )));
+        }
+        // A byte-order mark is not part of the text (editors on some systems write one).
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         String::from_utf8(bytes.to_vec())
-            .map_err(|_| Stop::Refused(format!("{key} is not UTF-8 text")))
+            .map_err(|_| Stop::Refused(format!("{name} is not UTF-8 text")))
     }
 }
 
@@ -1320,11 +1666,27 @@ fn check_updatable(info: &StackInfo) -> Result<(), Stop> {
     }
 }
 
-/// What a person is told about an AWS failure: what was being done, the code, and AWS's
-/// message where it describes the request (validation), not the service.
-fn readable(e: &AwsFailure) -> String {
-    match (&e.code[..], &e.message) {
-        ("ValidationError", Some(m)) => format!("{e}: {m}"),
-        _ => e.to_string(),
-    }
+/// The stack itself in its event stream (nested stacks have this type too, under other names).
+const STACK_TYPE: &str = "AWS::CloudFormation::Stack";
+
+/// The change set of a deployment: one name, known before it is created, so a restart can find
+/// and delete it.
+fn change_set_name(deployment_id: &str) -> String {
+    format!("deployer-{deployment_id}")
+}
+
+/// The ClientRequestToken of one write of a deployment: CloudFormation treats requests with the
+/// same token as one. Deployment ids (`d-<hex>`) fit the token's pattern and length.
+fn request_token(deployment_id: &str, what: &str) -> String {
+    format!("{deployment_id}-{what}")
+}
+
+/// What ExecuteChangeSet answers when the same change set was already executed.
+fn says_already_executed(e: &AwsFailure) -> bool {
+    e.code == "InvalidChangeSetStatus" || e.code == "ChangeSetNotFound"
+}
+
+/// A pause in words, for a deployment it held back.
+fn paused_words(pause: &app::pause::Pause) -> String {
+    format!("paused by {}: {}", pause.actor, pause.reason)
 }

@@ -228,6 +228,46 @@ impl Harness {
         self.send(request).await
     }
 
+    /// Any method with a JSON body (`null`: no body).
+    pub async fn send_json(
+        &self,
+        method: &str,
+        uri: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let builder = Request::builder().method(method).uri(uri);
+        let request = if body.is_null() {
+            builder.body(Body::empty()).unwrap()
+        } else {
+            builder
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap()
+        };
+        self.send(request).await
+    }
+
+    /// A raw JSON-typed body, for malformed and oversized requests.
+    pub async fn send_raw(&self, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// The status the event stream answers with this `Last-Event-ID` (the stream is dropped).
+    pub async fn events_status(&self, last_event_id: &str) -> StatusCode {
+        let request = Request::get("/api/v1/events")
+            .header("last-event-id", last_event_id)
+            .body(Body::empty())
+            .unwrap();
+        let app = deployer::router(self.state.clone());
+        app.oneshot(request).await.unwrap().status()
+    }
+
     /// Starts a deployment and waits for its outcome; returns the deployment's detail.
     pub async fn deploy(&self, project: &str, env: &str, build: &str) -> serde_json::Value {
         let (status, started) = self

@@ -1,0 +1,6 @@
+-- The moment of execution, recorded only while no pause covers the environment (one statement),
+-- and once the execute call was answered; a cancel request kept across restarts.
+ALTER TABLE deployments ADD COLUMN execution_committed_at TEXT;
+ALTER TABLE deployments ADD COLUMN executed_at TEXT;
+ALTER TABLE deployments ADD COLUMN cancel_requested_at TEXT;
+ALTER TABLE deployments ADD COLUMN cancel_confirm_delete INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,100 @@
+//! Fault drills that take under a minute, against moto: a flood of deploy requests racing for one
+//! stack, and a corpus of bad input. Each ends with the server still serving.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::Harness;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_hundred_concurrent_deploys_of_one_stack_accept_exactly_one() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    let requests = (0..100).map(|_| {
+        h.post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
+        )
+    });
+    let answers = futures::future::join_all(requests).await;
+    let accepted: Vec<&serde_json::Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(accepted.len(), 1, "exactly one accepted");
+    let id = accepted[0]["id"].as_str().unwrap();
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::ACCEPTED) {
+        assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["deployment_id"], id, "each 409 names it: {body}");
+    }
+    let detail = h.wait(id).await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+
+    let deploy = |body: serde_json::Value| h.post("/api/v1/deployments", body);
+    let cases: Vec<(&str, (StatusCode, serde_json::Value))> = vec![
+        ("unknown project", deploy(json!({"project": "nope", "environment": "DEV", "build": "web-master-1"})).await),
+        ("unknown environment", deploy(json!({"project": "web", "environment": "XXX", "build": "web-master-1"})).await),
+        ("a path as a build", deploy(json!({"project": "web", "environment": "DEV", "build": "../x"})).await),
+        ("control characters", deploy(json!({"project": "web", "environment": "DEV", "build": "web-\u{0}\u{7}-1"})).await),
+        ("a 60 KB id", deploy(json!({"project": "web", "environment": "DEV", "build": "x".repeat(60_000)})).await),
+        ("a missing field", deploy(json!({"project": "web"})).await),
+        ("the wrong type", deploy(json!({"project": 1, "environment": [], "build": null})).await),
+        ("not JSON", h.send_raw("POST", "/api/v1/deployments", "{\"project\": ").await),
+        ("an oversized body", h.send_raw("POST", "/api/v1/deployments", &"x".repeat(200_000)).await),
+        ("an empty pause reason", h.send_json("PUT", "/api/v1/pause", json!({"reason": "  "})).await),
+        ("a long pause reason", h.send_json("PUT", "/api/v1/pause", json!({"reason": "x".repeat(501)})).await),
+        ("a pause reason with control characters", h.send_json("PUT", "/api/v1/pause", json!({"reason": "a\u{1b}[31mred"})).await),
+        ("limit 0", h.get("/api/v1/deployments?limit=0").await),
+        ("limit -1", h.get("/api/v1/deployments?limit=-1").await),
+        ("a huge limit", h.get("/api/v1/deployments?limit=4294967295").await),
+        ("a word for a limit", h.get("/api/v1/deployments?limit=ten").await),
+        ("audit limit -1", h.get("/api/v1/audit?limit=-1").await),
+        ("builds limit 0", h.get("/api/v1/projects/web/builds?limit=0").await),
+        ("an unknown deployment", h.get("/api/v1/deployments/d-nope").await),
+        ("a 100 KB deployment id", h.get(&format!("/api/v1/deployments/{}", "x".repeat(100_000))).await),
+        ("an encoded path as a deployment id", h.get("/api/v1/deployments/..%2F..%2Fetc").await),
+        ("cancel of an unknown deployment", h.post("/api/v1/deployments/d-nope/cancel", json!({})).await),
+    ];
+    for (what, (status, body)) in &cases {
+        assert!(status.is_client_error(), "{what}: {status} {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{what}: a message says why: {body}");
+    }
+
+    // Odd Last-Event-IDs: the stream opens (with a snapshot) rather than failing.
+    for id in ["abc", "-1", "99999999999999999999999", ""] {
+        let status = h.events_status(id).await;
+        assert_eq!(status, StatusCode::OK, "Last-Event-ID {id:?}");
+    }
+
+    // Bad artifacts: refused deployments that say why; the stack is never touched.
+    h.put("web/web-master-2/template.yaml", "{{{ not: [yaml").await;
+    h.put("web/web-master-2/parameters.json", "{}").await;
+    let detail = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(detail["status"], "refused", "{detail}");
+
+    h.put("web/web-master-3/template.yaml", common::TEMPLATE).await;
+    let huge = format!("{{\"Greeting\": \"{}\"}}", "x".repeat(50 * 1024 * 1024));
+    h.put("web/web-master-3/parameters.json", &huge).await;
+    let detail = h.deploy("web", "DEV", "web-master-3").await;
+    assert_eq!(detail["status"], "refused", "{detail}");
+    let message = detail["message"].as_str().unwrap();
+    assert!(message.contains("parameters.json is 52428") && message.contains("bytes"), "{message}");
+
+    // A byte-order mark before the JSON is not an error.
+    h.put("web/web-master-4/template.yaml", common::TEMPLATE).await;
+    h.put("web/web-master-4/parameters.json", "\u{feff}{\"Greeting\": \"bom\"}").await;
+    let detail = h.deploy("web", "DEV", "web-master-4").await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+
+    let (status, health) = h.get("/api/v1/health").await;
+    assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("ok")));
+}
