@@ -4,3 +4,5 @@ ALTER TABLE deployments ADD COLUMN execution_committed_at TEXT;
 ALTER TABLE deployments ADD COLUMN executed_at TEXT;
 ALTER TABLE deployments ADD COLUMN cancel_requested_at TEXT;
 ALTER TABLE deployments ADD COLUMN cancel_confirm_delete INTEGER NOT NULL DEFAULT 0;
+-- Why the deployment is waiting for AWS right now (NULL when it is not).
+ALTER TABLE deployments ADD COLUMN waiting_reason TEXT;

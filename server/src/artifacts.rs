@@ -452,10 +452,10 @@ mod tests {
                 prop_assert_eq!(listed, names, "every folder is listed once");
                 let mut last: BTreeMap<String, u64> = BTreeMap::new();
                 for f in &folders {
-                    if let (Some(branch), Some(number)) = (&f.build.branch, f.build.number) {
-                        if let Some(previous) = last.insert(branch.clone(), number) {
-                            prop_assert!(previous > number, "{branch}: {previous} before {number}");
-                        }
+                    if let (Some(branch), Some(number)) = (&f.build.branch, f.build.number)
+                        && let Some(previous) = last.insert(branch.clone(), number)
+                    {
+                        prop_assert!(previous > number, "{branch}: {previous} before {number}");
                     }
                 }
             }

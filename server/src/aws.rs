@@ -7,8 +7,8 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig, sts::AssumeRoleProvider};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::error::SdkError;
 
 use crate::config::{Config, Environment};
@@ -197,7 +197,11 @@ fn describe_body(status: u16, body: Option<&[u8]>) -> String {
         .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     let quoted: String = text.chars().take(QUOTED_BODY).collect();
-    let more = if text.chars().count() > QUOTED_BODY { "…" } else { "" };
+    let more = if text.chars().count() > QUOTED_BODY {
+        "…"
+    } else {
+        ""
+    };
     if quoted.is_empty() {
         format!("HTTP {status} with an empty body and no AWS error")
     } else {
@@ -228,7 +232,10 @@ mod tests {
     fn an_answer_without_an_aws_error_is_quoted() {
         let long = format!("<html>{}</html>", "x".repeat(1000));
         let said = describe_body(500, Some(long.as_bytes()));
-        assert!(said.starts_with("HTTP 500 with no AWS error, saying: <html>xxx"), "{said}");
+        assert!(
+            said.starts_with("HTTP 500 with no AWS error, saying: <html>xxx"),
+            "{said}"
+        );
         assert!(said.ends_with('…'));
         assert_eq!(
             describe_body(502, None),

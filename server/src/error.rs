@@ -131,7 +131,10 @@ pub async fn too_large_as_json(response: Response) -> Response {
 /// log only (it may name internals).
 pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!(panic = panic_text(&*panic), "a request panicked");
-    let body = ErrorBody::new(ErrorCode::Internal, "internal error; see the deployer's log");
+    let body = ErrorBody::new(
+        ErrorCode::Internal,
+        "internal error; see the deployer's log",
+    );
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         Json(ErrorResponse { error: body }),
@@ -184,13 +187,20 @@ mod tests {
                 "never"
             }),
         ));
-        let request = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
+        let request = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let bytes = axum::body::to_bytes(response.into_body(), 10_000).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 10_000)
+            .await
+            .unwrap();
         let body: ErrorResponse = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body.error.code, ErrorCode::Internal);
-        assert!(!body.error.message.contains("total order"), "internals stay in the log");
+        assert!(
+            !body.error.message.contains("total order"),
+            "internals stay in the log"
+        );
     }
 
     #[tokio::test]
@@ -212,7 +222,9 @@ mod tests {
             axum::routing::post(|body: String| async move { body.len().to_string() }),
         ));
         let big = "x".repeat(crate::MAX_BODY_BYTES + 1);
-        let request = axum::http::Request::post("/echo").body(Body::from(big)).unwrap();
+        let request = axum::http::Request::post("/echo")
+            .body(Body::from(big))
+            .unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }

@@ -63,7 +63,9 @@ pub fn harden(app: Router) -> Router {
     app
         // Bodies are small JSON or form posts; anything bigger is refused before it is read.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .layer(axum::middleware::map_response(error::too_large_as_json))
         // A bug must answer a 500 in the JSON error shape, never a dropped connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

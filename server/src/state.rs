@@ -137,9 +137,9 @@ impl Backend for AppState {
     }
 
     async fn pause_status(&self) -> Result<PauseStatus, ErrorBody> {
-        crate::error::guarded(async move {
-            self.engine.pause_status().await.map_err(ErrorBody::from)
-        })
+        crate::error::guarded(
+            async move { self.engine.pause_status().await.map_err(ErrorBody::from) },
+        )
         .await
     }
 
@@ -166,9 +166,9 @@ impl Backend for AppState {
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
-        crate::error::guarded(async move {
-            AppState::audit(self, query).await.map_err(ErrorBody::from)
-        })
+        crate::error::guarded(
+            async move { AppState::audit(self, query).await.map_err(ErrorBody::from) },
+        )
         .await
     }
 

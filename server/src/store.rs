@@ -368,7 +368,7 @@ impl Store {
         sqlx::query(
             "UPDATE deployments SET status = ?, operation = ?, step = ?, finished_at = ?, message = ?,
                 rolled_back = ?, resources_total = ?, resources_done = ?, stack_id = ?, change_set_name = ?,
-                change_set = ?, steps = ?
+                change_set = ?, steps = ?, waiting_reason = ?
              WHERE id = ?",
         )
         .bind(d.status.as_str())
@@ -383,6 +383,11 @@ impl Store {
         .bind(&record.change_set_name)
         .bind(record.change_set.as_ref().map(to_json))
         .bind(to_json(&record.steps))
+        .bind(
+            d.waiting_reason
+                .as_deref()
+                .filter(|_| d.waiting_for_aws && d.finished_at.is_none()),
+        )
         .bind(&d.id)
         .execute(&self.pool)
         .await?;
@@ -600,6 +605,7 @@ fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
     let steps: String = r.try_get("steps")?;
     let change_set: Option<String> = r.try_get("change_set")?;
     let started_at: DateTime<Utc> = r.try_get("started_at")?;
+    let waiting_reason: Option<String> = r.try_get("waiting_reason")?;
     let deployment = Deployment {
         id: r.try_get("id")?,
         project: r.try_get("project")?,
@@ -622,8 +628,8 @@ fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
         finished_at: r.try_get("finished_at")?,
         message: r.try_get("message")?,
         rolled_back: r.try_get("rolled_back")?,
-        waiting_for_aws: false,
-        waiting_reason: None,
+        waiting_for_aws: waiting_reason.is_some(),
+        waiting_reason,
         resources_total: r.try_get("resources_total")?,
         resources_done: r.try_get("resources_done")?,
     };
@@ -707,13 +713,23 @@ mod tests {
         let mut prd = record("d-2", "PRD");
         store.insert(&mut dev).await.unwrap();
         store.insert(&mut prd).await.unwrap();
-        store.pause(Some("PRD"), "release freeze", "ops").await.unwrap();
+        store
+            .pause(Some("PRD"), "release freeze", "ops")
+            .await
+            .unwrap();
         assert_eq!(store.commit_execution("d-1").await.unwrap(), None);
         let held = store.commit_execution("d-2").await.unwrap().unwrap();
         assert_eq!(held.reason, "release freeze");
         let kept = store.record("d-1").await.unwrap().unwrap();
         assert!(kept.execution_committed && !kept.executed);
-        assert!(!store.record("d-2").await.unwrap().unwrap().execution_committed);
+        assert!(
+            !store
+                .record("d-2")
+                .await
+                .unwrap()
+                .unwrap()
+                .execution_committed
+        );
     }
 
     #[tokio::test]

@@ -27,7 +27,10 @@ async fn a_hundred_concurrent_deploys_of_one_stack_accept_exactly_one() {
     let id = accepted[0]["id"].as_str().unwrap();
     for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::ACCEPTED) {
         assert_eq!(*status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(body["error"]["deployment_id"], id, "each 409 names it: {body}");
+        assert_eq!(
+            body["error"]["deployment_id"], id,
+            "each 409 names it: {body}"
+        );
     }
     let detail = h.wait(id).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
@@ -40,28 +43,95 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
 
     let deploy = |body: serde_json::Value| h.post("/api/v1/deployments", body);
     let cases: Vec<(&str, (StatusCode, serde_json::Value))> = vec![
-        ("unknown project", deploy(json!({"project": "nope", "environment": "DEV", "build": "web-master-1"})).await),
-        ("unknown environment", deploy(json!({"project": "web", "environment": "XXX", "build": "web-master-1"})).await),
-        ("a path as a build", deploy(json!({"project": "web", "environment": "DEV", "build": "../x"})).await),
-        ("control characters", deploy(json!({"project": "web", "environment": "DEV", "build": "web-\u{0}\u{7}-1"})).await),
-        ("a 60 KB id", deploy(json!({"project": "web", "environment": "DEV", "build": "x".repeat(60_000)})).await),
+        (
+            "unknown project",
+            deploy(json!({"project": "nope", "environment": "DEV", "build": "web-master-1"})).await,
+        ),
+        (
+            "unknown environment",
+            deploy(json!({"project": "web", "environment": "XXX", "build": "web-master-1"})).await,
+        ),
+        (
+            "a path as a build",
+            deploy(json!({"project": "web", "environment": "DEV", "build": "../x"})).await,
+        ),
+        (
+            "control characters",
+            deploy(json!({"project": "web", "environment": "DEV", "build": "web-\u{0}\u{7}-1"}))
+                .await,
+        ),
+        (
+            "a 100 KB build id",
+            deploy(json!({"project": "web", "environment": "DEV", "build": "x".repeat(100_000)}))
+                .await,
+        ),
+        (
+            "a 30 KB build id",
+            deploy(json!({"project": "web", "environment": "DEV", "build": "x".repeat(30_000)}))
+                .await,
+        ),
         ("a missing field", deploy(json!({"project": "web"})).await),
-        ("the wrong type", deploy(json!({"project": 1, "environment": [], "build": null})).await),
-        ("not JSON", h.send_raw("POST", "/api/v1/deployments", "{\"project\": ").await),
-        ("an oversized body", h.send_raw("POST", "/api/v1/deployments", &"x".repeat(200_000)).await),
-        ("an empty pause reason", h.send_json("PUT", "/api/v1/pause", json!({"reason": "  "})).await),
-        ("a long pause reason", h.send_json("PUT", "/api/v1/pause", json!({"reason": "x".repeat(501)})).await),
-        ("a pause reason with control characters", h.send_json("PUT", "/api/v1/pause", json!({"reason": "a\u{1b}[31mred"})).await),
+        (
+            "the wrong type",
+            deploy(json!({"project": 1, "environment": [], "build": null})).await,
+        ),
+        (
+            "not JSON",
+            h.send_raw("POST", "/api/v1/deployments", "{\"project\": ")
+                .await,
+        ),
+        (
+            "an oversized body",
+            h.send_raw("POST", "/api/v1/deployments", &"x".repeat(200_000))
+                .await,
+        ),
+        (
+            "an empty pause reason",
+            h.send_json("PUT", "/api/v1/pause", json!({"reason": "  "}))
+                .await,
+        ),
+        (
+            "a long pause reason",
+            h.send_json("PUT", "/api/v1/pause", json!({"reason": "x".repeat(501)}))
+                .await,
+        ),
+        (
+            "a pause reason with control characters",
+            h.send_json("PUT", "/api/v1/pause", json!({"reason": "a\u{1b}[31mred"}))
+                .await,
+        ),
         ("limit 0", h.get("/api/v1/deployments?limit=0").await),
         ("limit -1", h.get("/api/v1/deployments?limit=-1").await),
-        ("a huge limit", h.get("/api/v1/deployments?limit=4294967295").await),
-        ("a word for a limit", h.get("/api/v1/deployments?limit=ten").await),
+        (
+            "a huge limit",
+            h.get("/api/v1/deployments?limit=4294967295").await,
+        ),
+        (
+            "a word for a limit",
+            h.get("/api/v1/deployments?limit=ten").await,
+        ),
         ("audit limit -1", h.get("/api/v1/audit?limit=-1").await),
-        ("builds limit 0", h.get("/api/v1/projects/web/builds?limit=0").await),
-        ("an unknown deployment", h.get("/api/v1/deployments/d-nope").await),
-        ("a 100 KB deployment id", h.get(&format!("/api/v1/deployments/{}", "x".repeat(100_000))).await),
-        ("an encoded path as a deployment id", h.get("/api/v1/deployments/..%2F..%2Fetc").await),
-        ("cancel of an unknown deployment", h.post("/api/v1/deployments/d-nope/cancel", json!({})).await),
+        (
+            "builds limit 0",
+            h.get("/api/v1/projects/web/builds?limit=0").await,
+        ),
+        (
+            "an unknown deployment",
+            h.get("/api/v1/deployments/d-nope").await,
+        ),
+        (
+            "a 60 KB deployment id (the most a URI carries)",
+            h.get(&format!("/api/v1/deployments/{}", "x".repeat(60_000)))
+                .await,
+        ),
+        (
+            "an encoded path as a deployment id",
+            h.get("/api/v1/deployments/..%2F..%2Fetc").await,
+        ),
+        (
+            "cancel of an unknown deployment",
+            h.post("/api/v1/deployments/d-nope/cancel", json!({})).await,
+        ),
     ];
     for (what, (status, body)) in &cases {
         assert!(status.is_client_error(), "{what}: {status} {body}");
@@ -76,22 +146,32 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     }
 
     // Bad artifacts: refused deployments that say why; the stack is never touched.
-    h.put("web/web-master-2/template.yaml", "{{{ not: [yaml").await;
+    h.put("web/web-master-2/template.yaml", "{{{ not: [yaml")
+        .await;
     h.put("web/web-master-2/parameters.json", "{}").await;
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "refused", "{detail}");
 
-    h.put("web/web-master-3/template.yaml", common::TEMPLATE).await;
+    h.put("web/web-master-3/template.yaml", common::TEMPLATE)
+        .await;
     let huge = format!("{{\"Greeting\": \"{}\"}}", "x".repeat(50 * 1024 * 1024));
     h.put("web/web-master-3/parameters.json", &huge).await;
     let detail = h.deploy("web", "DEV", "web-master-3").await;
     assert_eq!(detail["status"], "refused", "{detail}");
     let message = detail["message"].as_str().unwrap();
-    assert!(message.contains("parameters.json is 52428") && message.contains("bytes"), "{message}");
+    assert!(
+        message.contains("parameters.json is 52428") && message.contains("bytes"),
+        "{message}"
+    );
 
     // A byte-order mark before the JSON is not an error.
-    h.put("web/web-master-4/template.yaml", common::TEMPLATE).await;
-    h.put("web/web-master-4/parameters.json", "\u{feff}{\"Greeting\": \"bom\"}").await;
+    h.put("web/web-master-4/template.yaml", common::TEMPLATE)
+        .await;
+    h.put(
+        "web/web-master-4/parameters.json",
+        "\u{feff}{\"Greeting\": \"bom\"}",
+    )
+    .await;
     let detail = h.deploy("web", "DEV", "web-master-4").await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
 

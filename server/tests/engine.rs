@@ -187,7 +187,11 @@ impl CloudFormation for ScriptedCfn {
             exports: s.exports.clone(),
         }))
     }
-    async fn create_stack(&self, request: &StackRequest, token: &str) -> Result<String, AwsFailure> {
+    async fn create_stack(
+        &self,
+        request: &StackRequest,
+        token: &str,
+    ) -> Result<String, AwsFailure> {
         let mut s = self.state.lock().unwrap();
         s.tokens.push(token.to_owned());
         if s.exists {
@@ -256,7 +260,10 @@ impl CloudFormation for ScriptedCfn {
         }
         s.calls.push("ExecuteChangeSet".into());
         s.applied_token = Some(token.to_owned());
-        s.status = Some(s.status_after_execute.unwrap_or(StackStatus::UpdateInProgress));
+        s.status = Some(
+            s.status_after_execute
+                .unwrap_or(StackStatus::UpdateInProgress),
+        );
         if let Some(Fault::TimeoutAfterApplying) = Self::take_fault(&mut s, "ExecuteChangeSet") {
             return Err(fault("timeout", true));
         }
@@ -777,7 +784,10 @@ async fn a_pause_pressed_during_pre_flight_holds_the_deployment_before_execution
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "cancelled", "{detail}");
     let message = detail["message"].as_str().unwrap();
-    assert!(message.contains("incident 42: database failover"), "{message}");
+    assert!(
+        message.contains("incident 42: database failover"),
+        "{message}"
+    );
     assert!(message.contains("not touched"), "{message}");
     let calls = cfn.calls();
     assert!(!calls.contains(&"ExecuteChangeSet".to_owned()), "{calls:?}");
@@ -791,14 +801,21 @@ async fn a_restarted_deployer_does_not_start_paused_work_and_keeps_a_cancel() {
     let gate = cfn.gate.lock().await;
     let paused = start(&h).await;
     wait_for_step(&h, &paused, "validate").await;
-    h.send_json("PUT", "/api/v1/pause", json!({"reason": "freeze for the release"}))
-        .await;
+    h.send_json(
+        "PUT",
+        "/api/v1/pause",
+        json!({"reason": "freeze for the release"}),
+    )
+    .await;
     restart(&mut h, cfn.clone()).await;
     drop(gate);
     let detail = h.wait(&paused).await;
     assert_eq!(detail["status"], "cancelled", "{detail}");
     assert!(
-        detail["message"].as_str().unwrap().contains("freeze for the release"),
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("freeze for the release"),
         "{detail}"
     );
     assert!(!cfn.calls().contains(&"ExecuteChangeSet".to_owned()));
@@ -809,7 +826,10 @@ async fn a_restarted_deployer_does_not_start_paused_work_and_keeps_a_cancel() {
     let cancelled = start(&h).await;
     wait_for_step(&h, &cancelled, "validate").await;
     let (status, answer) = h
-        .post(&format!("/api/v1/deployments/{cancelled}/cancel"), json!({}))
+        .post(
+            &format!("/api/v1/deployments/{cancelled}/cancel"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     restart(&mut h, cfn.clone()).await;
@@ -866,7 +886,12 @@ async fn the_watcher_waits_out_aws_failures_and_reports_the_real_outcome() {
     let mut script = update_to_complete();
     script.truncate(1);
     script.push((
-        Some(("Queue", "AWS::SQS::Queue", "UPDATE_FAILED", Some("Queue name taken"))),
+        Some((
+            "Queue",
+            "AWS::SQS::Queue",
+            "UPDATE_FAILED",
+            Some("Queue name taken"),
+        )),
         StackStatus::UpdateRollbackInProgress,
     ));
     script.push((
@@ -891,7 +916,10 @@ async fn the_watcher_waits_out_aws_failures_and_reports_the_real_outcome() {
                 "{d}"
             );
         }
-        if !matches!(d["status"].as_str(), Some("pending" | "running" | "cancelling")) {
+        if !matches!(
+            d["status"].as_str(),
+            Some("pending" | "running" | "cancelling")
+        ) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -900,7 +928,12 @@ async fn the_watcher_waits_out_aws_failures_and_reports_the_real_outcome() {
     assert!(saw_waiting, "the deployment said it was waiting for AWS");
     assert_eq!(detail["status"], "failed", "{detail}");
     assert_eq!(detail["rolled_back"], true);
-    assert!(detail["message"].as_str().unwrap().contains("Queue name taken"));
+    assert!(
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("Queue name taken")
+    );
 }
 
 #[tokio::test]
@@ -917,7 +950,12 @@ async fn a_stale_terminal_status_right_after_execute_does_not_end_the_deployment
                 StackStatus::UpdateInProgress,
             ),
             (
-                Some(("Queue", "AWS::SQS::Queue", "UPDATE_FAILED", Some("Subnet subnet-1 does not exist"))),
+                Some((
+                    "Queue",
+                    "AWS::SQS::Queue",
+                    "UPDATE_FAILED",
+                    Some("Subnet subnet-1 does not exist"),
+                )),
                 StackStatus::UpdateRollbackInProgress,
             ),
             (
@@ -931,7 +969,10 @@ async fn a_stale_terminal_status_right_after_execute_does_not_end_the_deployment
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "failed", "{detail}");
     assert!(
-        detail["message"].as_str().unwrap().contains("Subnet subnet-1 does not exist"),
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("Subnet subnet-1 does not exist"),
         "{detail}"
     );
 }
@@ -943,7 +984,12 @@ async fn a_cancel_refused_because_the_update_is_finishing_records_what_really_ha
     let cfn = ScriptedCfn::new(
         true,
         vec![(
-            Some(("DEV-WEB", STACK, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None)),
+            Some((
+                "DEV-WEB",
+                STACK,
+                "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+                None,
+            )),
             StackStatus::UpdateCompleteCleanupInProgress,
         )],
     );
@@ -976,7 +1022,10 @@ async fn a_cancel_refused_because_the_update_is_finishing_records_what_really_ha
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
     assert!(
-        detail["message"].as_str().unwrap().contains("cancel came too late"),
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancel came too late"),
         "{detail}"
     );
 }
@@ -989,12 +1038,18 @@ async fn a_panic_in_a_deployment_ends_it_failed_and_frees_the_stack() {
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "failed", "{detail}");
     assert!(
-        detail["message"].as_str().unwrap().contains("internal error"),
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("internal error"),
         "{detail}"
     );
     cfn.state.lock().unwrap().panic_in_summary = false;
     let detail = h.deploy("web", "DEV", "web-master-2").await;
-    assert_eq!(detail["status"], "succeeded", "the stack's lock was freed: {detail}");
+    assert_eq!(
+        detail["status"], "succeeded",
+        "the stack's lock was freed: {detail}"
+    );
 }
 
 #[tokio::test]

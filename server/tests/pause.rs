@@ -199,6 +199,7 @@ async fn a_restarted_deployer_is_still_paused() {
         Some(json!({"reason": "over the weekend"})),
     )
     .await;
+    h.state.engine.abort_all(); // the first process exits
     let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();

@@ -561,11 +561,14 @@ impl Engine {
             record.change_set_name = None;
             if !record.execution_committed {
                 let why = if record.cancel.is_some() {
-                    Some("cancelled before anything was executed; the stack was not touched".to_owned())
+                    Some(
+                        "cancelled before anything was executed; the stack was not touched"
+                            .to_owned(),
+                    )
                 } else {
-                    pauses.blocking(&record.deployment.environment).map(|p| {
-                        format!("{}; the stack was not touched", paused_words(p))
-                    })
+                    pauses
+                        .blocking(&record.deployment.environment)
+                        .map(|p| format!("{}; the stack was not touched", paused_words(p)))
                 };
                 if let Some(why) = why {
                     self.finish_cancelled(&mut record, &why).await;
@@ -705,6 +708,7 @@ impl Engine {
         let d = &mut ctx.record.deployment;
         d.finished_at = Some(Utc::now());
         d.waiting_for_aws = false;
+        d.waiting_reason = None;
         match result {
             Ok(done) => {
                 d.status = DeploymentStatus::Succeeded;
@@ -943,8 +947,16 @@ impl Engine {
         )
         .await;
 
-        // 3. Check against the template.
+        // 3. Check against the template: first that it is one (a YAML or JSON mapping with
+        // Resources), so a broken artifact is refused with the parser's words rather than
+        // whatever CloudFormation, or an emulator, makes of it.
         self.begin(ctx, StepName::Validate).await?;
+        let doc = imports::parse(&template).map_err(Stop::Refused)?;
+        if doc.get("Resources").is_none() {
+            return Err(Stop::Refused(
+                "the template is not a CloudFormation template: it has no Resources section".into(),
+            ));
+        }
         let source = if template.len() > MAX_TEMPLATE_BODY {
             TemplateSource::Url(self.deployer.template_url(&template_key))
         } else {
@@ -1009,7 +1021,6 @@ impl Engine {
             vars.insert("AWS::AccountId".into(), account_id);
             vars.insert("AWS::Region".into(), region);
         }
-        let doc = imports::parse(&template).map_err(Stop::Refused)?;
         let wanted = imports::imported_exports(&doc, &vars);
         if !wanted.is_empty() {
             let exports = self
@@ -1269,7 +1280,11 @@ impl Engine {
                         match cfn.execute_change_set(&s, &n, &t).await {
                             Ok(()) => Ok(()),
                             Err(e) if (attempt > 0 || repeat) && says_already_executed(&e) => {
-                                tracing::info!(attempt, code = e.code, "ExecuteChangeSet repeated: already executed");
+                                tracing::info!(
+                                    attempt,
+                                    code = e.code,
+                                    "ExecuteChangeSet repeated: already executed"
+                                );
                                 Ok(())
                             }
                             Err(e) => Err(e),
@@ -1480,9 +1495,7 @@ impl Engine {
             }
             if started || info.is_none() {
                 let cancelled = cancel_sent && cancel_refused.is_none();
-                if let Some(outcome) = self
-                    .outcome(ctx, operation, info.as_ref(), cancelled)
-                    .await
+                if let Some(outcome) = self.outcome(ctx, operation, info.as_ref(), cancelled).await
                 {
                     return match (outcome, &cancel_refused) {
                         (Ok(Done { message: None }), Some(refused)) => Ok(Done {

@@ -248,7 +248,12 @@ impl Harness {
     }
 
     /// A raw JSON-typed body, for malformed and oversized requests.
-    pub async fn send_raw(&self, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
         let request = Request::builder()
             .method(method)
             .uri(uri)
