@@ -92,11 +92,13 @@ pub fn connect(live: Live) {
             let Ok(mut source) = EventSource::new("/api/v1/events") else {
                 return;
             };
-            let (Ok(deployments), Ok(stacks), Ok(snapshots), Ok(pauses)) = (
+            let (Ok(deployments), Ok(stacks), Ok(snapshots), Ok(pauses), Ok(resyncs)) = (
                 source.subscribe("deployment"),
                 source.subscribe("stack"),
                 source.subscribe("snapshot"),
                 source.subscribe("pause"),
+                // The server says this tab fell behind: re-read everything.
+                source.subscribe("resync"),
             ) else {
                 return;
             };
@@ -105,7 +107,8 @@ pub fn connect(live: Live) {
                 // A new stream starts from now: refetch what may have changed in between.
                 live.everything.update(|n| *n += 1);
             }
-            let mut all = futures::stream::select_all([deployments, stacks, snapshots, pauses]);
+            let mut all =
+                futures::stream::select_all([deployments, stacks, snapshots, pauses, resyncs]);
             // `source` stays alive in this task: dropping it would close the stream.
             while let Some(message) = all.next().await {
                 let Ok((kind, event)) = message else {

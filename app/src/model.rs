@@ -272,6 +272,8 @@ pub enum ErrorCode {
     /// Deployments are paused (HTTP 423).
     Paused,
     AwsUnavailable,
+    /// The deployer is at a limit (e.g. open event streams); try again shortly (HTTP 503).
+    Unavailable,
     Internal,
 }
 

@@ -32,6 +32,9 @@ pub enum AppError {
     /// The stack already has an active deployment (its id).
     #[error("{message}")]
     Busy { message: String, id: String },
+    /// The deployer is at a limit (e.g. open event streams); retrying later works.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     #[error("internal error")]
@@ -61,6 +64,7 @@ impl AppError {
             }
             AppError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Paused(_) => StatusCode::LOCKED,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Aws(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +84,7 @@ impl AppError {
             AppError::ConfirmationRequired(m) => {
                 ErrorBody::new(ErrorCode::ConfirmationRequired, m.clone())
             }
+            AppError::Unavailable(m) => ErrorBody::new(ErrorCode::Unavailable, m.clone()),
             AppError::Aws(f) => ErrorBody::new(ErrorCode::AwsUnavailable, f.to_string()),
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

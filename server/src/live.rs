@@ -16,6 +16,9 @@ use tokio_stream::wrappers::BroadcastStream;
 
 /// How many events a reconnecting client can catch up on.
 const BACKLOG: usize = 2_048;
+/// How many event streams may be open at once; one more is refused with a clear answer rather
+/// than slowing every viewer down.
+pub const MAX_SUBSCRIBERS: usize = 5_000;
 
 #[derive(Clone, Debug)]
 pub struct Envelope {
@@ -30,6 +33,16 @@ pub struct Hub {
     /// Set at shutdown: every stream ends, so that a graceful shutdown is not held open by
     /// subscribers (browsers reconnect, to the next deployer).
     closed: tokio::sync::watch::Sender<bool>,
+    subscribers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One open event stream, counted while it lives.
+struct Subscription(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Default for Hub {
@@ -48,7 +61,23 @@ impl Hub {
             backlog: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(start),
             closed: tokio::sync::watch::Sender::new(false),
+            subscribers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
+    }
+
+    /// Event streams open now.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::SeqCst)
+    }
+
+    fn admit(&self) -> Option<Subscription> {
+        let admitted = self
+            .subscribers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_SUBSCRIBERS).then_some(n + 1)
+            })
+            .is_ok();
+        admitted.then(|| Subscription(self.subscribers.clone()))
     }
 
     /// Ends every event stream, now and for streams opened later.
@@ -119,11 +148,13 @@ fn to_sse(envelope: &Envelope) -> Event {
 }
 
 /// The SSE stream for one subscriber. `active` gives the snapshot when the client missed too much.
+/// `None` when [`MAX_SUBSCRIBERS`] streams are already open.
 pub fn stream(
     hub: &Hub,
     last_id: Option<u64>,
     active: Vec<Deployment>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+    let subscription = hub.admit()?;
     let (missed, rx) = hub.subscribe(last_id);
     let mut seen = last_id.unwrap_or(0);
     let head: Vec<Event> = match missed {
@@ -143,19 +174,77 @@ pub fn stream(
         let out = match item {
             Ok(envelope) if envelope.id > seen => Some(Ok(to_sse(&envelope))),
             Ok(_) => None,
-            // This subscriber fell behind the broadcast: tell it to reload.
-            Err(_) => Some(Ok(Event::default()
-                .event("snapshot")
-                .data("{\"active\":[]}"))),
+            // This subscriber fell behind the broadcast: say so, and that it must re-read
+            // (never an empty "active" list, which would claim nothing is running).
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(missed)) => {
+                Some(Ok(Event::default()
+                    .event("resync")
+                    .data(format!("{{\"missed\":{missed}}}"))))
+            }
         };
+        let _alive = &subscription;
         futures::future::ready(out)
     });
     let stream = futures::stream::iter(head.into_iter().map(Ok))
         .chain(live)
         .take_until(hub.until_closed());
-    Sse::new(stream).keep_alive(
-        KeepAlive::new()
-            .interval(Duration::from_secs(15))
-            .text("keep-alive"),
+    Some(
+        Sse::new(stream).keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("keep-alive"),
+        ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::pause::PauseStatus;
+    use axum::response::IntoResponse;
+
+    fn pause_event() -> LiveEvent {
+        LiveEvent::Pause(PauseStatus {
+            paused: false,
+            reason: None,
+            actor: None,
+            since: None,
+            all: false,
+            environments: Vec::new(),
+            pauses: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_to_resync_not_that_nothing_runs() {
+        let hub = Hub::new();
+        let sse = stream(&hub, None, Vec::new()).unwrap();
+        for _ in 0..1_100 {
+            hub.publish(pause_event());
+        }
+        let mut body = sse.into_response().into_body().into_data_stream();
+        let mut text = String::new();
+        while !text.contains("event: resync") {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+                .await
+                .expect("the stream said it fell behind")
+                .unwrap()
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(text.contains("missed"), "{text}");
+        assert!(!text.contains("event: snapshot"), "no empty snapshot");
+    }
+
+    #[test]
+    fn the_number_of_event_streams_is_bounded() {
+        let hub = Hub::new();
+        let mut open: Vec<Subscription> = (0..MAX_SUBSCRIBERS)
+            .map(|_| hub.admit().expect("below the bound"))
+            .collect();
+        assert!(hub.admit().is_none(), "one more is refused");
+        open.pop();
+        assert!(hub.admit().is_some(), "a closed stream frees its place");
+        assert_eq!(hub.subscribers(), MAX_SUBSCRIBERS - 1);
+    }
 }

@@ -170,7 +170,12 @@ async fn events(
         .into_iter()
         .map(|r| r.deployment)
         .collect();
-    Ok(crate::live::stream(state.engine.hub(), last_id, active))
+    crate::live::stream(state.engine.hub(), last_id, active).ok_or_else(|| {
+        AppError::Unavailable(format!(
+            "{} event streams are open, the most this deployer serves; try again shortly",
+            crate::live::MAX_SUBSCRIBERS
+        ))
+    })
 }
 
 async fn pause_status(State(state): State<AppState>) -> Result<Json<PauseStatus>, AppError> {
