@@ -2,9 +2,9 @@
 //! ListObjectsV2 (paginated), turned into [`Build`]s newest first, and cached for a short while
 //! so a page load does not re-list the bucket.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use app::model::Build;
 use aws_sdk_s3::Client as S3Client;
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::AwsFailure;
 use crate::build_id::BuildId;
+use crate::cache::TtlCache;
 
 /// How long a listing is reused. New builds appear within this time (well inside a minute).
 pub const LISTING_TTL: Duration = Duration::from_secs(20);
@@ -37,23 +38,25 @@ pub struct ArtifactStore {
     s3: S3Client,
     bucket: String,
     prefix: String,
-    ttl: Duration,
-    cache: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Listing>>>>>,
-}
-
-struct Listing {
-    at: Instant,
-    folders: Arc<Vec<BuildFolder>>,
+    /// The configured environment names: `parameters.<ENV>.json` must name one of them.
+    environments: Vec<String>,
+    cache: TtlCache<Arc<Vec<BuildFolder>>>,
 }
 
 impl ArtifactStore {
-    pub fn new(s3: S3Client, bucket: String, prefix: String, ttl: Duration) -> Self {
+    pub fn new(
+        s3: S3Client,
+        bucket: String,
+        prefix: String,
+        environments: Vec<String>,
+        ttl: Duration,
+    ) -> Self {
         ArtifactStore {
             s3,
             bucket,
             prefix,
-            ttl,
-            cache: Mutex::new(HashMap::new()),
+            environments,
+            cache: TtlCache::new(ttl),
         }
     }
 
@@ -68,34 +71,27 @@ impl ArtifactStore {
     /// The project's build folders, newest first. Concurrent callers for one project share one
     /// listing; a listing younger than the TTL is reused.
     pub async fn folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
-        let slot = {
-            let mut cache = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.entry(project.to_owned()).or_default().clone()
-        };
-        let mut slot = slot.lock().await;
-        if let Some(listing) = slot.as_ref()
-            && listing.at.elapsed() < self.ttl
-        {
-            return Ok(listing.folders.clone());
-        }
-        let folders = Arc::new(self.list(project).await?);
-        *slot = Some(Listing {
-            at: Instant::now(),
-            folders: folders.clone(),
-        });
-        Ok(folders)
+        self.cache
+            .get_or_load(project, || async {
+                Ok(Arc::new(self.list(project).await?))
+            })
+            .await
     }
 
     /// Forgets the cached listing of a project, e.g. after a build was written by a test.
     pub fn invalidate(&self, project: &str) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.remove(project);
+        self.cache.invalidate(project);
+    }
+
+    /// Forgets the listing only when it is older than `age`: a build asked for by name that the
+    /// listing lacks may have just been written, but a flood of unknown names must not re-list
+    /// the bucket on every request. Returns whether it was forgotten.
+    pub fn invalidate_if_older(&self, project: &str, age: Duration) -> bool {
+        let stale = self.cache.age(project).is_none_or(|a| a >= age);
+        if stale {
+            self.cache.invalidate(project);
+        }
+        stale
     }
 
     async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
@@ -121,7 +117,9 @@ impl ArtifactStore {
                 files.push((key.to_owned(), modified));
             }
         }
-        Ok(group_into_builds(project, &folder_prefix, files))
+        let mut folders = group_into_builds(project, &folder_prefix, files);
+        check_overrides(&mut folders, &self.environments);
+        Ok(folders)
     }
 }
 
@@ -160,10 +158,12 @@ pub fn group_into_builds(
     let mut folders: Vec<(Option<BuildId>, BuildFolder)> = found
         .into_iter()
         .map(|(id, Found { newest, files })| {
-            let template_key = TEMPLATE_FILES
+            let templates: Vec<&str> = TEMPLATE_FILES
                 .iter()
-                .find_map(|name| files.get(*name))
-                .cloned();
+                .copied()
+                .filter(|name| files.contains_key(*name))
+                .collect();
+            let template_key = templates.first().and_then(|name| files.get(*name)).cloned();
             let parameters_key = files.get(PARAMETERS_FILE).cloned();
             let overrides = files
                 .iter()
@@ -175,6 +175,16 @@ pub fn group_into_builds(
             let parsed = BuildId::parse(&id, [project]);
             let problem = match (&parsed, &template_key, &parameters_key) {
                 (Err(e), _, _) => Some(format!("the folder name {id:?} {e}")),
+                // The build id is written to the stack as a tag value.
+                (Ok(_), _, _) if !is_tag_value(&id) => Some(format!(
+                    "the folder name {id:?} cannot be a CloudFormation tag value (letters, digits, \
+                     spaces and _ . : / = + - @, at most 256 characters)"
+                )),
+                (Ok(_), _, _) if templates.len() > 1 => Some(format!(
+                    "{} templates ({}): which one to deploy is ambiguous; keep one",
+                    templates.len(),
+                    templates.join(", ")
+                )),
                 (Ok(_), None, None) => Some(
                     "no template (template.yaml, .yml or .json) and no parameters.json".to_owned(),
                 ),
@@ -211,6 +221,37 @@ pub fn group_into_builds(
     // different keys is not transitive, and the standard sort panics on that.
     folders.sort_by(|(a, fa), (b, fb)| lane_order(a.as_ref(), fa, b.as_ref(), fb));
     newest_first(folders)
+}
+
+/// Whether CloudFormation accepts the text as a tag value.
+fn is_tag_value(text: &str) -> bool {
+    text.chars().count() <= 256
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+}
+
+/// A `parameters.<X>.json` whose `<X>` is no configured environment (`parameters.prd.json`,
+/// `parameters.PROD.json`) would silently not apply: such a build is not deployable, saying why.
+pub fn check_overrides(folders: &mut [BuildFolder], environments: &[String]) {
+    for folder in folders.iter_mut().filter(|f| f.build.problem.is_none()) {
+        let stray: Vec<String> = folder
+            .overrides
+            .keys()
+            .filter(|env| !environments.contains(env))
+            .map(|env| format!("parameters.{env}.json"))
+            .collect();
+        if !stray.is_empty() {
+            folder.build.deployable = false;
+            folder.build.problem = Some(format!(
+                "{} {} no environment ({}; names are case-sensitive): rename or remove {}",
+                stray.join(", "),
+                if stray.len() == 1 { "matches" } else { "match" },
+                environments.join(", "),
+                if stray.len() == 1 { "it" } else { "them" },
+            ));
+        }
+    }
 }
 
 /// A total order used to group folders into lanes: parsed builds first, by branch and then
@@ -334,6 +375,52 @@ mod tests {
             five.overrides.get("PRD").map(String::as_str),
             Some("builds/web/web-master-5/parameters.PRD.json")
         );
+    }
+
+    #[test]
+    fn two_templates_odd_names_and_stray_overrides_are_not_deployable() {
+        let mut folders = group_into_builds(
+            "web",
+            "builds/web/",
+            files(&[
+                ("web-master-1/template.yaml", 1),
+                ("web-master-1/template.json", 1),
+                ("web-master-1/parameters.json", 1),
+                ("web-fix#2-3/template.yaml", 2),
+                ("web-fix#2-3/parameters.json", 2),
+                ("web-master-4/template.yaml", 3),
+                ("web-master-4/parameters.json", 3),
+                ("web-master-4/parameters.prd.json", 3),
+                ("web-master-4/parameters.PROD.json", 3),
+                ("web-master-5/template.yaml", 4),
+                ("web-master-5/parameters.json", 4),
+                ("web-master-5/parameters.PRD.json", 4),
+            ]),
+        );
+        check_overrides(&mut folders, &["DEV".into(), "PRD".into()]);
+        let problem = |id: &str| {
+            folders
+                .iter()
+                .find(|f| f.build.id == id)
+                .unwrap()
+                .build
+                .problem
+                .clone()
+        };
+        assert!(
+            problem("web-master-1")
+                .unwrap()
+                .contains("2 templates (template.yaml, template.json)")
+        );
+        assert!(problem("web-fix#2-3").unwrap().contains("tag value"));
+        let stray = problem("web-master-4").unwrap();
+        assert!(
+            stray.contains(
+                "parameters.PROD.json, parameters.prd.json match no environment (DEV, PRD"
+            ),
+            "{stray}"
+        );
+        assert_eq!(problem("web-master-5"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use app::model::{Build, Environment, Project, StackCard};
 
 use crate::artifacts::{ArtifactStore, BuildFolder, LISTING_TTL};
 use crate::aws::AwsClients;
+use crate::cache::TtlCache;
 use crate::config::{self, Config};
 use crate::error::AppError;
 use crate::stacks;
@@ -17,7 +18,13 @@ pub struct Deployer {
     pub aws: AwsClients,
     pub artifacts: ArtifactStore,
     pub store: Store,
+    /// Stack cards by `<environment>/<stack>`, kept briefly and read once however many pages
+    /// ask, so a flood of page loads cannot throttle an account.
+    cards: TtlCache<StackCard>,
 }
+
+/// How long a stack card is reused.
+pub const CARD_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Deployer {
     pub fn new(config: Config, aws: AwsClients, store: Store) -> anyhow::Result<Self> {
@@ -30,6 +37,7 @@ impl Deployer {
             s3,
             config.artifacts.bucket.clone(),
             config.artifacts.prefix.clone(),
+            config.environments.iter().map(|e| e.name.clone()).collect(),
             LISTING_TTL,
         );
         Ok(Deployer {
@@ -37,6 +45,7 @@ impl Deployer {
             aws,
             artifacts,
             store,
+            cards: TtlCache::new(CARD_TTL),
         })
     }
 
@@ -123,18 +132,40 @@ impl Deployer {
         let clients = self.aws.env(environment).ok_or_else(|| {
             AppError::NotFound(format!("no environment is called {environment:?}"))
         })?;
-        let mut card = stacks::describe(&clients.cloudformation, environment, stack_name).await?;
-        // The deployer's own record of what it deployed last wins over the stack tag: the tag
-        // is written on every deploy, but emulators (moto) do not apply tags from change sets.
-        if card.exists
-            && let Some(build) = self
-                .store
-                .last_succeeded_build(environment, stack_name)
-                .await?
-        {
-            card.build = Some(build);
-        }
-        Ok(card)
+        let key = format!("{environment}/{stack_name}");
+        self.cards
+            .get_or_load(&key, || async {
+                let mut card =
+                    stacks::describe(&clients.cloudformation, environment, stack_name).await?;
+                // The deployer's own record of what it deployed last wins over the stack tag:
+                // the tag is written on every deploy, but emulators (moto) do not apply tags
+                // from change sets.
+                if card.exists
+                    && let Some(build) = self
+                        .store
+                        .last_succeeded_build(environment, stack_name)
+                        .await?
+                {
+                    card.build = Some(build);
+                }
+                let hidden = self.store.no_echo_keys(environment, stack_name).await?;
+                for p in card
+                    .parameters
+                    .iter_mut()
+                    .filter(|p| hidden.contains(&p.key))
+                {
+                    p.value = None;
+                    p.no_echo = true;
+                }
+                Ok::<_, AppError>(card)
+            })
+            .await
+    }
+
+    /// Forgets a stack's cached card (it changed: a deployment moved it).
+    pub fn forget_card(&self, environment: &str, stack_name: &str) {
+        self.cards
+            .invalidate(&format!("{environment}/{stack_name}"));
     }
 
     /// One card per environment the project deploys to, read concurrently, in promotion order.

@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod aws;
 pub mod build_id;
+pub mod cache;
 pub mod config;
 pub mod deploy;
 pub mod deployer;

@@ -202,6 +202,39 @@ impl Store {
         }
     }
 
+    /// Keeps the parameters the deployment's template declares NoEcho.
+    pub async fn set_no_echo(&self, id: &str, keys: &[String]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET no_echo = ? WHERE id = ?")
+            .bind(to_json(&keys))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every parameter any build deployed (or tried) to the stack declared NoEcho.
+    pub async fn no_echo_keys(
+        &self,
+        environment: &str,
+        stack_name: &str,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT no_echo FROM deployments
+             WHERE environment = ? AND stack_name = ? AND no_echo IS NOT NULL",
+        )
+        .bind(environment)
+        .bind(stack_name)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut keys = std::collections::BTreeSet::new();
+        for row in rows {
+            let list: Vec<String> =
+                serde_json::from_str(&row).map_err(|_| StoreError::Corrupt("no_echo".into()))?;
+            keys.extend(list);
+        }
+        Ok(keys)
+    }
+
     /// AWS answered the execute call.
     pub async fn mark_executed(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query(

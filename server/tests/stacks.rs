@@ -115,3 +115,64 @@ async fn the_card_follows_an_update() {
     assert_eq!(cards[0]["status"], "UPDATE_COMPLETE");
     assert_eq!(cards[0]["build"], "web-master-2");
 }
+
+#[tokio::test]
+async fn a_parameter_the_build_declares_no_echo_is_hidden_whatever_the_stack_says() {
+    let h = Harness::start().await;
+    // Running now, from a template where Greeting is a plain parameter.
+    create(&h, "DEV", "DEV-WEB", "web-master-1").await;
+    let card = h.card("web", "DEV").await;
+    assert_eq!(card["parameters"][0]["value"], "hi", "{card}");
+
+    // A build that declares Greeting NoEcho, refused at pre-flight (it imports an export that
+    // does not exist): the stack keeps its template, but the value is now a secret.
+    let template = common::TEMPLATE
+        .replace(
+            "  Greeting:\n    Type: String\n",
+            "  Greeting:\n    Type: String\n    NoEcho: \"true\"\n",
+        )
+        .replace(
+            "      Value: !Ref Greeting\n",
+            "      Value: !ImportValue no-such-export\n",
+        );
+    assert!(template.contains("NoEcho: \"true\"") && template.contains("no-such-export"));
+    h.put("web/web-master-2/template.yaml", &template).await;
+    h.put("web/web-master-2/parameters.json", r#"{"Greeting": "hi"}"#)
+        .await;
+    let detail = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(detail["status"], "refused", "{detail}");
+    h.state.deployer.forget_card("DEV", "DEV-WEB");
+    let card = h.card("web", "DEV").await;
+    let greeting = card["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == "Greeting")
+        .unwrap();
+    assert_eq!(greeting["no_echo"], true, "{card}");
+    assert!(greeting["value"].is_null(), "{card}");
+    assert!(!card.to_string().contains("\"hi\""), "{card}");
+}
+
+#[tokio::test]
+async fn a_card_is_read_from_aws_once_per_couple_of_seconds() {
+    let h = Harness::start().await;
+    create(&h, "DEV", "DEV-WEB", "web-master-1").await;
+    assert_eq!(h.card("web", "DEV").await["exists"], true);
+    // Gone in AWS, but a flood of page loads within the card's lifetime is answered from the
+    // one read: CloudFormation is not asked again.
+    h.cfn("DEV")
+        .delete_stack()
+        .stack_name("DEV-WEB")
+        .send()
+        .await
+        .unwrap();
+    let cards = futures::future::join_all((0..50).map(|_| h.card("web", "DEV"))).await;
+    assert!(cards.iter().all(|c| c["exists"] == true));
+    tokio::time::sleep(deployer::deployer::CARD_TTL).await;
+    assert_eq!(
+        h.card("web", "DEV").await["exists"],
+        false,
+        "read again after it expired"
+    );
+}

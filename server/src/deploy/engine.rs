@@ -24,6 +24,9 @@ use crate::stacks::{BUILD_TAG, DEPLOYMENT_TAG};
 use crate::store::{CancelAsk, Filter, NewAudit, Record, Store};
 use app::pause::{AuditAction, PauseRequest, PauseStatus};
 
+/// A build asked for by name that the cached listing lacks re-lists the bucket only when the
+/// listing is at least this old.
+const RELIST_AFTER: Duration = Duration::from_secs(2);
 /// The longest pause reason, in characters.
 pub const MAX_PAUSE_REASON: usize = 500;
 /// The largest artifact read: CloudFormation's own limit for a template (by TemplateURL), and
@@ -403,10 +406,17 @@ impl Engine {
         if let Some(folder) = find(&*self.deployer.build_folders(project).await?) {
             return Ok(folder);
         }
-        // A build written since the listing was cached: look once more before saying no.
-        self.deployer.artifacts.invalidate(project);
-        find(&*self.deployer.build_folders(project).await?)
-            .ok_or_else(|| AppError::NotFound(format!("{project} has no build {build:?}")))
+        // A build written since the listing was cached: look once more before saying no —
+        // unless the listing is only seconds old (unknown names must not re-list the bucket).
+        let missing = || AppError::NotFound(format!("{project} has no build {build:?}"));
+        if !self
+            .deployer
+            .artifacts
+            .invalidate_if_older(project, RELIST_AFTER)
+        {
+            return Err(missing());
+        }
+        find(&*self.deployer.build_folders(project).await?).ok_or_else(missing)
     }
 
     fn spawn(
@@ -759,6 +769,10 @@ impl Engine {
         )
         .await;
         self.publish(&ctx, Vec::new()).await;
+        self.deployer.forget_card(
+            &ctx.record.deployment.environment,
+            &ctx.record.deployment.stack_name,
+        );
         match self
             .deployer
             .stack(
@@ -956,6 +970,19 @@ impl Engine {
             return Err(Stop::Refused(
                 "the template is not a CloudFormation template: it has no Resources section".into(),
             ));
+        }
+        // Kept before anything else happens: the build's NoEcho declarations hide those values
+        // on the stack's card, whatever the stack's current template says.
+        let no_echo = imports::no_echo_parameters(&doc);
+        if !no_echo.is_empty()
+            && let Err(e) = self
+                .store
+                .set_no_echo(&ctx.record.deployment.id, &no_echo)
+                .await
+        {
+            return Err(Stop::Failed(format!(
+                "could not record the template's NoEcho parameters ({e}); nothing was changed"
+            )));
         }
         let source = if template.len() > MAX_TEMPLATE_BODY {
             TemplateSource::Url(self.deployer.template_url(&template_key))
@@ -1295,6 +1322,8 @@ impl Engine {
             }
         }
         ctx.record.executed = true;
+        self.deployer
+            .forget_card(&ctx.record.deployment.environment, &stack_name);
         if let Err(e) = self.store.mark_executed(&id).await {
             tracing::error!(id, error = %e, "could not record the execution");
         }

@@ -15,6 +15,22 @@ pub fn parse(template: &str) -> Result<Value, String> {
         .map_err(|e| format!("the template is not valid YAML or JSON: {e}"))
 }
 
+/// The parameters the template declares `NoEcho` (`true` or `"true"`, as CloudFormation takes).
+pub fn no_echo_parameters(doc: &Value) -> Vec<String> {
+    let Some(Value::Mapping(parameters)) = doc.get("Parameters") else {
+        return Vec::new();
+    };
+    parameters
+        .iter()
+        .filter(|(_, p)| match p.get("NoEcho") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        })
+        .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The export names the template imports that can be known before deploying. Imports whose
 /// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation.
 pub fn imported_exports(doc: &Value, vars: &BTreeMap<String, String>) -> Vec<String> {

@@ -35,6 +35,9 @@ pub fn parse(file: &str, text: &str) -> Result<ParameterSet, String> {
             describe(&e)
         )
     })?;
+    // serde_json keeps the last of two equal keys without a word; a file that sets a parameter
+    // twice is ambiguous, so it is refused with the line of the second one.
+    serde_json::from_str::<NoDuplicateKeys>(text).map_err(|e| format!("{file}: {e}"))?;
     let mut set = ParameterSet::default();
     match json {
         Value::Object(map) if is_codepipeline(&map) => {
@@ -197,6 +200,59 @@ fn quote_list(items: &[&str]) -> String {
         .join(", ")
 }
 
+/// Walks a JSON document, failing on the first object that has a key twice.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +348,24 @@ mod tests {
     fn nested_objects_are_refused_with_the_key() {
         let err = parse("p.json", r#"{"A": {"b": 1}}"#).unwrap_err();
         assert!(err.contains("value of A"), "{err}");
+    }
+
+    #[test]
+    fn a_parameter_set_twice_is_refused_with_its_line() {
+        let e = parse(
+            "parameters.json",
+            "{\n  \"Greeting\": \"a\",\n  \"Greeting\": \"b\"\n}",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("\"Greeting\" appears twice") && e.contains("line 3"),
+            "{e}"
+        );
+        let e = parse("p.json", r#"{"Parameters": {"A": "1", "A": "2"}}"#).unwrap_err();
+        assert!(e.contains("\"A\" appears twice"), "{e}");
+        // The same key in different objects is not a duplicate.
+        let list = r#"[{"ParameterKey": "A", "ParameterValue": "1"},
+                       {"ParameterKey": "B", "ParameterValue": "2"}]"#;
+        assert_eq!(parse("p.json", list).unwrap().values.len(), 2);
     }
 }

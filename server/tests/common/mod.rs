@@ -197,6 +197,11 @@ impl Harness {
             .send()
             .await
             .unwrap();
+        // The listing is cached (a build asked for by name re-lists only a listing seconds
+        // old): a test sees its upload at once.
+        if let Some(project) = key.split('/').next() {
+            self.state.deployer.artifacts.invalidate(project);
+        }
     }
 
     /// Writes a complete build folder.
