@@ -178,3 +178,50 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     let (status, health) = h.get("/api/v1/health").await;
     assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("ok")));
 }
+
+#[tokio::test]
+async fn a_flood_of_page_loads_and_unknown_builds_costs_one_aws_read() {
+    let h = Harness::start_behind_proxy().await;
+    let proxy = h.proxy.as_ref().unwrap();
+    h.put_build("web", "web-master-1").await;
+    h.cfn("DEV")
+        .create_stack()
+        .stack_name("DEV-WEB")
+        .template_body(common::TEMPLATE)
+        .parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key("Greeting")
+                .parameter_value("hi")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let before = proxy.forwarded("DescribeStacks");
+    let cards = futures::future::join_all((0..100).map(|_| h.card("web", "DEV"))).await;
+    assert!(cards.iter().all(|c| c["exists"] == true));
+    assert_eq!(
+        proxy.forwarded("DescribeStacks") - before,
+        3,
+        "one read of each of web's three stacks (DEV, STG, PRD) for a hundred pages"
+    );
+
+    // A listing exists; asking for builds that do not exist does not re-list the bucket each time.
+    let (status, _) = h.get("/api/v1/projects/web/builds").await;
+    assert_eq!(status, StatusCode::OK);
+    let listings = proxy.forwarded("ListObjectsV2");
+    for n in 0..30 {
+        let (status, body) = h
+            .post(
+                "/api/v1/deployments",
+                json!({"project": "web", "environment": "DEV", "build": format!("web-master-{}", 100 + n)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+    assert!(
+        proxy.forwarded("ListObjectsV2") - listings <= 1,
+        "unknown builds re-listed the bucket {} times",
+        proxy.forwarded("ListObjectsV2") - listings
+    );
+}

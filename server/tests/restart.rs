@@ -1,7 +1,7 @@
 //! A restart in the middle of a deployment: the new process re-attaches to the deployment the
 //! store says was in flight and sees it through. moto holds a stack in CREATE_IN_PROGRESS when
 //! CreateStack meets a `Custom::` resource backed by a Lambda of the same template, until the
-//! test answers for the Lambda on moto's cfnresponse endpoint.
+//! test answers for the Lambda on moto's cfnresponse endpoint ([`common::GATED_TEMPLATE`]).
 
 mod common;
 
@@ -11,41 +11,10 @@ use common::{ACCOUNTS, Harness};
 use deployer::aws::AwsClients;
 use serde_json::json;
 
-const WAITING_TEMPLATE: &str = r#"
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Greeting:
-    Type: String
-Resources:
-  HookRole:
-    Type: AWS::IAM::Role
-    Properties:
-      RoleName: !Sub "${AWS::StackName}-hook"
-      AssumeRolePolicyDocument:
-        Version: "2012-10-17"
-        Statement:
-          - Effect: Allow
-            Principal: { Service: lambda.amazonaws.com }
-            Action: sts:AssumeRole
-  Hook:
-    Type: AWS::Lambda::Function
-    Properties:
-      Runtime: python3.11
-      Handler: index.handler
-      Role: !GetAtt HookRole.Arn
-      Code:
-        ZipFile: "def handler(event, context): pass"
-  Wait:
-    Type: Custom::Wait
-    Properties:
-      ServiceToken: !GetAtt Hook.Arn
-      Greeting: !Ref Greeting
-"#;
-
 #[tokio::test]
 async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     let h = Harness::start().await;
-    h.put("web/web-master-7/template.yaml", WAITING_TEMPLATE)
+    h.put("web/web-master-7/template.yaml", common::GATED_TEMPLATE)
         .await;
     h.put(
         "web/web-master-7/parameters.json",
@@ -99,22 +68,7 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     );
 
     // The Lambda answers; CloudFormation completes the stack.
-    let port = h.moto.endpoint.rsplit(':').next().unwrap();
-    let response = reqwest::Client::new()
-        .put(format!("http://localhost:{port}/cloudformation_eu-west-1/cfnresponse?stack={stack_id}"))
-        .header("content-type", "application/json")
-        // The Lambda's answer carries no credentials: moto takes the account from this header
-        // and the region from the (unchecked) credential scope of an Authorization header.
-        .header("x-moto-account-id", ACCOUNTS[0].1)
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/eu-west-1/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(json!({"Status": "SUCCESS", "LogicalResourceId": "Wait", "StackId": stack_id, "Data": {}}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
+    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
 
     let mut finished = None;
     for _ in 0..400 {

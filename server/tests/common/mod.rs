@@ -2,6 +2,8 @@
 //! configured against it with four environments as four accounts.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -108,6 +110,11 @@ impl Drop for Moto {
 
 /// The config the tests run with: every project deploys to DEV, STG and PRD.
 pub fn config(endpoint: &str, store: &std::path::Path) -> Config {
+    Config::parse(&config_toml(endpoint, store)).unwrap()
+}
+
+/// [`config`] as the file a deployer process reads.
+pub fn config_toml(endpoint: &str, store: &std::path::Path) -> String {
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\nstore = {store:?}\npoll_interval_ms = 50\nactor = \"tester\"\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
     );
@@ -119,7 +126,7 @@ pub fn config(endpoint: &str, store: &std::path::Path) -> Config {
     }
     toml.push_str("[[projects]]\nname = \"web\"\ntitle = \"Web\"\nenvironments = [\"DEV\", \"STG\", \"PRD\"]\n");
     toml.push_str("[[projects]]\nname = \"web-api\"\nenvironments = [\"DEV\"]\n");
-    Config::parse(&toml).unwrap()
+    toml
 }
 
 pub fn static_credentials() -> SharedCredentialsProvider {
@@ -130,6 +137,7 @@ pub fn static_credentials() -> SharedCredentialsProvider {
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub moto: Moto,
+    pub proxy: Option<proxy::FaultProxy>,
     pub state: AppState,
     pub aws: AwsClients,
 }
@@ -143,9 +151,28 @@ impl Harness {
     pub async fn start_with(
         cfn: Option<std::sync::Arc<dyn deployer::deploy::cfn::CloudFormation>>,
     ) -> Harness {
+        Self::start_full(cfn, false).await
+    }
+
+    /// A harness whose deployer reaches moto through a [`proxy::FaultProxy`] (`h.proxy`).
+    pub async fn start_behind_proxy() -> Harness {
+        Self::start_full(None, true).await
+    }
+
+    async fn start_full(
+        cfn: Option<std::sync::Arc<dyn deployer::deploy::cfn::CloudFormation>>,
+        behind_proxy: bool,
+    ) -> Harness {
         let moto = Moto::start();
+        let proxy = match behind_proxy {
+            true => Some(proxy::FaultProxy::start(&moto.endpoint).await),
+            false => None,
+        };
+        let endpoint = proxy
+            .as_ref()
+            .map_or(moto.endpoint.clone(), |p| p.url.clone());
         let dir = tempfile::tempdir().unwrap();
-        let config = config(&moto.endpoint, &dir.path().join("deployer.sqlite"));
+        let config = config(&endpoint, &dir.path().join("deployer.sqlite"));
         let aws = AwsClients::connect(&config, Some(static_credentials())).await;
         let state = match cfn {
             None => deployer::state(config, aws.clone()).await.unwrap(),
@@ -162,6 +189,7 @@ impl Harness {
         let harness = Harness {
             dir,
             moto,
+            proxy,
             state,
             aws,
         };
@@ -339,6 +367,60 @@ impl Harness {
         });
         (status, json)
     }
+}
+
+/// A template whose create waits: moto holds the stack in CREATE_IN_PROGRESS when CreateStack
+/// meets a `Custom::` resource backed by a Lambda of the same template, until the test answers
+/// for the Lambda ([`Harness::release_gate`]).
+pub const GATED_TEMPLATE: &str = r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Greeting:
+    Type: String
+Resources:
+  HookRole:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: !Sub "${AWS::StackName}-hook"
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: { Service: lambda.amazonaws.com }
+            Action: sts:AssumeRole
+  Hook:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.11
+      Handler: index.handler
+      Role: !GetAtt HookRole.Arn
+      Code:
+        ZipFile: "def handler(event, context): pass"
+  Wait:
+    Type: Custom::Wait
+    Properties:
+      ServiceToken: !GetAtt Hook.Arn
+      Greeting: !Ref Greeting
+"#;
+
+/// Answers for the gate's Lambda on moto's cfnresponse endpoint: the gated create completes.
+pub async fn release_gate(moto_endpoint: &str, account: &str, stack_id: &str) {
+    let port = moto_endpoint.rsplit(':').next().unwrap();
+    let response = reqwest::Client::new()
+        .put(format!("http://localhost:{port}/cloudformation_eu-west-1/cfnresponse?stack={stack_id}"))
+        .header("content-type", "application/json")
+        // The Lambda's answer carries no credentials: moto takes the account from this header
+        // and the region from the (unchecked) credential scope of an Authorization header.
+        .header("x-moto-account-id", account)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/eu-west-1/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(serde_json::json!({"Status": "SUCCESS", "LogicalResourceId": "Wait", "StackId": stack_id, "Data": {}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
 }
 
 pub const TEMPLATE: &str = r#"
