@@ -153,6 +153,38 @@ pub struct Deployment {
     pub resources_done: u32,
 }
 
+impl Deployment {
+    /// A deployment just asked for: pending, nothing done yet. The store sets `started_at`.
+    pub fn pending(
+        id: String,
+        project: &str,
+        environment: &str,
+        stack_name: &str,
+        build: &str,
+        actor: &str,
+    ) -> Deployment {
+        Deployment {
+            id,
+            project: project.to_owned(),
+            environment: environment.to_owned(),
+            stack_name: stack_name.to_owned(),
+            build: build.to_owned(),
+            status: DeploymentStatus::Pending,
+            operation: None,
+            step: None,
+            actor: actor.to_owned(),
+            started_at: Utc::now(),
+            finished_at: None,
+            message: None,
+            rolled_back: false,
+            waiting_for_aws: false,
+            waiting_reason: None,
+            resources_total: None,
+            resources_done: 0,
+        }
+    }
+}
+
 /// What a change set would do to one resource.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceChange {

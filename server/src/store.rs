@@ -34,6 +34,22 @@ pub struct Record {
     pub cancel: Option<CancelAsk>,
 }
 
+impl Record {
+    /// A new deployment's record: no steps, nothing created or executed yet.
+    pub fn new(deployment: Deployment) -> Record {
+        Record {
+            deployment,
+            steps: Vec::new(),
+            change_set: None,
+            stack_id: None,
+            change_set_name: None,
+            execution_committed: false,
+            executed: false,
+            cancel: None,
+        }
+    }
+}
+
 /// A cancel request as kept in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CancelAsk {
@@ -708,34 +724,15 @@ mod tests {
     }
 
     fn record(id: &str, environment: &str) -> Record {
-        Record {
-            deployment: Deployment {
-                id: id.into(),
-                project: "web".into(),
-                environment: environment.into(),
-                stack_name: format!("{environment}-WEB"),
-                build: "web-master-1".into(),
-                status: DeploymentStatus::Running,
-                operation: Some(Operation::Update),
-                step: None,
-                actor: "tester".into(),
-                started_at: Utc::now(),
-                finished_at: None,
-                message: None,
-                rolled_back: false,
-                waiting_for_aws: false,
-                waiting_reason: None,
-                resources_total: None,
-                resources_done: 0,
-            },
-            steps: Vec::new(),
-            change_set: None,
-            stack_id: None,
-            change_set_name: None,
-            execution_committed: false,
-            executed: false,
-            cancel: None,
-        }
+        let deployment = Deployment::pending(
+            id.into(),
+            "web",
+            environment,
+            &format!("{environment}-WEB"),
+            "web-master-1",
+            "tester",
+        );
+        Record::new(deployment)
     }
 
     #[tokio::test]

@@ -737,14 +737,7 @@ fn update_to_complete() -> Vec<Frame> {
 }
 
 async fn start(h: &Harness) -> String {
-    let (status, started) = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    started["id"].as_str().unwrap().to_owned()
+    h.start_deployment("web-master-2").await
 }
 
 /// The same process "restarts": its tasks stop, and a new deployer opens the same store.

@@ -16,16 +16,6 @@ use common::proxy::Fault;
 use common::{ACCOUNTS, GATED_TEMPLATE, Harness};
 use serde_json::{Value, json};
 
-async fn put_gated_build(h: &Harness, build: &str) {
-    h.put(&format!("web/{build}/template.yaml"), GATED_TEMPLATE)
-        .await;
-    h.put(
-        &format!("web/{build}/parameters.json"),
-        r#"{"Greeting": "drill"}"#,
-    )
-    .await;
-}
-
 /// The id of the stack moto is creating, once it is creating it.
 async fn creating_stack_id(cfn: &aws_sdk_cloudformation::Client, name: &str) -> String {
     for _ in 0..1200 {
@@ -62,25 +52,13 @@ async fn drill_throttling_503s_and_a_lost_create_answer_end_with_the_true_outcom
     let h = Harness::start_behind_proxy().await;
     let proxy = h.proxy.as_ref().unwrap();
     // moto's own client, not through the proxy, to look at what really happened.
-    let moto_cfn = {
-        let config = common::config(&h.moto.endpoint, &h.dir.path().join("unused.sqlite"));
-        let aws =
-            deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
-        aws.env("DEV").unwrap().cloudformation.clone()
-    };
-    put_gated_build(&h, "web-master-1").await;
+    let moto_cfn = h.moto_cfn().await;
+    h.put_build_of("web", "web-master-1", GATED_TEMPLATE).await;
 
     // The CreateStack reaches moto, but its answer comes after the SDK stopped waiting.
     proxy.inject("CreateStack", Fault::SlowAnswer(Duration::from_secs(12)), 1);
     let started = Instant::now();
-    let (status, body) = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    let id = h.start_deployment("web-master-1").await;
     let stack_id = creating_stack_id(&moto_cfn, "DEV-WEB").await;
 
     // While it is being created: throttled reads, then 503s.
@@ -130,21 +108,9 @@ async fn drill_throttling_503s_and_a_lost_create_answer_end_with_the_true_outcom
 async fn drill_the_emulator_vanishes_for_30_s_mid_watch() {
     let h = Harness::start_behind_proxy().await;
     let proxy = h.proxy.as_ref().unwrap();
-    put_gated_build(&h, "web-master-1").await;
-    let moto_cfn = {
-        let config = common::config(&h.moto.endpoint, &h.dir.path().join("unused.sqlite"));
-        let aws =
-            deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
-        aws.env("DEV").unwrap().cloudformation.clone()
-    };
-    let (status, body) = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    h.put_build_of("web", "web-master-1", GATED_TEMPLATE).await;
+    let moto_cfn = h.moto_cfn().await;
+    let id = h.start_deployment("web-master-1").await;
     let stack_id = creating_stack_id(&moto_cfn, "DEV-WEB").await;
     loop {
         let (_, d) = h.get(&format!("/api/v1/deployments/{id}")).await;
@@ -256,7 +222,7 @@ async fn drill_sigkill_mid_deployment_twenty_times() {
     let mut outcomes: Vec<String> = Vec::new();
     for run in 0..runs {
         let build = format!("web-master-{}", run + 1);
-        put_gated_build(&h, &build).await;
+        h.put_build_of("web", &build, GATED_TEMPLATE).await;
         let process = Process::start(&config).await;
         let started: Value = client
             .post(format!("{}/api/v1/deployments", process.url))

@@ -183,35 +183,15 @@ impl Engine {
             }
             return Err(AppError::Refused(reason));
         }
-        let deployment = Deployment {
-            id: format!("d-{}", uuid::Uuid::new_v4().simple()),
-            project: project.name.clone(),
-            environment: request.environment.clone(),
-            stack_name,
-            build: request.build.clone(),
-            status: DeploymentStatus::Pending,
-            operation: None,
-            step: None,
-            actor: actor.to_owned(),
-            started_at: Utc::now(),
-            finished_at: None,
-            message: None,
-            rolled_back: false,
-            waiting_for_aws: false,
-            waiting_reason: None,
-            resources_total: None,
-            resources_done: 0,
-        };
-        let mut record = Record {
-            deployment,
-            steps: Vec::new(),
-            change_set: None,
-            stack_id: None,
-            change_set_name: None,
-            execution_committed: false,
-            executed: false,
-            cancel: None,
-        };
+        let deployment = Deployment::pending(
+            format!("d-{}", uuid::Uuid::new_v4().simple()),
+            &project.name,
+            &request.environment,
+            &stack_name,
+            &request.build,
+            actor,
+        );
+        let mut record = Record::new(deployment);
         let d = &record.deployment;
         let current = self
             .store

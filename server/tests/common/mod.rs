@@ -234,13 +234,38 @@ impl Harness {
 
     /// Writes a complete build folder.
     pub async fn put_build(&self, project: &str, id: &str) {
-        self.put(&format!("{project}/{id}/template.yaml"), TEMPLATE)
+        self.put_build_of(project, id, TEMPLATE).await;
+    }
+
+    /// Writes a complete build folder with this template.
+    pub async fn put_build_of(&self, project: &str, id: &str, template: &str) {
+        self.put(&format!("{project}/{id}/template.yaml"), template)
             .await;
         self.put(
             &format!("{project}/{id}/parameters.json"),
             r#"{"Greeting":"hello"}"#,
         )
         .await;
+    }
+
+    /// Asks for a deployment of `web` in DEV and returns its id (it must be accepted).
+    pub async fn start_deployment(&self, build: &str) -> String {
+        let (status, started) = self
+            .post(
+                "/api/v1/deployments",
+                serde_json::json!({"project": "web", "environment": "DEV", "build": build}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        started["id"].as_str().unwrap().to_owned()
+    }
+
+    /// CloudFormation in DEV reached directly, never through the harness's proxy: what really
+    /// happened in the emulator.
+    pub async fn moto_cfn(&self) -> aws_sdk_cloudformation::Client {
+        let config = config(&self.moto.endpoint, &self.dir.path().join("unused.sqlite"));
+        let aws = AwsClients::connect(&config, Some(static_credentials())).await;
+        aws.env("DEV").unwrap().cloudformation.clone()
     }
 
     /// GET through the whole router, without a socket.
