@@ -65,6 +65,8 @@ enum Fault {
     TimeoutAfterApplying,
     /// AWS throttled the request (HTTP 400 `Throttling`); nothing happened.
     Throttling,
+    /// The request was applied, and the deployer died before the answer came (never answers).
+    HangAfterApplying,
 }
 
 fn fault(code: &str, retryable: bool) -> AwsFailure {
@@ -192,30 +194,32 @@ impl CloudFormation for ScriptedCfn {
         request: &StackRequest,
         token: &str,
     ) -> Result<String, AwsFailure> {
-        let mut s = self.state.lock().unwrap();
-        s.tokens.push(token.to_owned());
-        if s.exists {
-            // AWS: the same token is the same request; another one finds the name taken.
-            if s.applied_token.as_deref() == Some(token) {
-                return Ok(format!(
-                    "arn:aws:cloudformation:eu-west-1:111111111111:stack/{}/1",
-                    request.stack_name
-                ));
-            }
-            return Err(fault("AlreadyExistsException", false));
-        }
-        s.calls.push("CreateStack".into());
-        s.applied_token = Some(token.to_owned());
-        s.exists = true;
-        s.status = Some(StackStatus::CreateInProgress);
-        s.tags = request.tags.clone();
-        if let Some(Fault::TimeoutAfterApplying) = Self::take_fault(&mut s, "CreateStack") {
-            return Err(fault("timeout", true));
-        }
-        Ok(format!(
+        let stack_id = format!(
             "arn:aws:cloudformation:eu-west-1:111111111111:stack/{}/1",
             request.stack_name
-        ))
+        );
+        let fault_now = {
+            let mut s = self.state.lock().unwrap();
+            s.tokens.push(token.to_owned());
+            if s.exists {
+                // AWS: the same token is the same request; another one finds the name taken.
+                if s.applied_token.as_deref() == Some(token) {
+                    return Ok(stack_id);
+                }
+                return Err(fault("AlreadyExistsException", false));
+            }
+            s.calls.push("CreateStack".into());
+            s.applied_token = Some(token.to_owned());
+            s.exists = true;
+            s.status = Some(StackStatus::CreateInProgress);
+            s.tags = request.tags.clone();
+            Self::take_fault(&mut s, "CreateStack")
+        };
+        match fault_now {
+            Some(Fault::TimeoutAfterApplying) => Err(fault("timeout", true)),
+            Some(Fault::HangAfterApplying) => std::future::pending().await,
+            _ => Ok(stack_id),
+        }
     }
     async fn create_change_set(
         &self,
@@ -1075,4 +1079,39 @@ async fn an_update_committed_before_a_restart_is_executed_once_and_watched() {
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
     assert_eq!(cfn.calls(), ["CreateChangeSet", "ExecuteChangeSet"]);
+}
+
+#[tokio::test]
+async fn a_create_applied_just_before_a_restart_is_watched_not_repeated() {
+    // AWS: CreateStack went through; the deployer died before it heard back. After the restart
+    // the stack exists, tagged with this deployment: it is watched, never created again or
+    // updated.
+    let cfn = ScriptedCfn::new(
+        false,
+        vec![
+            (
+                Some(("DEV-WEB", STACK, "CREATE_IN_PROGRESS", None)),
+                StackStatus::CreateInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "CREATE_COMPLETE", None)),
+                StackStatus::CreateComplete,
+            ),
+        ],
+    );
+    cfn.state.lock().unwrap().faults = vec![("CreateStack", Fault::HangAfterApplying)];
+    let mut h = harness(cfn.clone()).await;
+    let id = start(&h).await;
+    wait_for_step(&h, &id, "execute").await;
+    for _ in 0..200 {
+        if cfn.calls().contains(&"CreateStack".to_owned()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    restart(&mut h, cfn.clone()).await;
+    let detail = h.wait(&id).await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    assert_eq!(detail["operation"], "create", "{detail}");
+    assert_eq!(cfn.calls(), ["CreateStack"], "one create, no change set");
 }

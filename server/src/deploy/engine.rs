@@ -1054,6 +1054,26 @@ impl Engine {
             })
             .await?
         };
+        // A create of this very deployment went through before a restart (its answer was lost
+        // with the process): the stack is ours and being created — watch it, never update it.
+        if ctx.record.execution_committed
+            && let Some(info) = &existing
+            && info.tag(DEPLOYMENT_TAG) == Some(ctx.record.deployment.id.as_str())
+        {
+            ctx.record.deployment.operation = Some(Operation::Create);
+            ctx.record.stack_id = Some(info.stack_id.clone());
+            ctx.record.executed = true;
+            if let Err(e) = self.store.mark_executed(&ctx.record.deployment.id).await {
+                tracing::error!(error = %e, "could not record the execution");
+            }
+            self.end(
+                ctx,
+                Some("the stack this deployment created is there".into()),
+            )
+            .await;
+            let since = ctx.record.deployment.started_at - CLOCK_SKEW;
+            return self.watch(ctx, Operation::Create, since).await;
+        }
         let exports_note = match &existing {
             Some(info) => self.check_removed_exports(ctx, info, &doc, &vars).await?,
             None => None,
