@@ -164,6 +164,9 @@ pub fn ProgressPanel(
                 {change_set.map(|c| format!(" · change set: {c}"))}
                 " · " <a href=href>"details"</a>
             </p>
+            {d.waiting_reason.clone().filter(|_| d.waiting_for_aws && d.status.is_active()).map(|reason| view! {
+                <p class="outcome outcome-waiting" role="status">"Waiting for AWS — " {reason}</p>
+            })}
             {d.message.clone().map(|m| view! { <p class=format!("outcome outcome-{}", d.status.as_str())>{m}</p> })}
             {move || cancel_error().map(|e| view! { <p class="outcome outcome-failed">{e}</p> })}
             <ol class="steps">{steps}</ol>
