@@ -1,51 +1,54 @@
 //! Server functions used by the pages. Their bodies run on the server against the [`ssr::Backend`]
-//! the server provides as context; the browser calls them over HTTP.
+//! the server provides as context — the same service methods the REST API calls, with the same
+//! checks, errors and audit — and the browser calls them over HTTP. Failures arrive as the same
+//! [`ErrorBody`] as on the REST API, with the same HTTP status.
 
 use leptos::prelude::*;
 
 use crate::deployment::{Activity, Deployment, DeploymentDetail};
+use crate::error::ErrorBody;
 use crate::model::{BuildList, Overview, StackView};
 use crate::pause::{AuditEntry, AuditQuery, PauseStatus};
 
 /// What to show a person for a failed server function: the server's own message (already a
-/// summary written for people), without the framework's "error running server function" prefix.
-pub fn error_message(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        ServerFnError::Request(message) => {
-            format!("the deployer could not be reached ({message}); is it running?")
-        }
-        other => other.to_string(),
-    }
+/// summary written for people).
+pub fn error_message(error: &ErrorBody) -> String {
+    error.message.clone()
 }
 
 #[server]
-pub async fn get_overview() -> Result<Overview, ServerFnError> {
-    Ok(ssr::backend()?.overview())
-}
-
-#[server]
-pub async fn get_builds(project: String) -> Result<BuildList, ServerFnError> {
-    let builds = ssr::backend()?
-        .builds(&project, None, None)
-        .await
-        .map_err(ssr::to_server_error)?;
-    Ok(BuildList {
-        now: chrono::Utc::now(),
-        builds,
+pub async fn get_overview() -> Result<Overview, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.overview(&request).await
     })
+    .await
 }
 
 #[server]
-pub async fn get_stack(project: String, environment: String) -> Result<StackView, ServerFnError> {
-    let card = ssr::backend()?
-        .stack(&project, &environment)
-        .await
-        .map_err(ssr::to_server_error)?;
-    Ok(StackView {
-        now: chrono::Utc::now(),
-        card,
+pub async fn get_builds(project: String) -> Result<BuildList, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        let builds = backend.builds(&request, &project, None, None).await?;
+        Ok(BuildList {
+            now: chrono::Utc::now(),
+            builds,
+        })
     })
+    .await
+}
+
+#[server]
+pub async fn get_stack(project: String, environment: String) -> Result<StackView, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        let card = backend.stack(&request, &project, &environment).await?;
+        Ok(StackView {
+            now: chrono::Utc::now(),
+            card,
+        })
+    })
+    .await
 }
 
 #[server]
@@ -53,60 +56,61 @@ pub async fn request_deployment(
     project: String,
     environment: String,
     build: String,
-) -> Result<Deployment, ServerFnError> {
-    let request = crate::deployment::StartDeployment {
-        project,
-        environment,
-        build,
-    };
-    ssr::backend()?
-        .start_deployment(request)
-        .await
-        .map_err(ssr::to_server_error)
+) -> Result<Deployment, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        let start = crate::deployment::StartDeployment {
+            project,
+            environment,
+            build,
+        };
+        backend.start_deployment(&request, start).await
+    })
+    .await
 }
 
 #[server]
-pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ServerFnError> {
-    ssr::backend()?
-        .cancel_deployment(&id, confirm_delete)
-        .await
-        .map_err(ssr::to_server_error)
+pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.cancel_deployment(&request, &id, confirm_delete).await
+    })
+    .await
 }
 
 /// A stack's recent deployments and the newest one in full, for the card and its progress panel.
 #[server]
-pub async fn get_activity(project: String, environment: String) -> Result<Activity, ServerFnError> {
-    let backend = ssr::backend()?;
-    let history = backend
-        .deployments(Some(&project), Some(&environment), 10)
-        .await
-        .map_err(ssr::to_server_error)?;
-    let latest = match history.first() {
-        Some(d) => Some(
-            backend
-                .deployment(&d.id)
-                .await
-                .map_err(ssr::to_server_error)?,
-        ),
-        None => None,
-    };
-    Ok(Activity { history, latest })
+pub async fn get_activity(project: String, environment: String) -> Result<Activity, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        let history = backend
+            .deployments(&request, Some(&project), Some(&environment), Some(10))
+            .await?;
+        let latest = match history.first() {
+            Some(d) => Some(backend.deployment(&request, &d.id).await?),
+            None => None,
+        };
+        Ok(Activity { history, latest })
+    })
+    .await
 }
 
 #[server]
-pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ServerFnError> {
-    ssr::backend()?
-        .deployment(&id)
-        .await
-        .map_err(ssr::to_server_error)
+pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.deployment(&request, &id).await
+    })
+    .await
 }
 
 #[server]
-pub async fn get_pause() -> Result<PauseStatus, ServerFnError> {
-    ssr::backend()?
-        .pause_status()
-        .await
-        .map_err(ssr::to_server_error)
+pub async fn get_pause() -> Result<PauseStatus, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.pause_status(&request).await
+    })
+    .await
 }
 
 #[server]
@@ -114,95 +118,138 @@ pub async fn pause_deployments(
     reason: String,
     environment: Option<String>,
     cancel_in_flight: bool,
-) -> Result<PauseStatus, ServerFnError> {
-    let request = crate::pause::PauseRequest {
-        reason,
-        environment,
-        cancel_in_flight,
-    };
-    ssr::backend()?
-        .pause(request)
-        .await
-        .map_err(ssr::to_server_error)
+) -> Result<PauseStatus, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        let pause = crate::pause::PauseRequest {
+            reason,
+            environment,
+            cancel_in_flight,
+        };
+        backend.pause(&request, pause).await
+    })
+    .await
 }
 
 #[server]
-pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ServerFnError> {
-    ssr::backend()?
-        .unpause(environment.as_deref())
-        .await
-        .map_err(ssr::to_server_error)
+pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.unpause(&request, environment.as_deref()).await
+    })
+    .await
 }
 
 #[server]
-pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ServerFnError> {
-    ssr::backend()?
-        .audit(query)
-        .await
-        .map_err(ssr::to_server_error)
+pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.audit(&request, query).await
+    })
+    .await
 }
 
 #[server]
-pub async fn get_active_deployments() -> Result<Vec<Deployment>, ServerFnError> {
-    ssr::backend()?
-        .active_deployments()
-        .await
-        .map_err(ssr::to_server_error)
+pub async fn get_active_deployments() -> Result<Vec<Deployment>, ErrorBody> {
+    ssr::answer(async {
+        let (backend, request) = ssr::backend()?;
+        backend.active_deployments(&request).await
+    })
+    .await
 }
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    //! The seam between the pages and the server: the server implements [`Backend`] and provides
-    //! it as `Arc<dyn Backend>` context, so the app never links the AWS SDK.
+    //! The seam between the pages and the server: the server implements [`Backend`] over its
+    //! service layer and provides it as `Arc<dyn Backend>` context, so the app never links the
+    //! AWS SDK. Each method gets the request that asks (who is asking is read from it, by the same
+    //! code as on the REST API) and the raw inputs (parsed by the same code as on the REST API).
 
     use std::sync::Arc;
 
+    use http::request::Parts;
     use leptos::prelude::*;
 
     use crate::deployment::{Deployment, DeploymentDetail, StartDeployment};
-    use crate::model::{Build, ErrorBody, Overview, StackCard};
+    use crate::error::{ErrorBody, ErrorCode};
+    use crate::model::{Build, Overview, StackCard};
     use crate::pause::{AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 
     #[async_trait::async_trait]
     pub trait Backend: Send + Sync + 'static {
-        fn overview(&self) -> Overview;
+        async fn overview(&self, request: &Parts) -> Result<Overview, ErrorBody>;
         async fn builds(
             &self,
+            request: &Parts,
             project: &str,
             branch: Option<&str>,
-            limit: Option<usize>,
+            limit: Option<&str>,
         ) -> Result<Vec<Build>, ErrorBody>;
-        async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, ErrorBody>;
-        async fn start_deployment(&self, request: StartDeployment)
-        -> Result<Deployment, ErrorBody>;
+        async fn stack(
+            &self,
+            request: &Parts,
+            project: &str,
+            environment: &str,
+        ) -> Result<StackCard, ErrorBody>;
+        async fn start_deployment(
+            &self,
+            request: &Parts,
+            start: StartDeployment,
+        ) -> Result<Deployment, ErrorBody>;
         async fn cancel_deployment(
             &self,
+            request: &Parts,
             id: &str,
             confirm_delete: bool,
         ) -> Result<Deployment, ErrorBody>;
         async fn deployments(
             &self,
+            request: &Parts,
             project: Option<&str>,
             environment: Option<&str>,
-            limit: u32,
+            limit: Option<u32>,
         ) -> Result<Vec<Deployment>, ErrorBody>;
-        async fn deployment(&self, id: &str) -> Result<DeploymentDetail, ErrorBody>;
-        async fn pause_status(&self) -> Result<PauseStatus, ErrorBody>;
-        async fn pause(&self, request: PauseRequest) -> Result<PauseStatus, ErrorBody>;
-        async fn unpause(&self, environment: Option<&str>) -> Result<PauseStatus, ErrorBody>;
-        async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody>;
-        async fn active_deployments(&self) -> Result<Vec<Deployment>, ErrorBody>;
+        async fn deployment(&self, request: &Parts, id: &str)
+        -> Result<DeploymentDetail, ErrorBody>;
+        async fn pause_status(&self, request: &Parts) -> Result<PauseStatus, ErrorBody>;
+        async fn pause(&self, request: &Parts, pause: PauseRequest)
+        -> Result<PauseStatus, ErrorBody>;
+        async fn unpause(
+            &self,
+            request: &Parts,
+            environment: Option<&str>,
+        ) -> Result<PauseStatus, ErrorBody>;
+        async fn audit(
+            &self,
+            request: &Parts,
+            query: AuditQuery,
+        ) -> Result<Vec<AuditEntry>, ErrorBody>;
+        async fn active_deployments(&self, request: &Parts) -> Result<Vec<Deployment>, ErrorBody>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;
 
-    pub fn backend() -> Result<SharedBackend, ServerFnError> {
-        use_context::<SharedBackend>()
-            .ok_or_else(|| ServerFnError::new("the deployer backend is not available"))
+    /// The backend, and the request the server function is answering.
+    pub fn backend() -> Result<(SharedBackend, Parts), ErrorBody> {
+        let unavailable =
+            |what: &str| ErrorBody::new(ErrorCode::Internal, format!("the {what} is not available"));
+        let backend = use_context::<SharedBackend>().ok_or_else(|| unavailable("backend"))?;
+        let request = use_context::<Parts>().ok_or_else(|| unavailable("request"))?;
+        Ok((backend, request))
     }
 
-    /// Error bodies are already summaries written for people; pass the message on.
-    pub fn to_server_error(error: ErrorBody) -> ServerFnError {
-        ServerFnError::new(error.message)
+    /// Runs a server function's body; a failure answers with the HTTP status of its code, as the
+    /// REST API does.
+    pub async fn answer<T>(
+        body: impl std::future::Future<Output = Result<T, ErrorBody>>,
+    ) -> Result<T, ErrorBody> {
+        let result = body.await;
+        if let Err(error) = &result
+            && let Some(options) = use_context::<leptos_axum::ResponseOptions>()
+            && let Ok(status) = http::StatusCode::from_u16(error.code.http_status())
+        {
+            options.set_status(status);
+        }
+        result
     }
 }

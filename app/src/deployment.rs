@@ -84,6 +84,23 @@ impl StepName {
         StepName::Watch,
     ];
 
+    /// The step's name on the wire and in the store (its serde spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Fetch => "fetch",
+            StepName::Parameters => "parameters",
+            StepName::Validate => "validate",
+            StepName::Preflight => "preflight",
+            StepName::ChangeSet => "change_set",
+            StepName::Execute => "execute",
+            StepName::Watch => "watch",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             StepName::Fetch => "Fetch template and parameters",
@@ -121,6 +138,22 @@ pub struct Step {
 pub enum Operation {
     Create,
     Update,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 2] = [Operation::Create, Operation::Update];
+
+    /// The operation's name on the wire and in the store (its serde spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// One deployment, as listed in history.
@@ -311,4 +344,36 @@ impl LiveEvent {
 pub struct Activity {
     pub history: Vec<Deployment>,
     pub latest: Option<DeploymentDetail>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_spelling<T: Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn every_enum_is_spelled_one_way_on_the_wire_and_in_the_store() {
+        for step in StepName::ALL {
+            assert_eq!(step.as_str(), serde_spelling(step));
+            assert_eq!(StepName::parse(step.as_str()), Some(step));
+        }
+        for op in Operation::ALL {
+            assert_eq!(op.as_str(), serde_spelling(op));
+            assert_eq!(Operation::parse(op.as_str()), Some(op));
+        }
+        for status in ["pending", "running", "cancelling", "succeeded", "failed", "cancelled", "refused"] {
+            let parsed = DeploymentStatus::parse(status).unwrap();
+            assert_eq!(serde_spelling(parsed), status);
+        }
+        for action in crate::pause::AuditAction::ALL {
+            assert_eq!(action.as_str(), serde_spelling(action));
+        }
+    }
 }

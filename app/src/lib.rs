@@ -5,6 +5,7 @@
 pub mod api;
 pub mod components;
 pub mod deployment;
+pub mod error;
 pub mod live;
 pub mod model;
 pub mod pages;
@@ -52,7 +53,7 @@ const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/s
 pub type PauseSignal = Signal<Option<pause::PauseStatus>>;
 
 /// The environments and projects from the server's config, loaded once per page.
-pub type OverviewResource = Resource<Result<model::Overview, ServerFnError>>;
+pub type OverviewResource = Resource<Result<model::Overview, error::ErrorBody>>;
 
 #[component]
 pub fn App() -> impl IntoView {

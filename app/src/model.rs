@@ -260,72 +260,7 @@ pub struct StackView {
     pub card: StackCard,
 }
 
-/// What kind of failure an API error is; the HTTP status follows from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    NotFound,
-    BadRequest,
-    Conflict,
-    Refused,
-    ConfirmationRequired,
-    /// Deployments are paused (HTTP 423).
-    Paused,
-    AwsUnavailable,
-    /// The deployer is at a limit (e.g. open event streams); try again shortly (HTTP 503).
-    Unavailable,
-    Internal,
-}
-
-/// The body of every error answer: `{"error":{"code","message"}}`, plus what a script needs to
-/// act on some of them: the pause that refused a deploy (423: its reason, actor, since and
-/// environment) and the deployment already active on the stack (409).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct ErrorBody {
-    pub code: ErrorCode,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<String>,
-}
-
-impl ErrorBody {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody {
-            code,
-            message: message.into(),
-            reason: None,
-            actor: None,
-            since: None,
-            environment: None,
-            deployment_id: None,
-        }
-    }
-
-    /// A 423: deployments in scope are paused.
-    pub fn paused(pause: &crate::pause::Pause) -> Self {
-        ErrorBody {
-            reason: Some(pause.reason.clone()),
-            actor: Some(pause.actor.clone()),
-            since: Some(pause.since),
-            environment: pause.environment.clone(),
-            ..ErrorBody::new(ErrorCode::Paused, pause.explain())
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorResponse {
-    pub error: ErrorBody,
-}
+pub use crate::error::{ErrorBody, ErrorCode, ErrorResponse};
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,20 @@
-//! The deployer's server: config, AWS clients per environment, artifact discovery, stack state,
-//! the REST API and the Leptos pages.
+//! The deployer's server. Requests enter at `api/` (REST and the page's server functions), call
+//! one method of `service/`, which looks things up in `catalog` and drives `deploy/` (the
+//! engine); AWS is reached only through `deploy::cfn` (CloudFormation) and `artifacts` (S3), the
+//! database only through `store/`, and events go out through `live`.
 
+pub mod api;
 pub mod artifacts;
 pub mod aws;
 pub mod build_id;
 pub mod cache;
+pub mod catalog;
 pub mod config;
 pub mod deploy;
-pub mod deployer;
 pub mod error;
+pub mod ids;
 pub mod live;
-pub mod rest;
+pub mod service;
 pub mod stacks;
 pub mod state;
 pub mod store;
@@ -39,10 +43,10 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 
 /// The whole HTTP app: REST API, server functions, pages and static files.
 pub fn router(state: AppState) -> Router {
-    let backend: SharedBackend = Arc::new(state.clone());
+    let backend: SharedBackend = Arc::new(api::Pages::new(state.clone()));
     let routes = generate_route_list(app::App);
     let app = Router::new()
-        .nest("/api/v1", rest::routes())
+        .nest("/api/v1", api::routes())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -85,7 +89,7 @@ pub async fn serve(
     state: AppState,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = state.engine.hub().clone();
+    let hub = state.services.hub().clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             signal.await;
@@ -129,10 +133,9 @@ pub async fn state_with_cloudformation(
             .saturating_mul(15)
             .min(std::time::Duration::from_secs(30)),
     };
-    let deployer = Arc::new(deployer::Deployer::new(config, aws, store.clone())?);
+    let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
     let engine = deploy::Engine::new(
-        deployer.clone(),
-        cfn,
+        catalog.clone(),
         store,
         Arc::new(live::Hub::new()),
         settings,
@@ -142,8 +145,7 @@ pub async fn state_with_cloudformation(
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }
     Ok(AppState {
-        deployer,
-        engine,
+        services: Arc::new(service::Services::new(catalog, engine)),
         leptos_options,
     })
 }

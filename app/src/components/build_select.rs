@@ -8,7 +8,21 @@ use crate::time::ago;
 
 /// What the Deploy button dispatches: (project, environment, build).
 pub type DeployAction =
-    Action<(String, String, String), Result<crate::deployment::Deployment, ServerFnError>>;
+    Action<(String, String, String), Result<crate::deployment::Deployment, crate::error::ErrorBody>>;
+
+/// Why a deploy was not started, saying which kind of "no" it is: paused (by whom, why), busy
+/// (with a link to the active deployment), refused, not found, invalid.
+#[component]
+pub fn ErrorLine(error: crate::error::ErrorBody) -> impl IntoView {
+    let active = error.deployment_id.clone().map(|id| {
+        view! { " " <a href=format!("/deployments/{id}")>"See " {id.clone()}</a> }
+    });
+    view! {
+        <p class="notice notice-error" role="alert" data-code=format!("{:?}", error.code)>
+            <strong>{error.title()}</strong> " — " {error.message.clone()} {active}
+        </p>
+    }
+}
 
 #[component]
 pub fn BuildSelect(
@@ -97,7 +111,6 @@ pub fn BuildSelect(
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| crate::api::error_message(&e))
     };
     view! {
         <div class="deploy-row">
@@ -114,7 +127,7 @@ pub fn BuildSelect(
                 {move || if pending.get() { "Starting…" } else { "Deploy" }}
             </button>
         </div>
-        {move || error().map(|e| view! { <p class="notice notice-error" role="alert">{e}</p> })}
+        {move || error().map(|e| view! { <ErrorLine error=e/> })}
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
         {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }

@@ -1,127 +1,13 @@
-//! Artifact discovery: the build folders the build server wrote to S3, listed with
-//! ListObjectsV2 (paginated), turned into [`Build`]s newest first, and cached for a short while
-//! so a page load does not re-list the bucket.
+//! Build folders from a listing: grouped by folder, checked for a template and parameters, and
+//! ordered newest first (a total order, whatever the names).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
-use app::model::Build;
-use aws_sdk_s3::Client as S3Client;
 use chrono::{DateTime, Utc};
 
-use crate::aws::AwsFailure;
+use super::{BuildFolder, PARAMETERS_FILE, TEMPLATE_FILES};
 use crate::build_id::BuildId;
-use crate::cache::TtlCache;
-
-/// How long a listing is reused. New builds appear within this time (well inside a minute).
-pub const LISTING_TTL: Duration = Duration::from_secs(20);
-
-/// The template names the build server may write, in the order they are preferred.
-pub const TEMPLATE_FILES: [&str; 3] = ["template.yaml", "template.yml", "template.json"];
-pub const PARAMETERS_FILE: &str = "parameters.json";
-
-/// One build folder as found in S3, with the keys of its files.
-#[derive(Clone, Debug)]
-pub struct BuildFolder {
-    pub build: Build,
-    /// The full S3 key of the template, when there is one.
-    pub template_key: Option<String>,
-    /// The full S3 key of `parameters.json`, when there is one.
-    pub parameters_key: Option<String>,
-    /// Environment name → full S3 key of `parameters.<ENV>.json`.
-    pub overrides: BTreeMap<String, String>,
-}
-
-/// Lists build folders in the artifacts bucket, with a per-project cache.
-pub struct ArtifactStore {
-    s3: S3Client,
-    bucket: String,
-    prefix: String,
-    /// The configured environment names: `parameters.<ENV>.json` must name one of them.
-    environments: Vec<String>,
-    cache: TtlCache<Arc<Vec<BuildFolder>>>,
-}
-
-impl ArtifactStore {
-    pub fn new(
-        s3: S3Client,
-        bucket: String,
-        prefix: String,
-        environments: Vec<String>,
-        ttl: Duration,
-    ) -> Self {
-        ArtifactStore {
-            s3,
-            bucket,
-            prefix,
-            environments,
-            cache: TtlCache::new(ttl),
-        }
-    }
-
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    pub fn s3(&self) -> &S3Client {
-        &self.s3
-    }
-
-    /// The project's build folders, newest first. Concurrent callers for one project share one
-    /// listing; a listing younger than the TTL is reused.
-    pub async fn folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
-        self.cache
-            .get_or_load(project, || async {
-                Ok(Arc::new(self.list(project).await?))
-            })
-            .await
-    }
-
-    /// Forgets the cached listing of a project, e.g. after a build was written by a test.
-    pub fn invalidate(&self, project: &str) {
-        self.cache.invalidate(project);
-    }
-
-    /// Forgets the listing only when it is older than `age`: a build asked for by name that the
-    /// listing lacks may have just been written, but a flood of unknown names must not re-list
-    /// the bucket on every request. Returns whether it was forgotten.
-    pub fn invalidate_if_older(&self, project: &str, age: Duration) -> bool {
-        let stale = self.cache.age(project).is_none_or(|a| a >= age);
-        if stale {
-            self.cache.invalidate(project);
-        }
-        stale
-    }
-
-    async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
-        let folder_prefix = format!("{}{}/", self.prefix, project);
-        let mut files: Vec<(String, DateTime<Utc>)> = Vec::new();
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&folder_prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                AwsFailure::from_sdk(format!("listing s3://{}/{folder_prefix}", self.bucket), e)
-            })?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let modified = object
-                    .last_modified()
-                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-                    .unwrap_or_default();
-                files.push((key.to_owned(), modified));
-            }
-        }
-        let mut folders = group_into_builds(project, &folder_prefix, files);
-        check_overrides(&mut folders, &self.environments);
-        Ok(folders)
-    }
-}
+use app::model::Build;
 
 /// Groups `<prefix><project>/<build>/<file>` keys into build folders, checks each for a
 /// template and parameters, and orders them newest first.

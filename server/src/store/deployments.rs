@@ -1,135 +1,17 @@
-//! The store: SQLite through sqlx, migrations embedded and applied at start. Deployments, their
-//! steps, change sets and stack events live here; the one-active-deployment-per-stack rule is a
-//! unique index, so two racing requests cannot both start.
+//! The `deployments` table: one row per deployment, with its steps, change set and the marks
+//! that let a restarted deployer pick it up (committed to execute, executed, cancel asked).
 
-use std::path::Path;
-use std::str::FromStr;
-
-use app::deployment::{
-    ChangeSummary, Deployment, DeploymentDetail, DeploymentStatus, Operation, StackEvent, Step,
-    StepName,
-};
+use app::deployment::{Deployment, DeploymentDetail, DeploymentStatus, Operation, StepName};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
-use app::pause::{AuditAction, AuditEntry, AuditQuery, Pause, PauseStatus};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
+use app::pause::Pause;
 
-/// A deployment with what the engine needs to resume it.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub deployment: Deployment,
-    pub steps: Vec<Step>,
-    pub change_set: Option<ChangeSummary>,
-    pub stack_id: Option<String>,
-    pub change_set_name: Option<String>,
-    /// The deployment passed the pause check at execution and was committed to execute.
-    pub execution_committed: bool,
-    /// AWS answered the execute call (CreateStack or ExecuteChangeSet).
-    pub executed: bool,
-    /// A cancel was asked for (kept across restarts), and whether deleting a stack being
-    /// created was confirmed.
-    pub cancel: Option<CancelAsk>,
-}
-
-impl Record {
-    /// A new deployment's record: no steps, nothing created or executed yet.
-    pub fn new(deployment: Deployment) -> Record {
-        Record {
-            deployment,
-            steps: Vec::new(),
-            change_set: None,
-            stack_id: None,
-            change_set_name: None,
-            execution_committed: false,
-            executed: false,
-            cancel: None,
-        }
-    }
-}
-
-/// A cancel request as kept in the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CancelAsk {
-    pub confirm_delete: bool,
-}
-
-/// An audit entry to append.
-#[derive(Clone, Copy, Debug)]
-pub struct NewAudit<'a> {
-    pub actor: &'a str,
-    pub action: AuditAction,
-    pub project: Option<&'a str>,
-    pub environment: Option<&'a str>,
-    pub build: Option<&'a str>,
-    pub deployment_id: Option<&'a str>,
-    pub detail: Option<&'a str>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{}", .0.explain())]
-    Paused(Pause),
-    #[error("deployment {0} is already active on this stack")]
-    Conflict(String),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error("stored data is unreadable: {0}")]
-    Corrupt(String),
-}
-
-/// Filters for history.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub project: Option<String>,
-    pub environment: Option<String>,
-    pub limit: Option<u32>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Store {
-    pool: SqlitePool,
-    /// The lock that makes this process the store's only driver, held while the store is open.
-    lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
-}
+use super::pauses::pause_status;
+use super::{CancelAsk, Filter, Record, Store, StoreError, to_json};
 
 impl Store {
-    /// Opens (creating the file and its folder on first run) and migrates.
-    pub async fn open(path: &Path) -> anyhow::Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let lock = lock_store(path)?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store {
-            pool,
-            lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
-        })
-    }
-
-    /// Lets another process drive the store: what this process's exit does (tests that
-    /// "restart" the deployer in one process call it).
-    pub fn release(&self) {
-        let mut lock = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(file) = lock.take() {
-            let _ = file.unlock();
-        }
-    }
-
     /// Inserts a new deployment — in one statement that also checks the pause, so a deployment
     /// either started before a pause was recorded or is refused. Refuses too when the stack
     /// already has an active deployment. The start time is the store's clock at the insert;
@@ -150,8 +32,8 @@ impl Store {
         .bind(&d.stack_name)
         .bind(&d.build)
         .bind(d.status.as_str())
-        .bind(d.operation.map(operation_str))
-        .bind(d.step.map(step_str))
+        .bind(d.operation.map(Operation::as_str))
+        .bind(d.step.map(StepName::as_str))
         .bind(&d.actor)
         .bind(d.finished_at)
         .bind(&d.message)
@@ -290,113 +172,6 @@ impl Store {
         Ok(row.and_then(|(at, confirm_delete)| at.map(|_| CancelAsk { confirm_delete })))
     }
 
-    // ---- pause ----
-
-    /// Pauses a scope (`None` = every environment). Returns false when it was already paused
-    /// (the first pause, its reason and time, stand).
-    pub async fn pause(
-        &self,
-        environment: Option<&str>,
-        reason: &str,
-        actor: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO pauses (scope, reason, actor, since) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-             ON CONFLICT (scope) DO NOTHING",
-        )
-        .bind(environment.unwrap_or("*"))
-        .bind(reason)
-        .bind(actor)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Lifts the pause of one environment, or every pause (`None`). Returns what was lifted.
-    pub async fn unpause(&self, environment: Option<&str>) -> Result<Vec<Pause>, StoreError> {
-        let rows = sqlx::query("DELETE FROM pauses WHERE ?1 IS NULL OR scope = ?1 RETURNING *")
-            .bind(environment)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(pause_from_row).collect()
-    }
-
-    pub async fn pauses(&self) -> Result<Vec<Pause>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM pauses ORDER BY scope = '*' DESC, since")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(pause_from_row).collect()
-    }
-
-    // ---- audit ----
-
-    /// Appends to the audit trail (the table refuses updates and deletes).
-    pub async fn audit(&self, entry: NewAudit<'_>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, project, environment, build, deployment_id, detail)
-             VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.actor)
-        .bind(entry.action.as_str())
-        .bind(entry.project)
-        .bind(entry.environment)
-        .bind(entry.build)
-        .bind(entry.deployment_id)
-        .bind(entry.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The audit trail, newest first.
-    pub async fn audit_list(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit
-             WHERE (?1 IS NULL OR environment = ?1) AND (?2 IS NULL OR project = ?2)
-               AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR id < ?5)
-             ORDER BY id DESC LIMIT ?6",
-        )
-        .bind(&q.environment)
-        .bind(&q.project)
-        .bind(&q.action)
-        .bind(&q.actor)
-        .bind(q.before)
-        .bind(i64::from(q.limit.unwrap_or(50)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let action: String = r.try_get("action")?;
-                let action = AuditAction::parse(&action)
-                    .ok_or_else(|| StoreError::Corrupt("audit action".into()))?;
-                let detail: Option<String> = r.try_get("detail")?;
-                let (reason, outcome) = match action {
-                    AuditAction::DeployFinished => (
-                        None,
-                        detail
-                            .as_deref()
-                            .map(|d| d.split(':').next().unwrap_or(d).to_owned()),
-                    ),
-                    AuditAction::DeployRequested | AuditAction::RollbackRequested => (None, None),
-                    _ => (detail.clone(), None),
-                };
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action,
-                    project: r.try_get("project")?,
-                    environment: r.try_get("environment")?,
-                    build: r.try_get("build")?,
-                    deployment_id: r.try_get("deployment_id")?,
-                    detail,
-                    reason,
-                    outcome,
-                })
-            })
-            .collect()
-    }
-
     async fn active_on(
         &self,
         environment: &str,
@@ -421,8 +196,8 @@ impl Store {
              WHERE id = ?",
         )
         .bind(d.status.as_str())
-        .bind(d.operation.map(operation_str))
-        .bind(d.step.map(step_str))
+        .bind(d.operation.map(Operation::as_str))
+        .bind(d.step.map(StepName::as_str))
         .bind(d.finished_at)
         .bind(&d.message)
         .bind(d.rolled_back)
@@ -440,32 +215,6 @@ impl Store {
         .bind(&d.id)
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    /// Appends stack events; events already kept are ignored.
-    pub async fn add_events(
-        &self,
-        deployment_id: &str,
-        events: &[StackEvent],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT OR IGNORE INTO stack_events (deployment_id, event_id, timestamp, logical_id, resource_type, status, reason)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(deployment_id)
-            .bind(&e.id)
-            .bind(e.timestamp)
-            .bind(&e.logical_id)
-            .bind(&e.resource_type)
-            .bind(&e.status)
-            .bind(&e.reason)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -488,29 +237,6 @@ impl Store {
             change_set: record.change_set,
             events,
         }))
-    }
-
-    /// A deployment's stack events, oldest first.
-    pub async fn events(&self, id: &str) -> Result<Vec<StackEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM stack_events WHERE deployment_id = ? ORDER BY timestamp, rowid",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StackEvent {
-                    id: r.try_get("event_id")?,
-                    timestamp: r.try_get("timestamp")?,
-                    logical_id: r.try_get("logical_id")?,
-                    resource_type: r.try_get("resource_type")?,
-                    status: r.try_get("status")?,
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
     }
 
     /// History, newest first.
@@ -574,79 +300,7 @@ impl Store {
     }
 }
 
-/// One deployer process drives a store at a time: two would each re-attach to the same
-/// deployments and drive them twice. The lock is the OS's (flock), so it goes with the process,
-/// however it ends. Several replicas need PostgreSQL and leases, not a shared SQLite file.
-fn lock_store(path: &Path) -> anyhow::Result<std::fs::File> {
-    let lock_path = path.with_extension("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another deployer process is using this store (it holds {}); one store is driven by one \
-             process at a time — stop the other one, or give this one its own `store`",
-            lock_path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
-}
-
-fn pause_from_row(r: &SqliteRow) -> Result<Pause, StoreError> {
-    let scope: String = r.try_get("scope")?;
-    Ok(Pause {
-        environment: (scope != "*").then_some(scope),
-        reason: r.try_get("reason")?,
-        actor: r.try_get("actor")?,
-        since: r.try_get("since")?,
-    })
-}
-
-/// The pause as the API shows it, given the pauses and every configured environment.
-pub fn pause_status(pauses: Vec<Pause>, all_environments: &[String]) -> PauseStatus {
-    let all = pauses.iter().any(|p| p.environment.is_none());
-    let environments = if all {
-        all_environments.to_vec()
-    } else {
-        pauses
-            .iter()
-            .filter_map(|p| p.environment.clone())
-            .collect()
-    };
-    let first = pauses.first().cloned();
-    PauseStatus {
-        paused: !pauses.is_empty(),
-        reason: first.as_ref().map(|p| p.reason.clone()),
-        actor: first.as_ref().map(|p| p.actor.clone()),
-        since: first.as_ref().map(|p| p.since),
-        all,
-        environments,
-        pauses,
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-fn operation_str(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "create",
-        Operation::Update => "update",
-    }
-}
-
-fn step_str(step: StepName) -> String {
-    serde_json::to_value(step)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
+pub(super) fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(what.to_owned());
     let status: String = r.try_get("status")?;
     let operation: Option<String> = r.try_get("operation")?;
@@ -662,16 +316,12 @@ fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
         stack_name: r.try_get("stack_name")?,
         build: r.try_get("build")?,
         status: DeploymentStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-        operation: match operation.as_deref() {
-            None => None,
-            Some("create") => Some(Operation::Create),
-            Some("update") => Some(Operation::Update),
-            Some(_) => return Err(corrupt("operation")),
-        },
+        operation: operation
+            .map(|o| Operation::parse(&o).ok_or_else(|| corrupt("operation")))
+            .transpose()?,
         step: step
-            .map(|s| serde_json::from_value(serde_json::Value::String(s)))
-            .transpose()
-            .map_err(|_| corrupt("step"))?,
+            .map(|s| StepName::parse(&s).ok_or_else(|| corrupt("step")))
+            .transpose()?,
         actor: r.try_get("actor")?,
         started_at,
         finished_at: r.try_get("finished_at")?,
@@ -708,20 +358,10 @@ fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
     })
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_second_process_on_the_same_store_refuses_to_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("deployer.sqlite");
-        let first = Store::open(&path).await.unwrap();
-        let second = Store::open(&path).await.unwrap_err().to_string();
-        assert!(second.contains("another deployer process"), "{second}");
-        first.release();
-        Store::open(&path).await.unwrap();
-    }
 
     fn record(id: &str, environment: &str) -> Record {
         let deployment = Deployment::pending(

@@ -1,11 +1,16 @@
-//! The deployer's read side: the configured environments and projects, their builds and stacks.
-//! The REST API and the pages (through [`Backend`]) both go through here.
+//! The catalog: what the deployer knows of the world — the configured environments and projects,
+//! the builds in the artifacts bucket, each environment's CloudFormation, and stack cards. The
+//! services and the engine look things up here; "no such project / environment" is said here
+//! and nowhere else.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::model::{Build, Environment, Project, StackCard};
 
 use crate::artifacts::{ArtifactStore, BuildFolder, LISTING_TTL};
+use crate::deploy::cfn::CloudFormation;
 use crate::aws::AwsClients;
 use crate::cache::TtlCache;
 use crate::config::{self, Config};
@@ -13,21 +18,32 @@ use crate::error::AppError;
 use crate::stacks;
 use crate::store::Store;
 
-pub struct Deployer {
+pub struct Catalog {
     pub config: Config,
     pub aws: AwsClients,
     pub artifacts: ArtifactStore,
     pub store: Store,
+    /// Each environment's CloudFormation, behind its seam (tests script a fake).
+    cfn: HashMap<String, Arc<dyn CloudFormation>>,
     /// Stack cards by `<environment>/<stack>`, kept briefly and read once however many pages
     /// ask, so a flood of page loads cannot throttle an account.
     cards: TtlCache<StackCard>,
 }
 
-/// How long a stack card is reused.
-pub const CARD_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// A build asked for by name that the cached listing lacks re-lists the bucket only when the
+/// listing is at least this old.
+const RELIST_AFTER: Duration = Duration::from_secs(2);
 
-impl Deployer {
-    pub fn new(config: Config, aws: AwsClients, store: Store) -> anyhow::Result<Self> {
+/// How long a stack card is reused.
+pub const CARD_TTL: Duration = Duration::from_secs(2);
+
+impl Catalog {
+    pub fn new(
+        config: Config,
+        aws: AwsClients,
+        cfn: HashMap<String, Arc<dyn CloudFormation>>,
+        store: Store,
+    ) -> anyhow::Result<Self> {
         let s3 = aws
             .env(&config.artifacts.environment)
             .ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?
@@ -40,11 +56,12 @@ impl Deployer {
             config.environments.iter().map(|e| e.name.clone()).collect(),
             LISTING_TTL,
         );
-        Ok(Deployer {
+        Ok(Catalog {
             config,
             aws,
             artifacts,
             store,
+            cfn,
             cards: TtlCache::new(CARD_TTL),
         })
     }
@@ -78,6 +95,55 @@ impl Deployer {
         self.config
             .project(name)
             .ok_or_else(|| AppError::NotFound(format!("no project is called {name:?}")))
+    }
+
+    pub fn environment(&self, name: &str) -> Result<&config::Environment, AppError> {
+        self.config
+            .environment(name)
+            .ok_or_else(|| AppError::NotFound(format!("no environment is called {name:?}")))
+    }
+
+    /// The project's stack in an environment; both must exist, and the project deploy there.
+    pub fn stack_name(&self, project: &str, environment: &str) -> Result<&str, AppError> {
+        let project = self.project(project)?;
+        self.environment(environment)?;
+        project.stack_name(environment).ok_or_else(|| {
+            AppError::NotFound(format!(
+                "{} does not deploy to {environment}",
+                project.name
+            ))
+        })
+    }
+
+    /// The CloudFormation of an environment.
+    pub fn cfn(&self, environment: &str) -> Result<Arc<dyn CloudFormation>, AppError> {
+        self.environment(environment)?;
+        self.cfn.get(environment).cloned().ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("no CloudFormation client for {environment}"))
+        })
+    }
+
+    /// Whether the environment is an emulator (an `endpoint_url` in the config), not AWS.
+    pub fn is_emulated(&self, environment: &str) -> bool {
+        self.config
+            .environment(environment)
+            .is_some_and(|e| e.endpoint_url.is_some())
+    }
+
+    /// A build of the project by its folder name. A build written since the listing was cached
+    /// is looked for once more — unless the listing is only seconds old, so unknown names cannot
+    /// make every request re-list the bucket.
+    pub async fn find_build(&self, project: &str, build: &str) -> Result<BuildFolder, AppError> {
+        let find =
+            |folders: &Vec<BuildFolder>| folders.iter().find(|f| f.build.id == build).cloned();
+        if let Some(folder) = find(&*self.build_folders(project).await?) {
+            return Ok(folder);
+        }
+        let missing = || AppError::NotFound(format!("{project} has no build {build:?}"));
+        if !self.artifacts.invalidate_if_older(project, RELIST_AFTER) {
+            return Err(missing());
+        }
+        find(&*self.build_folders(project).await?).ok_or_else(missing)
     }
 
     pub async fn build_folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AppError> {
@@ -122,15 +188,9 @@ impl Deployer {
 
     /// The project's stack in one environment.
     pub async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, AppError> {
-        let project = self.project(project)?;
-        let stack_name = project.stack_name(environment).ok_or_else(|| {
-            AppError::NotFound(format!(
-                "{} does not deploy to {environment:?}",
-                project.name
-            ))
-        })?;
+        let stack_name = self.stack_name(project, environment)?;
         let clients = self.aws.env(environment).ok_or_else(|| {
-            AppError::NotFound(format!("no environment is called {environment:?}"))
+            AppError::Internal(anyhow::anyhow!("no AWS clients for {environment}"))
         })?;
         let key = format!("{environment}/{stack_name}");
         self.cards

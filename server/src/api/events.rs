@@ -1,0 +1,27 @@
+//! `/events`: the live event stream (server-sent events), resumable with `Last-Event-ID`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+
+use crate::error::AppError;
+use crate::service::Actor;
+use crate::state::AppState;
+
+pub async fn stream(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, AppError> {
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let active = state.services.active(&actor).await?;
+    crate::live::stream(state.services.hub(), last_id, active).ok_or_else(|| {
+        AppError::Unavailable(format!(
+            "{} event streams are open, the most this deployer serves; try again shortly",
+            crate::live::MAX_SUBSCRIBERS
+        ))
+    })
+}

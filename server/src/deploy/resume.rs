@@ -1,0 +1,87 @@
+//! After a restart: deployments the store says were in flight are picked up again.
+
+use std::sync::Arc;
+
+use app::deployment::{DeploymentStatus, Operation};
+
+use super::Engine;
+use super::run::{change_set_name, paused_words};
+
+impl Engine {
+    /// Those that executed are watched to their end (an update committed to execute is executed
+    /// again with the same request token, which CloudFormation treats as the same request).
+    /// Those that executed nothing start over from their build — unless a cancel was asked for or
+    /// a pause now covers them: a restarted deployer does not start paused work.
+    pub async fn resume(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let active = self.store.active().await?;
+        let count = active.len();
+        let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);
+        for mut record in active {
+            let d = &record.deployment;
+            let Ok(cfn) = self.catalog.cfn(&d.environment) else {
+                self.finish(
+                    &mut record,
+                    DeploymentStatus::Failed,
+                    "could not be resumed after a restart: its environment is no longer configured",
+                )
+                .await;
+                continue;
+            };
+            let operation = d.operation;
+            let reattach = record.executed
+                || (record.execution_committed && operation == Some(Operation::Update));
+            tracing::info!(
+                id = d.id,
+                executed = record.executed,
+                committed = record.execution_committed,
+                "re-attaching a deployment after restart"
+            );
+            if reattach {
+                self.spawn(record, cfn, None);
+                continue;
+            }
+            // Nothing was executed (a create committed to execute starts over too: CreateStack
+            // carries the same request token, and a stack tagged with this deployment is ours).
+            let stack = d.stack_name.clone();
+            if operation == Some(Operation::Update) || record.change_set_name.is_some() {
+                let _ = cfn
+                    .delete_change_set(&stack, &change_set_name(&d.id))
+                    .await;
+            }
+            record.change_set_name = None;
+            if !record.execution_committed {
+                let d = &record.deployment;
+                let why = if record.cancel.is_some() {
+                    Some("cancelled before anything was executed; the stack was not touched".to_owned())
+                } else {
+                    pauses
+                        .blocking(&d.environment)
+                        .map(|p| format!("{}; the stack was not touched", paused_words(p)))
+                };
+                if let Some(why) = why {
+                    self.finish(&mut record, DeploymentStatus::Cancelled, &why)
+                        .await;
+                    continue;
+                }
+            }
+            let d = &record.deployment;
+            match self.catalog.find_build(&d.project, &d.build).await {
+                Ok(folder) => {
+                    record.steps.clear();
+                    record.deployment.step = None;
+                    record.deployment.status = DeploymentStatus::Pending;
+                    self.spawn(record, cfn, Some(folder));
+                }
+                Err(_) => {
+                    self.finish(
+                        &mut record,
+                        DeploymentStatus::Failed,
+                        "could not be resumed after a restart: its build is gone",
+                    )
+                    .await
+                }
+            }
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,173 @@
+//! Step 5: decide the operation. A new stack is created from the build; an existing one gets an
+//! update change set (named after the deployment, so a restart can find it), described until
+//! CloudFormation has worked out what changes.
+
+use app::deployment::{ChangeSummary, Operation, StepName};
+use app::model::StackStatus;
+
+use super::validate::Checked;
+use crate::aws::AwsFailure;
+use crate::deploy::cfn::{ChangeSetState, StackInfo, StackRequest};
+use crate::deploy::parameters::ParameterSet;
+use crate::deploy::run::{Patience, Run, Stop, change_set_name, request_token};
+use crate::stacks::{BUILD_TAG, DEPLOYMENT_TAG};
+
+/// What the execute step will do.
+pub struct Plan {
+    pub operation: Operation,
+    pub request: StackRequest,
+}
+
+pub enum Planned {
+    Execute(Plan),
+    /// The stack already runs exactly this.
+    NoChanges,
+}
+
+pub async fn run(
+    run: &mut Run,
+    checked: &Checked,
+    set: &ParameterSet,
+    existing: Option<StackInfo>,
+) -> Result<Planned, Stop> {
+    run.begin(StepName::ChangeSet).await?;
+    let request = StackRequest {
+        stack_name: run.stack_name().to_owned(),
+        template: checked.source.clone(),
+        parameters: set.values.clone().into_iter().collect(),
+        tags: tags(run, set, existing.as_ref()),
+    };
+    let Some(existing) = existing else {
+        let resources = checked.summary.resource_count;
+        run.record.deployment.operation = Some(Operation::Create);
+        run.record.change_set = Some(ChangeSummary {
+            add: resources,
+            ..ChangeSummary::default()
+        });
+        run.record.deployment.resources_total = Some(resources);
+        run.end(Some(format!("new stack: {resources} resources to add")))
+            .await;
+        return Ok(Planned::Execute(Plan {
+            operation: Operation::Create,
+            request,
+        }));
+    };
+    check_updatable(&existing)?;
+    run.record.deployment.operation = Some(Operation::Update);
+    let name = change_set_name(run.id());
+    run.record.change_set_name = Some(name.clone());
+    run.record.stack_id = Some(existing.stack_id.clone());
+    // Kept before the call: a restart right after it finds and deletes the change set.
+    run.save().await;
+    if !create(run, &request, &name).await? {
+        return Ok(no_changes(run).await);
+    }
+    let changes = loop {
+        let stack = run.stack_name().to_owned();
+        let state = run
+            .aws(|cfn| {
+                let (s, n) = (stack.clone(), name.clone());
+                async move { cfn.describe_change_set(&s, &n).await }
+            })
+            .await?;
+        match state {
+            ChangeSetState::Pending => {
+                if run.cancel_asked().is_some() {
+                    return Err(run.cancel_before_execution().await);
+                }
+                tokio::time::sleep(run.settings.poll_interval).await;
+            }
+            ChangeSetState::NoChanges => {
+                let _ = run.cfn.delete_change_set(&stack, &name).await;
+                return Ok(no_changes(run).await);
+            }
+            ChangeSetState::Failed(reason) => {
+                let _ = run.cfn.delete_change_set(&stack, &name).await;
+                return Err(Stop::Failed(format!(
+                    "CloudFormation refused the change set: {reason}"
+                )));
+            }
+            ChangeSetState::Ready(changes) => break changes,
+        }
+    };
+    let summary = ChangeSummary::from_changes(changes);
+    run.record.deployment.resources_total = Some(summary.changes.len() as u32);
+    let words = format!(
+        "{} to add, {} to modify ({} replaced), {} to remove",
+        summary.add, summary.modify, summary.replace, summary.remove
+    );
+    run.record.change_set = Some(summary);
+    run.end(Some(words)).await;
+    Ok(Planned::Execute(Plan {
+        operation: Operation::Update,
+        request,
+    }))
+}
+
+/// The build's tags, and the deployer's own: which build, and which deployment put it there.
+fn tags(run: &Run, set: &ParameterSet, existing: Option<&StackInfo>) -> Vec<(String, String)> {
+    let build = run.record.deployment.build.as_str();
+    let mut tags: Vec<(String, String)> = set.tags.clone().into_iter().collect();
+    tags.retain(|(k, _)| k != BUILD_TAG && k != DEPLOYMENT_TAG);
+    tags.push((BUILD_TAG.into(), build.to_owned()));
+    // Redeploying the build a stack already runs keeps its deployment tag, so that an unchanged
+    // build is "no changes" rather than a tag update on every resource.
+    let same_build = existing.and_then(|s| s.tag(BUILD_TAG)) == Some(build);
+    let deployment_tag = match existing.and_then(|s| s.tag(DEPLOYMENT_TAG)) {
+        Some(previous) if same_build => previous.to_owned(),
+        _ => run.id().to_owned(),
+    };
+    tags.push((DEPLOYMENT_TAG.into(), deployment_tag));
+    tags
+}
+
+/// CreateChangeSet; `false` when CloudFormation says nothing would change.
+async fn create(run: &mut Run, request: &StackRequest, name: &str) -> Result<bool, Stop> {
+    let token = request_token(run.id(), "changeset");
+    run.aws_with(Patience::Bounded, |cfn, attempt| {
+        let (r, n, t) = (request.clone(), name.to_owned(), token.clone());
+        async move {
+            match cfn.create_change_set(&r, &n, &t).await {
+                Ok(()) => Ok(true),
+                Err(e) if says_no_changes(&e) => Ok(false),
+                // Its name carries this deployment's id: a retry after a timeout that had
+                // worked finds its own change set.
+                Err(e) if attempt > 0 && e.code == "AlreadyExistsException" => Ok(true),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await
+}
+
+async fn no_changes(run: &mut Run) -> Planned {
+    run.record.change_set_name = None;
+    run.record.change_set = Some(ChangeSummary::default());
+    run.end(Some("no changes".into())).await;
+    Planned::NoChanges
+}
+
+/// CloudFormation's (and moto's) answer when a change set would change nothing.
+fn says_no_changes(e: &AwsFailure) -> bool {
+    e.code == "ValidationError"
+        && e.message.as_deref().is_some_and(|m| {
+            m.contains("No updates are to be performed") || m.contains("didn't contain changes")
+        })
+}
+
+fn check_updatable(info: &StackInfo) -> Result<(), Stop> {
+    use StackStatus::*;
+    match info.status {
+        s if s.is_in_progress() => Err(Stop::Refused(format!(
+            "the stack is busy ({}): another operation is running on it",
+            s.as_aws_str()
+        ))),
+        RollbackComplete | RollbackFailed | CreateFailed | DeleteFailed => {
+            Err(Stop::Refused(format!(
+                "the stack is in {}, which cannot be updated; it must be deleted first",
+                info.status.as_aws_str()
+            )))
+        }
+        _ => Ok(()),
+    }
+}

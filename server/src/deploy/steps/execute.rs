@@ -1,0 +1,122 @@
+//! Step 6: execute — only if no pause covers the environment at this very moment (one statement
+//! in the store records the execution and checks the pause). CreateStack for a new stack,
+//! ExecuteChangeSet for an update, each with a request token derived from the deployment, so a
+//! retry (after a timeout, or after a restart) is the same request to CloudFormation and never a
+//! second operation.
+
+use app::deployment::{Operation, StepName};
+use chrono::{DateTime, Utc};
+
+use super::change_set::Plan;
+use super::watch::CLOCK_SKEW;
+use crate::aws::AwsFailure;
+use crate::deploy::cfn::StackRequest;
+use crate::deploy::run::{Patience, Run, Stop, change_set_name, paused_words, request_token};
+use crate::stacks::DEPLOYMENT_TAG;
+
+/// Executes the plan; returns from when the stack's events belong to this operation.
+pub async fn run(run: &mut Run, plan: &Plan) -> Result<DateTime<Utc>, Stop> {
+    run.begin(StepName::Execute).await?;
+    if !run.record.execution_committed {
+        match run.store.commit_execution(run.id()).await {
+            Ok(None) => run.record.execution_committed = true,
+            Ok(Some(pause)) => {
+                if let Some(name) = run.record.change_set_name.take() {
+                    let _ = run.cfn.delete_change_set(run.stack_name(), &name).await;
+                }
+                return Err(Stop::Cancelled(format!(
+                    "{}; the change was not executed and the stack was not touched",
+                    paused_words(&pause)
+                )));
+            }
+            Err(e) => {
+                return Err(Stop::Failed(format!(
+                    "could not record the execution in the store ({e}); nothing was executed"
+                )));
+            }
+        }
+    }
+    let since = Utc::now() - CLOCK_SKEW;
+    execute(run, plan.operation, Some(&plan.request)).await?;
+    run.end(None).await;
+    Ok(since)
+}
+
+/// The execute call itself; `request` is `None` when repeating an update after a restart.
+pub async fn execute(
+    run: &mut Run,
+    operation: Operation,
+    request: Option<&StackRequest>,
+) -> Result<(), Stop> {
+    let id = run.id().to_owned();
+    let stack_name = run.stack_name().to_owned();
+    match (operation, request) {
+        (Operation::Create, Some(request)) => {
+            let token = request_token(&id, "create");
+            let stack_id = run
+                .aws_with(Patience::WhileRetryable, |cfn, attempt| {
+                    let (r, t, id) = (request.clone(), token.clone(), id.clone());
+                    async move {
+                        match cfn.create_stack(&r, &t).await {
+                            Ok(stack_id) => Ok(stack_id),
+                            // A retry whose first attempt had worked: the stack exists and is
+                            // tagged with this deployment — it is ours.
+                            Err(e) if e.code == "AlreadyExistsException" => {
+                                match cfn.stack(&r.stack_name).await? {
+                                    Some(info) if info.tag(DEPLOYMENT_TAG) == Some(id.as_str()) => {
+                                        tracing::info!(attempt, "CreateStack retried: the stack is ours");
+                                        Ok(info.stack_id)
+                                    }
+                                    _ => Err(e),
+                                }
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .await?;
+            run.record.stack_id = Some(stack_id);
+        }
+        (Operation::Create, None) => {
+            return Err(Stop::Failed(
+                "internal error: a create cannot be executed again without its build".into(),
+            ));
+        }
+        (Operation::Update, _) => {
+            let name = run
+                .record
+                .change_set_name
+                .clone()
+                .unwrap_or_else(|| change_set_name(&id));
+            let token = request_token(&id, "execute");
+            // A repeat (a retry, or the first call after a restart) may find the change set
+            // already executing or gone: the same request already went through.
+            let repeat = request.is_none();
+            run.aws_with(Patience::WhileRetryable, |cfn, attempt| {
+                let (s, n, t) = (stack_name.clone(), name.clone(), token.clone());
+                async move {
+                    match cfn.execute_change_set(&s, &n, &t).await {
+                        Ok(()) => Ok(()),
+                        Err(e) if (attempt > 0 || repeat) && says_already_executed(&e) => {
+                            tracing::info!(attempt, code = e.code, "ExecuteChangeSet repeated: already executed");
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await?;
+        }
+    }
+    run.record.executed = true;
+    run.catalog.forget_card(run.environment(), &stack_name);
+    if let Err(e) = run.store.mark_executed(&id).await {
+        tracing::error!(id, error = %e, "could not record the execution");
+    }
+    Ok(())
+}
+
+/// What ExecuteChangeSet answers when the same change set was already executed.
+fn says_already_executed(e: &AwsFailure) -> bool {
+    e.code == "InvalidChangeSetStatus" || e.code == "ChangeSetNotFound"
+}

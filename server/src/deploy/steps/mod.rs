@@ -1,0 +1,53 @@
+//! The steps of a deployment, one file each, in the order they run: fetch → parameters →
+//! validate → pre-flight → change set → execute → watch. Each begins and ends itself on the
+//! [`Run`] (persisted, pushed live) and hands what it found to the next.
+
+mod change_set;
+mod execute;
+mod fetch;
+mod parameters;
+mod preflight;
+mod validate;
+mod watch;
+
+use app::deployment::Operation;
+
+use super::run::{Done, Run, Stop};
+use crate::artifacts::BuildFolder;
+
+pub use validate::MAX_TEMPLATE_BODY;
+pub use watch::{CLOCK_SKEW, is_resource_done};
+
+/// A deployment from its build: every step, in order.
+pub async fn deploy(run: &mut Run, folder: &BuildFolder) -> Result<Done, Stop> {
+    let fetched = fetch::run(run, folder).await?;
+    let set = parameters::run(run, &fetched).await?;
+    let checked = validate::run(run, &fetched, &set).await?;
+    let existing = match preflight::run(run, &checked, &set).await? {
+        preflight::Found::Stack(existing) => existing,
+        // A create of this very deployment went through before a restart: watch it.
+        preflight::Found::OurOwnCreate => {
+            let since = run.record.deployment.started_at - CLOCK_SKEW;
+            return watch::run(run, Operation::Create, since).await;
+        }
+    };
+    let planned = match change_set::run(run, &checked, &set, existing).await? {
+        change_set::Planned::NoChanges => return Ok(Done::no_changes()),
+        change_set::Planned::Execute(planned) => planned,
+    };
+    let since = execute::run(run, &planned).await?;
+    watch::run(run, planned.operation, since).await
+}
+
+/// A deployment whose stack operation may be running (after a restart). An update committed to
+/// execute is executed again with the same token (a no-op if it went through); then the stack is
+/// watched to its end. The store, not the stack's tags, says whether the deployment executed — a
+/// redeploy of the build a stack runs keeps its old deployment tag.
+pub async fn reattach(run: &mut Run) -> Result<Done, Stop> {
+    let operation = run.record.deployment.operation.unwrap_or(Operation::Update);
+    let since = run.record.deployment.started_at - CLOCK_SKEW;
+    if !run.record.executed {
+        execute::execute(run, operation, None).await?;
+    }
+    watch::run(run, operation, since).await
+}

@@ -1,0 +1,58 @@
+//! The `stack_events` table: the CloudFormation events of each deployment, kept once each.
+
+use app::deployment::StackEvent;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Appends stack events; events already kept are ignored.
+    pub async fn add_events(
+        &self,
+        deployment_id: &str,
+        events: &[StackEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT OR IGNORE INTO stack_events (deployment_id, event_id, timestamp, logical_id, resource_type, status, reason)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(deployment_id)
+            .bind(&e.id)
+            .bind(e.timestamp)
+            .bind(&e.logical_id)
+            .bind(&e.resource_type)
+            .bind(&e.status)
+            .bind(&e.reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A deployment's stack events, oldest first.
+    pub async fn events(&self, id: &str) -> Result<Vec<StackEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stack_events WHERE deployment_id = ? ORDER BY timestamp, rowid",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StackEvent {
+                    id: r.try_get("event_id")?,
+                    timestamp: r.try_get("timestamp")?,
+                    logical_id: r.try_get("logical_id")?,
+                    resource_type: r.try_get("resource_type")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+}
