@@ -74,6 +74,9 @@ pub struct PauseRequest {
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     DeployRequested,
+    /// A deploy of a build the stack ran before: `rollback` on the wire, in filters and in the
+    /// store alike (`rollback_requested`, which the API once answered, is still understood).
+    #[serde(rename = "rollback", alias = "rollback_requested")]
     RollbackRequested,
     DeployRefused,
     DeployFinished,
@@ -106,6 +109,9 @@ impl AuditAction {
     }
 
     pub fn parse(s: &str) -> Option<AuditAction> {
+        if s == "rollback_requested" {
+            return Some(AuditAction::RollbackRequested);
+        }
         Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }

@@ -12,7 +12,7 @@ async fn put_build(h: &Harness, project: &str, id: &str, template: &str, params:
         .await;
     h.put(&format!("{project}/{id}/parameters.json"), params)
         .await;
-    h.state.deployer.artifacts.invalidate(project);
+    h.state.catalog().artifacts.invalidate(project);
 }
 
 fn step_names(detail: &serde_json::Value) -> Vec<&str> {
@@ -148,7 +148,7 @@ async fn every_parameter_shape_deploys_and_environment_overrides_win() {
         r#"{"Greeting": "not for PRD"}"#,
     )
     .await;
-    h.state.deployer.artifacts.invalidate("web");
+    h.state.catalog().artifacts.invalidate("web");
 
     for (i, (project, env, _, expected)) in shapes.iter().enumerate() {
         let detail = h

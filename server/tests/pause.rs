@@ -19,7 +19,7 @@ async fn put_build(h: &Harness, id: &str, greeting: &str) {
         &format!(r#"{{"Greeting": "{greeting}"}}"#),
     )
     .await;
-    h.state.deployer.artifacts.invalidate("web");
+    h.state.catalog().artifacts.invalidate("web");
 }
 
 async fn request(
@@ -199,11 +199,15 @@ async fn a_restarted_deployer_is_still_paused() {
         Some(json!({"reason": "over the weekend"})),
     )
     .await;
-    h.state.engine.abort_all(); // the first process exits
+    h.state.engine().abort_all(); // the first process exits
     let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();
-    let status = restarted.engine.pause_status().await.unwrap();
+    let status = restarted
+        .services
+        .pause_status(&deployer::service::Actor::new("test"))
+        .await
+        .unwrap();
     assert!(status.paused);
     assert_eq!(status.reason.as_deref(), Some("over the weekend"));
 }

@@ -141,7 +141,7 @@ async fn a_parameter_the_build_declares_no_echo_is_hidden_whatever_the_stack_say
         .await;
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "refused", "{detail}");
-    h.state.deployer.forget_card("DEV", "DEV-WEB");
+    h.state.catalog().forget_card("DEV", "DEV-WEB");
     let card = h.card("web", "DEV").await;
     let greeting = card["parameters"]
         .as_array()
@@ -169,7 +169,7 @@ async fn a_card_is_read_from_aws_once_per_couple_of_seconds() {
         .unwrap();
     let cards = futures::future::join_all((0..50).map(|_| h.card("web", "DEV"))).await;
     assert!(cards.iter().all(|c| c["exists"] == true));
-    tokio::time::sleep(deployer::deployer::CARD_TTL).await;
+    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
     assert_eq!(
         h.card("web", "DEV").await["exists"],
         false,

@@ -228,7 +228,7 @@ impl Harness {
         // The listing is cached (a build asked for by name re-lists only a listing seconds
         // old): a test sees its upload at once.
         if let Some(project) = key.split('/').next() {
-            self.state.deployer.artifacts.invalidate(project);
+            self.state.catalog().artifacts.invalidate(project);
         }
     }
 
