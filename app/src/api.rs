@@ -1,7 +1,8 @@
 //! Server functions used by the pages. Their bodies run on the server against the [`ssr::Backend`]
 //! the server provides as context — the same service methods the REST API calls, with the same
 //! checks, errors and audit — and the browser calls them over HTTP. Failures arrive as the same
-//! [`ErrorBody`] as on the REST API, with the same HTTP status.
+//! [`ErrorBody`] as on the REST API, with the same HTTP status. Each is at a stable address,
+//! `POST /api/<name>` (form-encoded arguments), so scripts and tests can reach them too.
 
 use leptos::prelude::*;
 
@@ -16,7 +17,7 @@ pub fn error_message(error: &ErrorBody) -> String {
     error.message.clone()
 }
 
-#[server]
+#[server(endpoint = "get_overview")]
 pub async fn get_overview() -> Result<Overview, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -25,7 +26,7 @@ pub async fn get_overview() -> Result<Overview, ErrorBody> {
     .await
 }
 
-#[server]
+#[server(endpoint = "get_builds")]
 pub async fn get_builds(project: String) -> Result<BuildList, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -38,7 +39,7 @@ pub async fn get_builds(project: String) -> Result<BuildList, ErrorBody> {
     .await
 }
 
-#[server]
+#[server(endpoint = "get_stack")]
 pub async fn get_stack(project: String, environment: String) -> Result<StackView, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -51,7 +52,7 @@ pub async fn get_stack(project: String, environment: String) -> Result<StackView
     .await
 }
 
-#[server]
+#[server(endpoint = "request_deployment")]
 pub async fn request_deployment(
     project: String,
     environment: String,
@@ -69,7 +70,7 @@ pub async fn request_deployment(
     .await
 }
 
-#[server]
+#[server(endpoint = "request_cancel")]
 pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -79,7 +80,7 @@ pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployme
 }
 
 /// A stack's recent deployments and the newest one in full, for the card and its progress panel.
-#[server]
+#[server(endpoint = "get_activity")]
 pub async fn get_activity(project: String, environment: String) -> Result<Activity, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -95,7 +96,7 @@ pub async fn get_activity(project: String, environment: String) -> Result<Activi
     .await
 }
 
-#[server]
+#[server(endpoint = "get_deployment")]
 pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -104,7 +105,7 @@ pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ErrorBody> {
     .await
 }
 
-#[server]
+#[server(endpoint = "get_pause")]
 pub async fn get_pause() -> Result<PauseStatus, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -113,7 +114,7 @@ pub async fn get_pause() -> Result<PauseStatus, ErrorBody> {
     .await
 }
 
-#[server]
+#[server(endpoint = "pause_deployments")]
 pub async fn pause_deployments(
     reason: String,
     environment: Option<String>,
@@ -131,7 +132,7 @@ pub async fn pause_deployments(
     .await
 }
 
-#[server]
+#[server(endpoint = "resume_deployments")]
 pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -140,7 +141,7 @@ pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStat
     .await
 }
 
-#[server]
+#[server(endpoint = "get_audit")]
 pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
@@ -149,7 +150,7 @@ pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> 
     .await
 }
 
-#[server]
+#[server(endpoint = "get_active_deployments")]
 pub async fn get_active_deployments() -> Result<Vec<Deployment>, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;

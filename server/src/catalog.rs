@@ -10,10 +10,10 @@ use std::time::Duration;
 use app::model::{Build, Environment, Project, StackCard};
 
 use crate::artifacts::{ArtifactStore, BuildFolder, LISTING_TTL};
-use crate::deploy::cfn::CloudFormation;
 use crate::aws::AwsClients;
 use crate::cache::TtlCache;
 use crate::config::{self, Config};
+use crate::deploy::cfn::CloudFormation;
 use crate::error::AppError;
 use crate::stacks;
 use crate::store::Store;
@@ -108,10 +108,7 @@ impl Catalog {
         let project = self.project(project)?;
         self.environment(environment)?;
         project.stack_name(environment).ok_or_else(|| {
-            AppError::NotFound(format!(
-                "{} does not deploy to {environment}",
-                project.name
-            ))
+            AppError::NotFound(format!("{} does not deploy to {environment}", project.name))
         })
     }
 
@@ -119,7 +116,9 @@ impl Catalog {
     pub fn cfn(&self, environment: &str) -> Result<Arc<dyn CloudFormation>, AppError> {
         self.environment(environment)?;
         self.cfn.get(environment).cloned().ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("no CloudFormation client for {environment}"))
+            AppError::Internal(anyhow::anyhow!(
+                "no CloudFormation client for {environment}"
+            ))
         })
     }
 

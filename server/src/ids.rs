@@ -271,8 +271,14 @@ mod tests {
     fn an_overlong_id_is_refused_with_its_length() {
         let long = "a".repeat(5000);
         let message = rejected(ProjectName::parse(&long));
-        assert!(message.contains("at most 64 characters, this has 5000"), "{message}");
-        assert!(message.len() < 200, "the answer does not echo the whole input");
+        assert!(
+            message.contains("at most 64 characters, this has 5000"),
+            "{message}"
+        );
+        assert!(
+            message.len() < 200,
+            "the answer does not echo the whole input"
+        );
     }
 
     #[test]

@@ -134,12 +134,7 @@ pub async fn state_with_cloudformation(
             .min(std::time::Duration::from_secs(30)),
     };
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
-    let engine = deploy::Engine::new(
-        catalog.clone(),
-        store,
-        Arc::new(live::Hub::new()),
-        settings,
-    );
+    let engine = deploy::Engine::new(catalog.clone(), store, Arc::new(live::Hub::new()), settings);
     let resumed = engine.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "re-attached to deployments that were in flight");

@@ -7,14 +7,6 @@ use axum::http::StatusCode;
 use common::{Harness, TEMPLATE};
 use serde_json::json;
 
-async fn put_build(h: &Harness, project: &str, id: &str, template: &str, params: &str) {
-    h.put(&format!("{project}/{id}/template.yaml"), template)
-        .await;
-    h.put(&format!("{project}/{id}/parameters.json"), params)
-        .await;
-    h.state.catalog().artifacts.invalidate(project);
-}
-
 fn step_names(detail: &serde_json::Value) -> Vec<&str> {
     detail["steps"]
         .as_array()
@@ -27,22 +19,10 @@ fn step_names(detail: &serde_json::Value) -> Vec<&str> {
 #[tokio::test]
 async fn create_update_and_roll_back_to_an_older_build() {
     let h = Harness::start().await;
-    put_build(
-        &h,
-        "web",
-        "web-master-1",
-        TEMPLATE,
-        r#"{"Greeting": "one"}"#,
-    )
-    .await;
-    put_build(
-        &h,
-        "web",
-        "web-master-2",
-        TEMPLATE,
-        r#"{"Greeting": "two"}"#,
-    )
-    .await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#)
+        .await;
+    h.put_build_with("web", "web-master-2", TEMPLATE, r#"{"Greeting": "two"}"#)
+        .await;
 
     let first = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(first["status"], "succeeded", "{first}");
@@ -129,14 +109,8 @@ async fn every_parameter_shape_deploys_and_environment_overrides_win() {
         ("web-api", "DEV", r#"["Greeting=key-value"]"#, "key-value"),
     ];
     for (i, (project, _, params, _)) in shapes.iter().enumerate() {
-        put_build(
-            &h,
-            project,
-            &format!("{project}-master-{i}"),
-            TEMPLATE,
-            params,
-        )
-        .await;
+        h.put_build_with(project, &format!("{project}-master-{i}"), TEMPLATE, params)
+            .await;
     }
     h.put(
         "web/web-master-2/parameters.PRD.json",
@@ -189,7 +163,8 @@ async fn a_template_over_51200_bytes_goes_by_url() {
     let padding = format!("Metadata:\n  Notes: \"{}\"\n", "x".repeat(60_000));
     let big = format!("{TEMPLATE}{padding}");
     assert!(big.len() > 51_200);
-    put_build(&h, "web", "web-master-5", &big, r#"{"Greeting": "big"}"#).await;
+    h.put_build_with("web", "web-master-5", &big, r#"{"Greeting": "big"}"#)
+        .await;
     let detail = h.deploy("web", "DEV", "web-master-5").await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
     assert_eq!(h.card("web", "DEV").await["status"], "CREATE_COMPLETE");
@@ -202,14 +177,8 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
         "      Value: !Ref Greeting",
         "      Value:\n        Fn::ImportValue: !Sub \"${Greeting}-shared-topic\"",
     );
-    put_build(
-        &h,
-        "web",
-        "web-master-1",
-        &importing,
-        r#"{"Greeting": "DEV"}"#,
-    )
-    .await;
+    h.put_build_with("web", "web-master-1", &importing, r#"{"Greeting": "DEV"}"#)
+        .await;
     let detail = h.deploy("web", "DEV", "web-master-1").await;
     assert_eq!(detail["status"], "refused", "{detail}");
     let message = detail["message"].as_str().unwrap();
@@ -237,24 +206,16 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
 #[tokio::test]
 async fn unknown_missing_and_malformed_parameters_are_refused_by_name() {
     let h = Harness::start().await;
-    put_build(
-        &h,
+    h.put_build_with(
         "web",
         "web-master-1",
         TEMPLATE,
         r#"{"Greeting": "hi", "Colour": "blue"}"#,
     )
     .await;
-    put_build(
-        &h,
-        "web",
-        "web-master-2",
-        TEMPLATE,
-        r#"{"Secret": "s3cret"}"#,
-    )
-    .await;
-    put_build(
-        &h,
+    h.put_build_with("web", "web-master-2", TEMPLATE, r#"{"Secret": "s3cret"}"#)
+        .await;
+    h.put_build_with(
         "web",
         "web-master-3",
         TEMPLATE,
@@ -289,14 +250,8 @@ async fn unknown_missing_and_malformed_parameters_are_refused_by_name() {
 #[tokio::test]
 async fn deploying_the_running_build_again_is_no_changes() {
     let h = Harness::start().await;
-    put_build(
-        &h,
-        "web",
-        "web-master-1",
-        TEMPLATE,
-        r#"{"Greeting": "same"}"#,
-    )
-    .await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "same"}"#)
+        .await;
     assert_eq!(
         h.deploy("web", "DEV", "web-master-1").await["status"],
         "succeeded"
@@ -312,14 +267,8 @@ async fn deploying_the_running_build_again_is_no_changes() {
 #[tokio::test]
 async fn two_racing_requests_get_one_202_and_one_409() {
     let h = Harness::start().await;
-    put_build(
-        &h,
-        "web",
-        "web-master-1",
-        TEMPLATE,
-        r#"{"Greeting": "race"}"#,
-    )
-    .await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "race"}"#)
+        .await;
     let body = json!({"project": "web", "environment": "DEV", "build": "web-master-1"});
     let (a, b) = tokio::join!(
         h.post("/api/v1/deployments", body.clone()),
@@ -352,7 +301,8 @@ async fn two_racing_requests_get_one_202_and_one_409() {
 #[tokio::test]
 async fn bad_deploy_requests_are_answered_clearly() {
     let h = Harness::start().await;
-    put_build(&h, "web", "web-master-1", TEMPLATE, r#"{"Greeting": "x"}"#).await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "x"}"#)
+        .await;
     h.put("web/web-master-2/template.yaml", TEMPLATE).await;
 
     let cases = [

@@ -5,27 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, Sse, SseParser, TEMPLATE};
-use futures::StreamExt;
+use common::{Harness, Sse, TEMPLATE, read_until};
 use serde_json::json;
-
-/// Reads events from the stream until `stop` says so (or 30 s pass).
-async fn read_until(response: reqwest::Response, mut stop: impl FnMut(&Sse) -> bool) -> Vec<Sse> {
-    let mut body = response.bytes_stream();
-    let mut parser = SseParser::default();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
-        for sse in parser.push(&chunk) {
-            let done = stop(&sse);
-            out.push(sse);
-            if done {
-                return out;
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn a_subscriber_gets_a_deployment_in_order_and_a_reconnect_misses_nothing() {

@@ -5,48 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{Harness, TEMPLATE};
 use deployer::aws::AwsClients;
 use serde_json::json;
-use tower::ServiceExt;
 
-async fn put_build(h: &Harness, id: &str, greeting: &str) {
-    h.put(&format!("web/{id}/template.yaml"), TEMPLATE).await;
-    h.put(
-        &format!("web/{id}/parameters.json"),
-        &format!(r#"{{"Greeting": "{greeting}"}}"#),
-    )
-    .await;
-    h.state.catalog().artifacts.invalidate("web");
-}
-
-async fn request(
-    h: &Harness,
-    method: &str,
-    uri: &str,
-    body: Option<serde_json::Value>,
-) -> (StatusCode, serde_json::Value) {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        builder = builder.header("content-type", "application/json");
-    }
-    let request = builder
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let response = deployer::router(h.state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+/// The parameters of a build that greets this way.
+fn greeting(greeting: &str) -> String {
+    format!(r#"{{"Greeting": "{greeting}"}}"#)
 }
 
 fn deploy_body(build: &str) -> serde_json::Value {
@@ -56,19 +22,22 @@ fn deploy_body(build: &str) -> serde_json::Value {
 #[tokio::test]
 async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
     let h = Harness::start().await;
-    put_build(&h, "web-master-1", "one").await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, &greeting("one"))
+        .await;
 
-    let (status, pause) = request(&h, "GET", "/api/v1/pause", None).await;
+    let (status, pause) = h
+        .send_json("GET", "/api/v1/pause", serde_json::Value::Null)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pause["paused"], false);
 
-    let (status, pause) = request(
-        &h,
-        "PUT",
-        "/api/v1/pause",
-        Some(json!({"reason": "investigating 5xx on web"})),
-    )
-    .await;
+    let (status, pause) = h
+        .send_json(
+            "PUT",
+            "/api/v1/pause",
+            json!({"reason": "investigating 5xx on web"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{pause}");
     assert_eq!(pause["paused"], true);
     assert_eq!(pause["reason"], "investigating 5xx on web");
@@ -91,7 +60,9 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
     assert_eq!(refused["error"]["actor"], "tester");
     assert_eq!(refused["error"]["since"], pause["since"]);
 
-    let (status, resumed) = request(&h, "DELETE", "/api/v1/pause", None).await;
+    let (status, resumed) = h
+        .send_json("DELETE", "/api/v1/pause", serde_json::Value::Null)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resumed["paused"], false);
     let detail = h.deploy("web", "DEV", "web-master-1").await;
@@ -101,14 +72,15 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
 #[tokio::test]
 async fn a_pause_of_one_environment_leaves_the_others_open() {
     let h = Harness::start().await;
-    put_build(&h, "web-master-1", "one").await;
-    let (status, pause) = request(
-        &h,
-        "PUT",
-        "/api/v1/pause",
-        Some(json!({"reason": "PRD freeze", "environment": "PRD"})),
-    )
-    .await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, &greeting("one"))
+        .await;
+    let (status, pause) = h
+        .send_json(
+            "PUT",
+            "/api/v1/pause",
+            json!({"reason": "PRD freeze", "environment": "PRD"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pause["environments"], json!(["PRD"]));
     let (status, _) = h
@@ -123,17 +95,25 @@ async fn a_pause_of_one_environment_leaves_the_others_open() {
         "succeeded"
     );
 
-    let (status, _) = request(&h, "PUT", "/api/v1/pause", Some(json!({"reason": "  "}))).await;
+    let (status, _) = h
+        .send_json("PUT", "/api/v1/pause", json!({"reason": "  "}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a reason is required");
-    let (status, _) = request(
-        &h,
-        "PUT",
-        "/api/v1/pause",
-        Some(json!({"reason": "x", "environment": "QA"})),
-    )
-    .await;
+    let (status, _) = h
+        .send_json(
+            "PUT",
+            "/api/v1/pause",
+            json!({"reason": "x", "environment": "QA"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, resumed) = request(&h, "DELETE", "/api/v1/pause?environment=PRD", None).await;
+    let (status, resumed) = h
+        .send_json(
+            "DELETE",
+            "/api/v1/pause?environment=PRD",
+            serde_json::Value::Null,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resumed["paused"], false);
 }
@@ -144,7 +124,13 @@ async fn no_deployment_starts_after_a_racing_pause_was_recorded() {
     // 50 deploy requests over three stacks race each other and one pause.
     let envs = ["DEV", "STG", "PRD"];
     for n in 0..50 {
-        put_build(&h, &format!("web-master-{n}"), "race").await;
+        h.put_build_with(
+            "web",
+            &format!("web-master-{n}"),
+            TEMPLATE,
+            &greeting("race"),
+        )
+        .await;
     }
     let h = &h;
     let deploys = (0..50).map(|n| {
@@ -153,7 +139,8 @@ async fn no_deployment_starts_after_a_racing_pause_was_recorded() {
     });
     let pause = async {
         tokio::time::sleep(Duration::from_millis(15)).await;
-        request(h, "PUT", "/api/v1/pause", Some(json!({"reason": "race"}))).await
+        h.send_json("PUT", "/api/v1/pause", json!({"reason": "race"}))
+            .await
     };
     let (results, (pause_status, pause)) = tokio::join!(futures::future::join_all(deploys), pause);
     assert_eq!(pause_status, StatusCode::OK);
@@ -192,11 +179,10 @@ async fn no_deployment_starts_after_a_racing_pause_was_recorded() {
 #[tokio::test]
 async fn a_restarted_deployer_is_still_paused() {
     let h = Harness::start().await;
-    request(
-        &h,
+    h.send_json(
         "PUT",
         "/api/v1/pause",
-        Some(json!({"reason": "over the weekend"})),
+        json!({"reason": "over the weekend"}),
     )
     .await;
     h.state.engine().abort_all(); // the first process exits
@@ -215,7 +201,8 @@ async fn a_restarted_deployer_is_still_paused() {
 #[tokio::test]
 async fn every_action_is_in_the_audit_trail_in_order() {
     let h = Harness::start().await;
-    put_build(&h, "web-master-1", "one").await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, &greeting("one"))
+        .await;
     let detail = h.deploy("web", "DEV", "web-master-1").await;
     let id = detail["id"].as_str().unwrap();
     let (status, _) = h
@@ -226,18 +213,14 @@ async fn every_action_is_in_the_audit_trail_in_order() {
         StatusCode::CONFLICT,
         "it already ended; the attempt is not an action"
     );
-    request(
-        &h,
-        "PUT",
-        "/api/v1/pause",
-        Some(json!({"reason": "audit me"})),
-    )
-    .await;
+    h.send_json("PUT", "/api/v1/pause", json!({"reason": "audit me"}))
+        .await;
     let (status, _) = h
         .post("/api/v1/deployments", deploy_body("web-master-1"))
         .await;
     assert_eq!(status, StatusCode::LOCKED);
-    request(&h, "DELETE", "/api/v1/pause", None).await;
+    h.send_json("DELETE", "/api/v1/pause", serde_json::Value::Null)
+        .await;
 
     let (status, audit) = h.get("/api/v1/audit").await;
     assert_eq!(status, StatusCode::OK);

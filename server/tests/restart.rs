@@ -60,7 +60,13 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();
-    let detail = restarted.engine().store().detail(&id).await.unwrap().unwrap();
+    let detail = restarted
+        .engine()
+        .store()
+        .detail(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         detail.deployment.status.as_str(),
         "running",
@@ -72,7 +78,13 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
 
     let mut finished = None;
     for _ in 0..400 {
-        let d = restarted.engine().store().detail(&id).await.unwrap().unwrap();
+        let d = restarted
+            .engine()
+            .store()
+            .detail(&id)
+            .await
+            .unwrap()
+            .unwrap();
         if !d.deployment.status.is_active() {
             finished = Some(d);
             break;

@@ -38,7 +38,9 @@ pub async fn builds(
         q.get("branch").map(String::as_str),
         q.get("limit").map(String::as_str),
     )?;
-    Ok(Json(state.services.builds(&actor, &project, &filter).await?))
+    Ok(Json(
+        state.services.builds(&actor, &project, &filter).await?,
+    ))
 }
 
 pub async fn stacks(

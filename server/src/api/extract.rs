@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
-use axum::Json;
 
 use crate::error::AppError;
 use crate::service::Actor;

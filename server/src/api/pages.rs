@@ -168,7 +168,11 @@ impl Backend for Pages {
         .await
     }
 
-    async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
+    async fn audit(
+        &self,
+        request: &Parts,
+        query: AuditQuery,
+    ) -> Result<Vec<AuditEntry>, ErrorBody> {
         self.call(async {
             let actor = extract::actor(request, &self.state)?;
             let filter = AuditFilter::parse(&query)?;

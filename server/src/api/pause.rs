@@ -37,9 +37,6 @@ pub async fn unpause(
     let q = query(q)?;
     let environment = optional(q.get("environment").map(String::as_str), EnvName::parse)?;
     Ok(Json(
-        state
-            .services
-            .unpause(&actor, environment.as_ref())
-            .await?,
+        state.services.unpause(&actor, environment.as_ref()).await?,
     ))
 }

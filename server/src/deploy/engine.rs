@@ -62,7 +62,12 @@ struct Running {
 }
 
 impl Engine {
-    pub fn new(catalog: Arc<Catalog>, store: Store, hub: Arc<Hub>, settings: Settings) -> Arc<Engine> {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        store: Store,
+        hub: Arc<Hub>,
+        settings: Settings,
+    ) -> Arc<Engine> {
         Arc::new(Engine {
             catalog,
             store,
@@ -332,7 +337,12 @@ impl Engine {
             };
             step.finished_at = d.finished_at;
         }
-        tracing::info!(id = d.id, status = d.status.as_str(), message = d.message, "deployment finished");
+        tracing::info!(
+            id = d.id,
+            status = d.status.as_str(),
+            message = d.message,
+            "deployment finished"
+        );
         let snapshot = d.clone();
         self.audit(
             &snapshot.actor,
@@ -396,8 +406,13 @@ impl Engine {
             tracing::error!(error = %e, "could not record a deployment's end");
         }
         let d = record.deployment.clone();
-        self.audit(&d.actor, AuditAction::DeployFinished, &d, Some(&outcome_words(&d)))
-            .await;
+        self.audit(
+            &d.actor,
+            AuditAction::DeployFinished,
+            &d,
+            Some(&outcome_words(&d)),
+        )
+        .await;
         self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
             deployment: d,
             step: record.steps.last().cloned(),

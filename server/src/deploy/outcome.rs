@@ -153,11 +153,18 @@ mod tests {
     #[test]
     fn a_cancelled_create_whose_stack_is_gone_is_cancelled_an_unexplained_loss_fails() {
         let mut s = seen(Operation::Create, None);
-        assert!(matches!(outcome(s).unwrap().result, Err(Stop::Failed(m)) if m.contains("disappeared")));
+        assert!(
+            matches!(outcome(s).unwrap().result, Err(Stop::Failed(m)) if m.contains("disappeared"))
+        );
         s.cancelled = true;
-        assert!(matches!(outcome(s).unwrap().result, Err(Stop::Cancelled(m)) if m.contains("deleted")));
+        assert!(
+            matches!(outcome(s).unwrap().result, Err(Stop::Cancelled(m)) if m.contains("deleted"))
+        );
         s.status = Some(StackStatus::DeleteComplete);
-        assert!(matches!(outcome(s).unwrap().result, Err(Stop::Cancelled(_))));
+        assert!(matches!(
+            outcome(s).unwrap().result,
+            Err(Stop::Cancelled(_))
+        ));
     }
 
     #[test]

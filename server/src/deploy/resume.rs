@@ -44,15 +44,16 @@ impl Engine {
             // carries the same request token, and a stack tagged with this deployment is ours).
             let stack = d.stack_name.clone();
             if operation == Some(Operation::Update) || record.change_set_name.is_some() {
-                let _ = cfn
-                    .delete_change_set(&stack, &change_set_name(&d.id))
-                    .await;
+                let _ = cfn.delete_change_set(&stack, &change_set_name(&d.id)).await;
             }
             record.change_set_name = None;
             if !record.execution_committed {
                 let d = &record.deployment;
                 let why = if record.cancel.is_some() {
-                    Some("cancelled before anything was executed; the stack was not touched".to_owned())
+                    Some(
+                        "cancelled before anything was executed; the stack was not touched"
+                            .to_owned(),
+                    )
                 } else {
                     pauses
                         .blocking(&d.environment)

@@ -358,7 +358,6 @@ pub(super) fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

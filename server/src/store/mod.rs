@@ -118,7 +118,6 @@ impl Store {
             let _ = file.unlock();
         }
     }
-
 }
 
 /// One deployer process drives a store at a time: two would each re-attach to the same
@@ -146,7 +145,6 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +159,4 @@ mod tests {
         first.release();
         Store::open(&path).await.unwrap();
     }
-
 }

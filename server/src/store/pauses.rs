@@ -42,7 +42,6 @@ impl Store {
             .await?;
         rows.iter().map(pause_from_row).collect()
     }
-
 }
 
 pub(super) fn pause_from_row(r: &SqliteRow) -> Result<Pause, StoreError> {
@@ -77,4 +76,3 @@ pub fn pause_status(pauses: Vec<Pause>, all_environments: &[String]) -> PauseSta
         pauses,
     }
 }
-

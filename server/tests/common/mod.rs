@@ -2,12 +2,18 @@
 //! configured against it with four environments as four accounts.
 #![allow(dead_code)]
 
+mod fixtures;
+mod moto;
 pub mod proxy;
+mod sse;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use fixtures::{GATED_TEMPLATE, TEMPLATE, release_gate};
+pub use moto::Moto;
+#[allow(unused_imports)]
+pub use sse::{Sse, SseParser, read_until};
 
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use axum::body::Body;
@@ -23,90 +29,6 @@ pub const ACCOUNTS: [(&str, &str); 4] = [
 ];
 pub const BUCKET: &str = "artifacts";
 pub const PREFIX: &str = "builds/";
-
-/// A moto server, killed when dropped.
-pub struct Moto {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Moto {
-    /// Starts moto on a free port and returns once *this* moto is serving. Tests run in
-    /// parallel, so a port found free can be taken by another test's moto before ours binds it;
-    /// a probe of the port would then reach the other one (and fail when that test ends). moto
-    /// says "Running on" only after its own bind succeeded and exits when the port is taken, so
-    /// its stderr decides, and a taken port is retried with another.
-    pub fn start() -> Moto {
-        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
-        for _attempt in 0..10 {
-            let port = free_port();
-            let mut child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin} (set MOTO_SERVER): {e}"));
-            let stderr = child.stderr.take().expect("piped stderr");
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            // Reads moto's log to the end: the readiness line first, then drains the request log
-            // so that moto never blocks on a full pipe.
-            std::thread::spawn(move || {
-                let mut ready = Some(ready_tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("Running on")
-                        && let Some(tx) = ready.take()
-                    {
-                        let _ = tx.send(());
-                    }
-                }
-            });
-            match ready_rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(()) => {
-                    return Moto {
-                        child,
-                        endpoint: format!("http://127.0.0.1:{port}"),
-                    };
-                }
-                // stderr closed without the line: moto exited, most likely because the port was
-                // taken in the meantime. Try another.
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    panic!("moto did not start on port {port} within 60 s");
-                }
-            }
-        }
-        panic!("moto could not start on any of 10 free ports");
-    }
-}
-
-/// A port that is free now, and not one this process handed out before.
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The config the tests run with: every project deploys to DEV, STG and PRD.
 pub fn config(endpoint: &str, store: &std::path::Path) -> Config {
@@ -239,13 +161,17 @@ impl Harness {
 
     /// Writes a complete build folder with this template.
     pub async fn put_build_of(&self, project: &str, id: &str, template: &str) {
+        self.put_build_with(project, id, template, r#"{"Greeting":"hello"}"#)
+            .await;
+    }
+
+    /// Writes a build folder: this template as `template.yaml`, these parameters as
+    /// `parameters.json`. Every test writes its builds through here.
+    pub async fn put_build_with(&self, project: &str, id: &str, template: &str, parameters: &str) {
         self.put(&format!("{project}/{id}/template.yaml"), template)
             .await;
-        self.put(
-            &format!("{project}/{id}/parameters.json"),
-            r#"{"Greeting":"hello"}"#,
-        )
-        .await;
+        self.put(&format!("{project}/{id}/parameters.json"), parameters)
+            .await;
     }
 
     /// Asks for a deployment of `web` in DEV and returns its id (it must be accepted).
@@ -331,6 +257,26 @@ impl Harness {
         app.oneshot(request).await.unwrap().status()
     }
 
+    /// Calls one of the page's server functions (`POST /api/<name>`, form-encoded arguments, as
+    /// the browser does) through the whole router; answers its status and JSON body.
+    pub async fn server_fn(
+        &self,
+        name: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, serde_json::Value) {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = Request::post(format!("/api/{name}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+
     /// Starts a deployment and waits for its outcome; returns the deployment's detail.
     pub async fn deploy(&self, project: &str, env: &str, build: &str) -> serde_json::Value {
         let (status, started) = self
@@ -394,127 +340,14 @@ impl Harness {
     }
 }
 
-/// A template whose create waits: moto holds the stack in CREATE_IN_PROGRESS when CreateStack
-/// meets a `Custom::` resource backed by a Lambda of the same template, until the test answers
-/// for the Lambda ([`Harness::release_gate`]).
-pub const GATED_TEMPLATE: &str = r#"
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Greeting:
-    Type: String
-Resources:
-  HookRole:
-    Type: AWS::IAM::Role
-    Properties:
-      RoleName: !Sub "${AWS::StackName}-hook"
-      AssumeRolePolicyDocument:
-        Version: "2012-10-17"
-        Statement:
-          - Effect: Allow
-            Principal: { Service: lambda.amazonaws.com }
-            Action: sts:AssumeRole
-  Hook:
-    Type: AWS::Lambda::Function
-    Properties:
-      Runtime: python3.11
-      Handler: index.handler
-      Role: !GetAtt HookRole.Arn
-      Code:
-        ZipFile: "def handler(event, context): pass"
-  Wait:
-    Type: Custom::Wait
-    Properties:
-      ServiceToken: !GetAtt Hook.Arn
-      Greeting: !Ref Greeting
-"#;
-
-/// Answers for the gate's Lambda on moto's cfnresponse endpoint: the gated create completes.
-pub async fn release_gate(moto_endpoint: &str, account: &str, stack_id: &str) {
-    let port = moto_endpoint.rsplit(':').next().unwrap();
-    let response = reqwest::Client::new()
-        .put(format!("http://localhost:{port}/cloudformation_eu-west-1/cfnresponse?stack={stack_id}"))
-        .header("content-type", "application/json")
-        // The Lambda's answer carries no credentials: moto takes the account from this header
-        // and the region from the (unchecked) credential scope of an Authorization header.
-        .header("x-moto-account-id", account)
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/eu-west-1/cloudformation/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(serde_json::json!({"Status": "SUCCESS", "LogicalResourceId": "Wait", "StackId": stack_id, "Data": {}}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-}
-
-pub const TEMPLATE: &str = r#"
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Greeting:
-    Type: String
-  Secret:
-    Type: String
-    NoEcho: true
-    Default: hunter2
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-  Message:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${AWS::StackName}/greeting"
-      Type: String
-      Value: !Ref Greeting
-Outputs:
-  QueueUrl:
-    Value: !Ref Queue
-    Export:
-      Name: !Sub "${AWS::StackName}-QueueUrl"
-"#;
-
-/// One server-sent event as a client sees it.
-#[derive(Debug, Clone)]
-pub struct Sse {
-    pub id: Option<u64>,
-    pub event: String,
-    pub data: serde_json::Value,
-}
-
-/// Splits an event stream's bytes into events, across chunk boundaries. Keep-alive comments
-/// (blocks without data) are skipped.
-#[derive(Default)]
-pub struct SseParser {
-    buffer: String,
-}
-
-impl SseParser {
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Sse> {
-        self.buffer.push_str(&String::from_utf8_lossy(chunk));
-        let mut out = Vec::new();
-        while let Some(end) = self.buffer.find("\n\n") {
-            let block: String = self.buffer.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = v.trim().parse().ok();
-                }
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_owned();
-                }
-                if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
+/// Percent-encodes a form value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
             }
-            if data.is_empty() {
-                continue;
-            }
-            out.push(Sse {
-                id,
-                event,
-                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-            });
-        }
-        out
-    }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

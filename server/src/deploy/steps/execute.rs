@@ -64,7 +64,10 @@ pub async fn execute(
                             Err(e) if e.code == "AlreadyExistsException" => {
                                 match cfn.stack(&r.stack_name).await? {
                                     Some(info) if info.tag(DEPLOYMENT_TAG) == Some(id.as_str()) => {
-                                        tracing::info!(attempt, "CreateStack retried: the stack is ours");
+                                        tracing::info!(
+                                            attempt,
+                                            "CreateStack retried: the stack is ours"
+                                        );
                                         Ok(info.stack_id)
                                     }
                                     _ => Err(e),
@@ -98,7 +101,11 @@ pub async fn execute(
                     match cfn.execute_change_set(&s, &n, &t).await {
                         Ok(()) => Ok(()),
                         Err(e) if (attempt > 0 || repeat) && says_already_executed(&e) => {
-                            tracing::info!(attempt, code = e.code, "ExecuteChangeSet repeated: already executed");
+                            tracing::info!(
+                                attempt,
+                                code = e.code,
+                                "ExecuteChangeSet repeated: already executed"
+                            );
                             Ok(())
                         }
                         Err(e) => Err(e),

@@ -50,12 +50,8 @@ pub async fn run(run: &mut Run, folder: &BuildFolder) -> Result<Fetched, Stop> {
 }
 
 async fn fetch(run: &Run, key: &str) -> Result<String, Stop> {
-    run.catalog
-        .artifacts
-        .fetch(key)
-        .await
-        .map_err(|e| match e {
-            FetchError::Unreadable(m) => Stop::Refused(m),
-            FetchError::Failed(m) => Stop::Failed(m),
-        })
+    run.catalog.artifacts.fetch(key).await.map_err(|e| match e {
+        FetchError::Unreadable(m) => Stop::Refused(m),
+        FetchError::Failed(m) => Stop::Failed(m),
+    })
 }

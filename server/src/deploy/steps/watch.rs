@@ -106,10 +106,16 @@ async fn send_cancel(run: &mut Run, operation: Operation, stack: &str, cancel: &
     }
     let id = run.id().to_owned();
     let call = match operation {
-        Operation::Update => Some(run.cfn.cancel_update(stack, &request_token(&id, "cancel")).await),
-        Operation::Create if ask.confirm_delete => {
-            Some(run.cfn.delete_stack(stack, &request_token(&id, "delete")).await)
-        }
+        Operation::Update => Some(
+            run.cfn
+                .cancel_update(stack, &request_token(&id, "cancel"))
+                .await,
+        ),
+        Operation::Create if ask.confirm_delete => Some(
+            run.cfn
+                .delete_stack(stack, &request_token(&id, "delete"))
+                .await,
+        ),
         Operation::Create => None,
     };
     match call {
