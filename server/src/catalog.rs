@@ -11,16 +11,15 @@ use app::model::{Build, Environment, Project, StackCard};
 
 use crate::artifacts::{ArtifactStore, BuildFolder, LISTING_TTL};
 use crate::aws::AwsClients;
+use crate::aws::cfn::CloudFormation;
 use crate::cache::TtlCache;
 use crate::config::{self, Config};
-use crate::deploy::cfn::CloudFormation;
 use crate::error::AppError;
 use crate::stacks;
 use crate::store::Store;
 
 pub struct Catalog {
     pub config: Config,
-    pub aws: AwsClients,
     pub artifacts: ArtifactStore,
     pub store: Store,
     /// Each environment's CloudFormation, behind its seam (tests script a fake).
@@ -58,7 +57,6 @@ impl Catalog {
         );
         Ok(Catalog {
             config,
-            aws,
             artifacts,
             store,
             cfn,
@@ -188,14 +186,11 @@ impl Catalog {
     /// The project's stack in one environment.
     pub async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, AppError> {
         let stack_name = self.stack_name(project, environment)?;
-        let clients = self.aws.env(environment).ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("no AWS clients for {environment}"))
-        })?;
+        let cfn = self.cfn(environment)?;
         let key = format!("{environment}/{stack_name}");
         self.cards
             .get_or_load(&key, || async {
-                let mut card =
-                    stacks::describe(&clients.cloudformation, environment, stack_name).await?;
+                let mut card = stacks::describe(cfn.as_ref(), environment, stack_name).await?;
                 // The deployer's own record of what it deployed last wins over the stack tag:
                 // the tag is written on every deploy, but emulators (moto) do not apply tags
                 // from change sets.

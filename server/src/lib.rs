@@ -1,6 +1,6 @@
 //! The deployer's server. Requests enter at `api/` (REST and the page's server functions), call
 //! one method of `service/`, which looks things up in `catalog` and drives `deploy/` (the
-//! engine); AWS is reached only through `deploy::cfn` (CloudFormation) and `artifacts` (S3), the
+//! engine); AWS is reached only through `aws::cfn` (CloudFormation) and `artifacts` (S3), the
 //! database only through `store/`, and events go out through `live`.
 
 pub mod api;
@@ -106,8 +106,7 @@ pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Resu
         .iter()
         .filter_map(|e| {
             let client = aws.env(&e.name)?.cloudformation.clone();
-            let cfn: Arc<dyn deploy::cfn::CloudFormation> =
-                Arc::new(deploy::cfn::AwsCfn::new(client));
+            let cfn: Arc<dyn aws::cfn::CloudFormation> = Arc::new(aws::AwsCfn::new(client));
             Some((e.name.clone(), cfn))
         })
         .collect();
@@ -118,7 +117,7 @@ pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Resu
 pub async fn state_with_cloudformation(
     config: config::Config,
     aws: aws::AwsClients,
-    cfn: HashMap<String, Arc<dyn deploy::cfn::CloudFormation>>,
+    cfn: HashMap<String, Arc<dyn aws::cfn::CloudFormation>>,
 ) -> anyhow::Result<AppState> {
     use anyhow::Context;
     let leptos_options = leptos_options(&config);

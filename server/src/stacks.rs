@@ -1,11 +1,10 @@
-//! Stack state: one project's CloudFormation stack in one environment, as a card shows it.
+//! Stack cards: one project's CloudFormation stack in one environment, as a card shows it, read
+//! through the CloudFormation seam like everything else.
 
-use app::model::{StackCard, StackOutput, StackParameter, StackStatus};
-use aws_sdk_cloudformation::Client as CfnClient;
-use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use chrono::{DateTime, Utc};
+use app::model::{StackCard, StackParameter, StackStatus};
 
 use crate::aws::AwsFailure;
+use crate::aws::cfn::{CloudFormation, StackInfo};
 
 /// The stack tag the deployer writes with the deployed build id.
 pub const BUILD_TAG: &str = "deployer:build";
@@ -15,12 +14,30 @@ pub const DEPLOYMENT_TAG: &str = "deployer:deployment";
 const MASKED: &str = "****";
 
 /// Reads the stack; a stack that does not exist is a card with `exists: false`, not an error.
+/// NoEcho is declared in the template; AWS masks such values but emulators may not, so the
+/// declarations are read alongside and decide what is shown.
 pub async fn describe(
-    cfn: &CfnClient,
+    cfn: &dyn CloudFormation,
     environment: &str,
     stack_name: &str,
 ) -> Result<StackCard, AwsFailure> {
-    let not_deployed = || StackCard {
+    let (info, no_echo) = tokio::join!(cfn.stack(stack_name), cfn.no_echo_keys(stack_name));
+    // Without the declarations, no value is shown rather than a secret leaked.
+    let no_echo = no_echo
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot read a stack's NoEcho parameters"))
+        .ok();
+    Ok(card(environment, stack_name, info?, no_echo.as_deref()))
+}
+
+/// The card of a stack as read; `no_echo` is `None` when the declarations could not be read
+/// (every value is then hidden).
+pub fn card(
+    environment: &str,
+    stack_name: &str,
+    info: Option<StackInfo>,
+    no_echo: Option<&[String]>,
+) -> StackCard {
+    let mut card = StackCard {
         environment: environment.to_owned(),
         name: stack_name.to_owned(),
         exists: false,
@@ -31,110 +48,74 @@ pub async fn describe(
         outputs: Vec::new(),
         parameters: Vec::new(),
     };
-    // NoEcho is declared in the template; AWS masks such values but emulators may not, so the
-    // declarations are read alongside and decide what is shown.
-    let (answer, summary) = tokio::join!(
-        cfn.describe_stacks().stack_name(stack_name).send(),
-        cfn.get_template_summary().stack_name(stack_name).send(),
-    );
-    let no_echo: Option<Vec<String>> = match summary {
-        Ok(summary) => Some(
-            summary
-                .parameters()
-                .iter()
-                .filter(|p| p.no_echo() == Some(true))
-                .filter_map(|p| p.parameter_key().map(str::to_owned))
-                .collect(),
-        ),
-        Err(e) if is_missing_stack(&e) => Some(Vec::new()),
-        Err(e) => {
-            // Without the declarations, no value is shown rather than a secret leaked.
-            AwsFailure::from_sdk(format!("reading the template of {stack_name}"), e);
-            None
-        }
+    let Some(info) = info.filter(|i| i.status != StackStatus::DeleteComplete) else {
+        return card;
     };
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(e) if is_missing_stack(&e) => return Ok(not_deployed()),
-        Err(e) => {
-            return Err(AwsFailure::from_sdk(
-                format!("reading stack {stack_name} in {environment}"),
-                e,
-            ));
-        }
-    };
-    let Some(stack) = answer.stacks().first() else {
-        return Ok(not_deployed());
-    };
-    let status = stack
-        .stack_status()
-        .map(|s| StackStatus::from_aws_str(s.as_str()));
-    if status == Some(StackStatus::DeleteComplete) {
-        return Ok(not_deployed());
-    }
-    let to_utc = |t: &aws_sdk_cloudformation::primitives::DateTime| {
-        DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
-    };
-    let updated_at = stack
-        .last_updated_time()
-        .or(stack.creation_time())
-        .and_then(to_utc);
-    let build = stack
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(BUILD_TAG))
-        .and_then(|t| t.value())
-        .map(str::to_owned);
-    let outputs = stack
-        .outputs()
-        .iter()
-        .map(|o| StackOutput {
-            key: o.output_key().unwrap_or_default().to_owned(),
-            value: o.output_value().unwrap_or_default().to_owned(),
-            export_name: o.export_name().map(str::to_owned),
-            description: o.description().map(str::to_owned),
-        })
-        .collect();
-    let parameters = stack
-        .parameters()
-        .iter()
-        .map(|p| {
-            let key = p.parameter_key().unwrap_or_default();
-            let value = p.resolved_value().or(p.parameter_value());
-            let no_echo = value == Some(MASKED)
-                || no_echo
-                    .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k == key));
+    card.exists = true;
+    card.status = Some(info.status);
+    card.build = info.tag(BUILD_TAG).map(str::to_owned);
+    card.status_reason = info.reason;
+    card.updated_at = info.updated_at;
+    card.outputs = info.outputs;
+    card.parameters = info
+        .parameters
+        .into_iter()
+        .map(|(key, value)| {
+            let no_echo = value.as_deref() == Some(MASKED)
+                || no_echo.is_none_or(|keys| keys.iter().any(|k| *k == key));
             StackParameter {
-                key: key.to_owned(),
-                value: if no_echo {
-                    None
-                } else {
-                    value.map(str::to_owned)
-                },
+                key,
+                value: if no_echo { None } else { value },
                 no_echo,
             }
         })
         .collect();
-    Ok(StackCard {
-        environment: environment.to_owned(),
-        name: stack_name.to_owned(),
-        exists: true,
-        status,
-        status_reason: stack.stack_status_reason().map(str::to_owned),
-        build,
-        updated_at,
-        outputs,
-        parameters,
-    })
+    card
 }
 
-/// CloudFormation answers a missing stack with a `ValidationError` "Stack with id X does not exist".
-pub fn is_missing_stack<E: ProvideErrorMetadata, R>(
-    error: &aws_sdk_cloudformation::error::SdkError<E, R>,
-) -> bool {
-    error.as_service_error().is_some_and(|e| {
-        e.code() == Some("ValidationError")
-            && e.message().is_some_and(|m| m.contains("does not exist"))
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> StackInfo {
+        StackInfo {
+            status: StackStatus::UpdateComplete,
+            tags: vec![(BUILD_TAG.into(), "web-master-7".into())],
+            parameters: vec![
+                ("Greeting".into(), Some("hello".into())),
+                ("Secret".into(), Some("hunter2".into())),
+                ("Token".into(), Some(MASKED.into())),
+            ],
+            ..StackInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_or_deleted_stack_is_a_card_that_says_not_deployed() {
+        assert!(!card("DEV", "DEV-WEB", None, Some(&[])).exists);
+        let deleted = StackInfo {
+            status: StackStatus::DeleteComplete,
+            ..StackInfo::default()
+        };
+        assert!(!card("DEV", "DEV-WEB", Some(deleted), Some(&[])).exists);
+    }
+
+    #[test]
+    fn no_echo_values_are_hidden_and_unknown_declarations_hide_everything() {
+        let shown = card("DEV", "DEV-WEB", Some(info()), Some(&["Secret".into()]));
+        assert_eq!(shown.build.as_deref(), Some("web-master-7"));
+        let values: Vec<Option<&str>> = shown
+            .parameters
+            .iter()
+            .map(|p| p.value.as_deref())
+            .collect();
+        assert_eq!(values, [Some("hello"), None, None]);
+        let hidden = card("DEV", "DEV-WEB", Some(info()), None);
+        assert!(
+            hidden
+                .parameters
+                .iter()
+                .all(|p| p.value.is_none() && p.no_echo)
+        );
+    }
 }

@@ -12,10 +12,10 @@ use app::pause::AuditAction;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::cfn::CloudFormation;
 use super::run::{Run, Stop};
 use super::steps;
 use crate::artifacts::BuildFolder;
+use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
 use crate::error::AppError;
 use crate::ids::{DeploymentId, EnvName, ProjectName};

@@ -6,7 +6,6 @@
 //! one deployment in flight (steps begin and end there, AWS calls retry there); `steps/` holds
 //! one file per step; `outcome.rs` maps the stack's final status to the deployment's ending.
 
-pub mod cfn;
 mod engine;
 pub mod imports;
 mod outcome;

@@ -9,8 +9,8 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::Settings;
-use super::cfn::CloudFormation;
 use crate::aws::AwsFailure;
+use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
 use crate::live::Hub;
 use crate::store::{CancelAsk, Record, Store};

@@ -71,7 +71,7 @@ impl Harness {
 
     /// A harness whose CloudFormation (in every environment) is the given one; S3 stays moto.
     pub async fn start_with(
-        cfn: Option<std::sync::Arc<dyn deployer::deploy::cfn::CloudFormation>>,
+        cfn: Option<std::sync::Arc<dyn deployer::aws::cfn::CloudFormation>>,
     ) -> Harness {
         Self::start_full(cfn, false).await
     }
@@ -82,7 +82,7 @@ impl Harness {
     }
 
     async fn start_full(
-        cfn: Option<std::sync::Arc<dyn deployer::deploy::cfn::CloudFormation>>,
+        cfn: Option<std::sync::Arc<dyn deployer::aws::cfn::CloudFormation>>,
         behind_proxy: bool,
     ) -> Harness {
         let moto = Moto::start();

@@ -7,7 +7,7 @@ use app::model::StackStatus;
 
 use super::validate::Checked;
 use crate::aws::AwsFailure;
-use crate::deploy::cfn::{ChangeSetState, StackInfo, StackRequest};
+use crate::aws::cfn::{ChangeSetState, StackInfo, StackRequest};
 use crate::deploy::parameters::ParameterSet;
 use crate::deploy::run::{Patience, Run, Stop, change_set_name, request_token};
 use crate::stacks::{BUILD_TAG, DEPLOYMENT_TAG};

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::change_set::Plan;
 use super::watch::CLOCK_SKEW;
 use crate::aws::AwsFailure;
-use crate::deploy::cfn::StackRequest;
+use crate::aws::cfn::StackRequest;
 use crate::deploy::run::{Patience, Run, Stop, change_set_name, paused_words, request_token};
 use crate::stacks::DEPLOYMENT_TAG;
 

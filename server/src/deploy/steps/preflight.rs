@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use app::deployment::{Operation, StepName};
 
 use super::validate::Checked;
-use crate::deploy::cfn::StackInfo;
+use crate::aws::cfn::StackInfo;
 use crate::deploy::imports;
 use crate::deploy::parameters::ParameterSet;
 use crate::deploy::run::{Run, Stop};

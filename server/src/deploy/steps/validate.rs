@@ -5,7 +5,7 @@
 use app::deployment::StepName;
 
 use super::fetch::Fetched;
-use crate::deploy::cfn::{TemplateSource, TemplateSummary};
+use crate::aws::cfn::{TemplateSource, TemplateSummary};
 use crate::deploy::imports;
 use crate::deploy::parameters::{self, ParameterSet};
 use crate::deploy::run::{Run, Stop};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use app::deployment::{DeploymentStatus, Operation, StackEvent, StepName};
 use chrono::{DateTime, Utc};
 
-use crate::deploy::cfn::StackInfo;
+use crate::aws::cfn::StackInfo;
 use crate::deploy::outcome::{Seen, outcome};
 use crate::deploy::run::{Done, Run, Stop, request_token};
 

@@ -1,114 +1,17 @@
-//! The engine's CloudFormation seam: the calls a deployment makes, as a trait. [`AwsCfn`] is the
-//! real one (the AWS SDK); tests script a fake for what the emulator cannot produce (resource
-//! events over time, failures, rollbacks, cancels).
+//! [`AwsCfn`]: the CloudFormation seam over the AWS SDK.
 
 use app::deployment::{ResourceChange, StackEvent};
-use app::model::StackStatus;
+use app::model::{StackOutput, StackStatus};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 use chrono::{DateTime, Utc};
 
-use super::parameters::Declared;
-use crate::aws::AwsFailure;
-use crate::stacks::is_missing_stack;
-
-/// Where CloudFormation reads the template from.
-#[derive(Clone, Debug)]
-pub enum TemplateSource {
-    Body(String),
-    /// An S3 https URL, for templates over 51,200 bytes.
-    Url(String),
-}
-
-#[derive(Clone, Debug)]
-pub struct StackRequest {
-    pub stack_name: String,
-    pub template: TemplateSource,
-    pub parameters: Vec<(String, String)>,
-    pub tags: Vec<(String, String)>,
-}
-
-#[derive(Clone, Debug)]
-pub struct StackInfo {
-    pub stack_id: String,
-    pub status: StackStatus,
-    pub reason: Option<String>,
-    pub tags: Vec<(String, String)>,
-    /// The export names of its outputs.
-    pub exports: Vec<String>,
-}
-
-impl StackInfo {
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What a template declares, from GetTemplateSummary.
-#[derive(Clone, Debug)]
-pub struct TemplateSummary {
-    pub parameters: Vec<Declared>,
-    pub resource_count: u32,
-}
-
-#[derive(Clone, Debug)]
-pub enum ChangeSetState {
-    Pending,
-    Ready(Vec<ResourceChange>),
-    NoChanges,
-    Failed(String),
-}
-
-#[async_trait::async_trait]
-pub trait CloudFormation: Send + Sync {
-    async fn template_summary(
-        &self,
-        template: &TemplateSource,
-    ) -> Result<TemplateSummary, AwsFailure>;
-    /// Every export name in the account and region (all pages).
-    async fn export_names(&self) -> Result<Vec<String>, AwsFailure>;
-    /// The stacks that import an export (ListImports, all pages); empty when none does.
-    async fn importers(&self, export: &str) -> Result<Vec<String>, AwsFailure>;
-    /// `None` when the stack does not exist (or was deleted).
-    async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure>;
-    /// Returns the stack id. `token` is the ClientRequestToken: a retry with the same token is
-    /// the same request to CloudFormation, never a second operation.
-    async fn create_stack(&self, request: &StackRequest, token: &str)
-    -> Result<String, AwsFailure>;
-    /// `token` is the ClientToken of the request (retries with it create one change set).
-    async fn create_change_set(
-        &self,
-        request: &StackRequest,
-        name: &str,
-        token: &str,
-    ) -> Result<(), AwsFailure>;
-    async fn describe_change_set(
-        &self,
-        stack: &str,
-        name: &str,
-    ) -> Result<ChangeSetState, AwsFailure>;
-    async fn execute_change_set(
-        &self,
-        stack: &str,
-        name: &str,
-        token: &str,
-    ) -> Result<(), AwsFailure>;
-    async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
-    async fn cancel_update(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
-    async fn delete_stack(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
-    /// Events newer than `after` (an event id already seen), oldest first. Pages stop at `after`
-    /// or at the first event older than `since` — the history before the operation is never read.
-    async fn events(
-        &self,
-        stack: &str,
-        after: Option<&str>,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<StackEvent>, AwsFailure>;
-}
+use super::AwsFailure;
+use crate::aws::cfn::{
+    ChangeSetState, CloudFormation, StackInfo, StackRequest, TemplateSource, TemplateSummary,
+};
+use crate::deploy::parameters::Declared;
 
 /// The real CloudFormation of one environment.
 pub struct AwsCfn {
@@ -233,6 +136,9 @@ impl CloudFormation for AwsCfn {
             Err(e) if is_missing_stack(&e) => return Ok(None),
             Err(e) => return Err(AwsFailure::from_sdk(format!("reading stack {stack}"), e)),
         };
+        let to_utc_opt = |t: &aws_sdk_cloudformation::primitives::DateTime| {
+            DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+        };
         Ok(out.stacks().first().map(|s| StackInfo {
             stack_id: s.stack_id().unwrap_or(stack).to_owned(),
             status: s.stack_status().map_or(StackStatus::Unknown, |st| {
@@ -249,7 +155,54 @@ impl CloudFormation for AwsCfn {
                 .iter()
                 .filter_map(|o| o.export_name().map(str::to_owned))
                 .collect(),
+            outputs: s
+                .outputs()
+                .iter()
+                .map(|o| StackOutput {
+                    key: o.output_key().unwrap_or_default().to_owned(),
+                    value: o.output_value().unwrap_or_default().to_owned(),
+                    export_name: o.export_name().map(str::to_owned),
+                    description: o.description().map(str::to_owned),
+                })
+                .collect(),
+            parameters: s
+                .parameters()
+                .iter()
+                .map(|p| {
+                    let value = p.resolved_value().or(p.parameter_value());
+                    (
+                        p.parameter_key().unwrap_or_default().to_owned(),
+                        value.map(str::to_owned),
+                    )
+                })
+                .collect(),
+            updated_at: s
+                .last_updated_time()
+                .or(s.creation_time())
+                .and_then(to_utc_opt),
         }))
+    }
+
+    async fn no_echo_keys(&self, stack: &str) -> Result<Vec<String>, AwsFailure> {
+        match self
+            .client
+            .get_template_summary()
+            .stack_name(stack)
+            .send()
+            .await
+        {
+            Ok(summary) => Ok(summary
+                .parameters()
+                .iter()
+                .filter(|p| p.no_echo() == Some(true))
+                .filter_map(|p| p.parameter_key().map(str::to_owned))
+                .collect()),
+            Err(e) if is_missing_stack(&e) => Ok(Vec::new()),
+            Err(e) => Err(AwsFailure::from_sdk(
+                format!("reading the template of {stack}"),
+                e,
+            )),
+        }
     }
 
     async fn create_stack(
@@ -454,4 +407,14 @@ impl CloudFormation for AwsCfn {
         newest_first.reverse();
         Ok(newest_first)
     }
+}
+
+/// CloudFormation answers a missing stack with a `ValidationError` "Stack with id X does not exist".
+fn is_missing_stack<E: ProvideErrorMetadata, R>(
+    error: &aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> bool {
+    error.as_service_error().is_some_and(|e| {
+        e.code() == Some("ValidationError")
+            && e.message().is_some_and(|m| m.contains("does not exist"))
+    })
 }
