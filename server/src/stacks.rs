@@ -62,7 +62,7 @@ pub fn card(
         .into_iter()
         .map(|(key, value)| {
             let no_echo = value.as_deref() == Some(MASKED)
-                || no_echo.is_none_or(|keys| keys.iter().any(|k| *k == key));
+                || no_echo.is_none_or(|keys| keys.contains(&key));
             StackParameter {
                 key,
                 value: if no_echo { None } else { value },

@@ -5,15 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::deployment::{
-    Deployment, DeploymentStatus, DeploymentUpdate, LiveEvent, Operation, StepName, StepStatus,
-};
+use app::deployment::{Deployment, DeploymentUpdate, LiveEvent, Operation, StepName};
 use app::pause::AuditAction;
-use chrono::Utc;
 use tokio::sync::watch;
 
-use super::run::{Run, Stop};
-use super::steps;
+use super::run::Run;
 use crate::artifacts::BuildFolder;
 use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
@@ -294,137 +290,5 @@ impl Engine {
                 })
             })
             .is_some()
-    }
-
-    /// Runs the steps, then records the ending: the deployment, the audit trail, every viewer,
-    /// and the stack's card.
-    async fn drive(self: &Arc<Self>, mut run: Run, folder: Option<BuildFolder>) {
-        if let Ok(events) = self.store.events(run.id()).await {
-            run.last_event = events.last().map(|e| e.id.clone());
-            run.finished_resources = events
-                .iter()
-                .filter(|e| steps::is_resource_done(e))
-                .map(|e| e.logical_id.clone())
-                .collect();
-        }
-        run.record.deployment.status = DeploymentStatus::Running;
-        let result = match folder {
-            Some(folder) => steps::deploy(&mut run, &folder).await,
-            None => steps::reattach(&mut run).await,
-        };
-        let d = &mut run.record.deployment;
-        d.finished_at = Some(Utc::now());
-        d.waiting_for_aws = false;
-        d.waiting_reason = None;
-        let (status, message) = match result {
-            Ok(done) => (DeploymentStatus::Succeeded, done.message),
-            Err(Stop::Refused(m)) => (DeploymentStatus::Refused, Some(m)),
-            Err(Stop::Failed(m)) => (DeploymentStatus::Failed, Some(m)),
-            Err(Stop::Cancelled(m)) => (DeploymentStatus::Cancelled, Some(m)),
-        };
-        d.status = status;
-        d.message = message;
-        if let Some(step) = run
-            .record
-            .steps
-            .last_mut()
-            .filter(|s| s.status == StepStatus::Running)
-        {
-            step.status = if status == DeploymentStatus::Succeeded {
-                StepStatus::Done
-            } else {
-                StepStatus::Failed
-            };
-            step.finished_at = d.finished_at;
-        }
-        tracing::info!(
-            id = d.id,
-            status = d.status.as_str(),
-            message = d.message,
-            "deployment finished"
-        );
-        let snapshot = d.clone();
-        self.audit(
-            &snapshot.actor,
-            AuditAction::DeployFinished,
-            &snapshot,
-            Some(&outcome_words(&snapshot)),
-        )
-        .await;
-        run.publish(Vec::new()).await;
-        self.catalog
-            .forget_card(&snapshot.environment, &snapshot.stack_name);
-        match self
-            .catalog
-            .stack(&snapshot.project, &snapshot.environment)
-            .await
-        {
-            Ok(card) => self.hub.publish(LiveEvent::Stack(card)),
-            Err(e) => tracing::warn!(error = %e, "could not read the stack after a deployment"),
-        }
-    }
-
-    /// A bug (a panic) in a deployment's task: the deployment ends `failed`, saying so, and the
-    /// stack's lock is freed — never a deployment left "running" that nobody drives.
-    async fn end_after_panic(&self, id: &str, panic: &str) {
-        tracing::error!(id, panic, "a deployment's task panicked");
-        let Ok(Some(mut record)) = self.store.record(id).await else {
-            return;
-        };
-        if !record.deployment.status.is_active() {
-            return;
-        }
-        let message = if record.executed || record.execution_committed {
-            "the deployer hit an internal error while watching this deployment (see its log); \
-             CloudFormation may still be changing the stack: check it before deploying again"
-        } else {
-            "the deployer hit an internal error before executing anything (see its log); \
-             the stack was not touched"
-        };
-        self.finish(&mut record, DeploymentStatus::Failed, message)
-            .await;
-    }
-
-    /// Ends a deployment that is not being driven (after a restart, or a panic): recorded,
-    /// audited and pushed.
-    pub(super) async fn finish(&self, record: &mut Record, status: DeploymentStatus, why: &str) {
-        let d = &mut record.deployment;
-        d.status = status;
-        d.finished_at = Some(Utc::now());
-        d.waiting_for_aws = false;
-        d.waiting_reason = None;
-        d.message = Some(why.to_owned());
-        if let Some(step) = record
-            .steps
-            .last_mut()
-            .filter(|s| s.status == StepStatus::Running)
-        {
-            step.status = StepStatus::Failed;
-            step.finished_at = record.deployment.finished_at;
-        }
-        if let Err(e) = self.store.save(record).await {
-            tracing::error!(error = %e, "could not record a deployment's end");
-        }
-        let d = record.deployment.clone();
-        self.audit(
-            &d.actor,
-            AuditAction::DeployFinished,
-            &d,
-            Some(&outcome_words(&d)),
-        )
-        .await;
-        self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
-            deployment: d,
-            step: record.steps.last().cloned(),
-            new_events: Vec::new(),
-        }));
-    }
-}
-
-/// A deployment's ending in words, for the audit trail: `failed: <why>`.
-fn outcome_words(d: &Deployment) -> String {
-    match &d.message {
-        Some(m) => format!("{}: {m}", d.status.as_str()),
-        None => d.status.as_str().to_owned(),
     }
 }

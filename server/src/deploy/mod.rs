@@ -2,11 +2,12 @@
 //! and check parameters, pre-flight the imports, create the stack or an update change set,
 //! execute, watch until a terminal status — each step persisted and pushed live.
 //!
-//! `engine.rs` starts, cancels and records; `resume.rs` re-attaches after a restart; `run.rs` is
+//! `engine.rs` starts and cancels; `finish.rs` records how each ends; `resume.rs` re-attaches after a restart; `run.rs` is
 //! one deployment in flight (steps begin and end there, AWS calls retry there); `steps/` holds
 //! one file per step; `outcome.rs` maps the stack's final status to the deployment's ending.
 
 mod engine;
+mod finish;
 pub mod imports;
 mod outcome;
 pub mod parameters;

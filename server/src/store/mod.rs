@@ -6,6 +6,7 @@
 mod audit;
 mod deployments;
 mod events;
+mod execution;
 mod pauses;
 
 pub use audit::{AuditSearch, NewAudit};

@@ -1,0 +1,258 @@
+//! Checking a config file: the raw shape serde reads, and one check per section whose errors
+//! name the field and say what is wrong with it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Artifacts, Config, Credentials, Environment, Project};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    listen: Option<String>,
+    store: Option<PathBuf>,
+    actor: Option<String>,
+    poll_interval_ms: Option<u64>,
+    artifacts: RawArtifacts,
+    environments: Vec<RawEnvironment>,
+    projects: Vec<RawProject>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArtifacts {
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+    environment: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    name: String,
+    account_id: String,
+    region: String,
+    profile: Option<String>,
+    role_arn: Option<String>,
+    endpoint_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    name: String,
+    title: Option<String>,
+    /// Defaults to every environment.
+    environments: Option<Vec<String>>,
+    /// Per-environment stack names; by default `<ENV>-<PROJECT>` upper-cased.
+    #[serde(default)]
+    stacks: BTreeMap<String, String>,
+}
+
+/// Checks a parsed file, section by section; the first problem is the answer.
+pub fn check(raw: RawConfig) -> Result<Config, String> {
+    let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:3000");
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("listen: {listen:?} is not an address like 127.0.0.1:3000"))?;
+    let environments = environments(raw.environments)?;
+    let env_names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
+    let artifacts = artifacts(raw.artifacts, &env_names)?;
+    let projects = raw
+        .projects
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| project(i, p, &env_names))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(i) = projects
+        .iter()
+        .enumerate()
+        .position(|(i, p)| projects[..i].iter().any(|q| q.name == p.name))
+    {
+        return Err(format!(
+            "projects[{i}].name: {:?} is listed twice",
+            projects[i].name
+        ));
+    }
+    let actor = raw.actor.unwrap_or_else(|| "local-user".to_owned());
+    if actor.trim().is_empty() {
+        return Err("actor: must not be empty".into());
+    }
+    let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
+    if !(10..=60_000).contains(&poll_ms) {
+        return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
+    }
+    Ok(Config {
+        listen,
+        store: raw
+            .store
+            .unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
+        actor,
+        poll_interval: std::time::Duration::from_millis(poll_ms),
+        artifacts,
+        environments,
+        projects,
+    })
+}
+
+/// The environments, in promotion order: names, accounts, regions, credentials, endpoints.
+fn environments(raw: Vec<RawEnvironment>) -> Result<Vec<Environment>, String> {
+    if raw.is_empty() {
+        return Err("environments: at least one environment is needed".into());
+    }
+    let mut environments = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, env) in raw.into_iter().enumerate() {
+        let field = |name: &str| format!("environments[{i}].{name}");
+        if !is_env_name(&env.name) {
+            return Err(format!(
+                "{}: {:?} must be upper-case letters and digits, like DEV or PRD",
+                field("name"),
+                env.name
+            ));
+        }
+        if !seen.insert(env.name.clone()) {
+            return Err(format!("{}: {:?} is listed twice", field("name"), env.name));
+        }
+        if env.account_id.len() != 12 || !env.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{}: {:?} is not an AWS account id (12 digits)",
+                field("account_id"),
+                env.account_id
+            ));
+        }
+        if env.region.trim().is_empty() {
+            return Err(format!("{}: must not be empty", field("region")));
+        }
+        if let Some(arn) = &env.role_arn
+            && (!arn.starts_with("arn:aws") || !arn.contains(":role/"))
+        {
+            return Err(format!(
+                "{}: {arn:?} is not a role ARN like arn:aws:iam::123456789012:role/deployer",
+                field("role_arn")
+            ));
+        }
+        if let Some(url) = &env.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "{}: {url:?} must start with http:// or https://",
+                field("endpoint_url")
+            ));
+        }
+        environments.push(Environment {
+            name: env.name,
+            account_id: env.account_id,
+            region: env.region,
+            credentials: Credentials {
+                profile: env.profile,
+                role_arn: env.role_arn,
+            },
+            endpoint_url: env.endpoint_url,
+        });
+    }
+    Ok(environments)
+}
+
+/// Where the builds are: a bucket, a prefix, and the environment whose account holds them.
+fn artifacts(raw: RawArtifacts, env_names: &[String]) -> Result<Artifacts, String> {
+    if raw.bucket.trim().is_empty() {
+        return Err("artifacts.bucket: must not be empty".into());
+    }
+    if !env_names.contains(&raw.environment) {
+        return Err(format!(
+            "artifacts.environment: {:?} is not one of the environments ({})",
+            raw.environment,
+            env_names.join(", ")
+        ));
+    }
+    let mut prefix = raw.prefix.trim_start_matches('/').to_owned();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(Artifacts {
+        bucket: raw.bucket,
+        prefix,
+        environment: raw.environment,
+    })
+}
+
+/// One project: its name, the environments it deploys to and its stack in each.
+fn project(i: usize, p: RawProject, env_names: &[String]) -> Result<Project, String> {
+    let field = |name: &str| format!("projects[{i}].{name}");
+    if !is_project_name(&p.name) {
+        return Err(format!(
+            "{}: {:?} must be lower-case letters, digits and dashes, starting with a letter",
+            field("name"),
+            p.name
+        ));
+    }
+    let wanted = p.environments.unwrap_or_else(|| env_names.to_vec());
+    if wanted.is_empty() {
+        return Err(format!(
+            "{}: a project needs at least one environment",
+            field("environments")
+        ));
+    }
+    for env in wanted.iter().chain(p.stacks.keys()) {
+        if !env_names.contains(env) {
+            return Err(format!(
+                "{}: {env:?} is not one of the environments ({})",
+                field("environments"),
+                env_names.join(", ")
+            ));
+        }
+    }
+    for env in p.stacks.keys() {
+        if !wanted.contains(env) {
+            return Err(format!(
+                "{}: names a stack for {env}, which this project does not deploy to",
+                field("stacks")
+            ));
+        }
+    }
+    // Promotion order comes from the environments list, whatever order the project names them.
+    let mut stacks = Vec::new();
+    for env in env_names.iter().filter(|e| wanted.contains(e)) {
+        let stack = match p.stacks.get(env) {
+            Some(name) => name.clone(),
+            None => format!("{env}-{}", p.name).to_uppercase(),
+        };
+        if !is_stack_name(&stack) {
+            return Err(format!(
+                "{}: {stack:?} is not a valid CloudFormation stack name",
+                field(&format!("stacks.{env}"))
+            ));
+        }
+        stacks.push((env.clone(), stack));
+    }
+    let title = p.title.unwrap_or_else(|| p.name.clone());
+    Ok(Project {
+        name: p.name,
+        title,
+        stacks,
+    })
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn is_project_name(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.ends_with('-')
+}
+
+fn is_stack_name(s: &str) -> bool {
+    s.len() <= 128
+        && s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}

@@ -1,0 +1,231 @@
+//! The deployer's one TOML config file: parsed strictly (unknown fields refused), then checked, so
+//! that a bad file stops the start with one message naming the file, the field and the problem.
+
+mod check;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The SQLite file deployments are kept in (created on first run).
+    pub store: PathBuf,
+    /// Who actions are recorded as until login exists.
+    pub actor: String,
+    /// How often a running deployment polls CloudFormation.
+    pub poll_interval: std::time::Duration,
+    pub artifacts: Artifacts,
+    /// In promotion order.
+    pub environments: Vec<Environment>,
+    pub projects: Vec<Project>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Artifacts {
+    pub bucket: String,
+    /// Empty, or ending with `/`.
+    pub prefix: String,
+    /// The environment whose credentials read the bucket.
+    pub environment: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub name: String,
+    pub account_id: String,
+    pub region: String,
+    pub credentials: Credentials,
+    /// An emulator's address (e.g. moto); `None` for real AWS.
+    pub endpoint_url: Option<String>,
+}
+
+/// How an environment gets its AWS credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// A named profile from the shared AWS config; the default chain when `None`.
+    pub profile: Option<String>,
+    /// A role to assume (through STS) with the credentials above.
+    pub role_arn: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub name: String,
+    pub title: String,
+    /// Environment name → stack name, for the environments this project deploys to, in
+    /// promotion order.
+    pub stacks: Vec<(String, String)>,
+}
+
+impl Project {
+    pub fn stack_name(&self, environment: &str) -> Option<&str> {
+        self.stacks
+            .iter()
+            .find(|(env, _)| env == environment)
+            .map(|(_, stack)| stack.as_str())
+    }
+
+    pub fn environments(&self) -> impl Iterator<Item = &str> {
+        self.stacks.iter().map(|(env, _)| env.as_str())
+    }
+}
+
+impl Config {
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    pub fn project(&self, name: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.name == name)
+    }
+
+    /// `s3://bucket/prefix/project/`
+    pub fn artifacts_url(&self, project: &str) -> String {
+        format!(
+            "s3://{}/{}{}/",
+            self.artifacts.bucket, self.artifacts.prefix, project
+        )
+    }
+}
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses and checks a config; the error names the field and what is wrong with it.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let raw: check::RawConfig =
+            toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+        check::check(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        listen = "127.0.0.1:4000"
+        [artifacts]
+        bucket = "builds"
+        prefix = "cfn"
+        environment = "GBL"
+        [[environments]]
+        name = "DEV"
+        account_id = "111111111111"
+        region = "eu-west-1"
+        [[environments]]
+        name = "GBL"
+        account_id = "444444444444"
+        region = "eu-west-1"
+        role_arn = "arn:aws:iam::444444444444:role/deployer"
+        [[projects]]
+        name = "deployer"
+        title = "Deployer"
+        environments = ["GBL"]
+        [[projects]]
+        name = "web"
+    "#;
+
+    #[test]
+    fn a_good_config_gets_default_stack_names_and_all_environments() {
+        let config = Config::parse(GOOD).unwrap();
+        assert_eq!(config.listen.port(), 4000);
+        assert_eq!(config.artifacts.prefix, "cfn/");
+        assert_eq!(
+            config.project("deployer").unwrap().stack_name("GBL"),
+            Some("GBL-DEPLOYER")
+        );
+        let web = config.project("web").unwrap();
+        assert_eq!(web.title, "web");
+        assert_eq!(web.environments().collect::<Vec<_>>(), ["DEV", "GBL"]);
+        assert_eq!(web.stack_name("DEV"), Some("DEV-WEB"));
+        assert_eq!(config.artifacts_url("web"), "s3://builds/cfn/web/");
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_by_name() {
+        let err = Config::parse(&GOOD.replace("title = \"Deployer\"", "titel = \"Deployer\""))
+            .unwrap_err();
+        assert!(err.contains("unknown field `titel`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_account_id_names_the_field() {
+        let err = Config::parse(&GOOD.replace("111111111111", "1111")).unwrap_err();
+        assert!(err.starts_with("environments[0].account_id:"), "{err}");
+    }
+
+    #[test]
+    fn a_project_in_an_unknown_environment_is_refused() {
+        let err =
+            Config::parse(&GOOD.replace("environments = [\"GBL\"]", "environments = [\"QA\"]"))
+                .unwrap_err();
+        assert!(
+            err.contains("projects[0].environments") && err.contains("\"QA\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn artifacts_must_be_read_from_a_known_environment() {
+        let err = Config::parse(&GOOD.replace("environment = \"GBL\"", "environment = \"XXX\""))
+            .unwrap_err();
+        assert!(err.starts_with("artifacts.environment:"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let err = Config::parse(&GOOD.replace(
+            "region = \"eu-west-1\"\n        [[environments]]",
+            "[[environments]]",
+        ))
+        .unwrap_err();
+        assert!(err.contains("missing field `region`"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_environments_and_bad_addresses_are_refused() {
+        let err = Config::parse(&GOOD.replace("name = \"GBL\"", "name = \"DEV\"")).unwrap_err();
+        assert!(err.contains("listed twice"), "{err}");
+        let err = Config::parse(&GOOD.replace("127.0.0.1:4000", "localhost")).unwrap_err();
+        assert!(err.starts_with("listen:"), "{err}");
+        let twice = format!("{GOOD}\n[[projects]]\nname = \"web\"\n");
+        let err = Config::parse(&twice).unwrap_err();
+        assert_eq!(err, "projects[2].name: \"web\" is listed twice");
+    }
+
+    #[test]
+    fn a_load_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listen = 3").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("config file {}:", path.display())),
+            "{err}"
+        );
+    }
+}
