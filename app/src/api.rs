@@ -74,7 +74,9 @@ pub async fn request_deployment(
 pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ErrorBody> {
     ssr::answer(async {
         let (backend, request) = ssr::backend()?;
-        backend.cancel_deployment(&request, &id, confirm_delete).await
+        backend
+            .cancel_deployment(&request, &id, confirm_delete)
+            .await
     })
     .await
 }
@@ -210,11 +212,17 @@ pub mod ssr {
             environment: Option<&str>,
             limit: Option<u32>,
         ) -> Result<Vec<Deployment>, ErrorBody>;
-        async fn deployment(&self, request: &Parts, id: &str)
-        -> Result<DeploymentDetail, ErrorBody>;
+        async fn deployment(
+            &self,
+            request: &Parts,
+            id: &str,
+        ) -> Result<DeploymentDetail, ErrorBody>;
         async fn pause_status(&self, request: &Parts) -> Result<PauseStatus, ErrorBody>;
-        async fn pause(&self, request: &Parts, pause: PauseRequest)
-        -> Result<PauseStatus, ErrorBody>;
+        async fn pause(
+            &self,
+            request: &Parts,
+            pause: PauseRequest,
+        ) -> Result<PauseStatus, ErrorBody>;
         async fn unpause(
             &self,
             request: &Parts,
@@ -232,8 +240,9 @@ pub mod ssr {
 
     /// The backend, and the request the server function is answering.
     pub fn backend() -> Result<(SharedBackend, Parts), ErrorBody> {
-        let unavailable =
-            |what: &str| ErrorBody::new(ErrorCode::Internal, format!("the {what} is not available"));
+        let unavailable = |what: &str| {
+            ErrorBody::new(ErrorCode::Internal, format!("the {what} is not available"))
+        };
         let backend = use_context::<SharedBackend>().ok_or_else(|| unavailable("backend"))?;
         let request = use_context::<Parts>().ok_or_else(|| unavailable("request"))?;
         Ok((backend, request))

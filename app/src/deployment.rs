@@ -368,7 +368,15 @@ mod tests {
             assert_eq!(op.as_str(), serde_spelling(op));
             assert_eq!(Operation::parse(op.as_str()), Some(op));
         }
-        for status in ["pending", "running", "cancelling", "succeeded", "failed", "cancelled", "refused"] {
+        for status in [
+            "pending",
+            "running",
+            "cancelling",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "refused",
+        ] {
             let parsed = DeploymentStatus::parse(status).unwrap();
             assert_eq!(serde_spelling(parsed), status);
         }

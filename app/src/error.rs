@@ -121,15 +121,14 @@ impl FromServerFnError for ErrorBody {
                 ErrorCode::Unavailable,
                 format!("the deployer could not be reached ({message}); is it running?"),
             ),
-            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
-                ErrorBody::new(ErrorCode::BadRequest, format!("the request is not right: {m}"))
-            }
-            ServerFnErrorErr::Deserialization(m) | ServerFnErrorErr::Response(m) => {
-                ErrorBody::new(
-                    ErrorCode::Internal,
-                    format!("the deployer's answer could not be read: {m}"),
-                )
-            }
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("the request is not right: {m}"),
+            ),
+            ServerFnErrorErr::Deserialization(m) | ServerFnErrorErr::Response(m) => ErrorBody::new(
+                ErrorCode::Internal,
+                format!("the deployer's answer could not be read: {m}"),
+            ),
             other => ErrorBody::new(ErrorCode::Internal, other.to_string()),
         }
     }

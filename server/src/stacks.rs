@@ -61,8 +61,8 @@ pub fn card(
         .parameters
         .into_iter()
         .map(|(key, value)| {
-            let no_echo = value.as_deref() == Some(MASKED)
-                || no_echo.is_none_or(|keys| keys.contains(&key));
+            let no_echo =
+                value.as_deref() == Some(MASKED) || no_echo.is_none_or(|keys| keys.contains(&key));
             StackParameter {
                 key,
                 value: if no_echo { None } else { value },

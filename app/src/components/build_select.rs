@@ -7,8 +7,10 @@ use crate::model::{Build, BuildList};
 use crate::time::ago;
 
 /// What the Deploy button dispatches: (project, environment, build).
-pub type DeployAction =
-    Action<(String, String, String), Result<crate::deployment::Deployment, crate::error::ErrorBody>>;
+pub type DeployAction = Action<
+    (String, String, String),
+    Result<crate::deployment::Deployment, crate::error::ErrorBody>,
+>;
 
 /// Why a deploy was not started, saying which kind of "no" it is: paused (by whom, why), busy
 /// (with a link to the active deployment), refused, not found, invalid.
@@ -106,12 +108,7 @@ pub fn BuildSelect(
             selected.get_untracked(),
         ));
     };
-    let error = move || {
-        deploy
-            .value()
-            .get()
-            .and_then(Result::err)
-    };
+    let error = move || deploy.value().get().and_then(Result::err);
     view! {
         <div class="deploy-row">
             <label class="field">
