@@ -25,6 +25,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as the wire spells it (`not_found`, `paused`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Refused => "refused",
+            ErrorCode::ConfirmationRequired => "confirmation_required",
+            ErrorCode::Paused => "paused",
+            ErrorCode::AwsUnavailable => "aws_unavailable",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
     /// The HTTP status of an answer with this code.
     pub fn http_status(self) -> u16 {
         match self {
@@ -150,6 +165,8 @@ mod tests {
         assert_eq!(back, body);
         assert_eq!(back.title(), "Busy");
         assert_eq!(back.code.http_status(), 409);
+        let wire = serde_json::to_value(back.code).unwrap();
+        assert_eq!(wire.as_str(), Some(back.code.as_str()));
     }
 
     #[test]

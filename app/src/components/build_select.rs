@@ -12,20 +12,6 @@ pub type DeployAction = Action<
     Result<crate::deployment::Deployment, crate::error::ErrorBody>,
 >;
 
-/// Why a deploy was not started, saying which kind of "no" it is: paused (by whom, why), busy
-/// (with a link to the active deployment), refused, not found, invalid.
-#[component]
-pub fn ErrorLine(error: crate::error::ErrorBody) -> impl IntoView {
-    let active = error.deployment_id.clone().map(|id| {
-        view! { " " <a href=format!("/deployments/{id}")>"See " {id.clone()}</a> }
-    });
-    view! {
-        <p class="notice notice-error" role="alert" data-code=format!("{:?}", error.code)>
-            <strong>{error.title()}</strong> " — " {error.message.clone()} {active}
-        </p>
-    }
-}
-
 #[component]
 pub fn BuildSelect(
     /// The project's builds, newest first.
@@ -124,7 +110,7 @@ pub fn BuildSelect(
                 {move || if pending.get() { "Starting…" } else { "Deploy" }}
             </button>
         </div>
-        {move || error().map(|e| view! { <ErrorLine error=e/> })}
+        {move || error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
         {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }

@@ -3,6 +3,7 @@
 pub mod build_select;
 pub mod deployment_badge;
 pub mod env_tabs;
+pub mod error_line;
 pub mod header;
 pub mod history;
 pub mod notice;

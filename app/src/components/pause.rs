@@ -89,13 +89,7 @@ fn PauseDialog(open: RwSignal<bool>) -> impl IntoView {
             open.set(false);
         }
     });
-    let error = move || {
-        submit
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|e| crate::api::error_message(&e))
-    };
+    let error = move || submit.value().get().and_then(Result::err);
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !reason.get_untracked().trim().is_empty() {
@@ -155,7 +149,7 @@ fn PauseDialog(open: RwSignal<bool>) -> impl IntoView {
                         })}
                     </Suspense>
                 </div>
-                {move || error().map(|e| view! { <p class="notice notice-error">{e}</p> })}
+                {move || error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
                 <div class="modal-actions">
                     <button type="button" class="btn btn-quiet" on:click=move |_| open.set(false)>"Cancel"</button>
                     <button type="submit" class="btn btn-pause" disabled=move || reason.get().trim().is_empty() || submit.pending().get()>

@@ -113,13 +113,7 @@ pub fn ProgressPanel(
     });
 
     let cancel = Action::new(|(id, confirm): &(String, bool)| request_cancel(id.clone(), *confirm));
-    let cancel_error = move || {
-        cancel
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| crate::api::error_message(&e))
-    };
+    let cancel_error = move || cancel.value().get().and_then(|r| r.err());
     let creating = d.operation == Some(Operation::Create)
         && matches!(d.step, Some(StepName::Execute | StepName::Watch));
     let stack = d.stack_name.clone();
@@ -168,7 +162,7 @@ pub fn ProgressPanel(
                 <p class="outcome outcome-waiting" role="status">"Waiting for AWS — " {reason}</p>
             })}
             {d.message.clone().map(|m| view! { <p class=format!("outcome outcome-{}", d.status.as_str())>{m}</p> })}
-            {move || cancel_error().map(|e| view! { <p class="outcome outcome-failed">{e}</p> })}
+            {move || cancel_error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
             <ol class="steps">{steps}</ol>
             {has_events.then(|| view! {
                 <table class="kv events"><tbody>{events}</tbody></table>

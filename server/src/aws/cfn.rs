@@ -7,7 +7,6 @@ use app::model::{StackOutput, StackStatus};
 use chrono::{DateTime, Utc};
 
 use super::AwsFailure;
-use crate::deploy::parameters::Declared;
 
 /// Where CloudFormation reads the template from.
 #[derive(Clone, Debug)]
@@ -63,6 +62,13 @@ impl StackInfo {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A parameter the template declares (from GetTemplateSummary).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared {
+    pub key: String,
+    pub default: Option<String>,
 }
 
 /// What a template declares, from GetTemplateSummary.

@@ -8,10 +8,10 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, 
 use chrono::{DateTime, Utc};
 
 use super::AwsFailure;
-use crate::aws::cfn::{
-    ChangeSetState, CloudFormation, StackInfo, StackRequest, TemplateSource, TemplateSummary,
+use super::cfn::{
+    ChangeSetState, CloudFormation, Declared, StackInfo, StackRequest, TemplateSource,
+    TemplateSummary,
 };
-use crate::deploy::parameters::Declared;
 
 /// The real CloudFormation of one environment.
 pub struct AwsCfn {

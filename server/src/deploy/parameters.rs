@@ -12,12 +12,7 @@ pub struct ParameterSet {
     pub tags: BTreeMap<String, String>,
 }
 
-/// A parameter the template declares (from GetTemplateSummary).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Declared {
-    pub key: String,
-    pub default: Option<String>,
-}
+pub use crate::aws::cfn::Declared;
 
 /// Reads one parameters file. Accepted shapes:
 /// - `{"Key": "Value"}`
