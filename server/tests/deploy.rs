@@ -332,12 +332,7 @@ async fn bad_deploy_requests_are_answered_clearly() {
         assert_eq!(status, expected, "{body} -> {answer}");
         assert!(answer["error"]["message"].is_string());
     }
-    let (_, answer) = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
-        )
-        .await;
+    let (_, answer) = h.request_deploy("web", "DEV", "web-master-2").await;
     assert!(
         answer["error"]["message"]
             .as_str()

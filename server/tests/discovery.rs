@@ -16,7 +16,7 @@ async fn discovery_pages_through_more_than_a_thousand_objects() {
         .for_each_concurrent(16, |id| h.put_build("web", id))
         .await;
 
-    let (status, builds) = h.get("/api/v1/projects/web/builds").await;
+    let (status, builds) = h.builds("web", "").await;
     assert_eq!(status, StatusCode::OK);
     let builds = builds.as_array().unwrap();
     assert_eq!(
@@ -40,7 +40,7 @@ async fn discovery_pages_through_more_than_a_thousand_objects() {
             .all(|b| b["deployable"] == true && b["problem"].is_null())
     );
 
-    let (_, limited) = h.get("/api/v1/projects/web/builds?limit=3").await;
+    let (_, limited) = h.builds("web", "limit=3").await;
     let ids: Vec<&str> = limited
         .as_array()
         .unwrap()
@@ -59,7 +59,7 @@ async fn incomplete_and_misnamed_builds_are_listed_as_not_deployable() {
     h.put("web/web-master-9/parameters.json", "{}").await;
     h.put_build("web", "web-latest").await;
 
-    let (status, builds) = h.get("/api/v1/projects/web/builds").await;
+    let (status, builds) = h.builds("web", "").await;
     assert_eq!(status, StatusCode::OK);
     let find = |id: &str| {
         builds
@@ -141,13 +141,13 @@ async fn builds_filter_by_branch_and_stay_in_their_project() {
             .all(|b| b["branch"] == "feature-login")
     );
 
-    let (_, all) = h.get("/api/v1/projects/web/builds").await;
+    let (_, all) = h.builds("web", "").await;
     assert_eq!(
         all.as_array().unwrap().len(),
         5,
         "web-api's folder is not web's"
     );
-    let (_, api) = h.get("/api/v1/projects/web-api/builds").await;
+    let (_, api) = h.builds("web-api", "").await;
     assert_eq!(api[0]["id"], "web-api-master-5");
     assert_eq!(api[0]["project"], "web-api");
     assert_eq!(api[0]["branch"], "master");
@@ -156,12 +156,12 @@ async fn builds_filter_by_branch_and_stay_in_their_project() {
 #[tokio::test]
 async fn bad_requests_get_clear_json_errors() {
     let h = Harness::start().await;
-    let (status, body) = h.get("/api/v1/projects/nope/builds").await;
+    let (status, body) = h.builds("nope", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
     assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
 
-    let (status, body) = h.get("/api/v1/projects/nope/stacks").await;
+    let (status, body) = h.stacks("nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 
@@ -185,7 +185,7 @@ async fn a_missing_bucket_is_summarised_not_leaked() {
         .send()
         .await
         .unwrap();
-    let (status, body) = h.get("/api/v1/projects/web/builds").await;
+    let (status, body) = h.builds("web", "").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["error"]["code"], "aws_unavailable");
     let message = body["error"]["message"].as_str().unwrap();

@@ -11,12 +11,7 @@ use serde_json::json;
 async fn a_hundred_concurrent_deploys_of_one_stack_accept_exactly_one() {
     let h = Harness::start().await;
     h.put_build("web", "web-master-1").await;
-    let requests = (0..100).map(|_| {
-        h.post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
-        )
-    });
+    let requests = (0..100).map(|_| h.request_deploy("web", "DEV", "web-master-1"));
     let answers = futures::future::join_all(requests).await;
     let accepted: Vec<&serde_json::Value> = answers
         .iter()
@@ -87,18 +82,15 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         ),
         (
             "an empty pause reason",
-            h.send_json("PUT", "/api/v1/pause", json!({"reason": "  "}))
-                .await,
+            h.pause(json!({"reason": "  "})).await,
         ),
         (
             "a long pause reason",
-            h.send_json("PUT", "/api/v1/pause", json!({"reason": "x".repeat(501)}))
-                .await,
+            h.pause(json!({"reason": "x".repeat(501)})).await,
         ),
         (
             "a pause reason with control characters",
-            h.send_json("PUT", "/api/v1/pause", json!({"reason": "a\u{1b}[31mred"}))
-                .await,
+            h.pause(json!({"reason": "a\u{1b}[31mred"})).await,
         ),
         ("limit 0", h.get("/api/v1/deployments?limit=0").await),
         ("limit -1", h.get("/api/v1/deployments?limit=-1").await),
@@ -110,11 +102,8 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
             "a word for a limit",
             h.get("/api/v1/deployments?limit=ten").await,
         ),
-        ("audit limit -1", h.get("/api/v1/audit?limit=-1").await),
-        (
-            "builds limit 0",
-            h.get("/api/v1/projects/web/builds?limit=0").await,
-        ),
+        ("audit limit -1", h.audit("limit=-1").await),
+        ("builds limit 0", h.builds("web", "limit=0").await),
         (
             "an unknown deployment",
             h.get("/api/v1/deployments/d-nope").await,
@@ -207,7 +196,7 @@ async fn a_flood_of_page_loads_and_unknown_builds_costs_one_aws_read() {
     );
 
     // A listing exists; asking for builds that do not exist does not re-list the bucket each time.
-    let (status, _) = h.get("/api/v1/projects/web/builds").await;
+    let (status, _) = h.builds("web", "").await;
     assert_eq!(status, StatusCode::OK);
     let listings = proxy.forwarded("ListObjectsV2");
     for n in 0..30 {

@@ -25,7 +25,7 @@ fn same_error(rest: &(StatusCode, Value), page: &(StatusCode, Value)) {
 #[tokio::test]
 async fn an_over_limit_audit_query_is_refused_by_both_ways_in() {
     let h = Harness::start().await;
-    let rest = h.get("/api/v1/audit?limit=4294967295").await;
+    let rest = h.audit("limit=4294967295").await;
     let page = h
         .server_fn("get_audit", &[("query[limit]", "4294967295")])
         .await;
@@ -47,7 +47,7 @@ async fn an_over_limit_audit_query_is_refused_by_both_ways_in() {
 #[tokio::test]
 async fn a_malformed_id_is_a_400_and_an_unknown_one_a_404_by_both_ways_in() {
     let h = Harness::start().await;
-    let rest = h.get("/api/v1/deployments/d-bad%20id%2F..").await;
+    let rest = h.deployment("d-bad%20id%2F..").await;
     let page = h
         .server_fn("get_deployment", &[("id", "d-bad id/..")])
         .await;
@@ -60,13 +60,13 @@ async fn a_malformed_id_is_a_400_and_an_unknown_one_a_404_by_both_ways_in() {
             .contains("not a valid deployment id")
     );
 
-    let rest = h.get("/api/v1/deployments/d-0000").await;
+    let rest = h.deployment("d-0000").await;
     let page = h.server_fn("get_deployment", &[("id", "d-0000")]).await;
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
     same_error(&rest, &page);
 
     let long = "w".repeat(300);
-    let rest = h.get(&format!("/api/v1/projects/{long}/stacks")).await;
+    let rest = h.stacks(&long).await;
     let page = h
         .server_fn("get_stack", &[("project", &long), ("environment", "DEV")])
         .await;
@@ -93,12 +93,7 @@ async fn an_unknown_environment_is_a_404_by_both_ways_in() {
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
     same_error(&rest, &page);
 
-    let rest = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "QA", "build": "web-master-1"}),
-        )
-        .await;
+    let rest = h.request_deploy("web", "QA", "web-master-1").await;
     let page = h
         .server_fn(
             "request_deployment",
@@ -112,13 +107,7 @@ async fn an_unknown_environment_is_a_404_by_both_ways_in() {
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
     same_error(&rest, &page);
 
-    let rest = h
-        .send_json(
-            "PUT",
-            "/api/v1/pause",
-            json!({"reason": "x", "environment": "QA"}),
-        )
-        .await;
+    let rest = h.pause(json!({"reason": "x", "environment": "QA"})).await;
     let page = h
         .server_fn(
             "pause_deployments",
@@ -182,7 +171,7 @@ async fn the_page_can_tell_paused_from_busy() {
     assert_eq!(paused["actor"], "tester");
 
     // The pause made through the page is audited with the actor read from the request.
-    let (_, trail) = h.get("/api/v1/audit?action=pause").await;
+    let (_, trail) = h.audit("action=pause").await;
     assert_eq!(trail[0]["actor"], "tester");
     assert_eq!(trail[0]["reason"], "release freeze");
 }

@@ -31,13 +31,7 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pause["paused"], false);
 
-    let (status, pause) = h
-        .send_json(
-            "PUT",
-            "/api/v1/pause",
-            json!({"reason": "investigating 5xx on web"}),
-        )
-        .await;
+    let (status, pause) = h.pause(json!({"reason": "investigating 5xx on web"})).await;
     assert_eq!(status, StatusCode::OK, "{pause}");
     assert_eq!(pause["paused"], true);
     assert_eq!(pause["reason"], "investigating 5xx on web");
@@ -60,9 +54,7 @@ async fn paused_deploys_get_423_with_the_reason_and_resume_lets_them_through() {
     assert_eq!(refused["error"]["actor"], "tester");
     assert_eq!(refused["error"]["since"], pause["since"]);
 
-    let (status, resumed) = h
-        .send_json("DELETE", "/api/v1/pause", serde_json::Value::Null)
-        .await;
+    let (status, resumed) = h.unpause("").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resumed["paused"], false);
     let detail = h.deploy("web", "DEV", "web-master-1").await;
@@ -75,45 +67,22 @@ async fn a_pause_of_one_environment_leaves_the_others_open() {
     h.put_build_with("web", "web-master-1", TEMPLATE, &greeting("one"))
         .await;
     let (status, pause) = h
-        .send_json(
-            "PUT",
-            "/api/v1/pause",
-            json!({"reason": "PRD freeze", "environment": "PRD"}),
-        )
+        .pause(json!({"reason": "PRD freeze", "environment": "PRD"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pause["environments"], json!(["PRD"]));
-    let (status, _) = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "PRD", "build": "web-master-1"}),
-        )
-        .await;
+    let (status, _) = h.request_deploy("web", "PRD", "web-master-1").await;
     assert_eq!(status, StatusCode::LOCKED);
     assert_eq!(
         h.deploy("web", "DEV", "web-master-1").await["status"],
         "succeeded"
     );
 
-    let (status, _) = h
-        .send_json("PUT", "/api/v1/pause", json!({"reason": "  "}))
-        .await;
+    let (status, _) = h.pause(json!({"reason": "  "})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a reason is required");
-    let (status, _) = h
-        .send_json(
-            "PUT",
-            "/api/v1/pause",
-            json!({"reason": "x", "environment": "QA"}),
-        )
-        .await;
+    let (status, _) = h.pause(json!({"reason": "x", "environment": "QA"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, resumed) = h
-        .send_json(
-            "DELETE",
-            "/api/v1/pause?environment=PRD",
-            serde_json::Value::Null,
-        )
-        .await;
+    let (status, resumed) = h.unpause("environment=PRD").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resumed["paused"], false);
 }
@@ -139,8 +108,7 @@ async fn no_deployment_starts_after_a_racing_pause_was_recorded() {
     });
     let pause = async {
         tokio::time::sleep(Duration::from_millis(15)).await;
-        h.send_json("PUT", "/api/v1/pause", json!({"reason": "race"}))
-            .await
+        h.pause(json!({"reason": "race"})).await
     };
     let (results, (pause_status, pause)) = tokio::join!(futures::future::join_all(deploys), pause);
     assert_eq!(pause_status, StatusCode::OK);
@@ -179,12 +147,7 @@ async fn no_deployment_starts_after_a_racing_pause_was_recorded() {
 #[tokio::test]
 async fn a_restarted_deployer_is_still_paused() {
     let h = Harness::start().await;
-    h.send_json(
-        "PUT",
-        "/api/v1/pause",
-        json!({"reason": "over the weekend"}),
-    )
-    .await;
+    h.pause(json!({"reason": "over the weekend"})).await;
     h.state.engine().abort_all(); // the first process exits
     let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
@@ -213,16 +176,14 @@ async fn every_action_is_in_the_audit_trail_in_order() {
         StatusCode::CONFLICT,
         "it already ended; the attempt is not an action"
     );
-    h.send_json("PUT", "/api/v1/pause", json!({"reason": "audit me"}))
-        .await;
+    h.pause(json!({"reason": "audit me"})).await;
     let (status, _) = h
         .post("/api/v1/deployments", deploy_body("web-master-1"))
         .await;
     assert_eq!(status, StatusCode::LOCKED);
-    h.send_json("DELETE", "/api/v1/pause", serde_json::Value::Null)
-        .await;
+    h.unpause("").await;
 
-    let (status, audit) = h.get("/api/v1/audit").await;
+    let (status, audit) = h.audit("").await;
     assert_eq!(status, StatusCode::OK);
     let actions: Vec<&str> = audit
         .as_array()
@@ -267,8 +228,8 @@ async fn every_action_is_in_the_audit_trail_in_order() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["pause", "deploy_finished"]);
-    let (_, only) = h.get("/api/v1/audit?action=pause").await;
+    let (_, only) = h.audit("action=pause").await;
     assert_eq!(only.as_array().unwrap().len(), 1);
-    let (status, _) = h.get("/api/v1/audit?action=explode").await;
+    let (status, _) = h.audit("action=explode").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -30,7 +30,7 @@ async fn a_stack_in_dev_is_not_seen_in_prd() {
     // Same name as PRD's stack, but in DEV's account: PRD must not see it.
     create(&h, "DEV", "PRD-WEB", "web-master-2").await;
 
-    let (status, cards) = h.get("/api/v1/projects/web/stacks").await;
+    let (status, cards) = h.stacks("web").await;
     assert_eq!(status, StatusCode::OK);
     let cards = cards.as_array().unwrap();
     let envs: Vec<&str> = cards
@@ -63,7 +63,7 @@ async fn a_card_shows_status_build_time_and_outputs_but_never_no_echo_values() {
     let h = Harness::start().await;
     create(&h, "STG", "STG-WEB", "web-feature-login-12").await;
 
-    let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
+    let (_, cards) = h.stacks("web").await;
     let card = &cards[1];
     assert_eq!(card["environment"], "STG");
     assert_eq!(card["build"], "web-feature-login-12");
@@ -111,7 +111,7 @@ async fn the_card_follows_an_update() {
         .send()
         .await
         .unwrap();
-    let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
+    let (_, cards) = h.stacks("web").await;
     assert_eq!(cards[0]["status"], "UPDATE_COMPLETE");
     assert_eq!(cards[0]["build"], "web-master-2");
 }

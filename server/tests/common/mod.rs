@@ -257,6 +257,73 @@ impl Harness {
         app.oneshot(request).await.unwrap().status()
     }
 
+    // ---- one method per endpoint of the REST API ----
+
+    /// `GET /api/v1/projects/{project}/builds?<query>`
+    pub async fn builds(&self, project: &str, query: &str) -> (StatusCode, serde_json::Value) {
+        self.get(&format!("/api/v1/projects/{project}/builds?{query}"))
+            .await
+    }
+
+    /// `GET /api/v1/projects/{project}/stacks`
+    pub async fn stacks(&self, project: &str) -> (StatusCode, serde_json::Value) {
+        self.get(&format!("/api/v1/projects/{project}/stacks"))
+            .await
+    }
+
+    /// `GET /api/v1/deployments?<query>`
+    pub async fn deployments(&self, query: &str) -> (StatusCode, serde_json::Value) {
+        self.get(&format!("/api/v1/deployments?{query}")).await
+    }
+
+    /// `GET /api/v1/deployments/{id}`
+    pub async fn deployment(&self, id: &str) -> (StatusCode, serde_json::Value) {
+        self.get(&format!("/api/v1/deployments/{id}")).await
+    }
+
+    /// `POST /api/v1/deployments`
+    pub async fn request_deploy(
+        &self,
+        project: &str,
+        environment: &str,
+        build: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        self.post(
+            "/api/v1/deployments",
+            serde_json::json!({"project": project, "environment": environment, "build": build}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/deployments/{id}/cancel`
+    pub async fn cancel(&self, id: &str, confirm_delete: bool) -> (StatusCode, serde_json::Value) {
+        self.post(
+            &format!("/api/v1/deployments/{id}/cancel"),
+            serde_json::json!({"confirm_delete": confirm_delete}),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/pause`
+    pub async fn pause(&self, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        self.send_json("PUT", "/api/v1/pause", body).await
+    }
+
+    /// `DELETE /api/v1/pause?<query>`
+    pub async fn unpause(&self, query: &str) -> (StatusCode, serde_json::Value) {
+        self.send_json(
+            "DELETE",
+            &format!("/api/v1/pause?{query}"),
+            serde_json::Value::Null,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/audit?<query>`
+    pub async fn audit(&self, query: &str) -> (StatusCode, serde_json::Value) {
+        self.get(&format!("/api/v1/audit?{query}")).await
+    }
+
     /// Calls one of the page's server functions (`POST /api/<name>`, form-encoded arguments, as
     /// the browser does) through the whole router; answers its status and JSON body.
     pub async fn server_fn(
