@@ -1,7 +1,8 @@
 //! Server functions used by the pages. Their bodies run on the server against the [`ssr::Backend`]
 //! the server provides as context — the same service methods the REST API calls, with the same
 //! checks, errors and audit — and the browser calls them over HTTP. Failures arrive as the same
-//! [`ErrorBody`] as on the REST API, with the same HTTP status. Each is at a stable address,
+//! [`ErrorBody`] as on the REST API, with the same HTTP status (the server sets it from the
+//! error's code: `deployer::error::server_fn_status`). Each is at a stable address,
 //! `POST /api/<name>` (form-encoded arguments), so scripts and tests can reach them too.
 
 use leptos::prelude::*;
@@ -19,37 +20,28 @@ pub fn error_message(error: &ErrorBody) -> String {
 
 #[server(endpoint = "get_overview")]
 pub async fn get_overview() -> Result<Overview, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend.overview(&request).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend.overview(&request).await
 }
 
 #[server(endpoint = "get_builds")]
 pub async fn get_builds(project: String) -> Result<BuildList, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        let builds = backend.builds(&request, &project, None, None).await?;
-        Ok(BuildList {
-            now: chrono::Utc::now(),
-            builds,
-        })
+    let (backend, request) = ssr::backend()?;
+    let builds = backend.builds(&request, &project, None, None).await?;
+    Ok(BuildList {
+        now: chrono::Utc::now(),
+        builds,
     })
-    .await
 }
 
 #[server(endpoint = "get_stack")]
 pub async fn get_stack(project: String, environment: String) -> Result<StackView, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        let card = backend.stack(&request, &project, &environment).await?;
-        Ok(StackView {
-            now: chrono::Utc::now(),
-            card,
-        })
+    let (backend, request) = ssr::backend()?;
+    let card = backend.stack(&request, &project, &environment).await?;
+    Ok(StackView {
+        now: chrono::Utc::now(),
+        card,
     })
-    .await
 }
 
 #[server(endpoint = "request_deployment")]
@@ -58,62 +50,47 @@ pub async fn request_deployment(
     environment: String,
     build: String,
 ) -> Result<Deployment, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        let start = crate::deployment::StartDeployment {
-            project,
-            environment,
-            build,
-        };
-        backend.start_deployment(&request, start).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    let start = crate::deployment::StartDeployment {
+        project,
+        environment,
+        build,
+    };
+    backend.start_deployment(&request, start).await
 }
 
 #[server(endpoint = "request_cancel")]
 pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend
-            .cancel_deployment(&request, &id, confirm_delete)
-            .await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend
+        .cancel_deployment(&request, &id, confirm_delete)
+        .await
 }
 
 /// A stack's recent deployments and the newest one in full, for the card and its progress panel.
 #[server(endpoint = "get_activity")]
 pub async fn get_activity(project: String, environment: String) -> Result<Activity, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        let history = backend
-            .deployments(&request, Some(&project), Some(&environment), Some(10))
-            .await?;
-        let latest = match history.first() {
-            Some(d) => Some(backend.deployment(&request, &d.id).await?),
-            None => None,
-        };
-        Ok(Activity { history, latest })
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    let history = backend
+        .deployments(&request, Some(&project), Some(&environment), Some(10))
+        .await?;
+    let latest = match history.first() {
+        Some(d) => Some(backend.deployment(&request, &d.id).await?),
+        None => None,
+    };
+    Ok(Activity { history, latest })
 }
 
 #[server(endpoint = "get_deployment")]
 pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend.deployment(&request, &id).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend.deployment(&request, &id).await
 }
 
 #[server(endpoint = "get_pause")]
 pub async fn get_pause() -> Result<PauseStatus, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend.pause_status(&request).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend.pause_status(&request).await
 }
 
 #[server(endpoint = "pause_deployments")]
@@ -122,43 +99,31 @@ pub async fn pause_deployments(
     environment: Option<String>,
     cancel_in_flight: bool,
 ) -> Result<PauseStatus, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        let pause = crate::pause::PauseRequest {
-            reason,
-            environment,
-            cancel_in_flight,
-        };
-        backend.pause(&request, pause).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    let pause = crate::pause::PauseRequest {
+        reason,
+        environment,
+        cancel_in_flight,
+    };
+    backend.pause(&request, pause).await
 }
 
 #[server(endpoint = "resume_deployments")]
 pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend.unpause(&request, environment.as_deref()).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend.unpause(&request, environment.as_deref()).await
 }
 
 #[server(endpoint = "get_audit")]
 pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend.audit(&request, query).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend.audit(&request, query).await
 }
 
 #[server(endpoint = "get_active_deployments")]
 pub async fn get_active_deployments() -> Result<Vec<Deployment>, ErrorBody> {
-    ssr::answer(async {
-        let (backend, request) = ssr::backend()?;
-        backend.active_deployments(&request).await
-    })
-    .await
+    let (backend, request) = ssr::backend()?;
+    backend.active_deployments(&request).await
 }
 
 #[cfg(feature = "ssr")]
@@ -246,20 +211,5 @@ pub mod ssr {
         let backend = use_context::<SharedBackend>().ok_or_else(|| unavailable("backend"))?;
         let request = use_context::<Parts>().ok_or_else(|| unavailable("request"))?;
         Ok((backend, request))
-    }
-
-    /// Runs a server function's body; a failure answers with the HTTP status of its code, as the
-    /// REST API does.
-    pub async fn answer<T>(
-        body: impl std::future::Future<Output = Result<T, ErrorBody>>,
-    ) -> Result<T, ErrorBody> {
-        let result = body.await;
-        if let Err(error) = &result
-            && let Some(options) = use_context::<leptos_axum::ResponseOptions>()
-            && let Ok(status) = http::StatusCode::from_u16(error.code.http_status())
-        {
-            options.set_status(status);
-        }
-        result
     }
 }

@@ -55,19 +55,24 @@ impl From<crate::store::StoreError> for AppError {
 }
 
 impl AppError {
-    pub fn status(&self) -> StatusCode {
+    /// The kind of failure; its HTTP status is the code's ([`ErrorCode::http_status`]), the one
+    /// mapping both ways in use.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Conflict(_) | AppError::Busy { .. } | AppError::ConfirmationRequired(_) => {
-                StatusCode::CONFLICT
-            }
-            AppError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Paused(_) => StatusCode::LOCKED,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Aws(_) => StatusCode::BAD_GATEWAY,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::BadRequest(_) => ErrorCode::BadRequest,
+            AppError::Conflict(_) | AppError::Busy { .. } => ErrorCode::Conflict,
+            AppError::ConfirmationRequired(_) => ErrorCode::ConfirmationRequired,
+            AppError::Refused(_) => ErrorCode::Refused,
+            AppError::Paused(_) => ErrorCode::Paused,
+            AppError::Unavailable(_) => ErrorCode::Unavailable,
+            AppError::Aws(_) => ErrorCode::AwsUnavailable,
+            AppError::Internal(_) => ErrorCode::Internal,
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn body(&self) -> ErrorBody {
@@ -130,6 +135,26 @@ pub async fn too_large_as_json(response: Response) -> Response {
         Json(ErrorResponse { error: body }),
     )
         .into_response()
+}
+
+/// A server function's failure answers with the status of its error's code, as the REST API
+/// does. Leptos answers every server-function error 500 (its own argument errors included); the
+/// body is our [`ErrorBody`], so the status is read back from its code. Only error answers of
+/// server functions (marked by Leptos' `serverfnerror` header) are read, and they are small.
+pub async fn server_fn_status(response: Response) -> Response {
+    if !response.headers().contains_key("serverfnerror") {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+        return (parts, axum::body::Body::empty()).into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<ErrorBody>(&bytes)
+        && let Ok(status) = StatusCode::from_u16(error.code.http_status())
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// What a panic in a request answers: a 500 in the JSON error shape. The panic's text goes to the

@@ -72,6 +72,8 @@ pub fn harden(app: Router) -> Router {
             MAX_BODY_BYTES,
         ))
         .layer(axum::middleware::map_response(error::too_large_as_json))
+        // Server functions answer with the status of their error, like the REST API.
+        .layer(axum::middleware::map_response(error::server_fn_status))
         // A bug must answer a 500 in the JSON error shape, never a dropped connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,

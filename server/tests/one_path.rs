@@ -175,3 +175,15 @@ async fn the_page_can_tell_paused_from_busy() {
     assert_eq!(trail[0]["actor"], "tester");
     assert_eq!(trail[0]["reason"], "release freeze");
 }
+
+#[tokio::test]
+async fn arguments_the_page_cannot_have_sent_are_a_400_not_a_500() {
+    let h = Harness::start().await;
+    // Leptos decodes the arguments before any of our code runs; the answer still says what kind
+    // of failure it is, with its status.
+    let (status, body) = h.server_fn("get_audit", &[("query[limit]", "lots")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request");
+    let (status, body) = h.server_fn("request_cancel", &[("id", "d-1")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
