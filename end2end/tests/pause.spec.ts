@@ -41,3 +41,23 @@ test('pausing in one tab shows the banner in another at once and blocks its depl
   await expect(rows.nth(1)).toHaveAttribute('data-action', 'pause');
   await expect(rows.nth(1)).toContainText('investigating 5xx on web');
 });
+
+test('a pause the server refuses says which kind of no it is, and why, in the dialog', async ({ page }, testInfo) => {
+  await page.goto('/projects/web/DEV');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Pause deployments' });
+  await dialog.getByRole('textbox').fill('x'.repeat(600));
+  await dialog.getByRole('button', { name: 'Pause deployments' }).click();
+
+  // The server function's error arrives as the same error object as on the REST API.
+  const refusal = dialog.getByRole('alert');
+  await expect(refusal).toContainText('Not a valid request');
+  await expect(refusal).toContainText('at most 500 characters; this one has 600');
+  await expect(refusal).toHaveAttribute('data-code', 'bad_request');
+  await page.screenshot({ path: testInfo.outputPath('refused-pause.png') });
+
+  // Nothing was paused.
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.getByRole('alert', { name: 'Deployments paused' })).toHaveCount(0);
+});
