@@ -3,9 +3,11 @@
 //! checks, errors and audit — and the browser calls them over HTTP. Failures arrive as the same
 //! [`ErrorBody`] as on the REST API, with the same HTTP status (the server sets it from the
 //! error's code: `deployer::error::server_fn_status`). Each is at a stable address,
-//! `POST /api/<name>` (form-encoded arguments), so scripts and tests can reach them too.
+//! `POST /api/<name>` with the arguments as a JSON object (JSON only: a cross-site HTML form cannot
+//! send JSON), so scripts and tests can reach them too.
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 
 use crate::deployment::{Activity, Deployment, DeploymentDetail};
 use crate::error::ErrorBody;
@@ -18,13 +20,13 @@ pub fn error_message(error: &ErrorBody) -> String {
     error.message.clone()
 }
 
-#[server(endpoint = "get_overview")]
+#[server(endpoint = "get_overview", input = Json)]
 pub async fn get_overview() -> Result<Overview, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend.overview(&request).await
 }
 
-#[server(endpoint = "get_builds")]
+#[server(endpoint = "get_builds", input = Json)]
 pub async fn get_builds(project: String) -> Result<BuildList, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     let builds = backend.builds(&request, &project, None, None).await?;
@@ -34,7 +36,7 @@ pub async fn get_builds(project: String) -> Result<BuildList, ErrorBody> {
     })
 }
 
-#[server(endpoint = "get_stack")]
+#[server(endpoint = "get_stack", input = Json)]
 pub async fn get_stack(project: String, environment: String) -> Result<StackView, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     let card = backend.stack(&request, &project, &environment).await?;
@@ -44,7 +46,7 @@ pub async fn get_stack(project: String, environment: String) -> Result<StackView
     })
 }
 
-#[server(endpoint = "request_deployment")]
+#[server(endpoint = "request_deployment", input = Json)]
 pub async fn request_deployment(
     project: String,
     environment: String,
@@ -59,7 +61,7 @@ pub async fn request_deployment(
     backend.start_deployment(&request, start).await
 }
 
-#[server(endpoint = "request_cancel")]
+#[server(endpoint = "request_cancel", input = Json)]
 pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployment, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend
@@ -68,7 +70,7 @@ pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployme
 }
 
 /// A stack's recent deployments and the newest one in full, for the card and its progress panel.
-#[server(endpoint = "get_activity")]
+#[server(endpoint = "get_activity", input = Json)]
 pub async fn get_activity(project: String, environment: String) -> Result<Activity, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     let history = backend
@@ -81,19 +83,19 @@ pub async fn get_activity(project: String, environment: String) -> Result<Activi
     Ok(Activity { history, latest })
 }
 
-#[server(endpoint = "get_deployment")]
+#[server(endpoint = "get_deployment", input = Json)]
 pub async fn get_deployment(id: String) -> Result<DeploymentDetail, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend.deployment(&request, &id).await
 }
 
-#[server(endpoint = "get_pause")]
+#[server(endpoint = "get_pause", input = Json)]
 pub async fn get_pause() -> Result<PauseStatus, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend.pause_status(&request).await
 }
 
-#[server(endpoint = "pause_deployments")]
+#[server(endpoint = "pause_deployments", input = Json)]
 pub async fn pause_deployments(
     reason: String,
     environment: Option<String>,
@@ -108,19 +110,19 @@ pub async fn pause_deployments(
     backend.pause(&request, pause).await
 }
 
-#[server(endpoint = "resume_deployments")]
+#[server(endpoint = "resume_deployments", input = Json)]
 pub async fn resume_deployments(environment: Option<String>) -> Result<PauseStatus, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend.unpause(&request, environment.as_deref()).await
 }
 
-#[server(endpoint = "get_audit")]
+#[server(endpoint = "get_audit", input = Json)]
 pub async fn get_audit(query: AuditQuery) -> Result<Vec<AuditEntry>, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend.audit(&request, query).await
 }
 
-#[server(endpoint = "get_active_deployments")]
+#[server(endpoint = "get_active_deployments", input = Json)]
 pub async fn get_active_deployments() -> Result<Vec<Deployment>, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend.active_deployments(&request).await

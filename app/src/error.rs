@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     NotFound,
     BadRequest,
+    /// No session or token, or one that is expired or revoked (HTTP 401).
+    Unauthorized,
+    /// Logged in, without the right this needs; the message names the right (HTTP 403).
+    Forbidden,
     Conflict,
     Refused,
     ConfirmationRequired,
@@ -30,6 +34,8 @@ impl ErrorCode {
         match self {
             ErrorCode::NotFound => "not_found",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Conflict => "conflict",
             ErrorCode::Refused => "refused",
             ErrorCode::ConfirmationRequired => "confirmation_required",
@@ -45,6 +51,8 @@ impl ErrorCode {
         match self {
             ErrorCode::NotFound => 404,
             ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::Conflict | ErrorCode::ConfirmationRequired => 409,
             ErrorCode::Refused => 422,
             ErrorCode::Paused => 423,
@@ -113,6 +121,8 @@ impl ErrorBody {
         match self.code {
             ErrorCode::NotFound => "Not found",
             ErrorCode::BadRequest => "Not a valid request",
+            ErrorCode::Unauthorized => "Not logged in",
+            ErrorCode::Forbidden => "Not allowed",
             ErrorCode::Conflict if self.deployment_id.is_some() => "Busy",
             ErrorCode::Conflict => "Not possible now",
             ErrorCode::Refused => "Refused",

@@ -28,6 +28,8 @@ pub struct Project {
 pub struct Overview {
     pub environments: Vec<Environment>,
     pub projects: Vec<Project>,
+    /// Who is looking, and what they may do (the page disables the rest, and says why).
+    pub me: crate::auth::Me,
 }
 
 impl Overview {

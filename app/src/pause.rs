@@ -83,10 +83,15 @@ pub enum AuditAction {
     Cancel,
     Pause,
     Unpause,
+    /// An admin created an API token (its name and role; never its secret).
+    TokenCreated,
+    TokenRevoked,
+    /// A person logged in with single sign-on.
+    Login,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 10] = [
         AuditAction::DeployRequested,
         AuditAction::RollbackRequested,
         AuditAction::DeployRefused,
@@ -94,6 +99,9 @@ impl AuditAction {
         AuditAction::Cancel,
         AuditAction::Pause,
         AuditAction::Unpause,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
+        AuditAction::Login,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +113,9 @@ impl AuditAction {
             AuditAction::Cancel => "cancel",
             AuditAction::Pause => "pause",
             AuditAction::Unpause => "unpause",
+            AuditAction::TokenCreated => "token_created",
+            AuditAction::TokenRevoked => "token_revoked",
+            AuditAction::Login => "login",
         }
     }
 

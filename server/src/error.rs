@@ -18,6 +18,12 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Nobody is logged in (no session or token, or an expired or revoked one).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Logged in, without the right this needs.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     /// The request is understood but cannot be carried out (e.g. an undeployable build).
@@ -49,6 +55,7 @@ impl From<crate::store::StoreError> for AppError {
                 id,
             },
             crate::store::StoreError::Paused(pause) => AppError::Paused(pause),
+            crate::store::StoreError::Duplicate(message) => AppError::Conflict(message),
             other => AppError::Internal(other.into()),
         }
     }
@@ -61,6 +68,8 @@ impl AppError {
         match self {
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::BadRequest(_) => ErrorCode::BadRequest,
+            AppError::Unauthorized(_) => ErrorCode::Unauthorized,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::Conflict(_) | AppError::Busy { .. } => ErrorCode::Conflict,
             AppError::ConfirmationRequired(_) => ErrorCode::ConfirmationRequired,
             AppError::Refused(_) => ErrorCode::Refused,
@@ -79,6 +88,8 @@ impl AppError {
         match self {
             AppError::NotFound(m) => ErrorBody::new(ErrorCode::NotFound, m.clone()),
             AppError::BadRequest(m) => ErrorBody::new(ErrorCode::BadRequest, m.clone()),
+            AppError::Unauthorized(m) => ErrorBody::new(ErrorCode::Unauthorized, m.clone()),
+            AppError::Forbidden(m) => ErrorBody::new(ErrorCode::Forbidden, m.clone()),
             AppError::Conflict(m) => ErrorBody::new(ErrorCode::Conflict, m.clone()),
             AppError::Refused(m) => ErrorBody::new(ErrorCode::Refused, m.clone()),
             AppError::Paused(pause) => ErrorBody::paused(pause),

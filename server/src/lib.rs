@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod auth;
 pub mod aws;
 pub mod build_id;
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod deploy;
 pub mod error;
 pub mod ids;
 pub mod live;
+pub mod secret;
 pub mod service;
 pub mod stacks;
 pub mod state;
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let app = Router::new()
         .nest("/api/v1", api::routes())
+        .merge(api::login::routes())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -58,6 +61,12 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
+        ))
+        // Every request, the static files included, passes the guard: known host, known caller,
+        // writes from the deployer's own page (`api::guard`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::guard,
         ))
         .with_state(state);
     harden(app)
@@ -74,6 +83,8 @@ pub fn harden(app: Router) -> Router {
         .layer(axum::middleware::map_response(error::too_large_as_json))
         // Server functions answer with the status of their error, like the REST API.
         .layer(axum::middleware::map_response(error::server_fn_status))
+        // No sniffing, no framing, a content security policy on every answer.
+        .layer(axum::middleware::from_fn(api::security_headers))
         // A bug must answer a 500 in the JSON error shape, never a dropped connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
@@ -135,6 +146,7 @@ pub async fn state_with_cloudformation(
             .min(std::time::Duration::from_secs(30)),
     };
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
+    let auth = Arc::new(auth::Authenticator::new(catalog.clone(), store.clone()));
     let engine = deploy::Engine::new(catalog.clone(), store, Arc::new(live::Hub::new()), settings);
     let resumed = engine.resume().await?;
     if resumed > 0 {
@@ -142,6 +154,7 @@ pub async fn state_with_cloudformation(
     }
     Ok(AppState {
         services: Arc::new(service::Services::new(catalog, engine)),
+        auth,
         leptos_options,
     })
 }

@@ -35,6 +35,23 @@ async fn main() -> ExitCode {
         }
     }
 
+    if let Err(e) = config.secrets_from_env() {
+        eprintln!("deployer: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(user) = &config.auth.dev_user {
+        if !config.listen.ip().is_loopback() {
+            eprintln!(
+                "deployer: auth.dev_user is refused unless the deployer listens on a loopback address (DEPLOYER_ADDR is {})",
+                config.listen
+            );
+            return ExitCode::from(2);
+        }
+        eprintln!(
+            "deployer: DEVELOPMENT MODE — anyone reaching {} is the admin {user:?}. Never use auth.dev_user outside one laptop.",
+            config.listen
+        );
+    }
     let addr = config.listen;
     let aws = AwsClients::connect(&config, None).await;
     let state = match deployer::state(config, aws).await {

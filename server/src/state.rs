@@ -1,4 +1,4 @@
-//! The one shared state of the axum app: the services every way in calls, and the Leptos
+//! The one shared state of the axum app: the services every way in calls, who is asking, and the Leptos
 //! options the pages are rendered with.
 
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use crate::service::Services;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Arc<Services>,
+    /// Who a request comes from (the guard asks it for every request).
+    pub auth: Arc<crate::auth::Authenticator>,
     pub leptos_options: LeptosOptions,
 }
 

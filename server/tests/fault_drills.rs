@@ -163,6 +163,7 @@ impl Process {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "eu-west-1")
             .env("RUST_LOG", "warn")
+            .env("DEPLOYER_BOOTSTRAP_TOKEN", common::BOOTSTRAP_TOKEN)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -187,7 +188,9 @@ impl Process {
     fn kill(self) {}
 
     async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.url))
+        common::authorized_client(common::BOOTSTRAP_TOKEN)
+            .get(format!("{}{path}", self.url))
+            .send()
             .await
             .unwrap()
             .json()
@@ -218,7 +221,7 @@ async fn drill_sigkill_mid_deployment_twenty_times() {
     )
     .unwrap();
     let cfn = h.cfn("DEV").clone();
-    let client = reqwest::Client::new();
+    let client = common::authorized_client(common::BOOTSTRAP_TOKEN);
     let mut outcomes: Vec<String> = Vec::new();
     for run in 0..runs {
         let build = format!("web-master-{}", run + 1);

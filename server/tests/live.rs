@@ -20,7 +20,7 @@ async fn a_subscriber_gets_a_deployment_in_order_and_a_reconnect_misses_nothing(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, deployer::router(h.state.clone())).into_future());
-    let client = reqwest::Client::new();
+    let client = h.http_client();
 
     let response = client
         .get(format!("{base}/api/v1/events"))
@@ -94,7 +94,7 @@ async fn the_stream_carries_pause_and_resume() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, deployer::router(h.state.clone())).into_future());
-    let client = reqwest::Client::new();
+    let client = h.http_client();
     let response = client
         .get(format!("{base}/api/v1/events"))
         .send()
@@ -139,7 +139,7 @@ async fn a_shutdown_is_not_held_open_by_event_subscribers() {
     let server = tokio::spawn(deployer::serve(listener, h.state.clone(), async move {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::new();
+    let client = h.http_client();
     let mut subscribers = Vec::new();
     for _ in 0..3 {
         let response = client

@@ -27,7 +27,7 @@ async fn an_over_limit_audit_query_is_refused_by_both_ways_in() {
     let h = Harness::start().await;
     let rest = h.audit("limit=4294967295").await;
     let page = h
-        .server_fn("get_audit", &[("query[limit]", "4294967295")])
+        .server_fn("get_audit", json!({"query": {"limit": 4_294_967_295u32}}))
         .await;
     assert_eq!(rest.0, StatusCode::BAD_REQUEST, "{}", rest.1);
     same_error(&rest, &page);
@@ -39,7 +39,9 @@ async fn an_over_limit_audit_query_is_refused_by_both_ways_in() {
     );
 
     // In range, both answer the trail.
-    let (status, entries) = h.server_fn("get_audit", &[("query[limit]", "1000")]).await;
+    let (status, entries) = h
+        .server_fn("get_audit", json!({"query": {"limit": 1000}}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{entries}");
     assert!(entries.is_array());
 }
@@ -49,7 +51,7 @@ async fn a_malformed_id_is_a_400_and_an_unknown_one_a_404_by_both_ways_in() {
     let h = Harness::start().await;
     let rest = h.deployment("d-bad%20id%2F..").await;
     let page = h
-        .server_fn("get_deployment", &[("id", "d-bad id/..")])
+        .server_fn("get_deployment", json!({"id": "d-bad id/.."}))
         .await;
     assert_eq!(rest.0, StatusCode::BAD_REQUEST, "{}", rest.1);
     same_error(&rest, &page);
@@ -61,14 +63,14 @@ async fn a_malformed_id_is_a_400_and_an_unknown_one_a_404_by_both_ways_in() {
     );
 
     let rest = h.deployment("d-0000").await;
-    let page = h.server_fn("get_deployment", &[("id", "d-0000")]).await;
+    let page = h.server_fn("get_deployment", json!({"id": "d-0000"})).await;
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
     same_error(&rest, &page);
 
     let long = "w".repeat(300);
     let rest = h.stacks(&long).await;
     let page = h
-        .server_fn("get_stack", &[("project", &long), ("environment", "DEV")])
+        .server_fn("get_stack", json!({"project": long, "environment": "DEV"}))
         .await;
     assert_eq!(rest.0, StatusCode::BAD_REQUEST, "{}", rest.1);
     assert_eq!(page.0, StatusCode::BAD_REQUEST, "{}", page.1);
@@ -88,7 +90,10 @@ async fn an_unknown_environment_is_a_404_by_both_ways_in() {
         .get("/api/v1/deployments?project=web&environment=QA")
         .await;
     let page = h
-        .server_fn("get_activity", &[("project", "web"), ("environment", "QA")])
+        .server_fn(
+            "get_activity",
+            json!({"project": "web", "environment": "QA"}),
+        )
         .await;
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
     same_error(&rest, &page);
@@ -97,11 +102,7 @@ async fn an_unknown_environment_is_a_404_by_both_ways_in() {
     let page = h
         .server_fn(
             "request_deployment",
-            &[
-                ("project", "web"),
-                ("environment", "QA"),
-                ("build", "web-master-1"),
-            ],
+            json!({"project": "web", "environment": "QA", "build": "web-master-1"}),
         )
         .await;
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
@@ -111,11 +112,7 @@ async fn an_unknown_environment_is_a_404_by_both_ways_in() {
     let page = h
         .server_fn(
             "pause_deployments",
-            &[
-                ("reason", "x"),
-                ("environment", "QA"),
-                ("cancel_in_flight", "false"),
-            ],
+            json!({"reason": "x", "environment": "QA", "cancel_in_flight": false}),
         )
         .await;
     assert_eq!(rest.0, StatusCode::NOT_FOUND, "{}", rest.1);
@@ -132,11 +129,7 @@ async fn the_page_can_tell_paused_from_busy() {
     let (status, busy) = h
         .server_fn(
             "request_deployment",
-            &[
-                ("project", "web"),
-                ("environment", "DEV"),
-                ("build", "web-master-1"),
-            ],
+            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{busy}");
@@ -147,22 +140,14 @@ async fn the_page_can_tell_paused_from_busy() {
     let (status, _) = h
         .server_fn(
             "pause_deployments",
-            &[
-                ("reason", "release freeze"),
-                ("environment", "STG"),
-                ("cancel_in_flight", "false"),
-            ],
+            json!({"reason": "release freeze", "environment": "STG", "cancel_in_flight": false}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, paused) = h
         .server_fn(
             "request_deployment",
-            &[
-                ("project", "web"),
-                ("environment", "STG"),
-                ("build", "web-master-1"),
-            ],
+            json!({"project": "web", "environment": "STG", "build": "web-master-1"}),
         )
         .await;
     assert_eq!(status, StatusCode::LOCKED, "{paused}");
@@ -181,9 +166,11 @@ async fn arguments_the_page_cannot_have_sent_are_a_400_not_a_500() {
     let h = Harness::start().await;
     // Leptos decodes the arguments before any of our code runs; the answer still says what kind
     // of failure it is, with its status.
-    let (status, body) = h.server_fn("get_audit", &[("query[limit]", "lots")]).await;
+    let (status, body) = h
+        .server_fn("get_audit", json!({"query": {"limit": "lots"}}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "bad_request");
-    let (status, body) = h.server_fn("request_cancel", &[("id", "d-1")]).await;
+    let (status, body) = h.server_fn("request_cancel", json!({"id": "d-1"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

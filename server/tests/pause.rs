@@ -154,7 +154,12 @@ async fn a_restarted_deployer_is_still_paused() {
     let restarted = deployer::state(config, aws).await.unwrap();
     let status = restarted
         .services
-        .pause_status(&deployer::service::Actor::new("test"))
+        .pause_status(&restarted.auth.actor(
+            "test",
+            "test",
+            app::auth::Via::Token,
+            vec!["viewer".into()],
+        ))
         .await
         .unwrap();
     assert!(status.paused);

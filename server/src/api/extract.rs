@@ -12,11 +12,14 @@ use crate::error::AppError;
 use crate::service::Actor;
 use crate::state::AppState;
 
-/// Who is asking, from the request. Until login exists this is the configured actor; the
-/// request is read here, and only here, so that login fills it in for the REST API and the
-/// page's server functions alike.
-pub fn actor(_request: &Parts, state: &AppState) -> Result<Actor, AppError> {
-    Ok(Actor::new(state.services.catalog().config.actor.clone()))
+/// Who is asking: the actor the guard (`auth::guard`) found for this request, for the REST API
+/// and the page's server functions alike. A request that did not pass the guard has none: 401.
+pub fn actor(request: &Parts, _state: &AppState) -> Result<Actor, AppError> {
+    request
+        .extensions
+        .get::<Actor>()
+        .cloned()
+        .ok_or_else(|| AppError::Unauthorized("log in first".into()))
 }
 
 impl FromRequestParts<AppState> for Actor {

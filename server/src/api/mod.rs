@@ -2,42 +2,66 @@
 //! functions (`pages.rs`). Each handler reads the actor and typed inputs (`extract.rs`), calls one
 //! service method and shapes the answer; nothing here decides anything.
 
+mod access;
 mod catalog;
 mod deployments;
 mod events;
 pub mod extract;
+mod guard;
+pub mod login;
 mod pages;
 mod pause;
 mod trail;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::error::AppError;
 use crate::state::AppState;
 
+pub use guard::{guard, security_headers};
 pub use pages::Pages;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(catalog::health))
-        .route("/environments", get(catalog::environments))
-        .route("/projects", get(catalog::projects))
-        .route("/projects/{project}/builds", get(catalog::builds))
-        .route("/projects/{project}/stacks", get(catalog::stacks))
-        .route(
+/// Every REST endpoint: its path under `/api/v1` and the methods it answers. The router is built
+/// from this table, and the access tests walk it (every path, every method, without credentials:
+/// 401), so a new endpoint cannot be added unguarded without a test noticing.
+pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/health", get(catalog::health)),
+        ("/environments", get(catalog::environments)),
+        ("/projects", get(catalog::projects)),
+        ("/projects/{project}/builds", get(catalog::builds)),
+        ("/projects/{project}/stacks", get(catalog::stacks)),
+        (
             "/deployments",
             get(deployments::list).post(deployments::start),
-        )
-        .route("/deployments/{id}", get(deployments::one))
-        .route("/deployments/{id}/cancel", post(deployments::cancel))
-        .route("/events", get(events::stream))
-        .route(
+        ),
+        ("/deployments/{id}", get(deployments::one)),
+        ("/deployments/{id}/cancel", post(deployments::cancel)),
+        ("/events", get(events::stream)),
+        (
             "/pause",
             get(pause::status).put(pause::pause).delete(pause::unpause),
-        )
-        .route("/audit", get(trail::audit))
+        ),
+        ("/audit", get(trail::audit)),
+        ("/me", get(access::me)),
+        ("/tokens", get(access::list).post(access::create)),
+        ("/tokens/{id}", delete(access::revoke)),
+    ]
+}
+
+pub fn routes() -> Router<AppState> {
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .fallback(not_found)
+}
+
+/// The REST paths (under `/api/v1`) of [`table`].
+pub fn paths() -> Vec<&'static str> {
+    table().into_iter().map(|(path, _)| path).collect()
 }
 
 async fn not_found() -> AppError {

@@ -14,7 +14,8 @@ use super::{Artifacts, Config, Credentials, Environment, Project};
 pub struct RawConfig {
     listen: Option<String>,
     store: Option<PathBuf>,
-    actor: Option<String>,
+    #[serde(default)]
+    auth: super::auth::RawAuth,
     poll_interval_ms: Option<u64>,
     artifacts: RawArtifacts,
     environments: Vec<RawEnvironment>,
@@ -78,10 +79,7 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
             projects[i].name
         ));
     }
-    let actor = raw.actor.unwrap_or_else(|| "local-user".to_owned());
-    if actor.trim().is_empty() {
-        return Err("actor: must not be empty".into());
-    }
+    let auth = super::auth::check(raw.auth, &env_names, listen)?;
     let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
     if !(10..=60_000).contains(&poll_ms) {
         return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
@@ -91,7 +89,7 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         store: raw
             .store
             .unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
-        actor,
+        auth,
         poll_interval: std::time::Duration::from_millis(poll_ms),
         artifacts,
         environments,

@@ -1,6 +1,7 @@
 //! The deployer's one TOML config file: parsed strictly (unknown fields refused), then checked, so
 //! that a bad file stops the start with one message naming the file, the field and the problem.
 
+pub mod auth;
 mod check;
 
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The SQLite file deployments are kept in (created on first run).
     pub store: PathBuf,
-    /// Who actions are recorded as until login exists.
-    pub actor: String,
+    /// Login and permissions.
+    pub auth: auth::Auth,
     /// How often a running deployment polls CloudFormation.
     pub poll_interval: std::time::Duration,
     pub artifacts: Artifacts,
@@ -112,6 +113,32 @@ impl Config {
             path: path.to_owned(),
             message,
         })
+    }
+
+    /// Reads the secrets that never live in the file: `DEPLOYER_BOOTSTRAP_TOKEN`, and the
+    /// OIDC client secret from the variable the file names. A named variable that is unset is an
+    /// error (single sign-on cannot work without it).
+    pub fn secrets_from_env(&mut self) -> Result<(), String> {
+        self.auth.bootstrap_token = std::env::var("DEPLOYER_BOOTSTRAP_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        if let Some(token) = &self.auth.bootstrap_token
+            && token.len() < 16
+        {
+            return Err("DEPLOYER_BOOTSTRAP_TOKEN: must be at least 16 characters".into());
+        }
+        if let Some(oidc) = &mut self.auth.oidc {
+            match std::env::var(&oidc.client_secret_env) {
+                Ok(secret) if !secret.is_empty() => oidc.client_secret = Some(secret),
+                _ => {
+                    return Err(format!(
+                        "auth.oidc.client_secret_env: the environment variable {} (the client secret) is not set",
+                        oidc.client_secret_env
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Parses and checks a config; the error names the field and what is wrong with it.

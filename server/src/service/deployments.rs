@@ -61,6 +61,7 @@ impl Services {
             .catalog
             .stack_name(&request.project, &request.environment)?
             .to_owned();
+        actor.require_deploy(&request.environment)?;
         let cfn = self.catalog.cfn(&request.environment)?;
         let folder = self
             .catalog
@@ -99,6 +100,8 @@ impl Services {
         id: &DeploymentId,
         confirm_delete: bool,
     ) -> Result<Deployment, AppError> {
+        let deployment = self.deployment(actor, id).await?;
+        actor.require_deploy(&deployment.deployment.environment)?;
         self.engine.cancel(id, confirm_delete, actor.name()).await
     }
 

@@ -6,12 +6,16 @@
 mod deployments;
 mod pause;
 mod projects;
+mod tokens;
 mod trail;
 
 use std::sync::Arc;
 
+use app::auth::{Me, Via};
+
 use crate::catalog::Catalog;
 use crate::deploy::Engine;
+use crate::error::AppError;
 use crate::live::Hub;
 use crate::store::Store;
 
@@ -20,20 +24,119 @@ pub use pause::PauseOrder;
 pub use projects::BuildsFilter;
 pub use trail::AuditFilter;
 
-/// Who is asking: a person or a script. Taken from the request in one place
-/// (`api::extract::actor`); until login exists, the configured name.
+/// Who is asking: a person (session), a script (API token) or the bootstrap token, with the
+/// rights of their roles. Made from the request in one place (`auth::authenticate`, read by
+/// `api::extract::actor`); every service method checks the right it needs here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
     name: String,
+    display_name: String,
+    via: Via,
+    roles: Vec<String>,
+    admin: bool,
+    /// Environments this actor may deploy to, in promotion order (all of them for an admin).
+    deploy: Vec<String>,
 }
 
 impl Actor {
-    pub fn new(name: impl Into<String>) -> Actor {
-        Actor { name: name.into() }
+    pub fn new(
+        name: impl Into<String>,
+        display_name: impl Into<String>,
+        via: Via,
+        roles: Vec<String>,
+        admin: bool,
+        deploy: Vec<String>,
+    ) -> Actor {
+        Actor {
+            name: name.into(),
+            display_name: display_name.into(),
+            via,
+            roles,
+            admin,
+            deploy,
+        }
     }
 
+    /// The name the audit log records.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    pub fn may_deploy(&self, environment: &str) -> bool {
+        self.admin || self.deploy.iter().any(|e| e == environment)
+    }
+
+    /// The caller as the page and `GET /api/v1/me` show it.
+    pub fn me(&self) -> Me {
+        Me {
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            via: self.via,
+            roles: self.roles.clone(),
+            admin: self.admin,
+            deploy: self.deploy.clone(),
+            can_pause: self.may_pause(),
+            can_resume: self.admin,
+        }
+    }
+
+    fn who(&self) -> String {
+        let roles = if self.roles.is_empty() {
+            "no role".to_owned()
+        } else {
+            self.roles.join(", ")
+        };
+        format!("{} ({roles})", self.name)
+    }
+
+    /// Deploying, cancelling and rolling back in an environment.
+    pub fn require_deploy(&self, environment: &str) -> Result<(), AppError> {
+        if self.may_deploy(environment) {
+            return Ok(());
+        }
+        let can = if self.deploy.is_empty() {
+            "may not deploy anywhere".to_owned()
+        } else {
+            format!("may deploy to {} only", self.deploy.join(", "))
+        };
+        Err(AppError::Forbidden(format!(
+            "this needs the right to deploy to {environment}; {} {can}",
+            self.who()
+        )))
+    }
+
+    /// Pausing is the emergency brake: anyone who may deploy somewhere may pull it.
+    pub fn may_pause(&self) -> bool {
+        self.admin || !self.deploy.is_empty()
+    }
+
+    pub fn require_pause(&self) -> Result<(), AppError> {
+        if self.may_pause() {
+            return Ok(());
+        }
+        Err(AppError::Forbidden(format!(
+            "pausing deployments needs the right to deploy somewhere; {} may only look",
+            self.who()
+        )))
+    }
+
+    /// Resuming, and managing API tokens: admins only.
+    pub fn require_admin(&self, what: &str) -> Result<(), AppError> {
+        if self.admin {
+            return Ok(());
+        }
+        Err(AppError::Forbidden(format!(
+            "{what} needs the admin role; {} is not an admin",
+            self.who()
+        )))
     }
 }
 

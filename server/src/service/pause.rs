@@ -66,6 +66,7 @@ impl Services {
 
     /// Pauses every environment or one; optionally cancels the updates already executing there.
     pub async fn pause(&self, actor: &Actor, order: &PauseOrder) -> Result<PauseStatus, AppError> {
+        actor.require_pause()?;
         let environment = order.environment.as_deref();
         if let Some(env) = environment {
             self.catalog.environment(env)?;
@@ -118,6 +119,7 @@ impl Services {
         actor: &Actor,
         environment: Option<&EnvName>,
     ) -> Result<PauseStatus, AppError> {
+        actor.require_admin("resuming deployments")?;
         if let Some(env) = environment {
             self.catalog.environment(env)?;
         }

@@ -47,6 +47,7 @@ impl Services {
         Overview {
             environments: self.environments(actor),
             projects: self.projects(actor),
+            me: actor.me(),
         }
     }
 

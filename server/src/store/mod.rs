@@ -4,12 +4,14 @@
 //! execution, so racing requests cannot get around either.
 
 mod audit;
+mod auth;
 mod deployments;
 mod events;
 mod execution;
 mod pauses;
 
 pub use audit::{AuditSearch, NewAudit};
+pub use auth::{PendingLogin, Session};
 pub use pauses::pause_status;
 
 use std::path::Path;
@@ -64,6 +66,9 @@ pub enum StoreError {
     Paused(Pause),
     #[error("deployment {0} is already active on this stack")]
     Conflict(String),
+    /// A name that must be unique is taken (the message says which).
+    #[error("{0}")]
+    Duplicate(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error("stored data is unreadable: {0}")]

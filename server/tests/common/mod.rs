@@ -32,13 +32,15 @@ pub const PREFIX: &str = "builds/";
 
 /// The config the tests run with: every project deploys to DEV, STG and PRD.
 pub fn config(endpoint: &str, store: &std::path::Path) -> Config {
-    Config::parse(&config_toml(endpoint, store)).unwrap()
+    let mut config = Config::parse(&config_toml(endpoint, store)).unwrap();
+    config.auth.bootstrap_token = Some(BOOTSTRAP_TOKEN.to_owned());
+    config
 }
 
 /// [`config`] as the file a deployer process reads.
 pub fn config_toml(endpoint: &str, store: &std::path::Path) -> String {
     let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\nstore = {store:?}\npoll_interval_ms = 50\nactor = \"tester\"\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
+        "listen = \"127.0.0.1:0\"\nstore = {store:?}\npoll_interval_ms = 50\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
     );
     for (name, account) in ACCOUNTS {
         toml.push_str(&format!(
@@ -48,8 +50,16 @@ pub fn config_toml(endpoint: &str, store: &std::path::Path) -> String {
     }
     toml.push_str("[[projects]]\nname = \"web\"\ntitle = \"Web\"\nenvironments = [\"DEV\", \"STG\", \"PRD\"]\n");
     toml.push_str("[[projects]]\nname = \"web-api\"\nenvironments = [\"DEV\"]\n");
+    toml.push_str(
+        "[auth.roles]\nviewer = {}\ndeployer = { deploy = [\"DEV\", \"STG\"] }\nadmin = { admin = true }\n\
+         [auth.groups]\nadmins = \"admin\"\ndevelopers = \"deployer\"\neveryone = \"viewer\"\n",
+    );
     toml
 }
+
+/// The bootstrap token every harness's deployer accepts (as `DEPLOYER_BOOTSTRAP_TOKEN` would
+/// give it); the harness makes its own admin token, "tester", with it.
+pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-token-0123456789";
 
 pub fn static_credentials() -> SharedCredentialsProvider {
     SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "tests"))
@@ -62,6 +72,9 @@ pub struct Harness {
     pub proxy: Option<proxy::FaultProxy>,
     pub state: AppState,
     pub aws: AwsClients,
+    /// The admin API token ("tester") every request of the harness carries unless it sets its
+    /// own `Authorization` (or none: [`Harness::anonymous`]).
+    pub token: String,
 }
 
 impl Harness {
@@ -108,13 +121,31 @@ impl Harness {
                     .unwrap()
             }
         };
-        let harness = Harness {
+        let mut harness = Harness {
             dir,
             moto,
             proxy,
             state,
             aws,
+            token: BOOTSTRAP_TOKEN.to_owned(),
         };
+        // Seeded in the store (as an admin's earlier `POST /api/v1/tokens` would have), so that
+        // the audit trail of each test starts empty.
+        let secret = deployer::auth::new_secret(deployer::auth::TOKEN_PREFIX);
+        harness
+            .state
+            .auth
+            .store()
+            .create_token(
+                "t-tester",
+                "tester",
+                "admin",
+                &deployer::auth::hash(&secret),
+                "harness",
+            )
+            .await
+            .unwrap();
+        harness.token = secret;
         harness
             .s3()
             .create_bucket()
@@ -251,6 +282,7 @@ impl Harness {
     pub async fn events_status(&self, last_event_id: &str) -> StatusCode {
         let request = Request::get("/api/v1/events")
             .header("last-event-id", last_event_id)
+            .header("authorization", format!("Bearer {}", self.token))
             .body(Body::empty())
             .unwrap();
         let app = deployer::router(self.state.clone());
@@ -324,23 +356,55 @@ impl Harness {
         self.get(&format!("/api/v1/audit?{query}")).await
     }
 
-    /// Calls one of the page's server functions (`POST /api/<name>`, form-encoded arguments, as
-    /// the browser does) through the whole router; answers its status and JSON body.
+    /// Calls one of the page's server functions (`POST /api/<name>`, its arguments as a JSON
+    /// object, as the browser does) through the whole router; answers its status and JSON body.
     pub async fn server_fn(
         &self,
         name: &str,
-        form: &[(&str, &str)],
+        args: serde_json::Value,
     ) -> (StatusCode, serde_json::Value) {
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
         let request = Request::post(format!("/api/{name}"))
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", "application/json")
             .header("accept", "application/json")
-            .body(Body::from(body))
+            .body(Body::from(args.to_string()))
             .unwrap();
+        self.send(request).await
+    }
+
+    /// An HTTP client that sends the harness's token with every request (for a deployer served
+    /// on a socket).
+    pub fn http_client(&self) -> reqwest::Client {
+        authorized_client(&self.token)
+    }
+
+    /// Sends a request as is: no credentials added. Answers the status, the headers and the body.
+    pub async fn anonymous(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let app = deployer::router(self.state.clone());
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    /// A request with this bearer token; answers the status and the JSON body.
+    pub async fn with_token(
+        &self,
+        token: &str,
+        mut request: Request<Body>,
+    ) -> (StatusCode, serde_json::Value) {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         self.send(request).await
     }
 
@@ -389,7 +453,13 @@ impl Harness {
             .clone()
     }
 
-    async fn send(&self, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    async fn send(&self, mut request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        if !request.headers().contains_key("authorization") {
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {}", self.token).parse().unwrap(),
+            );
+        }
         let uri = request.uri().to_string();
         let app = deployer::router(self.state.clone());
         let response = app.oneshot(request).await.unwrap();
@@ -405,6 +475,19 @@ impl Harness {
         });
         (status, json)
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request.
+pub fn authorized_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Percent-encodes a form value.

@@ -1,0 +1,92 @@
+//! Who is logged in and what they may do, as the page and the API show it; API tokens.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a caller proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// A person, logged in with single sign-on (session cookie).
+    Session,
+    /// An API token (`Authorization: Bearer …`).
+    Token,
+    /// The bootstrap token given at start (`DEPLOYER_BOOTSTRAP_TOKEN`).
+    Bootstrap,
+}
+
+/// `GET /api/v1/me`: the caller, their roles and rights. The page shows the name and role in
+/// its header, and disables (with the reason) what the caller may not do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The name the audit log records: the login name, or the token's name.
+    pub name: String,
+    /// For people: the display name from the identity provider.
+    pub display_name: String,
+    pub via: Via,
+    /// Role names, as configured.
+    pub roles: Vec<String>,
+    /// Every right: see everything, tokens, resume.
+    pub admin: bool,
+    /// The environments this caller may deploy to, cancel in and roll back (all of them for an
+    /// admin), in promotion order.
+    pub deploy: Vec<String>,
+    /// Pausing is the emergency brake: open to everyone who may deploy somewhere.
+    pub can_pause: bool,
+    pub can_resume: bool,
+}
+
+impl Me {
+    pub fn may_deploy(&self, environment: &str) -> bool {
+        self.deploy.iter().any(|e| e == environment)
+    }
+
+    /// Why this caller may not deploy to `environment`, for a disabled button's title.
+    pub fn why_not_deploy(&self, environment: &str) -> Option<String> {
+        (!self.may_deploy(environment)).then(|| {
+            format!(
+                "{} ({}) may not deploy to {environment}: that needs the right to deploy to {environment}",
+                self.name,
+                self.role_label()
+            )
+        })
+    }
+
+    /// The roles as one label, e.g. "deployer" or "viewer".
+    pub fn role_label(&self) -> String {
+        if self.roles.is_empty() {
+            "no role".to_owned()
+        } else {
+            self.roles.join(", ")
+        }
+    }
+}
+
+/// An API token as listed (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/tokens`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub name: String,
+    pub role: String,
+}
+
+/// A token just created: the secret is shown this once, never again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub info: Token,
+    /// The secret: send as `Authorization: Bearer <token>`.
+    pub token: String,
+}

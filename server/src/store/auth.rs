@@ -1,0 +1,188 @@
+//! The `tokens`, `sessions` and `logins` tables. Secrets are kept as SHA-256 hashes only: the
+//! token a script sends, and the session id in a browser's cookie, are never stored.
+
+use app::auth::Token;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError};
+
+/// A person's session, as kept.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub username: String,
+    pub display_name: String,
+    pub groups: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A login in flight: what the callback needs to finish it.
+#[derive(Clone, Debug)]
+pub struct PendingLogin {
+    pub pkce_verifier: String,
+    pub nonce: String,
+    pub return_to: String,
+}
+
+/// How long a login may take between the redirect to the provider and the callback.
+const LOGIN_TTL_SECS: i64 = 600;
+
+impl Store {
+    /// Adds a token (its hash). Fails with a conflict when an active token has this name.
+    pub async fn create_token(
+        &self,
+        id: &str,
+        name: &str,
+        role: &str,
+        hash: &str,
+        created_by: &str,
+    ) -> Result<Token, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO tokens (id, name, role, hash, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING *",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(role)
+        .bind(hash)
+        .bind(created_by)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Duplicate(format!("a token called {name:?} already exists"))
+            }
+            _ => StoreError::Database(e),
+        })?;
+        token_from_row(&row)
+    }
+
+    /// Every token, newest first (revoked ones too: the record stays).
+    pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at DESC, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// The active token with this hash, marking it used.
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE tokens SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE hash = ? AND revoked_at IS NULL RETURNING *",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// Revokes a token; `None` when there is no such token. Revoking twice keeps the first.
+    pub async fn revoke_token(&self, id: &str, by: &str) -> Result<Option<Token>, StoreError> {
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), revoked_by = ?
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    pub async fn create_session(&self, hash: &str, session: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (hash, username, display_name, groups, created_at, expires_at)
+             VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)",
+        )
+        .bind(hash)
+        .bind(&session.username)
+        .bind(&session.display_name)
+        .bind(super::to_json(&session.groups))
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The unexpired session with this hash.
+    pub async fn session(&self, hash: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE hash = ? AND expires_at > ?")
+            .bind(hash)
+            .bind(Utc::now())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let groups: String = r.try_get("groups")?;
+        Ok(Some(Session {
+            username: r.try_get("username")?,
+            display_name: r.try_get("display_name")?,
+            groups: serde_json::from_str(&groups)
+                .map_err(|e| StoreError::Corrupt(format!("session groups: {e}")))?,
+            expires_at: r.try_get("expires_at")?,
+        }))
+    }
+
+    /// Ends a session (logout), and drops every expired one.
+    pub async fn end_session(&self, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE hash = ? OR expires_at <= ?")
+            .bind(hash)
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn begin_login(&self, state: &str, login: &PendingLogin) -> Result<(), StoreError> {
+        let stale = Utc::now() - chrono::Duration::seconds(LOGIN_TTL_SECS);
+        sqlx::query("DELETE FROM logins WHERE created_at < ?")
+            .bind(stale)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO logins (state, pkce_verifier, nonce, return_to, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(state)
+        .bind(&login.pkce_verifier)
+        .bind(&login.nonce)
+        .bind(&login.return_to)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes (once) the login started with this state, if it is recent.
+    pub async fn finish_login(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
+        let stale = Utc::now() - chrono::Duration::seconds(LOGIN_TTL_SECS);
+        let row = sqlx::query("DELETE FROM logins WHERE state = ? AND created_at >= ? RETURNING *")
+            .bind(state)
+            .bind(stale)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(PendingLogin {
+            pkce_verifier: r.try_get("pkce_verifier")?,
+            nonce: r.try_get("nonce")?,
+            return_to: r.try_get("return_to")?,
+        }))
+    }
+}
+
+fn token_from_row(r: &SqliteRow) -> Result<Token, StoreError> {
+    Ok(Token {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+        revoked_by: r.try_get("revoked_by")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
