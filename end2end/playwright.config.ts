@@ -3,6 +3,7 @@ import { defineConfig } from '@playwright/test';
 // Debian's Chromium (apt), not a downloaded browser: `npx playwright install` cannot work here.
 export default defineConfig({
   testDir: './tests',
+  globalSetup: './global-setup.ts',
   outputDir: './test-results',
   timeout: 60_000,
   expect: { timeout: 10_000 },
@@ -20,6 +21,7 @@ export default defineConfig({
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
       ],
     },
+    storageState: '.auth/admin.json',
     trace: 'off',
     screenshot: 'only-on-failure',
   },

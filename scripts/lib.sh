@@ -26,10 +26,11 @@ ensure_rust_tools() {
   fi
 }
 
-# wasm-opt from npm's binaryen: cargo-leptos would otherwise download it from GitHub.
+# wasm-opt from npm's binaryen (cargo-leptos would otherwise download it from GitHub), and the
+# demo's identity provider (npm's oidc-provider), both pinned in package.json.
 ensure_node_tools() {
-  if [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ]; then
-    say "installing build tools from npm (binaryen)"
+  if [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ] || [ ! -d "$ROOT/node_modules/oidc-provider" ]; then
+    say "installing tools from npm (binaryen, oidc-provider)"
     (cd "$ROOT" && npm ci --no-audit --no-fund)
   fi
 }
@@ -80,11 +81,41 @@ start_moto() {
   wait_for_http "http://127.0.0.1:$1/moto-api/" 60
 }
 
-# demo_config <moto port> <out> <store>: the demo config pointed at a moto on that port, with
-# its own (fresh) deployments store: the emulator starts empty, so must the history.
+# demo_config <moto port> <out> <store> <oidc port>: the demo config pointed at a moto and an
+# identity provider on those ports, with its own (fresh) deployments store: the emulator starts
+# empty, so must the history.
 demo_config() {
   rm -f "$3" "$3-wal" "$3-shm"
-  { echo "store = \"$3\""; sed "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" "$ROOT/config/demo.toml"; } >"$2"
+  { echo "store = \"$3\""; sed -e "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" \
+      -e "s#http://127.0.0.1:5056#http://127.0.0.1:$4#g" "$ROOT/config/demo.toml"; } >"$2"
+}
+
+# A random secret (for the demo's client secret and bootstrap token).
+random_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+# start_oidc <port> <deployer url> <log>: the local identity provider (demo/oidc-provider.mjs)
+# with its client's redirect to that deployer; sets OIDC_PID. Needs DEPLOYER_OIDC_CLIENT_SECRET.
+start_oidc() {
+  OIDC_PORT="$1" OIDC_REDIRECT_URIS="$2/auth/callback" OIDC_CLIENT_SECRET="$DEPLOYER_OIDC_CLIENT_SECRET" \
+    node "$ROOT/demo/oidc-provider.mjs" >"$3" 2>&1 &
+  OIDC_PID=$!
+  local deadline=$((SECONDS + 30))
+  until curl -fsS -o /dev/null "http://127.0.0.1:$1/.well-known/openid-configuration" 2>/dev/null; do
+    if ! kill -0 "$OIDC_PID" 2>/dev/null; then
+      echo "the identity provider could not start on 127.0.0.1:$1:" >&2
+      cat "$3" >&2
+      return 1
+    fi
+    if ((SECONDS > deadline)); then echo "timed out waiting for the identity provider on port $1" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+# make_token <deployer url> <name> <role>: a new API token, made with the bootstrap token.
+make_token() {
+  curl -fsS -X POST "$1/api/v1/tokens" -H "authorization: Bearer $DEPLOYER_BOOTSTRAP_TOKEN" \
+    -H 'content-type: application/json' -d "{\"name\": \"$2\", \"role\": \"$3\"}" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
 }
 
 # Static keys for the emulator; each environment then assumes its role into its own account.

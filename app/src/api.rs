@@ -128,6 +128,31 @@ pub async fn get_active_deployments() -> Result<Vec<Deployment>, ErrorBody> {
     backend.active_deployments(&request).await
 }
 
+/// The API tokens and the roles one can be given (admins only).
+#[server(endpoint = "get_tokens", input = Json)]
+pub async fn get_tokens() -> Result<crate::auth::TokenAdmin, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend.tokens(&request).await
+}
+
+/// Creates an API token: its secret is in the answer, this once.
+#[server(endpoint = "create_token", input = Json)]
+pub async fn create_token(
+    name: String,
+    role: String,
+) -> Result<crate::auth::CreatedToken, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend
+        .create_token(&request, crate::auth::NewToken { name, role })
+        .await
+}
+
+#[server(endpoint = "revoke_token", input = Json)]
+pub async fn revoke_token(id: String) -> Result<crate::auth::Token, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend.revoke_token(&request, &id).await
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     //! The seam between the pages and the server: the server implements [`Backend`] over its
@@ -201,6 +226,17 @@ pub mod ssr {
             query: AuditQuery,
         ) -> Result<Vec<AuditEntry>, ErrorBody>;
         async fn active_deployments(&self, request: &Parts) -> Result<Vec<Deployment>, ErrorBody>;
+        async fn tokens(&self, request: &Parts) -> Result<crate::auth::TokenAdmin, ErrorBody>;
+        async fn create_token(
+            &self,
+            request: &Parts,
+            token: crate::auth::NewToken,
+        ) -> Result<crate::auth::CreatedToken, ErrorBody>;
+        async fn revoke_token(
+            &self,
+            request: &Parts,
+            id: &str,
+        ) -> Result<crate::auth::Token, ErrorBody>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

@@ -90,3 +90,10 @@ pub struct CreatedToken {
     /// The secret: send as `Authorization: Bearer <token>`.
     pub token: String,
 }
+
+/// The tokens page: every token (revoked ones too) and the roles a new one can have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenAdmin {
+    pub tokens: Vec<Token>,
+    pub roles: Vec<String>,
+}

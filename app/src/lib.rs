@@ -25,7 +25,7 @@ use crate::components::header::Header;
 use crate::components::pause::PauseBanner;
 use crate::pages::{
     audit::AuditPage, deployment::DeploymentPage, home::HomePage, not_found::NotFound,
-    project::ProjectPage,
+    project::ProjectPage, tokens::TokensPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -116,9 +116,16 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/projects/:project/:env") view=ProjectPage/>
                 <Route path=path!("/deployments/:id") view=DeploymentPage/>
                 <Route path=path!("/audit") view=AuditPage/>
+                <Route path=path!("/tokens") view=TokensPage/>
             </Routes>
         </Router>
     }
+}
+
+/// Who is looking and what they may do, from the page's overview (`None` while it loads).
+pub fn use_me() -> Signal<Option<auth::Me>> {
+    let overview = expect_context::<OverviewResource>();
+    Signal::derive(move || overview.get().and_then(Result::ok).map(|o| o.me))
 }
 
 /// Sets the HTTP status of the server-rendered answer; nothing in the browser.

@@ -29,7 +29,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, deployer::router(h.state.clone())).into_future());
-    let client = reqwest::Client::new();
+    let client = h.http_client();
 
     println!(
         "deployer latency benchmark (moto {}, {base})",

@@ -77,11 +77,18 @@ pub fn BuildSelect(
                 .and_then(|p| p.blocking(&environment).map(crate::pause::Pause::explain))
         })
     };
+    // The server refuses a deploy without the right to this environment; the page says so first.
+    let me = crate::use_me();
+    let denied = {
+        let environment = environment.clone();
+        Signal::derive(move || me.get().and_then(|m| m.why_not_deploy(&environment)))
+    };
     let title = {
         let blocked = blocked.clone();
         move || {
-            paused
+            denied
                 .get()
+                .or_else(|| paused.get())
                 .or_else(|| blocked.clone())
                 .unwrap_or_else(|| "Deploy the selected build to this stack".to_owned())
         }
@@ -105,12 +112,13 @@ pub fn BuildSelect(
                 </select>
             </label>
             <button type="button" class="btn btn-primary" title=title
-                disabled=move || is_blocked || paused.get().is_some() || !has_build || pending.get()
+                disabled=move || denied.get().is_some() || is_blocked || paused.get().is_some() || !has_build || pending.get()
                 on:click=on_deploy>
                 {move || if pending.get() { "Starting…" } else { "Deploy" }}
             </button>
         </div>
         {move || error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
+        {move || denied.get().map(|d| view! { <p class="denied-note small" data-denied="deploy">{d}</p> })}
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
         {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }

@@ -48,17 +48,30 @@ pub fn PauseControl() -> impl IntoView {
             resume.dispatch(());
         }
     };
+    // Pausing is everyone's who may deploy somewhere (the emergency brake); resuming is an
+    // admin's. The server checks both; the buttons say so first.
+    let me = crate::use_me();
+    let can_pause = move || me.get().is_some_and(|m| m.can_pause);
+    let can_resume = move || me.get().is_some_and(|m| m.can_resume);
     view! {
         <Suspense fallback=|| ()>
             {move || {
                 let paused = pause.get().is_some_and(|p| p.paused);
                 if paused {
                     view! {
-                        <button type="button" class="btn btn-resume" on:click=on_resume>"Resume deployments"</button>
+                        <button type="button" class="btn btn-resume" on:click=on_resume
+                            disabled=move || !can_resume()
+                            title=move || if can_resume() { "Lift the pause everywhere" } else { "Resuming deployments needs the admin role" }>
+                            "Resume deployments"
+                        </button>
                     }.into_any()
                 } else {
                     view! {
-                        <button type="button" class="btn btn-pause" on:click=move |_| open.set(true)>"Pause"</button>
+                        <button type="button" class="btn btn-pause" on:click=move |_| open.set(true)
+                            disabled=move || !can_pause()
+                            title=move || if can_pause() { "Stop every new deployment" } else { "Pausing needs the right to deploy somewhere; viewers only look" }>
+                            "Pause"
+                        </button>
                     }.into_any()
                 }
             }}

@@ -133,6 +133,15 @@ pub fn ProgressPanel(
         }
     };
     let href = format!("/deployments/{}", d.id);
+    let me = crate::use_me();
+    let denied = {
+        let environment = d.environment.clone();
+        move || me.get().and_then(|m| m.why_not_deploy(&environment))
+    };
+    let cancel_title = {
+        let denied = denied.clone();
+        move || denied().unwrap_or_else(|| "Cancel this deployment".to_owned())
+    };
     view! {
         <section class="progress-panel" role="region" aria-label="Deployment progress" data-deployment=d.id.clone() data-status=d.status.as_str()>
             <header class="progress-head">
@@ -146,7 +155,8 @@ pub fn ProgressPanel(
                     <span class="elapsed mono" title="elapsed">{clock}</span>
                     <DeploymentBadge deployment=d.clone()/>
                     {active.then(|| view! {
-                        <button type="button" class="btn btn-quiet" on:click=on_cancel disabled=move || cancel.pending().get()>"Cancel"</button>
+                        <button type="button" class="btn btn-quiet" on:click=on_cancel title=cancel_title
+                            disabled=move || denied().is_some() || cancel.pending().get()>"Cancel"</button>
                     })}
                 </div>
             </header>

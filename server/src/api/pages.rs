@@ -188,4 +188,34 @@ impl Backend for Pages {
         })
         .await
     }
+
+    async fn tokens(&self, request: &Parts) -> Result<app::auth::TokenAdmin, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let tokens = self.state.services.tokens(&actor).await?;
+            let roles = self.state.services.roles();
+            Ok(app::auth::TokenAdmin { tokens, roles })
+        })
+        .await
+    }
+
+    async fn create_token(
+        &self,
+        request: &Parts,
+        token: app::auth::NewToken,
+    ) -> Result<app::auth::CreatedToken, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            self.state.services.create_token(&actor, &token).await
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, request: &Parts, id: &str) -> Result<app::auth::Token, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            self.state.services.revoke_token(&actor, id).await
+        })
+        .await
+    }
 }

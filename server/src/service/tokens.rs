@@ -13,6 +13,11 @@ use crate::store::NewAudit;
 const MAX_TOKEN_NAME: usize = 64;
 
 impl Services {
+    /// The configured role names (what a token can be given).
+    pub fn roles(&self) -> Vec<String> {
+        self.catalog.config.auth.roles.keys().cloned().collect()
+    }
+
     pub async fn tokens(&self, actor: &Actor) -> Result<Vec<Token>, AppError> {
         actor.require_admin("listing API tokens")?;
         Ok(self.store.tokens().await?)

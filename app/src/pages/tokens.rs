@@ -1,0 +1,132 @@
+//! `/tokens`: API tokens for scripts and CI (admins only). A new token's secret is shown once,
+//! right after it is made; the list never shows secrets. Revoking takes effect at once.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::{create_token, get_tokens, revoke_token};
+use crate::auth::{CreatedToken, Token};
+use crate::components::error_line::ErrorLine;
+
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let create =
+        Action::new(|(name, role): &(String, String)| create_token(name.clone(), role.clone()));
+    let revoke = Action::new(|id: &String| revoke_token(id.clone()));
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| get_tokens(),
+    );
+    let name = RwSignal::new(String::new());
+    let role = RwSignal::new(String::new());
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        create.dispatch((name.get_untracked().trim().to_owned(), role.get_untracked()));
+    };
+    let created = move || create.value().get().and_then(Result::ok);
+    let create_error = move || create.value().get().and_then(Result::err);
+    let revoke_error = move || revoke.value().get().and_then(Result::err);
+    view! {
+        <Title text="API tokens — Deployer"/>
+        <main class="page">
+            <div class="page-head">
+                <h1>"API tokens"</h1>
+                <p class="muted small">"For scripts and CI: send as " <code>"Authorization: Bearer <token>"</code>
+                    ". Each call is audited under the token's name."</p>
+            </div>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match tokens.await {
+                        Err(e) => view! { <ErrorLine error=e/> }.into_any(),
+                        Ok(admin) => {
+                            if role.get_untracked().is_empty() {
+                                let first = admin.roles.iter().find(|r| r.as_str() == "viewer").or(admin.roles.first());
+                                role.set(first.cloned().unwrap_or_default());
+                            }
+                            let options = admin.roles.iter().map(|r| {
+                                let r = r.clone();
+                                view! { <option value=r.clone() selected=move || role.get() == r>{r.clone()}</option> }
+                            }).collect_view();
+                            view! {
+                                <form class="card token-form" on:submit=on_submit>
+                                    <h2>"New token"</h2>
+                                    <div class="deploy-row">
+                                        <label class="field"><span class="field-label">"Name"</span>
+                                            <input class="input" name="name" required=true maxlength="64"
+                                                placeholder="e.g. jenkins-dev" prop:value=move || name.get()
+                                                on:input=move |ev| name.set(event_target_value(&ev))/>
+                                        </label>
+                                        <label class="field"><span class="field-label">"Role"</span>
+                                            <select class="select" name="role" on:change=move |ev| role.set(event_target_value(&ev))>{options}</select>
+                                        </label>
+                                        <button type="submit" class="btn btn-primary"
+                                            disabled=move || name.get().trim().is_empty() || create.pending().get()>"Create token"</button>
+                                    </div>
+                                    {move || create_error().map(|e| view! { <ErrorLine error=e/> })}
+                                    {move || created().map(|c| view! { <NewSecret created=c/> })}
+                                </form>
+                                {move || revoke_error().map(|e| view! { <ErrorLine error=e/> })}
+                                <TokenTable tokens=admin.tokens.clone() revoke/>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+/// The secret of the token just made: shown this once.
+#[component]
+fn NewSecret(created: CreatedToken) -> impl IntoView {
+    view! {
+        <div class="secret" role="status">
+            <p><strong>{format!("Token {:?} ({}) created.", created.info.name, created.info.role)}</strong>
+                " Copy it now: it is not shown again."</p>
+            <code class="mono secret-value" data-secret="">{created.token}</code>
+        </div>
+    }
+}
+
+#[component]
+fn TokenTable(
+    tokens: Vec<Token>,
+    revoke: Action<String, Result<Token, crate::error::ErrorBody>>,
+) -> impl IntoView {
+    if tokens.is_empty() {
+        return view! { <p class="muted">"No tokens yet."</p> }.into_any();
+    }
+    let rows = tokens.into_iter().map(|t| {
+        let id = t.id.clone();
+        let name = t.name.clone();
+        let state = match (&t.revoked_at, &t.revoked_by) {
+            (Some(at), by) => format!("revoked {} by {}", at.format("%Y-%m-%d %H:%M"), by.clone().unwrap_or_default()),
+            (None, _) => "active".to_owned(),
+        };
+        let active = t.revoked_at.is_none();
+        let on_revoke = move |_| {
+            let question = format!("Revoke the token {name:?}? Scripts using it are refused at once.");
+            if window().confirm_with_message(&question).unwrap_or(false) {
+                revoke.dispatch(id.clone());
+            }
+        };
+        view! {
+            <tr data-token=t.name.clone()>
+                <td class="mono">{t.name.clone()}</td>
+                <td>{t.role.clone()}</td>
+                <td class="small">{format!("{} by {}", t.created_at.format("%Y-%m-%d %H:%M"), t.created_by)}</td>
+                <td class="small">{t.last_used_at.map(|u| u.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".to_owned())}</td>
+                <td class="small">{state}</td>
+                <td>{active.then(|| view! {
+                    <button type="button" class="btn btn-quiet" on:click=on_revoke>"Revoke"</button>
+                })}</td>
+            </tr>
+        }
+    }).collect_view();
+    view! {
+        <table class="table tokens">
+            <thead><tr><th>"Name"</th><th>"Role"</th><th>"Created"</th><th>"Last used"</th><th>"State"</th><th></th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }.into_any()
+}
