@@ -41,12 +41,16 @@ impl Me {
         self.deploy.iter().any(|e| e == environment)
     }
 
-    /// Why this caller may not deploy to `environment`, for a disabled button's title.
+    /// Why this caller may not deploy to `environment`, for a disabled button and its note.
     pub fn why_not_deploy(&self, environment: &str) -> Option<String> {
         (!self.may_deploy(environment)).then(|| {
+            let can = if self.deploy.is_empty() {
+                "does not deploy".to_owned()
+            } else {
+                format!("deploys to {} only", self.deploy.join(", "))
+            };
             format!(
-                "{} ({}) may not deploy to {environment}: that needs the right to deploy to {environment}",
-                self.name,
+                "You may not deploy to {environment} — your role ({}) {can}.",
                 self.role_label()
             )
         })

@@ -81,6 +81,7 @@ test('an admin makes an API token, sees it once, uses it, and revokes it', async
   const secret = (await page.locator('[data-secret]').textContent())!.trim();
   expect(secret).toMatch(/^dpl_/);
   await expect(page.locator('tr[data-token="e2e-ci"]')).toContainText('active');
+  await page.screenshot({ path: test.info().outputPath('tokens.png'), fullPage: true });
 
   const api = await playwright.request.newContext({ baseURL, extraHTTPHeaders: { authorization: `Bearer ${secret}` } });
   expect((await api.get('/api/v1/me')).status()).toBe(200);

@@ -142,7 +142,10 @@ fn ProjectMain(
                                             <Notice kind="error" title="Could not list the builds">{crate::api::error_message(&e)}</Notice>
                                         }.into_any(),
                                     };
-                                    let rollback = previous.filter(|_| blocked.is_none()).map(|build| {
+                                    // Rolling back is deploying: hidden for those who may not deploy here (the
+                                    // select above says why).
+                                    let may_deploy = crate::use_me().get_untracked().is_none_or(|m| m.may_deploy(&env_name));
+                                    let rollback = previous.filter(|_| blocked.is_none() && may_deploy).map(|build| {
                                         let (p, e, b) = (project_name.clone(), env_name.clone(), build.clone());
                                         let stack_name = view.card.name.clone();
                                         let on_click = move |_| {

@@ -245,6 +245,53 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configs_parse_with_their_roles() {
+        for text in [
+            include_str!("../../../config/demo.toml"),
+            include_str!("../../../config/example.aws.toml"),
+        ] {
+            let config = Config::parse(text).unwrap();
+            let auth = &config.auth;
+            assert!(auth.oidc.is_some());
+            assert_eq!(auth.roles["deployer"].deploy, ["DEV", "STG"]);
+            assert!(auth.roles["admin"].admin);
+            assert_eq!(
+                auth.roles["prod-deployer"].deploy.len(),
+                config.environments.len(),
+                "\"*\" is every environment"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_groups_and_the_dev_user_are_checked() {
+        let with = |auth: &str| Config::parse(&format!("{GOOD}\n{auth}"));
+        let err = with("[auth.roles]\ndeployer = { deploy = [\"QA\"] }").unwrap_err();
+        assert!(err.starts_with("auth.roles.deployer.deploy:"), "{err}");
+        let err = with("[auth.groups]\ndevs = \"superuser\"").unwrap_err();
+        assert!(
+            err.contains("auth.groups.devs") && err.contains("viewer"),
+            "{err}"
+        );
+        let err =
+            with("[auth.oidc]\nissuer = \"login.example.com\"\nclient_id = \"d\"").unwrap_err();
+        assert!(err.starts_with("auth.oidc.issuer:"), "{err}");
+        // A fixed development user only on a loopback address.
+        assert!(with("[auth]\ndev_user = \"me\"").is_ok());
+        let err = Config::parse(&format!(
+            "{}\n[auth]\ndev_user = \"me\"",
+            GOOD.replace("127.0.0.1:4000", "0.0.0.0:4000")
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("auth.dev_user:") && err.contains("loopback"),
+            "{err}"
+        );
+        let err = with("[auth]\npublic_url = \"deployer.example.com/x\"").unwrap_err();
+        assert!(err.starts_with("auth.public_url:"), "{err}");
+    }
+
+    #[test]
     fn a_load_error_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
