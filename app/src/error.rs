@@ -150,7 +150,19 @@ impl FromServerFnError for ErrorBody {
                 ErrorCode::BadRequest,
                 format!("the request is not right: {m}"),
             ),
-            ServerFnErrorErr::Deserialization(m) | ServerFnErrorErr::Response(m) => ErrorBody::new(
+            // On the server, what could not be decoded is the request's JSON arguments; in the
+            // browser, it is the server's answer.
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(m) => ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("the request is not right: {m}"),
+            ),
+            #[cfg(not(feature = "ssr"))]
+            ServerFnErrorErr::Deserialization(m) => ErrorBody::new(
+                ErrorCode::Internal,
+                format!("the deployer's answer could not be read: {m}"),
+            ),
+            ServerFnErrorErr::Response(m) => ErrorBody::new(
                 ErrorCode::Internal,
                 format!("the deployer's answer could not be read: {m}"),
             ),
