@@ -72,6 +72,12 @@ pub fn project_key(project: &str, environment: &str) -> String {
     format!("project:{project}/{environment}")
 }
 
+/// Bumped whenever a stack of the environment was read fresh after a change (the server pushes
+/// the new card): the cards of that environment refetch.
+pub fn environment_key(environment: &str) -> String {
+    format!("environment:{environment}")
+}
+
 pub fn stack_key(environment: &str, stack: &str) -> String {
     format!("stack:{environment}/{stack}")
 }
@@ -132,6 +138,7 @@ pub fn connect(live: Live) {
                     "stack" => {
                         if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
                             live.bump(stack_key(&card.environment, &card.name));
+                            live.bump(environment_key(&card.environment));
                         }
                     }
                     "pause" => {

@@ -16,7 +16,7 @@ use crate::components::{
     stack_card::StackCard,
 };
 use crate::deployment::DeploymentStatus;
-use crate::live::{Live, project_key};
+use crate::live::{Live, environment_key, project_key};
 
 #[component]
 pub fn ProjectPage() -> impl IntoView {
@@ -58,8 +58,12 @@ fn ProjectMain(
 ) -> impl IntoView {
     let live = expect_context::<Live>();
     let builds = Resource::new(move || project.get(), get_builds);
-    // Card and history reload whenever the server pushes a change of this project's deployments here.
-    let changes = move || live.version(&project_key(&project.get(), &env.get()));
+    // Card and history reload whenever the server pushes a change of this project's deployments
+    // here, and when it pushes a freshly read stack of this environment (a deployment's last word).
+    let changes = move || {
+        live.version(&project_key(&project.get(), &env.get()))
+            + live.version(&environment_key(&env.get()))
+    };
     let stack = Resource::new(
         move || (project.get(), env.get(), changes()),
         |(p, e, _)| get_stack(p, e),

@@ -70,9 +70,12 @@ impl Engine {
             Some(&outcome_words(&snapshot)),
         )
         .await;
-        run.publish(Vec::new()).await;
+        // Recorded, then the cached card forgotten, then announced: a viewer refetching the card
+        // on this event must read the stack as this deployment left it.
+        run.save().await;
         self.catalog
             .forget_card(&snapshot.environment, &snapshot.stack_name);
+        run.announce(Vec::new());
         match self
             .catalog
             .stack(&snapshot.project, &snapshot.environment)

@@ -117,6 +117,11 @@ impl Run {
     /// Saves, then tells every viewer.
     pub async fn publish(&self, new_events: Vec<StackEvent>) {
         self.save().await;
+        self.announce(new_events);
+    }
+
+    /// Tells every viewer the deployment as it stands (already saved).
+    pub fn announce(&self, new_events: Vec<StackEvent>) {
         self.hub.publish(LiveEvent::Deployment(DeploymentUpdate {
             deployment: self.record.deployment.clone(),
             step: self.record.steps.last().cloned(),
