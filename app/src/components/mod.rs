@@ -5,6 +5,7 @@ pub mod deployment_badge;
 pub mod env_tabs;
 pub mod error_line;
 pub mod header;
+pub mod jenkins;
 pub mod history;
 pub mod notice;
 pub mod pause;
