@@ -81,13 +81,34 @@ start_moto() {
   wait_for_http "http://127.0.0.1:$1/moto-api/" 60
 }
 
-# demo_config <moto port> <out> <store> <oidc port>: the demo config pointed at a moto and an
-# identity provider on those ports, with its own (fresh) deployments store: the emulator starts
-# empty, so must the history.
+# demo_config <moto port> <out> <store> <oidc port> <jenkins port>: the demo config pointed at a
+# moto, an identity provider and a stand-in Jenkins on those ports, with its own (fresh)
+# deployments store: the emulator starts empty, so must the history.
 demo_config() {
   rm -f "$3" "$3-wal" "$3-shm"
   { echo "store = \"$3\""; sed -e "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" \
-      -e "s#http://127.0.0.1:5056#http://127.0.0.1:$4#g" "$ROOT/config/demo.toml"; } >"$2"
+      -e "s#http://127.0.0.1:5056#http://127.0.0.1:$4#g" \
+      -e "s#http://127.0.0.1:5057#http://127.0.0.1:$5#g" "$ROOT/config/demo.toml"; } >"$2"
+}
+
+# start_jenkins <port> <config> <log> [args]: the stand-in Jenkins (demo/jenkins/) against the
+# emulator the config names; sets JENKINS_PID. Its API token is DEPLOYER_JENKINS_TOKEN.
+start_jenkins() {
+  local port=$1 config=$2 log=$3
+  shift 3
+  JENKINS_TOKEN="$DEPLOYER_JENKINS_TOKEN" "$PYTHON" "$ROOT/demo/jenkins/stand_in_jenkins.py" "$config" \
+    --port "$port" --token-env JENKINS_TOKEN "$@" >"$log" 2>&1 &
+  JENKINS_PID=$!
+  local deadline=$((SECONDS + 30))
+  until curl -fsS -o /dev/null "http://127.0.0.1:$port/stand-in/state" 2>/dev/null; do
+    if ! kill -0 "$JENKINS_PID" 2>/dev/null; then
+      echo "the stand-in Jenkins could not start on 127.0.0.1:$port:" >&2
+      cat "$log" >&2
+      return 1
+    fi
+    if ((SECONDS > deadline)); then echo "timed out waiting for the stand-in Jenkins on port $port" >&2; return 1; fi
+    sleep 0.2
+  done
 }
 
 # A random secret (for the demo's client secret and bootstrap token).

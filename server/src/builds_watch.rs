@@ -31,6 +31,15 @@ impl BuildsWatch {
 
     /// Re-lists a project now (its listing forgotten first); announces new builds.
     pub async fn refresh_now(&self, project: &str) -> Option<BuildsChanged> {
+        let has_baseline = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(project);
+        if !has_baseline {
+            // What the pages list now is what is known; only what the re-list adds is new.
+            self.check(project).await;
+        }
         self.catalog.artifacts.invalidate(project);
         self.check(project).await
     }

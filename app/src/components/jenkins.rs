@@ -35,8 +35,9 @@ pub fn JenkinsPanel() -> impl IntoView {
                 // The server's clock at the moment this arrived, so elapsed times do not depend on
                 // the browser's clock being right.
                 let skew = p.now - Utc::now();
+                let state = format!("{:?}", p.state).to_lowercase();
                 view! {
-                    <details class="jenkins" data-state=format!("{:?}", p.state).to_lowercase()>
+                    <details class="jenkins" data-state=state>
                         <summary class="topbar-link jenkins-summary">{label}</summary>
                         <div class="jenkins-panel" role="region" aria-label="Jenkins builds">
                             <PanelBody panel=p clock skew/>
@@ -69,8 +70,8 @@ fn PanelBody(
         {status.map(|(class, text)| view! { <p class=format!("small {class}") role="status">{text}</p> })}
         {nothing.then(|| view! { <p class="small muted">"No builds running."</p> })}
         <ul class="jenkins-builds">
-            {panel.running.into_iter().map(|b| view! { <RunningBuild build=b clock skew/> }).collect_view()}
-            {panel.finished.into_iter().map(|b| view! { <FinishedBuild build=b/> }).collect_view()}
+            {panel.running.into_iter().map(|b| view! { <RunningBuild job=b clock skew/> }).collect_view()}
+            {panel.finished.into_iter().map(|b| view! { <FinishedBuild job=b/> }).collect_view()}
         </ul>
         {panel.url.map(|url| view! { <p class="small"><a href=url target="_blank" rel="noopener">"Open Jenkins"</a></p> })}
     }
@@ -91,10 +92,11 @@ fn seconds(ms: i64) -> String {
 
 #[component]
 fn RunningBuild(
-    build: JenkinsBuild,
+    job: JenkinsBuild,
     clock: RwSignal<DateTime<Utc>>,
     skew: chrono::Duration,
 ) -> impl IntoView {
+    let build = job;
     let started = build.started_at;
     let estimate = build.estimated_duration_ms as i64;
     let queued = build.queued;
@@ -136,7 +138,8 @@ fn RunningBuild(
 }
 
 #[component]
-fn FinishedBuild(build: JenkinsBuild) -> impl IntoView {
+fn FinishedBuild(job: JenkinsBuild) -> impl IntoView {
+    let build = job;
     let result = build.result.clone().unwrap_or_default();
     let tone = match result.as_str() {
         "SUCCESS" => "tone-complete",
