@@ -126,16 +126,15 @@ pub fn connect(live: Live) {
                 // A new stream starts from now: refetch what may have changed in between.
                 live.everything.update(|n| *n += 1);
             }
-            let mut all =
-                futures::stream::select_all([
-                    deployments,
-                    stacks,
-                    snapshots,
-                    pauses,
-                    resyncs,
-                    jenkins,
-                    builds,
-                ]);
+            let mut all = futures::stream::select_all([
+                deployments,
+                stacks,
+                snapshots,
+                pauses,
+                resyncs,
+                jenkins,
+                builds,
+            ]);
             // `source` stays alive in this task: dropping it would close the stream.
             while let Some(message) = all.next().await {
                 let Ok((kind, event)) = message else {

@@ -56,11 +56,13 @@ impl BuildsWatch {
         };
         let ids: HashSet<String> = folders.iter().map(|f| f.build.id.clone()).collect();
         let added: Vec<String> = {
-            let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut known = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let previous = known.insert(project.to_owned(), ids);
-            let Some(previous) = previous else {
-                return None;
-            };
+            // The first listing is the baseline: nothing in it is news.
+            let previous = previous?;
             // Newest first, as the select lists them.
             folders
                 .iter()

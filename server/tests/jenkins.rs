@@ -48,7 +48,10 @@ impl StandIn {
         .unwrap();
         let moto = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let python = std::path::Path::new(&moto).with_file_name("python");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/jenkins/stand_in_jenkins.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../demo/jenkins/stand_in_jenkins.py"
+        );
         let child = std::process::Command::new(python)
             .arg(script)
             .arg(&config)
@@ -68,7 +71,11 @@ impl Drop for StandIn {
     }
 }
 
-async fn panel_until(h: &Harness, what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+async fn panel_until(
+    h: &Harness,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, panel) = h.get("/api/v1/jenkins/builds").await;
@@ -131,8 +138,16 @@ async fn a_finished_build_becomes_a_deploy_config_pushed_to_every_page() {
         })
         .expect("event: jenkins with the running build");
     let b = &running.data["running"][0];
-    assert_eq!((b["project"].as_str(), b["branch"].as_str()), (Some("web"), Some("master")));
-    assert!(b["url"].as_str().unwrap().ends_with(&format!("/job/web/job/master/{number}/")));
+    assert_eq!(
+        (b["project"].as_str(), b["branch"].as_str()),
+        (Some("web"), Some("master"))
+    );
+    assert!(
+        b["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/job/web/job/master/{number}/"))
+    );
     assert!(b["started_at"].is_string() && b["estimated_duration_ms"].as_u64().unwrap() > 0);
     assert!(b["progress"].as_f64().unwrap() < 1.0);
     let added = events.last().unwrap();
@@ -160,14 +175,26 @@ async fn jenkins_away_or_refusing_is_shown_and_recovers_by_itself() {
     .await;
     // Nobody listens on the port yet.
     let away = panel_until(&h, "unreachable", |p| p["state"] == "unreachable").await;
-    assert!(away["message"].as_str().unwrap().contains("could not be reached"), "{away}");
+    assert!(
+        away["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{away}"
+    );
 
     // It answers, but refuses the token: 401, said so.
     let _jenkins = StandIn::start(&h, port);
     let refused = panel_until(&h, "unauthorized", |p| p["state"] == "unauthorized").await;
     let message = refused["message"].as_str().unwrap();
-    assert!(message.contains("401") && message.contains("DEPLOYER_JENKINS_TOKEN"), "{message}");
-    assert!(!message.contains("not-the-token"), "the token is never shown");
+    assert!(
+        message.contains("401") && message.contains("DEPLOYER_JENKINS_TOKEN"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("not-the-token"),
+        "the token is never shown"
+    );
 }
 
 #[tokio::test]
@@ -204,11 +231,17 @@ async fn without_jenkins_the_panel_says_so_and_new_builds_still_appear() {
     h.s3()
         .put_object()
         .bucket(common::BUCKET)
-        .key(format!("{}web/web-master-2/parameters.json", common::PREFIX))
+        .key(format!(
+            "{}web/web-master-2/parameters.json",
+            common::PREFIX
+        ))
         .body(br#"{"Greeting":"hi"}"#.to_vec().into())
         .send()
         .await
         .unwrap();
     let events = read_until(stream, |e| e.event == "builds").await;
-    assert_eq!(events.last().unwrap().data["added"], serde_json::json!(["web-master-2"]));
+    assert_eq!(
+        events.last().unwrap().data["added"],
+        serde_json::json!(["web-master-2"])
+    );
 }

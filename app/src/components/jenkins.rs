@@ -21,27 +21,42 @@ pub fn JenkinsPanel() -> impl IntoView {
             .or_else(|| at_load.get().and_then(Result::ok))
     });
     let clock = ticking_clock();
+    let label = move || {
+        panel.get().map(|p| {
+            let running = p.running.iter().filter(|b| b.building).count();
+            match p.state {
+                JenkinsState::NotConfigured => "Builds".to_owned(),
+                JenkinsState::Unreachable => "Builds · Jenkins unreachable".to_owned(),
+                JenkinsState::Unauthorized => "Builds · Jenkins refused".to_owned(),
+                _ if running == 0 => "Builds · idle".to_owned(),
+                _ => format!("Builds · {running} running"),
+            }
+        })
+    };
+    let state = move || {
+        panel
+            .get()
+            .map(|p| format!("{:?}", p.state).to_lowercase())
+            .unwrap_or_default()
+    };
+    // Only the panel's contents follow the pushes: the <details> itself stays, open or closed as
+    // the person left it.
+    let body = move || {
+        panel.get().map(|p| {
+            // The server's clock at the moment this arrived, so elapsed times do not depend on
+            // the browser's clock being right.
+            let skew = p.now - Utc::now();
+            view! { <PanelBody panel=p clock skew/> }
+        })
+    };
     view! {
         <Suspense fallback=|| ()>
-            {move || panel.get().map(|p| {
-                let running = p.running.iter().filter(|b| b.building).count();
-                let label = match p.state {
-                    JenkinsState::NotConfigured => "Builds".to_owned(),
-                    JenkinsState::Unreachable => "Builds · Jenkins unreachable".to_owned(),
-                    JenkinsState::Unauthorized => "Builds · Jenkins refused".to_owned(),
-                    _ if running == 0 => "Builds · idle".to_owned(),
-                    _ => format!("Builds · {running} running"),
-                };
-                // The server's clock at the moment this arrived, so elapsed times do not depend on
-                // the browser's clock being right.
-                let skew = p.now - Utc::now();
-                let state = format!("{:?}", p.state).to_lowercase();
+            {move || Suspend::new(async move {
+                let _ = at_load.await;
                 view! {
                     <details class="jenkins" data-state=state>
                         <summary class="topbar-link jenkins-summary">{label}</summary>
-                        <div class="jenkins-panel" role="region" aria-label="Jenkins builds">
-                            <PanelBody panel=p clock skew/>
-                        </div>
+                        <div class="jenkins-panel" role="region" aria-label="Jenkins builds">{body}</div>
                     </details>
                 }
             })}
@@ -60,7 +75,10 @@ fn PanelBody(
         JenkinsState::Starting => Some(("muted", "Asking Jenkins…".to_owned())),
         JenkinsState::Unreachable | JenkinsState::Unauthorized => Some((
             "jenkins-problem",
-            panel.message.clone().unwrap_or_else(|| "Jenkins did not answer".to_owned()),
+            panel
+                .message
+                .clone()
+                .unwrap_or_else(|| "Jenkins did not answer".to_owned()),
         )),
         JenkinsState::Ok => None,
     };
@@ -115,7 +133,12 @@ fn RunningBuild(
         } else if estimate == 0 {
             format!("{} (no estimate yet)", seconds(e))
         } else if e > estimate {
-            format!("{} — over the estimate of {} by {}", seconds(e), seconds(estimate), seconds(e - estimate))
+            format!(
+                "{} — over the estimate of {} by {}",
+                seconds(e),
+                seconds(estimate),
+                seconds(e - estimate)
+            )
         } else {
             format!("{} of about {}", seconds(e), seconds(estimate))
         }

@@ -219,7 +219,10 @@ impl Backend for Pages {
         .await
     }
 
-    async fn jenkins_builds(&self, request: &Parts) -> Result<app::jenkins::JenkinsBuilds, ErrorBody> {
+    async fn jenkins_builds(
+        &self,
+        request: &Parts,
+    ) -> Result<app::jenkins::JenkinsBuilds, ErrorBody> {
         self.call(async {
             let actor = extract::actor(request, &self.state)?;
             Ok(self.state.services.jenkins_builds(&actor))

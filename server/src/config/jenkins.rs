@@ -72,7 +72,9 @@ pub fn check(raw: RawJenkins, projects: &[String]) -> Result<Jenkins, String> {
         ));
     }
     if raw.user.is_some() != raw.token_env.is_some() {
-        return Err("jenkins: `user` and `token_env` go together (the API token of that user)".into());
+        return Err(
+            "jenkins: `user` and `token_env` go together (the API token of that user)".into(),
+        );
     }
     let poll_ms = raw.poll_interval_ms.unwrap_or(5_000);
     if !(200..=600_000).contains(&poll_ms) {

@@ -32,10 +32,18 @@ pub enum PollError {
     Unauthorized(String),
 }
 
+/// The last poll: Jenkins' state, why (when not ok), when it last answered, what it said.
+type Polled = (
+    JenkinsState,
+    Option<String>,
+    Option<chrono::DateTime<Utc>>,
+    Vec<Seen>,
+);
+
 /// What the panel shows, kept between polls.
 pub struct Panel {
     config: Option<JenkinsConfig>,
-    state: RwLock<(JenkinsState, Option<String>, Option<chrono::DateTime<Utc>>, Vec<Seen>)>,
+    state: RwLock<Polled>,
 }
 
 impl Panel {
@@ -53,7 +61,10 @@ impl Panel {
             return JenkinsBuilds::not_configured();
         };
         let now = Utc::now();
-        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = self
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (kind, message, checked_at, seen) = &*state;
         let mut running: Vec<_> = seen
             .iter()
@@ -79,7 +90,10 @@ impl Panel {
     }
 
     fn record(&self, result: &Result<Vec<Seen>, PollError>) {
-        let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
             Ok(seen) => {
                 *state = (JenkinsState::Ok, None, Some(Utc::now()), seen.clone());
@@ -124,7 +138,9 @@ pub fn spawn(panel: Arc<Panel>, watch: Arc<BuildsWatch>, hub: Arc<Hub>) {
                         seen.iter().filter(|s| s.building).map(Seen::key).collect();
                     let finished: HashSet<String> = seen
                         .iter()
-                        .filter(|s| !first && s.finished_at().is_some() && building.contains(&s.key()))
+                        .filter(|s| {
+                            !first && s.finished_at().is_some() && building.contains(&s.key())
+                        })
                         .map(|s| s.project.clone())
                         .collect();
                     building = now_building;
@@ -189,7 +205,11 @@ impl Poller {
             request = request.basic_auth(user, Some(token));
         }
         let response = request.send().await.map_err(|e| {
-            PollError::Unreachable(format!("Jenkins at {} could not be reached: {}", self.config.url, reason(&e)))
+            PollError::Unreachable(format!(
+                "Jenkins at {} could not be reached: {}",
+                self.config.url,
+                reason(&e)
+            ))
         })?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
@@ -197,7 +217,10 @@ impl Poller {
                 "Jenkins answered {} for {}: check jenkins.user and the token in {}",
                 status.as_u16(),
                 job.path,
-                self.config.token_env.as_deref().unwrap_or("jenkins.token_env (none set)")
+                self.config
+                    .token_env
+                    .as_deref()
+                    .unwrap_or("jenkins.token_env (none set)")
             )));
         }
         if !status.is_success() {
@@ -208,7 +231,11 @@ impl Poller {
             )));
         }
         let json: serde_json::Value = response.json().await.map_err(|e| {
-            PollError::Unreachable(format!("Jenkins' answer for {} was not JSON: {}", job.path, reason(&e)))
+            PollError::Unreachable(format!(
+                "Jenkins' answer for {} was not JSON: {}",
+                job.path,
+                reason(&e)
+            ))
         })?;
         parse::job(job, &json).map_err(PollError::Unreachable)
     }

@@ -35,9 +35,8 @@ impl Seen {
 
     /// When it finished, for a finished build.
     pub fn finished_at(&self) -> Option<DateTime<Utc>> {
-        (!self.building && !self.queued && self.result.is_some()).then(|| {
-            self.started_at + chrono::Duration::milliseconds(self.duration_ms as i64)
-        })
+        (!self.building && !self.queued && self.result.is_some())
+            .then(|| self.started_at + chrono::Duration::milliseconds(self.duration_ms as i64))
     }
 
     /// As the panel shows it at `now`: progress is elapsed over estimated, never past 1.0, and
@@ -116,7 +115,10 @@ fn read_job(project: &str, branch: &str, json: &Value, seen: &mut Vec<Seen>) -> 
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            building: build.get("building").and_then(Value::as_bool).unwrap_or(false),
+            building: build
+                .get("building")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             queued: false,
             started_at: millis(timestamp),
             estimated_ms: build
@@ -145,7 +147,10 @@ fn read_job(project: &str, branch: &str, json: &Value, seen: &mut Vec<Seen>) -> 
         seen.push(Seen {
             project: project.to_owned(),
             branch: branch.to_owned(),
-            number: json.get("nextBuildNumber").and_then(Value::as_u64).unwrap_or(0),
+            number: json
+                .get("nextBuildNumber")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
             url: url.to_owned(),
             building: false,
             queued: true,
@@ -171,7 +176,11 @@ fn percent_decode(name: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(high), Some(low)) => {
                 out.push(high << 4 | low);
                 i += 3;
@@ -235,7 +244,11 @@ mod tests {
         assert_eq!(seen[1].result.as_deref(), Some("SUCCESS"));
         let now = millis(1_800_000_030_000);
         let running = seen[0].view(now);
-        assert!((running.progress - 0.5).abs() < 1e-9, "{}", running.progress);
+        assert!(
+            (running.progress - 0.5).abs() < 1e-9,
+            "{}",
+            running.progress
+        );
         assert_eq!(running.over_estimate_ms, 0);
         let done = seen[1].view(now);
         assert_eq!(done.finished_at, Some(millis(1_799_999_058_000)));
