@@ -63,6 +63,21 @@ wait_for_http() { # url seconds
   done
 }
 
+# wait_started <pid> <url> <log> <what>: until the url answers; a clear error (with the log)
+# when the process died first, e.g. because its port was taken.
+wait_started() {
+  local deadline=$((SECONDS + 30))
+  until curl -fsS -o /dev/null "$2" 2>/dev/null; do
+    if ! kill -0 "$1" 2>/dev/null; then
+      echo "$4 could not start ($2):" >&2
+      cat "$3" >&2
+      return 1
+    fi
+    if ((SECONDS > deadline)); then echo "timed out waiting for $4 at $2" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
 # start_moto <port> <log>: sets MOTO_PID. Ready when *this* moto says it is serving (a probe of
 # the port could reach another program holding it); a clear error when the port is taken.
 start_moto() {
@@ -81,13 +96,25 @@ start_moto() {
   wait_for_http "http://127.0.0.1:$1/moto-api/" 60
 }
 
-# demo_config <moto port> <out> <store> <oidc port>: the demo config pointed at a moto and an
-# identity provider on those ports, with its own (fresh) deployments store: the emulator starts
-# empty, so must the history.
+# demo_config <moto port> <out> <store> <oidc port> <jenkins port>: the demo config pointed at a
+# moto, an identity provider and a stand-in Jenkins on those ports, with its own (fresh)
+# deployments store: the emulator starts empty, so must the history.
 demo_config() {
   rm -f "$3" "$3-wal" "$3-shm"
   { echo "store = \"$3\""; sed -e "s#http://127.0.0.1:5055#http://127.0.0.1:$1#g" \
-      -e "s#http://127.0.0.1:5056#http://127.0.0.1:$4#g" "$ROOT/config/demo.toml"; } >"$2"
+      -e "s#http://127.0.0.1:5056#http://127.0.0.1:$4#g" \
+      -e "s#http://127.0.0.1:5057#http://127.0.0.1:$5#g" "$ROOT/config/demo.toml"; } >"$2"
+}
+
+# start_jenkins <port> <config> <log> [args]: the stand-in Jenkins (demo/jenkins/) against the
+# emulator the config names; sets JENKINS_PID. Its API token is DEPLOYER_JENKINS_TOKEN.
+start_jenkins() {
+  local port=$1 config=$2 log=$3
+  shift 3
+  JENKINS_TOKEN="$DEPLOYER_JENKINS_TOKEN" "$PYTHON" "$ROOT/demo/jenkins/stand_in_jenkins.py" "$config" \
+    --port "$port" --token-env JENKINS_TOKEN "$@" >"$log" 2>&1 &
+  JENKINS_PID=$!
+  wait_started "$JENKINS_PID" "http://127.0.0.1:$port/stand-in/state" "$log" "the stand-in Jenkins"
 }
 
 # A random secret (for the demo's client secret and bootstrap token).
@@ -99,16 +126,7 @@ start_oidc() {
   OIDC_PORT="$1" OIDC_REDIRECT_URIS="$2/auth/callback" OIDC_CLIENT_SECRET="$DEPLOYER_OIDC_CLIENT_SECRET" \
     node "$ROOT/demo/oidc-provider.mjs" >"$3" 2>&1 &
   OIDC_PID=$!
-  local deadline=$((SECONDS + 30))
-  until curl -fsS -o /dev/null "http://127.0.0.1:$1/.well-known/openid-configuration" 2>/dev/null; do
-    if ! kill -0 "$OIDC_PID" 2>/dev/null; then
-      echo "the identity provider could not start on 127.0.0.1:$1:" >&2
-      cat "$3" >&2
-      return 1
-    fi
-    if ((SECONDS > deadline)); then echo "timed out waiting for the identity provider on port $1" >&2; return 1; fi
-    sleep 0.2
-  done
+  wait_started "$OIDC_PID" "http://127.0.0.1:$1/.well-known/openid-configuration" "$3" "the identity provider"
 }
 
 # make_token <deployer url> <name> <role>: a new API token, made with the bootstrap token.

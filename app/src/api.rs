@@ -128,6 +128,13 @@ pub async fn get_active_deployments() -> Result<Vec<Deployment>, ErrorBody> {
     backend.active_deployments(&request).await
 }
 
+/// The Jenkins builds panel as the server's poller last saw it.
+#[server(endpoint = "get_jenkins_builds", input = Json)]
+pub async fn get_jenkins_builds() -> Result<crate::jenkins::JenkinsBuilds, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend.jenkins_builds(&request).await
+}
+
 /// The API tokens and the roles one can be given (admins only).
 #[server(endpoint = "get_tokens", input = Json)]
 pub async fn get_tokens() -> Result<crate::auth::TokenAdmin, ErrorBody> {
@@ -227,6 +234,10 @@ pub mod ssr {
         ) -> Result<Vec<AuditEntry>, ErrorBody>;
         async fn active_deployments(&self, request: &Parts) -> Result<Vec<Deployment>, ErrorBody>;
         async fn tokens(&self, request: &Parts) -> Result<crate::auth::TokenAdmin, ErrorBody>;
+        async fn jenkins_builds(
+            &self,
+            request: &Parts,
+        ) -> Result<crate::jenkins::JenkinsBuilds, ErrorBody>;
         async fn create_token(
             &self,
             request: &Parts,

@@ -303,7 +303,7 @@ pub struct DeploymentUpdate {
 }
 
 /// What `GET /api/v1/events` carries. The SSE `event:` name is the variant's name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LiveEvent {
     Deployment(DeploymentUpdate),
     Stack(StackCard),
@@ -313,6 +313,10 @@ pub enum LiveEvent {
     Snapshot {
         active: Vec<Deployment>,
     },
+    /// The Jenkins builds panel changed (a build started, moved on, finished; Jenkins' state).
+    Jenkins(crate::jenkins::JenkinsBuilds),
+    /// New deploy configs of a project landed in S3.
+    Builds(crate::jenkins::BuildsChanged),
 }
 
 impl LiveEvent {
@@ -322,6 +326,8 @@ impl LiveEvent {
             LiveEvent::Stack(_) => "stack",
             LiveEvent::Pause(_) => "pause",
             LiveEvent::Snapshot { .. } => "snapshot",
+            LiveEvent::Jenkins(_) => "jenkins",
+            LiveEvent::Builds(_) => "builds",
         }
     }
 
@@ -334,6 +340,8 @@ impl LiveEvent {
             LiveEvent::Snapshot { active } => {
                 serde_json::to_string(&serde_json::json!({ "active": active }))
             }
+            LiveEvent::Jenkins(builds) => serde_json::to_string(builds),
+            LiveEvent::Builds(changed) => serde_json::to_string(changed),
         };
         json.unwrap_or_else(|_| "{}".to_owned())
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod components;
 pub mod deployment;
 pub mod error;
+pub mod jenkins;
 pub mod live;
 pub mod model;
 pub mod pages;

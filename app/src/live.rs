@@ -17,6 +17,8 @@ pub struct Live {
     pub connected: RwSignal<bool>,
     /// The pause as last pushed by the server; `None` until something was pushed.
     pub pause: RwSignal<Option<crate::pause::PauseStatus>>,
+    /// The Jenkins builds panel as last pushed; `None` until something was pushed.
+    pub jenkins: RwSignal<Option<crate::jenkins::JenkinsBuilds>>,
 }
 
 impl Live {
@@ -27,6 +29,7 @@ impl Live {
             everything: RwSignal::new(0),
             connected: RwSignal::new(false),
             pause: RwSignal::new(None),
+            jenkins: RwSignal::new(None),
         }
     }
 
@@ -78,6 +81,11 @@ pub fn environment_key(environment: &str) -> String {
     format!("environment:{environment}")
 }
 
+/// Bumped when new deploy configs of a project land in S3: its build select refetches.
+pub fn builds_key(project: &str) -> String {
+    format!("builds:{project}")
+}
+
 pub fn stack_key(environment: &str, stack: &str) -> String {
     format!("stack:{environment}/{stack}")
 }
@@ -98,14 +106,25 @@ pub fn connect(live: Live) {
             let Ok(mut source) = EventSource::new("/api/v1/events") else {
                 return;
             };
-            let (Ok(deployments), Ok(stacks), Ok(snapshots), Ok(pauses), Ok(resyncs)) = (
+            let (
+                Ok(deployments),
+                Ok(stacks),
+                Ok(snapshots),
+                Ok(pauses),
+                Ok(resyncs),
+                Ok(jenkins),
+                Ok(builds),
+            ) = (
                 source.subscribe("deployment"),
                 source.subscribe("stack"),
                 source.subscribe("snapshot"),
                 source.subscribe("pause"),
                 // The server says this tab fell behind: re-read everything.
                 source.subscribe("resync"),
-            ) else {
+                source.subscribe("jenkins"),
+                source.subscribe("builds"),
+            )
+            else {
                 return;
             };
             live.connected.set(true);
@@ -113,8 +132,15 @@ pub fn connect(live: Live) {
                 // A new stream starts from now: refetch what may have changed in between.
                 live.everything.update(|n| *n += 1);
             }
-            let mut all =
-                futures::stream::select_all([deployments, stacks, snapshots, pauses, resyncs]);
+            let mut all = futures::stream::select_all([
+                deployments,
+                stacks,
+                snapshots,
+                pauses,
+                resyncs,
+                jenkins,
+                builds,
+            ]);
             // `source` stays alive in this task: dropping it would close the stream.
             while let Some(message) = all.next().await {
                 let Ok((kind, event)) = message else {
@@ -145,6 +171,20 @@ pub fn connect(live: Live) {
                         if let Ok(status) = serde_json::from_str::<crate::pause::PauseStatus>(&data)
                         {
                             live.pause.set(Some(status));
+                        }
+                    }
+                    "jenkins" => {
+                        if let Ok(panel) =
+                            serde_json::from_str::<crate::jenkins::JenkinsBuilds>(&data)
+                        {
+                            live.jenkins.set(Some(panel));
+                        }
+                    }
+                    "builds" => {
+                        if let Ok(changed) =
+                            serde_json::from_str::<crate::jenkins::BuildsChanged>(&data)
+                        {
+                            live.bump(builds_key(&changed.project));
                         }
                     }
                     _ => live.everything.update(|n| *n += 1),

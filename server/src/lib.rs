@@ -8,12 +8,14 @@ pub mod artifacts;
 pub mod auth;
 pub mod aws;
 pub mod build_id;
+pub mod builds_watch;
 pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod ids;
+pub mod jenkins;
 pub mod live;
 pub mod secret;
 pub mod service;
@@ -147,13 +149,19 @@ pub async fn state_with_cloudformation(
     };
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
     let auth = Arc::new(auth::Authenticator::new(catalog.clone(), store.clone()));
-    let engine = deploy::Engine::new(catalog.clone(), store, Arc::new(live::Hub::new()), settings);
+    let hub = Arc::new(live::Hub::new());
+    let engine = deploy::Engine::new(catalog.clone(), store, hub.clone(), settings);
+    // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
+    let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());
+    watch.spawn(catalog.config.artifacts.watch_interval);
+    let panel = jenkins::Panel::new(catalog.config.jenkins.clone());
+    jenkins::spawn(panel.clone(), watch, hub);
     let resumed = engine.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }
     Ok(AppState {
-        services: Arc::new(service::Services::new(catalog, engine)),
+        services: Arc::new(service::Services::new(catalog, engine, panel)),
         auth,
         leptos_options,
     })

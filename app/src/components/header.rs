@@ -16,6 +16,7 @@ pub fn Header() -> impl IntoView {
                 <span class="brand-name">"Deployer"</span>
             </a>
             <nav class="topbar-actions" aria-label="Tools">
+                <crate::components::jenkins::JenkinsPanel/>
                 <a class="topbar-link" href="/audit">"Audit"</a>
                 <Suspense fallback=|| ()>
                     {move || me.get().filter(|m| m.admin).map(|_| view! { <a class="topbar-link" href="/tokens">"Tokens"</a> })}

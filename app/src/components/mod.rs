@@ -6,6 +6,7 @@ pub mod env_tabs;
 pub mod error_line;
 pub mod header;
 pub mod history;
+pub mod jenkins;
 pub mod notice;
 pub mod pause;
 pub mod progress;

@@ -57,7 +57,15 @@ fn ProjectMain(
     env: Memo<String>,
 ) -> impl IntoView {
     let live = expect_context::<Live>();
-    let builds = Resource::new(move || project.get(), get_builds);
+    // New deploy configs (pushed as `event: builds`) refetch the list: no reload.
+    let builds = Resource::new(
+        move || {
+            let p = project.get();
+            let version = live.version(&crate::live::builds_key(&p));
+            (p, version)
+        },
+        |(p, _)| get_builds(p),
+    );
     // Card and history reload whenever the server pushes a change of this project's deployments
     // here, and when it pushes a freshly read stack of this environment (a deployment's last word).
     let changes = move || {

@@ -51,3 +51,11 @@ pub async fn stacks(
     let project = ProjectName::parse(&segment(project)?)?;
     Ok(Json(state.services.stacks(&actor, &project).await?))
 }
+
+/// `GET /jenkins/builds`: the builds panel.
+pub async fn jenkins_builds(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Json<app::jenkins::JenkinsBuilds> {
+    Json(state.services.jenkins_builds(&actor))
+}

@@ -44,6 +44,7 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             get(pause::status).put(pause::pause).delete(pause::unpause),
         ),
         ("/audit", get(trail::audit)),
+        ("/jenkins/builds", get(catalog::jenkins_builds)),
         ("/me", get(access::me)),
         ("/tokens", get(access::list).post(access::create)),
         ("/tokens/{id}", delete(access::revoke)),

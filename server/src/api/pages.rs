@@ -218,4 +218,15 @@ impl Backend for Pages {
         })
         .await
     }
+
+    async fn jenkins_builds(
+        &self,
+        request: &Parts,
+    ) -> Result<app::jenkins::JenkinsBuilds, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            Ok(self.state.services.jenkins_builds(&actor))
+        })
+        .await
+    }
 }

@@ -16,6 +16,7 @@ pub struct RawConfig {
     store: Option<PathBuf>,
     #[serde(default)]
     auth: super::auth::RawAuth,
+    jenkins: Option<super::jenkins::RawJenkins>,
     poll_interval_ms: Option<u64>,
     artifacts: RawArtifacts,
     environments: Vec<RawEnvironment>,
@@ -29,6 +30,8 @@ pub struct RawArtifacts {
     #[serde(default)]
     prefix: String,
     environment: String,
+    /// How often each project's build folders are re-listed to find new builds.
+    watch_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +83,11 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         ));
     }
     let auth = super::auth::check(raw.auth, &env_names, listen)?;
+    let project_names: Vec<String> = projects.iter().map(|p| p.name.clone()).collect();
+    let jenkins = raw
+        .jenkins
+        .map(|j| super::jenkins::check(j, &project_names))
+        .transpose()?;
     let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
     if !(10..=60_000).contains(&poll_ms) {
         return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
@@ -90,6 +98,7 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
             .store
             .unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
         auth,
+        jenkins,
         poll_interval: std::time::Duration::from_millis(poll_ms),
         artifacts,
         environments,
@@ -172,10 +181,17 @@ fn artifacts(raw: RawArtifacts, env_names: &[String]) -> Result<Artifacts, Strin
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
+    let watch_ms = raw.watch_interval_ms.unwrap_or(10_000);
+    if !(100..=3_600_000).contains(&watch_ms) {
+        return Err(format!(
+            "artifacts.watch_interval_ms: {watch_ms} is outside 100..=3600000"
+        ));
+    }
     Ok(Artifacts {
         bucket: raw.bucket,
         prefix,
         environment: raw.environment,
+        watch_interval: std::time::Duration::from_millis(watch_ms),
     })
 }
 

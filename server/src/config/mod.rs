@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod check;
+pub mod jenkins;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct Config {
     pub store: PathBuf,
     /// Login and permissions.
     pub auth: auth::Auth,
+    /// The Jenkins builds panel; `None`: not configured.
+    pub jenkins: Option<jenkins::Jenkins>,
     /// How often a running deployment polls CloudFormation.
     pub poll_interval: std::time::Duration,
     pub artifacts: Artifacts,
@@ -30,6 +33,8 @@ pub struct Artifacts {
     pub prefix: String,
     /// The environment whose credentials read the bucket.
     pub environment: String,
+    /// How often each project's build folders are re-listed to find new builds (10 s).
+    pub watch_interval: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +131,18 @@ impl Config {
             && token.len() < 16
         {
             return Err("DEPLOYER_BOOTSTRAP_TOKEN: must be at least 16 characters".into());
+        }
+        if let Some(jenkins) = &mut self.jenkins
+            && let Some(var) = &jenkins.token_env
+        {
+            match std::env::var(var) {
+                Ok(token) if !token.is_empty() => jenkins.token = Some(token),
+                _ => {
+                    return Err(format!(
+                        "jenkins.token_env: the environment variable {var} (the Jenkins API token) is not set"
+                    ));
+                }
+            }
         }
         if let Some(oidc) = &mut self.auth.oidc {
             match std::env::var(&oidc.client_secret_env) {

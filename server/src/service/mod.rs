@@ -4,6 +4,7 @@
 //! errors and the same audit; a permission check belongs here, once.
 
 mod deployments;
+mod jenkins;
 mod pause;
 mod projects;
 mod tokens;
@@ -146,11 +147,17 @@ pub struct Services {
     engine: Arc<Engine>,
     store: Store,
     hub: Arc<Hub>,
+    jenkins: Arc<crate::jenkins::Panel>,
 }
 
 impl Services {
-    pub fn new(catalog: Arc<Catalog>, engine: Arc<Engine>) -> Services {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        engine: Arc<Engine>,
+        jenkins: Arc<crate::jenkins::Panel>,
+    ) -> Services {
         Services {
+            jenkins,
             store: engine.store().clone(),
             hub: engine.hub().clone(),
             catalog,

@@ -94,9 +94,22 @@ impl Harness {
         Self::start_full(None, true).await
     }
 
+    /// A harness whose config is changed first (e.g. Jenkins configured, a short watch interval).
+    pub async fn start_configured(change: impl FnOnce(&mut Config, &str)) -> Harness {
+        Self::start_changed(None, false, change).await
+    }
+
     async fn start_full(
         cfn: Option<std::sync::Arc<dyn deployer::aws::cfn::CloudFormation>>,
         behind_proxy: bool,
+    ) -> Harness {
+        Self::start_changed(cfn, behind_proxy, |_, _| {}).await
+    }
+
+    async fn start_changed(
+        cfn: Option<std::sync::Arc<dyn deployer::aws::cfn::CloudFormation>>,
+        behind_proxy: bool,
+        change: impl FnOnce(&mut Config, &str),
     ) -> Harness {
         let moto = Moto::start();
         let proxy = match behind_proxy {
@@ -107,7 +120,8 @@ impl Harness {
             .as_ref()
             .map_or(moto.endpoint.clone(), |p| p.url.clone());
         let dir = tempfile::tempdir().unwrap();
-        let config = config(&endpoint, &dir.path().join("deployer.sqlite"));
+        let mut config = config(&endpoint, &dir.path().join("deployer.sqlite"));
+        change(&mut config, &moto.endpoint);
         let aws = AwsClients::connect(&config, Some(static_credentials())).await;
         let state = match cfn {
             None => deployer::state(config, aws.clone()).await.unwrap(),
