@@ -60,3 +60,27 @@ test('a refused build shows its reason and leaves the stack alone', async ({ pag
   await expect(page.getByRole('heading', { name: 'Deployment' })).toBeVisible();
   await expect(page.getByRole('region', { name: 'Deployment progress' })).toHaveAttribute('data-status', 'refused');
 });
+
+test('a build picked in the select stays picked while a colleague deploys the same stack', async ({ page }) => {
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.goto('/projects/network/PRD');
+  await hydrated(page);
+  const card = page.getByRole('article', { name: 'Stack PRD-NETWORK' });
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-44');
+  await card.getByRole('combobox').selectOption('network-master-42');
+
+  // Someone else deploys network-master-45 there: the card re-renders with it, live.
+  const started = await page.evaluate(async () => {
+    const response = await fetch('/api/request_deployment', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ project: 'network', environment: 'PRD', build: 'network-master-45' }),
+    });
+    return response.status;
+  });
+  expect(started).toBe(200);
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-45');
+  await expect(card.locator('.history-table tbody tr')).toHaveCount(1);
+  // The pick is still the pick: Deploy would deploy what the person chose.
+  await expect(card.getByRole('combobox')).toHaveValue('network-master-42');
+});

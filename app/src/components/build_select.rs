@@ -25,6 +25,9 @@ pub fn BuildSelect(
     blocked: Option<String>,
     /// Starts a deployment.
     deploy: DeployAction,
+    /// The build the person picked, kept by the page: the card re-renders on every live update,
+    /// and a pick must survive that (until the build is no longer offered).
+    choice: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let now = list.now;
     let first_deployable = list
@@ -32,7 +35,11 @@ pub fn BuildSelect(
         .iter()
         .find(|b| b.deployable)
         .map(|b| b.id.clone());
-    let selected = RwSignal::new(first_deployable.clone().unwrap_or_default());
+    let picked = choice
+        .get_untracked()
+        .filter(|c| list.builds.iter().any(|b| b.deployable && &b.id == c));
+    let initial = picked.or_else(|| first_deployable.clone());
+    let selected = RwSignal::new(initial.clone().unwrap_or_default());
     let count = list.builds.len();
     let options = list
         .builds
@@ -46,7 +53,7 @@ pub fn BuildSelect(
             if let Some(problem) = &build.problem {
                 label.push_str(&format!(" · not deployable: {problem}"));
             }
-            let is_selected = first_deployable.as_deref() == Some(build.id.as_str());
+            let is_selected = initial.as_deref() == Some(build.id.as_str());
             view! {
                 <option
                     value=build.id.clone()
@@ -107,7 +114,11 @@ pub fn BuildSelect(
             <label class="field">
                 <span class="field-label">"Deploy config " <span class="muted">"(" {summary} ")"</span></span>
                 <select name="build" class="select" disabled=count == 0
-                    on:change=move |ev| selected.set(event_target_value(&ev))>
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        choice.set(Some(value.clone()));
+                        selected.set(value);
+                    }>
                     {options}
                 </select>
             </label>

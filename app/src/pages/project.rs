@@ -81,6 +81,13 @@ fn ProjectMain(
         |(p, e, _)| get_activity(p, e),
     );
     let clock = ticking_clock();
+    // The build picked in the select, for this project and environment.
+    let choice = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        project.track();
+        env.track();
+        choice.set(None);
+    });
     let deploy: DeployAction = Action::new(|(p, e, b): &(String, String, String)| {
         request_deployment(p.clone(), e.clone(), b.clone())
     });
@@ -148,7 +155,7 @@ fn ProjectMain(
                                     let select = match builds {
                                         Ok(list) => view! {
                                             <BuildSelect list deployed=deployed.clone() project=project_name.clone()
-                                                environment=env_name.clone() blocked=blocked.clone() deploy/>
+                                                environment=env_name.clone() blocked=blocked.clone() deploy choice/>
                                         }.into_any(),
                                         Err(e) => view! {
                                             <Notice kind="error" title="Could not list the builds">{crate::api::error_message(&e)}</Notice>
