@@ -4,7 +4,9 @@
 Reads the deployer config (environments, artifacts bucket, projects), then in the emulator:
   - writes build folders <prefix><project>/<project>-<branch>-<number>/ with template.yaml and
     parameters files (several branches, some builds incomplete or badly named, like real life);
-  - creates some stacks (DEV and STG mostly) tagged with the build they run, as the deployer would.
+  - creates some stacks (DEV and STG mostly) tagged with the build they run, as the deployer would;
+  - when the config names artifacts.notifications_queue_url: that queue, and the bucket's
+    notifications of written and removed objects to it.
 
 Usage: seed.py <config.toml>        (the endpoint comes from the config's environments)
 """
@@ -113,6 +115,21 @@ def session(endpoint, region, account):
     )
 
 
+def notify(sess, endpoint, bucket, queue_url, region, account, s3):
+    """The bucket tells a queue about every object written or removed, as the deployer's
+    artifacts bucket is set up in AWS: the deployer re-lists a project as its build lands."""
+    name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    sess.client("sqs", endpoint_url=endpoint).create_queue(QueueName=name)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={"QueueConfigurations": [{
+            "Id": "deployer-builds",
+            "QueueArn": f"arn:aws:sqs:{region}:{account}:{name}",
+            "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+        }]},
+    )
+
+
 def main(config_path):
     config = tomllib.loads(Path(config_path).read_text())
     envs = {e["name"]: e for e in config["environments"]}
@@ -158,6 +175,11 @@ def main(config_path):
                       Body=template.encode())
         s3.put_object(Bucket=art["bucket"], Key=f"{prefix}{project}/{project}-latest/template.yaml",
                       Body=template.encode())
+
+    queue_url = art.get("notifications_queue_url")
+    if queue_url:
+        notify(session(endpoint, region, art_env["account_id"]), endpoint, art["bucket"], queue_url, region,
+               art_env["account_id"], s3)
 
     stacks = 0
     for env_name, items in DEPLOYED.items():

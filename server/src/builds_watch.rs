@@ -1,23 +1,37 @@
-//! New deploy configs appear live: one watcher re-lists each project's build folders when its
-//! listing is older than the watch interval (the same cached listing the pages read, so pages
-//! never list on their own and the cost does not grow with viewers), and announces builds it has
-//! not seen before as `event: builds`. A finished Jenkins build re-lists its project at once.
+//! New deploy configs appear live: one watcher (however many viewers) re-lists a project's build
+//! folders and announces the builds it has not seen before as `event: builds`. A project is
+//! re-listed when the bucket says one of its objects changed (S3 event notifications through an
+//! SQS queue, when configured: only changed projects are listed, as their builds land), when a
+//! Jenkins build of it finishes, and by a sweep of every project each watch interval (the only
+//! way without a queue; a safety net for a lost notification with one). Pages read the same
+//! cached listing, so they never list on their own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::deployment::LiveEvent;
 use app::jenkins::BuildsChanged;
 
+use crate::artifacts::notifications;
 use crate::catalog::Catalog;
 use crate::live::Hub;
+
+/// S3's clock and ours may differ a little.
+const START_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+const NOTIFICATIONS_MIN_BACKOFF: Duration = Duration::from_secs(1);
+const NOTIFICATIONS_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub struct BuildsWatch {
     catalog: Arc<Catalog>,
     hub: Arc<Hub>,
-    /// Build ids seen per project (the first listing is the baseline).
+    /// Build ids seen per project.
     known: Mutex<HashMap<String, HashSet<String>>>,
+    /// A project's first listing announces only builds written after this (a little before the
+    /// watcher started): what was there before is not news, what landed while it started is.
+    since: chrono::DateTime<chrono::Utc>,
+    /// One check at a time: a slower listing must not replace what a newer one found.
+    checking: tokio::sync::Mutex<()>,
 }
 
 impl BuildsWatch {
@@ -26,27 +40,45 @@ impl BuildsWatch {
             catalog,
             hub,
             known: Mutex::new(HashMap::new()),
+            since: chrono::Utc::now() - START_MARGIN,
+            checking: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Re-lists a project now (its listing forgotten first); announces new builds.
     pub async fn refresh_now(&self, project: &str) -> Option<BuildsChanged> {
-        let has_baseline = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(project);
-        if !has_baseline {
-            // What the pages list now is what is known; only what the re-list adds is new.
-            self.check(project).await;
-        }
+        let _one = self.checking.lock().await;
+        self.remember_shown(project);
         self.catalog.artifacts.invalidate(project);
-        self.check(project).await
+        self.compare(project).await
     }
 
     /// Compares the project's current listing (cached, or listed again when stale) with what
     /// was known; announces the builds that are new.
     pub async fn check(&self, project: &str) -> Option<BuildsChanged> {
+        let _one = self.checking.lock().await;
+        self.remember_shown(project);
+        self.compare(project).await
+    }
+
+    /// Before a project's first re-list: what the pages were shown is known, not news.
+    fn remember_shown(&self, project: &str) {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.contains_key(project) {
+            return;
+        }
+        if let Some(shown) = self.catalog.artifacts.cached(project) {
+            known.insert(
+                project.to_owned(),
+                shown.iter().map(|f| f.build.id.clone()).collect(),
+            );
+        }
+    }
+
+    async fn compare(&self, project: &str) -> Option<BuildsChanged> {
         let folders = match self.catalog.artifacts.folders(project).await {
             Ok(f) => f,
             Err(e) => {
@@ -61,13 +93,14 @@ impl BuildsWatch {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let previous = known.insert(project.to_owned(), ids);
-            // The first listing is the baseline: nothing in it is news.
-            let previous = previous?;
             // Newest first, as the select lists them.
             folders
                 .iter()
+                .filter(|f| match &previous {
+                    Some(previous) => !previous.contains(&f.build.id),
+                    None => f.build.created_at >= self.since,
+                })
                 .map(|f| f.build.id.clone())
-                .filter(|id| !previous.contains(id))
                 .collect()
         };
         if added.is_empty() {
@@ -81,6 +114,98 @@ impl BuildsWatch {
         tracing::info!(project, added = ?changed.added, "new deploy configs");
         self.hub.publish(LiveEvent::Builds(changed.clone()));
         Some(changed)
+    }
+
+    /// Reads the bucket's notifications from `queue_url` (long polls), re-lists the projects
+    /// whose folders changed, then deletes the messages (a crash before that re-delivers them).
+    /// SQS unreachable or refusing is logged once per kind of failure and retried with backoff.
+    pub fn spawn_notifications(self: &Arc<Self>, sqs: aws_sdk_sqs::Client, queue_url: String) {
+        let watch = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = NOTIFICATIONS_MIN_BACKOFF;
+            let mut last_failure: Option<String> = None;
+            loop {
+                let received = sqs
+                    .receive_message()
+                    .queue_url(&queue_url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(crate::aws::LONG_POLL_SECONDS)
+                    .send()
+                    .await;
+                let messages = match received {
+                    Ok(out) => out.messages.unwrap_or_default(),
+                    Err(e) => {
+                        let failure = crate::aws::AwsFailure::from_sdk(
+                            format!("reading the bucket's notifications from {queue_url}"),
+                            e,
+                        )
+                        .to_string();
+                        if last_failure.as_ref() != Some(&failure) {
+                            tracing::warn!(
+                                error = failure,
+                                "builds watch: notifications unavailable; retrying"
+                            );
+                        }
+                        last_failure = Some(failure);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(NOTIFICATIONS_MAX_BACKOFF);
+                        continue;
+                    }
+                };
+                if last_failure.take().is_some() {
+                    tracing::info!("builds watch: notifications readable again");
+                }
+                backoff = NOTIFICATIONS_MIN_BACKOFF;
+                let projects = watch.projects_changed(&messages);
+                for project in &projects {
+                    watch.refresh_now(project).await;
+                }
+                let receipts: Vec<_> = messages
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| {
+                        let handle = m.receipt_handle()?;
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(handle)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                if !receipts.is_empty()
+                    && let Err(e) = sqs
+                        .delete_message_batch()
+                        .queue_url(&queue_url)
+                        .set_entries(Some(receipts))
+                        .send()
+                        .await
+                {
+                    // They come back after their visibility timeout: a second re-list, no loss.
+                    tracing::warn!(error = %crate::aws::AwsFailure::from_sdk("deleting read notifications".to_owned(), e), "builds watch");
+                }
+            }
+        });
+    }
+
+    /// The configured projects whose folders the messages say changed.
+    fn projects_changed(&self, messages: &[aws_sdk_sqs::types::Message]) -> BTreeSet<String> {
+        let artifacts = &self.catalog.artifacts;
+        messages
+            .iter()
+            .flat_map(|m| {
+                notifications::changed_keys(m.body().unwrap_or_default(), artifacts.bucket())
+            })
+            .filter_map(|key| {
+                notifications::project_of(&key, artifacts.prefix()).map(str::to_owned)
+            })
+            .filter(|project| {
+                self.catalog
+                    .config
+                    .projects
+                    .iter()
+                    .any(|p| &p.name == project)
+            })
+            .collect()
     }
 
     /// Watches every project, re-listing one whose listing is older than `every`.

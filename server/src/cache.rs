@@ -56,6 +56,14 @@ impl<V: Clone> TtlCache<V> {
         slots.remove(key);
     }
 
+    /// The key's value however old, without loading; `None` when there is none (or it is being
+    /// loaded now).
+    pub fn peek(&self, key: &str) -> Option<V> {
+        let slot = self.slot(key);
+        let slot = slot.try_lock().ok()?;
+        slot.as_ref().map(|(_, value)| value.clone())
+    }
+
     /// How old the key's value is; `None` when there is none (or it is being loaded now).
     pub fn age(&self, key: &str) -> Option<Duration> {
         let slot = self.slot(key);

@@ -147,6 +147,9 @@ pub async fn state_with_cloudformation(
             .saturating_mul(15)
             .min(std::time::Duration::from_secs(30)),
     };
+    let sqs = aws
+        .env(&config.artifacts.environment)
+        .map(|clients| clients.sqs.clone());
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
     let auth = Arc::new(auth::Authenticator::new(catalog.clone(), store.clone()));
     let hub = Arc::new(live::Hub::new());
@@ -154,6 +157,10 @@ pub async fn state_with_cloudformation(
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());
     watch.spawn(catalog.config.artifacts.watch_interval);
+    if let Some(queue_url) = &catalog.config.artifacts.notifications_queue_url {
+        let sqs = sqs.ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?;
+        watch.spawn_notifications(sqs, queue_url.clone());
+    }
     let panel = jenkins::Panel::new(catalog.config.jenkins.clone());
     jenkins::spawn(panel.clone(), watch, hub);
     let resumed = engine.resume().await?;

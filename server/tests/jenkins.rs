@@ -245,3 +245,85 @@ async fn without_jenkins_the_panel_says_so_and_new_builds_still_appear() {
         serde_json::json!(["web-master-2"])
     );
 }
+
+/// S3 event notifications through SQS, as a real bucket is configured (moto delivers them the
+/// same way): a build landing re-lists its own project at once — and no other project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_bucket_notifications_only_the_changed_project_is_listed_as_its_build_lands() {
+    let account = common::ACCOUNTS
+        .iter()
+        .find(|(e, _)| *e == "GBL")
+        .unwrap()
+        .1;
+    // The sweep alone would take an hour: the new build must come from the notification.
+    let h = Harness::start_configured(|config, endpoint| {
+        config.artifacts.watch_interval = Duration::from_secs(3600);
+        config.artifacts.notifications_queue_url =
+            Some(format!("{endpoint}/{account}/artifacts-events"));
+    })
+    .await;
+    h.put_build("web", "web-master-1").await;
+    h.put_build("web-api", "web-api-master-1").await;
+    let sqs = &h.aws.env("GBL").unwrap().sqs;
+    sqs.create_queue()
+        .queue_name("artifacts-events")
+        .send()
+        .await
+        .unwrap();
+    h.s3()
+        .put_bucket_notification_configuration()
+        .bucket(common::BUCKET)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(
+                    aws_sdk_s3::types::QueueConfiguration::builder()
+                        .id("deployer-builds")
+                        .queue_arn(format!("arn:aws:sqs:eu-west-1:{account}:artifacts-events"))
+                        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // What the pages list now.
+    let (_, before) = h.builds("web", "").await;
+    assert_eq!(before.as_array().unwrap().len(), 1);
+    let (_, others) = h.builds("web-api", "").await;
+    assert_eq!(others.as_array().unwrap().len(), 1);
+    let artifacts = &h.state.catalog().artifacts;
+    let other_listings = artifacts.listings("web-api");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, deployer::router(h.state.clone())).into_future());
+    let stream = h
+        .http_client()
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    let web_listings = artifacts.listings("web");
+
+    h.put_build("web", "web-master-2").await;
+    let events = read_until(stream, |e| {
+        e.event == "builds"
+            && e.data["added"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|b| b == "web-master-2"))
+    })
+    .await;
+    let changed = &events.last().unwrap().data;
+    assert_eq!(changed["project"], "web");
+    assert_eq!(changed["count"], 2);
+    let (_, after) = h.builds("web", "").await;
+    assert_eq!(after[0]["id"], "web-master-2", "{after}");
+    assert!(artifacts.listings("web") > web_listings);
+    assert_eq!(
+        artifacts.listings("web-api"),
+        other_listings,
+        "a project whose folder did not change is not listed again"
+    );
+}

@@ -4,6 +4,7 @@
 //! re-list the bucket; a build's files are read with bounded size and time.
 
 mod folders;
+pub mod notifications;
 
 pub use folders::{check_overrides, group_into_builds};
 
@@ -61,6 +62,8 @@ pub struct ArtifactStore {
     /// The configured environment names: `parameters.<ENV>.json` must name one of them.
     environments: Vec<String>,
     cache: TtlCache<Arc<Vec<BuildFolder>>>,
+    /// How many times each project was listed (the cost the watcher keeps low).
+    listings: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl ArtifactStore {
@@ -77,11 +80,27 @@ impl ArtifactStore {
             prefix,
             environments,
             cache: TtlCache::new(ttl),
+            listings: Default::default(),
         }
     }
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Empty, or ending with `/`: a project's folders are under `<prefix><project>/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How many times the project's folders were listed in S3 since start.
+    pub fn listings(&self, project: &str) -> u64 {
+        self.listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(project)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The project's build folders, newest first. Concurrent callers for one project share one
@@ -92,6 +111,11 @@ impl ArtifactStore {
                 Ok(Arc::new(self.list(project).await?))
             })
             .await
+    }
+
+    /// The listing pages were last given, however old, without listing.
+    pub fn cached(&self, project: &str) -> Option<Arc<Vec<BuildFolder>>> {
+        self.cache.peek(project)
     }
 
     /// Forgets the cached listing of a project, e.g. after a build was written by a test.
@@ -112,6 +136,12 @@ impl ArtifactStore {
 
     async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
         let folder_prefix = format!("{}{}/", self.prefix, project);
+        *self
+            .listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(project.to_owned())
+            .or_default() += 1;
         let mut files: Vec<(String, DateTime<Utc>)> = Vec::new();
         let mut pages = self
             .s3

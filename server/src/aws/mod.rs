@@ -22,6 +22,8 @@ use crate::config::{Config, Environment};
 pub struct EnvClients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub s3: aws_sdk_s3::Client,
+    /// For long polls (the artifacts bucket's notifications): its attempts may last 20 s.
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 /// Clients for every configured environment.
@@ -58,6 +60,11 @@ impl EnvClients {
         EnvClients {
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk)
+                    .timeout_config(long_poll_timeouts())
+                    .build(),
+            ),
         }
     }
 }
@@ -72,6 +79,18 @@ fn timeouts() -> TimeoutConfig {
         .operation_timeout(Duration::from_secs(30))
         .build()
 }
+
+/// A long poll waits up to [`LONG_POLL_SECONDS`] for a message: its attempt may take that long.
+fn long_poll_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(LONG_POLL_SECONDS as u64 + 10))
+        .operation_timeout(Duration::from_secs(LONG_POLL_SECONDS as u64 * 3))
+        .build()
+}
+
+/// How long one ReceiveMessage waits for a message (SQS' longest).
+pub const LONG_POLL_SECONDS: i32 = 20;
 
 async fn sdk_config(
     env: &Environment,

@@ -32,6 +32,9 @@ pub struct RawArtifacts {
     environment: String,
     /// How often each project's build folders are re-listed to find new builds.
     watch_interval_ms: Option<u64>,
+    /// The SQS queue the bucket sends its object notifications to: only changed projects are
+    /// re-listed, as their builds land.
+    notifications_queue_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,7 +184,21 @@ fn artifacts(raw: RawArtifacts, env_names: &[String]) -> Result<Artifacts, Strin
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let watch_ms = raw.watch_interval_ms.unwrap_or(10_000);
+    let queue = raw
+        .notifications_queue_url
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &queue
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(format!(
+            "artifacts.notifications_queue_url: {url:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+        ));
+    }
+    // With notifications the sweep is only a safety net for one that was lost.
+    let watch_ms = raw
+        .watch_interval_ms
+        .unwrap_or(if queue.is_some() { 300_000 } else { 10_000 });
     if !(100..=3_600_000).contains(&watch_ms) {
         return Err(format!(
             "artifacts.watch_interval_ms: {watch_ms} is outside 100..=3600000"
@@ -192,6 +209,7 @@ fn artifacts(raw: RawArtifacts, env_names: &[String]) -> Result<Artifacts, Strin
         prefix,
         environment: raw.environment,
         watch_interval: std::time::Duration::from_millis(watch_ms),
+        notifications_queue_url: queue,
     })
 }
 

@@ -33,8 +33,13 @@ pub struct Artifacts {
     pub prefix: String,
     /// The environment whose credentials read the bucket.
     pub environment: String,
-    /// How often each project's build folders are re-listed to find new builds (10 s).
+    /// How often every project's build folders are re-listed to find new builds (10 s; 5 min
+    /// as a safety net when notifications come through a queue).
     pub watch_interval: std::time::Duration,
+    /// The SQS queue receiving the bucket's object-created/removed notifications (directly or
+    /// through SNS): when set, a project is re-listed as soon as its folder changes, and only
+    /// then.
+    pub notifications_queue_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -238,6 +243,39 @@ mod tests {
         let err = Config::parse(&GOOD.replace("environment = \"GBL\"", "environment = \"XXX\""))
             .unwrap_err();
         assert!(err.starts_with("artifacts.environment:"), "{err}");
+    }
+
+    #[test]
+    fn a_notifications_queue_makes_the_sweep_a_slow_safety_net() {
+        let plain = Config::parse(GOOD).unwrap();
+        assert_eq!(plain.artifacts.notifications_queue_url, None);
+        assert_eq!(
+            plain.artifacts.watch_interval,
+            std::time::Duration::from_secs(10)
+        );
+        let queue = "https://sqs.eu-west-1.amazonaws.com/444444444444/artifacts-events";
+        let with = Config::parse(&GOOD.replace(
+            "environment = \"GBL\"",
+            &format!("environment = \"GBL\"\nnotifications_queue_url = \"{queue}\""),
+        ))
+        .unwrap();
+        assert_eq!(
+            with.artifacts.notifications_queue_url.as_deref(),
+            Some(queue)
+        );
+        assert_eq!(
+            with.artifacts.watch_interval,
+            std::time::Duration::from_secs(300)
+        );
+        let err = Config::parse(&GOOD.replace(
+            "environment = \"GBL\"",
+            "environment = \"GBL\"\nnotifications_queue_url = \"artifacts-events\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("artifacts.notifications_queue_url:"),
+            "{err}"
+        );
     }
 
     #[test]
