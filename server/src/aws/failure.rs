@@ -84,7 +84,14 @@ impl AwsFailure {
             }
             _ => ("request could not be built".to_owned(), None, false),
         };
-        tracing::warn!(doing, code, error = ?aws_sdk_cloudformation::error::DisplayErrorContext(&error), "AWS call failed");
+        // An answer the caller acts on (a validation error, "no updates") is not a warning; a
+        // failure to get one is. The whole SDK error, headers and body, only at debug.
+        if retryable {
+            tracing::warn!(doing, code, message, "AWS call failed");
+        } else {
+            tracing::info!(doing, code, message, "AWS answered no");
+        }
+        tracing::debug!(doing, error = ?aws_sdk_cloudformation::error::DisplayErrorContext(&error), "AWS call failed");
         AwsFailure {
             doing,
             code,
