@@ -20,6 +20,8 @@ import boto3
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
+INFRA = HERE.parent / "infra"
+GBL_PLACE = {}
 BUILD_TAG = "deployer:build"
 
 # Builds per project: (branch, numbers). Master crosses 99 -> 100 so numeric order shows.
@@ -67,7 +69,9 @@ def parameters(project, build_id):
             for env in ("DEV", "STG", "PRD")
         }
     if project == "deployer":
-        return {"ImageId": ami(build_id), "DataBucketName": "deployer-data-gbl", "ListenPort": "3000"}, {}
+        # The real GBL-DEPLOYER template (infra/deployer.yaml): Jenkins writes the image id; what
+        # stays the same build after build (network, certificate, names) is in parameters.GBL.json.
+        return {"ImageId": ami(build_id)}, {"GBL": GBL_PLACE}
     raise SystemExit(f"seed: no parameters known for project {project!r}")
 
 
@@ -115,11 +119,35 @@ def session(endpoint, region, account):
     )
 
 
+def gbl_place(env, bucket, role_arns):
+    """Where GBL-DEPLOYER lives in the emulated GBL account: its default VPC and subnets, and a
+    certificate for the load balancer (as an operator would have made with ACM)."""
+    sess = session(env["endpoint_url"], env["region"], env["account_id"])
+    ec2 = sess.client("ec2", endpoint_url=env["endpoint_url"])
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"])[:2]
+    certificate = sess.client("acm", endpoint_url=env["endpoint_url"]).request_certificate(
+        DomainName="deployer.example.internal")["CertificateArn"]
+    return {
+        "VpcId": vpc,
+        "PublicSubnetIds": ",".join(subnets),
+        "PrivateSubnetIds": ",".join(subnets),
+        "CertificateArn": certificate,
+        "ArtifactsBucketName": bucket,
+        "EnvironmentRoleArns": ",".join(role_arns),
+    }
+
+
 def notify(sess, endpoint, bucket, queue_url, region, account, s3):
     """The bucket tells a queue about every object written or removed, as the deployer's
     artifacts bucket is set up in AWS: the deployer re-lists a project as its build lands."""
     name = queue_url.rstrip("/").rsplit("/", 1)[-1]
-    sess.client("sqs", endpoint_url=endpoint).create_queue(QueueName=name)
+    sqs = sess.client("sqs", endpoint_url=endpoint)
+    try:
+        sqs.get_queue_url(QueueName=name)
+    except sqs.exceptions.QueueDoesNotExist:
+        sqs.create_queue(QueueName=name)
     s3.put_bucket_notification_configuration(
         Bucket=bucket,
         NotificationConfiguration={"QueueConfigurations": [{
@@ -148,13 +176,21 @@ def main(config_path):
     )
     region = art_env["region"]
     kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-    s3.create_bucket(Bucket=art["bucket"], **kwargs)
+    try:
+        s3.create_bucket(Bucket=art["bucket"], **kwargs)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if "deployer" in projects and "GBL" in envs:
+        global GBL_PLACE
+        GBL_PLACE = gbl_place(envs["GBL"], art["bucket"], [e["role_arn"] for e in envs.values() if e.get("role_arn")])
 
     written = {}
     for project, branches in BRANCHES.items():
         if project not in projects:
             continue
-        base_template = (TEMPLATES / f"{project}.yaml").read_text()
+        # The deployer's builds carry its real template, as its Jenkinsfile writes it.
+        base_template = (INFRA / "deployer.yaml" if project == "deployer"
+                         else TEMPLATES / f"{project}.yaml").read_text()
         for branch, numbers in branches:
             template = variant(project, branch, base_template)
             for number in numbers:
@@ -176,11 +212,6 @@ def main(config_path):
         s3.put_object(Bucket=art["bucket"], Key=f"{prefix}{project}/{project}-latest/template.yaml",
                       Body=template.encode())
 
-    queue_url = art.get("notifications_queue_url")
-    if queue_url:
-        notify(session(endpoint, region, art_env["account_id"]), endpoint, art["bucket"], queue_url, region,
-               art_env["account_id"], s3)
-
     stacks = 0
     for env_name, items in DEPLOYED.items():
         env = envs.get(env_name)
@@ -199,8 +230,14 @@ def main(config_path):
                 TemplateBody=template,
                 Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in values.items()],
                 Tags=[{"Key": BUILD_TAG, "Value": build_id}, {"Key": "deployer:deployment", "Value": "seed"}],
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
             )
             stacks += 1
+    # After the stacks: GBL-DEPLOYER makes the queue itself (infra/deployer.yaml).
+    queue_url = art.get("notifications_queue_url")
+    if queue_url:
+        notify(session(endpoint, region, art_env["account_id"]), endpoint, art["bucket"], queue_url, region,
+               art_env["account_id"], s3)
     print(f"seeded {len(written)} builds in s3://{art['bucket']}/{prefix} and {stacks} stacks")
 
 

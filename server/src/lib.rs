@@ -121,7 +121,9 @@ pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Resu
         .iter()
         .filter_map(|e| {
             let client = aws.env(&e.name)?.cloudformation.clone();
-            let cfn: Arc<dyn aws::cfn::CloudFormation> = Arc::new(aws::AwsCfn::new(client));
+            let cfn: Arc<dyn aws::cfn::CloudFormation> = Arc::new(
+                aws::AwsCfn::new(client).with_service_role(e.cloudformation_role_arn.clone()),
+            );
             Some((e.name.clone(), cfn))
         })
         .collect();

@@ -16,11 +16,22 @@ use super::cfn::{
 /// The real CloudFormation of one environment.
 pub struct AwsCfn {
     client: Client,
+    /// The role CloudFormation acts with (`RoleARN` on every stack change), if configured.
+    service_role: Option<String>,
 }
 
 impl AwsCfn {
     pub fn new(client: Client) -> Self {
-        AwsCfn { client }
+        AwsCfn {
+            client,
+            service_role: None,
+        }
+    }
+
+    /// CloudFormation changes stacks with this role rather than the caller's credentials.
+    pub fn with_service_role(mut self, role_arn: Option<String>) -> Self {
+        self.service_role = role_arn;
+        self
     }
 }
 
@@ -217,6 +228,7 @@ impl CloudFormation for AwsCfn {
             .client_request_token(token)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
+            .set_role_arn(self.service_role.clone())
             .set_capabilities(Some(capabilities()));
         let call = match &request.template {
             TemplateSource::Body(body) => call.template_body(body),
@@ -243,6 +255,7 @@ impl CloudFormation for AwsCfn {
             .change_set_type(ChangeSetType::Update)
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
+            .set_role_arn(self.service_role.clone())
             .set_capabilities(Some(capabilities()));
         let call = match &request.template {
             TemplateSource::Body(body) => call.template_body(body),

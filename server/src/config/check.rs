@@ -45,6 +45,8 @@ pub struct RawEnvironment {
     region: String,
     profile: Option<String>,
     role_arn: Option<String>,
+    /// The role CloudFormation acts with in this account (passed on every stack change).
+    cloudformation_role_arn: Option<String>,
     endpoint_url: Option<String>,
 }
 
@@ -138,13 +140,18 @@ fn environments(raw: Vec<RawEnvironment>) -> Result<Vec<Environment>, String> {
         if env.region.trim().is_empty() {
             return Err(format!("{}: must not be empty", field("region")));
         }
-        if let Some(arn) = &env.role_arn
-            && (!arn.starts_with("arn:aws") || !arn.contains(":role/"))
-        {
-            return Err(format!(
-                "{}: {arn:?} is not a role ARN like arn:aws:iam::123456789012:role/deployer",
-                field("role_arn")
-            ));
+        for (name, arn) in [
+            ("role_arn", &env.role_arn),
+            ("cloudformation_role_arn", &env.cloudformation_role_arn),
+        ] {
+            if let Some(arn) = arn
+                && (!arn.starts_with("arn:aws") || !arn.contains(":role/"))
+            {
+                return Err(format!(
+                    "{}: {arn:?} is not a role ARN like arn:aws:iam::123456789012:role/deployer",
+                    field(name)
+                ));
+            }
         }
         if let Some(url) = &env.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -162,6 +169,7 @@ fn environments(raw: Vec<RawEnvironment>) -> Result<Vec<Environment>, String> {
                 profile: env.profile,
                 role_arn: env.role_arn,
             },
+            cloudformation_role_arn: env.cloudformation_role_arn,
             endpoint_url: env.endpoint_url,
         });
     }

@@ -48,6 +48,9 @@ pub struct Environment {
     pub account_id: String,
     pub region: String,
     pub credentials: Credentials,
+    /// The role CloudFormation acts with when the deployer changes a stack here
+    /// (`infra/deployer-access.yaml` makes it); `None`: with the deployer's own credentials.
+    pub cloudformation_role_arn: Option<String>,
     /// An emulator's address (e.g. moto); `None` for real AWS.
     pub endpoint_url: Option<String>,
 }
