@@ -4,6 +4,7 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CARGO_LEPTOS_VERSION=0.3.10      # 0.3.11 needs rustc 1.96
 WASM_BINDGEN_VERSION=0.2.130     # must equal the wasm-bindgen pin in Cargo.toml
+CFN_LINT_VERSION=1.58.0
 MOTO_VERSION=5.2.1
 export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 
@@ -44,6 +45,31 @@ ensure_moto() {
   fi
   export MOTO_SERVER="$venv/bin/moto_server"
   PYTHON="$venv/bin/python"
+}
+
+# cfn-lint (PyPI, pinned) in the same virtualenv: every CloudFormation template is linted.
+ensure_cfn_lint() {
+  local venv="$ROOT/.venv"
+  if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -qx "cfn-lint $CFN_LINT_VERSION"; then
+    say "installing cfn-lint $CFN_LINT_VERSION in $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+  fi
+  CFN_LINT="$venv/bin/cfn-lint"
+}
+
+# The repository's infrastructure as code: CloudFormation templates through cfn-lint, the Packer
+# template through Debian's packer (1.6: syntax only), the image's boot script through sh -n.
+lint_infrastructure() {
+  ensure_cfn_lint
+  say "linting the CloudFormation templates (cfn-lint $CFN_LINT_VERSION)"
+  "$CFN_LINT" "$ROOT"/infra/*.yaml "$ROOT"/seed/templates/*.yaml
+  if command -v packer >/dev/null 2>&1; then
+    say "checking the Packer template ($(packer version | head -1), syntax only)"
+    packer validate -syntax-only "$ROOT/infra/packer/deployer.pkr.hcl"
+  else
+    say "NOT checking infra/packer/deployer.pkr.hcl: packer is not installed (apt-get install packer; .ci/run does)"
+  fi
+  sh -n "$ROOT/infra/packer/deployer-boot"
 }
 
 build_site() {
