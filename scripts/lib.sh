@@ -47,6 +47,47 @@ ensure_moto() {
   PYTHON="$venv/bin/python"
 }
 
+# PostgreSQL from Debian (apt), installed when missing.
+ensure_postgres() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "installing postgresql (apt)"
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null ||
+      { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null; }
+  fi
+}
+
+# start_postgres <port> <dir> <log>: a throwaway PostgreSQL (Debian's postgresql package) in
+# <dir>, on 127.0.0.1:<port>, trusting local connections, superuser "deployer"; sets
+# POSTGRES_URL (its "postgres" database) and POSTGRES_DIR. PostgreSQL refuses to run as root: as
+# root it runs as the package's "postgres" user. stop_postgres stops it.
+start_postgres() {
+  local port=$1 dir=$2 log=$3 bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$bin/initdb" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; return 1; }
+  local as=()
+  if [ "$(id -u)" -eq 0 ]; then as=(runuser -u postgres --); fi
+  rm -rf "$dir" && mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -U deployer --auth=trust --encoding=UTF8 --no-sync >"$log" 2>&1
+  if ! "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >>"$log" 2>&1; then
+    echo "PostgreSQL could not start on 127.0.0.1:$port:" >&2
+    cat "$log" "$dir/server.log" >&2 2>/dev/null
+    return 1
+  fi
+  POSTGRES_URL="postgres://deployer@127.0.0.1:$port/postgres"
+  POSTGRES_DIR=$dir
+  POSTGRES_BIN=$bin
+}
+
+stop_postgres() {
+  [ -n "${POSTGRES_DIR:-}" ] || return 0
+  local as=()
+  if [ "$(id -u)" -eq 0 ]; then as=(runuser -u postgres --); fi
+  "${as[@]}" "$POSTGRES_BIN/pg_ctl" -D "$POSTGRES_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
 # cfn-lint (PyPI, pinned) in the same virtualenv: every CloudFormation template is linted.
 ensure_cfn_lint() {
   local venv="$ROOT/.venv"

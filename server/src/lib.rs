@@ -138,9 +138,9 @@ pub async fn state_with_cloudformation(
 ) -> anyhow::Result<AppState> {
     use anyhow::Context;
     let leptos_options = leptos_options(&config);
-    let store = store::Store::open(&config.store)
+    let store = store::Store::connect(&config.store)
         .await
-        .with_context(|| format!("cannot open the store {}", config.store.display()))?;
+        .with_context(|| format!("cannot open the store {}", config.store))?;
     let settings = deploy::Settings {
         poll_interval: config.poll_interval,
         // Waiting for AWS backs off up to 15 polls, and never more than 30 s between tries.

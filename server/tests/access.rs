@@ -280,9 +280,22 @@ async fn tokens_are_shown_once_kept_hashed_and_revoked_at_once() {
         "{text}"
     );
     let mut stored = String::new();
-    for file in ["deployer.sqlite", "deployer.sqlite-wal"] {
-        if let Ok(bytes) = std::fs::read(h.dir.path().join(file)) {
-            stored.push_str(&String::from_utf8_lossy(&bytes));
+    match &h.store {
+        deployer::config::StoreLocation::Sqlite(_) => {
+            for file in ["deployer.sqlite", "deployer.sqlite-wal"] {
+                if let Ok(bytes) = std::fs::read(h.dir.path().join(file)) {
+                    stored.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        deployer::config::StoreLocation::Postgres(url) => {
+            use sqlx::Connection;
+            let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+            let rows: Vec<String> = sqlx::query_scalar("SELECT row_to_json(t)::text FROM tokens t")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+            stored = rows.join("\n");
         }
     }
     assert!(

@@ -149,7 +149,7 @@ async fn a_restarted_deployer_is_still_paused() {
     let h = Harness::start().await;
     h.pause(json!({"reason": "over the weekend"})).await;
     h.state.engine().abort_all(); // the first process exits
-    let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
+    let config = h.config_again();
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();
     let status = restarted

@@ -57,7 +57,7 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
 
     // The process "dies": its tasks stop, the store keeps the deployment as running.
     h.state.engine().abort_all();
-    let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
+    let config = h.config_again();
     let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
     let restarted = deployer::state(config, aws).await.unwrap();
     let detail = restarted

@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::StoreLocation;
 use super::{Artifacts, Config, Credentials, Environment, Project};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     listen: Option<String>,
-    store: Option<PathBuf>,
+    store: Option<String>,
     #[serde(default)]
     auth: super::auth::RawAuth,
     jenkins: Option<super::jenkins::RawJenkins>,
@@ -99,9 +100,10 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
     }
     Ok(Config {
         listen,
-        store: raw
-            .store
-            .unwrap_or_else(|| PathBuf::from("data/deployer.sqlite")),
+        store: match raw.store {
+            None => StoreLocation::Sqlite(PathBuf::from("data/deployer.sqlite")),
+            Some(text) => StoreLocation::parse(&text).map_err(|e| format!("store: {e}"))?,
+        },
         auth,
         jenkins,
         poll_interval: std::time::Duration::from_millis(poll_ms),

@@ -8,12 +8,66 @@ pub mod jenkins;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Where the store is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    /// A `postgres://` URL (it may carry a password: never printed whole).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// `postgres://…` / `postgresql://…` is PostgreSQL; anything else a SQLite file's path.
+    pub fn parse(text: &str) -> Result<StoreLocation, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres(text.to_owned()));
+        }
+        if text.contains("://") {
+            return Err(format!(
+                "{text:?} is neither a postgres:// URL nor a SQLite file's path"
+            ));
+        }
+        Ok(StoreLocation::Sqlite(PathBuf::from(text)))
+    }
+}
+
+/// The store as it may be shown: a path, or the database URL without its password.
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            StoreLocation::Postgres(url) => {
+                let shown = match (url.find("://"), url.rfind('@')) {
+                    (Some(scheme), Some(at)) if at > scheme => {
+                        let credentials = &url[scheme + 3..at];
+                        let user = credentials.split(':').next().unwrap_or_default();
+                        format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+                    }
+                    _ => url.clone(),
+                };
+                f.write_str(&shown)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreLocation({self})")
+    }
+}
+
 /// A checked configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// The SQLite file deployments are kept in (created on first run).
-    pub store: PathBuf,
+    /// Where deployments are kept: a SQLite file (created on first run), or a PostgreSQL
+    /// database shared by several replicas (`postgres://…`, or `DEPLOYER_DATABASE_URL`).
+    pub store: StoreLocation,
     /// Login and permissions.
     pub auth: auth::Auth,
     /// The Jenkins builds panel; `None`: not configured.
@@ -132,6 +186,19 @@ impl Config {
     /// OIDC client secret from the variable the file names. A named variable that is unset is an
     /// error (single sign-on cannot work without it).
     pub fn secrets_from_env(&mut self) -> Result<(), String> {
+        // The database URL carries the password: from the environment (the image's boot script
+        // writes it from the RDS-managed secret), never the file.
+        if let Some(url) = std::env::var("DEPLOYER_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        {
+            self.store = match StoreLocation::parse(&url)? {
+                postgres @ StoreLocation::Postgres(_) => postgres,
+                StoreLocation::Sqlite(_) => {
+                    return Err("DEPLOYER_DATABASE_URL: must be a postgres:// URL".into());
+                }
+            };
+        }
         self.auth.bootstrap_token = std::env::var("DEPLOYER_BOOTSTRAP_TOKEN")
             .ok()
             .filter(|t| !t.trim().is_empty());

@@ -5,7 +5,7 @@ use app::deployment::DeploymentStatus;
 use app::pause::{AuditAction, AuditEntry};
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, get_ts};
 
 /// An audit entry to append.
 #[derive(Clone, Copy, Debug)]
@@ -52,10 +52,10 @@ pub struct AuditSearch<'a> {
 impl Store {
     /// Appends to the audit trail (the table refuses updates and deletes).
     pub async fn audit(&self, entry: NewAudit<'_>) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO audit (at, actor, action, project, environment, build, deployment_id, detail, outcome)
-             VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+             VALUES ({now}, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
         .bind(entry.actor)
         .bind(entry.action.as_str())
         .bind(entry.project)
@@ -78,12 +78,12 @@ impl Store {
 
     /// The audit trail, newest first.
     pub async fn audit_list(&self, q: &AuditSearch<'_>) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT * FROM audit
              WHERE (?1 IS NULL OR environment = ?1) AND (?2 IS NULL OR project = ?2)
                AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR id < ?5)
              ORDER BY id DESC LIMIT ?6",
-        )
+        ))
         .bind(q.environment)
         .bind(q.project)
         .bind(q.action.map(AuditAction::as_str))
@@ -107,7 +107,7 @@ impl Store {
                 };
                 Ok(AuditEntry {
                     id: r.try_get("id")?,
-                    at: r.try_get("at")?,
+                    at: get_ts(r, "at")?,
                     actor: r.try_get("actor")?,
                     action,
                     project: r.try_get("project")?,

@@ -4,9 +4,9 @@
 use app::auth::Token;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, get_opt_ts, get_ts, ts};
 
 /// A person's session, as kept.
 #[derive(Clone, Debug)]
@@ -38,10 +38,10 @@ impl Store {
         hash: &str,
         created_by: &str,
     ) -> Result<Token, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "INSERT INTO tokens (id, name, role, hash, created_by, created_at)
-             VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) RETURNING *",
-        )
+             VALUES (?, ?, ?, ?, ?, {now}) RETURNING *",
+        ))
         .bind(id)
         .bind(name)
         .bind(role)
@@ -60,7 +60,7 @@ impl Store {
 
     /// Every token, newest first (revoked ones too: the record stays).
     pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at DESC, id")
+        let rows = sqlx::query(&self.sql("SELECT * FROM tokens ORDER BY created_at DESC, id"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(token_from_row).collect()
@@ -68,10 +68,10 @@ impl Store {
 
     /// The active token with this hash, marking it used.
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE tokens SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        let row = sqlx::query(&self.sql(
+            "UPDATE tokens SET last_used_at = {now}
              WHERE hash = ? AND revoked_at IS NULL RETURNING *",
-        )
+        ))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
@@ -80,15 +80,15 @@ impl Store {
 
     /// Revokes a token; `None` when there is no such token. Revoking twice keeps the first.
     pub async fn revoke_token(&self, id: &str, by: &str) -> Result<Option<Token>, StoreError> {
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), revoked_by = ?
+        sqlx::query(&self.sql(
+            "UPDATE tokens SET revoked_at = {now}, revoked_by = ?
              WHERE id = ? AND revoked_at IS NULL",
-        )
+        ))
         .bind(by)
         .bind(id)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?")
+        let row = sqlx::query(&self.sql("SELECT * FROM tokens WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -96,15 +96,15 @@ impl Store {
     }
 
     pub async fn create_session(&self, hash: &str, session: &Session) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO sessions (hash, username, display_name, groups, created_at, expires_at)
-             VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)",
-        )
+             VALUES (?, ?, ?, ?, {now}, ?)",
+        ))
         .bind(hash)
         .bind(&session.username)
         .bind(&session.display_name)
         .bind(super::to_json(&session.groups))
-        .bind(session.expires_at)
+        .bind(ts(session.expires_at))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -112,11 +112,12 @@ impl Store {
 
     /// The unexpired session with this hash.
     pub async fn session(&self, hash: &str) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE hash = ? AND expires_at > ?")
-            .bind(hash)
-            .bind(Utc::now())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(&self.sql("SELECT * FROM sessions WHERE hash = ? AND expires_at > ?"))
+                .bind(hash)
+                .bind(ts(Utc::now()))
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(r) = row else { return Ok(None) };
         let groups: String = r.try_get("groups")?;
         Ok(Some(Session {
@@ -124,15 +125,15 @@ impl Store {
             display_name: r.try_get("display_name")?,
             groups: serde_json::from_str(&groups)
                 .map_err(|e| StoreError::Corrupt(format!("session groups: {e}")))?,
-            expires_at: r.try_get("expires_at")?,
+            expires_at: get_ts(&r, "expires_at")?,
         }))
     }
 
     /// Ends a session (logout), and drops every expired one.
     pub async fn end_session(&self, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE hash = ? OR expires_at <= ?")
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE hash = ? OR expires_at <= ?"))
             .bind(hash)
-            .bind(Utc::now())
+            .bind(ts(Utc::now()))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -140,18 +141,18 @@ impl Store {
 
     pub async fn begin_login(&self, state: &str, login: &PendingLogin) -> Result<(), StoreError> {
         let stale = Utc::now() - chrono::Duration::seconds(LOGIN_TTL_SECS);
-        sqlx::query("DELETE FROM logins WHERE created_at < ?")
-            .bind(stale)
+        sqlx::query(&self.sql("DELETE FROM logins WHERE created_at < ?"))
+            .bind(ts(stale))
             .execute(&self.pool)
             .await?;
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO logins (state, pkce_verifier, nonce, return_to, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(state)
         .bind(&login.pkce_verifier)
         .bind(&login.nonce)
         .bind(&login.return_to)
-        .bind(Utc::now())
+        .bind(ts(Utc::now()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -160,11 +161,13 @@ impl Store {
     /// Takes (once) the login started with this state, if it is recent.
     pub async fn finish_login(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
         let stale = Utc::now() - chrono::Duration::seconds(LOGIN_TTL_SECS);
-        let row = sqlx::query("DELETE FROM logins WHERE state = ? AND created_at >= ? RETURNING *")
-            .bind(state)
-            .bind(stale)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            &self.sql("DELETE FROM logins WHERE state = ? AND created_at >= ? RETURNING *"),
+        )
+        .bind(state)
+        .bind(ts(stale))
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(PendingLogin {
             pkce_verifier: r.try_get("pkce_verifier")?,
@@ -174,15 +177,15 @@ impl Store {
     }
 }
 
-fn token_from_row(r: &SqliteRow) -> Result<Token, StoreError> {
+fn token_from_row(r: &AnyRow) -> Result<Token, StoreError> {
     Ok(Token {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         role: r.try_get("role")?,
         created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
+        created_at: get_ts(r, "created_at")?,
+        revoked_at: get_opt_ts(r, "revoked_at")?,
         revoked_by: r.try_get("revoked_by")?,
-        last_used_at: r.try_get("last_used_at")?,
+        last_used_at: get_opt_ts(r, "last_used_at")?,
     })
 }

@@ -2,12 +2,14 @@
 //! that let a restarted deployer pick it up (committed to execute, executed, cancel asked).
 
 use app::deployment::{Deployment, DeploymentDetail, DeploymentStatus, Operation, StepName};
-use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::pauses::pause_status;
-use super::{CancelAsk, Filter, Record, Store, StoreError, to_json};
+use super::{
+    CancelAsk, Filter, Record, Store, StoreError, get_flag, get_opt_ts, get_ts, parse_ts, to_json,
+    ts,
+};
 
 impl Store {
     /// Inserts a new deployment — in one statement that also checks the pause, so a deployment
@@ -16,38 +18,39 @@ impl Store {
     /// it is written back into `record`.
     pub async fn insert(&self, record: &mut Record) -> Result<(), StoreError> {
         let d = &record.deployment;
-        let result = sqlx::query_scalar::<_, DateTime<Utc>>(
+        let sql = self.sql(
             "INSERT INTO deployments (id, project, environment, stack_name, build, status, operation, step,
                 actor, started_at, finished_at, message, rolled_back, resources_total, resources_done,
                 stack_id, change_set_name, change_set, steps)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?, ?, ?, ?, ?, ?
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?
              WHERE NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = ?)
              RETURNING started_at",
-        )
-        .bind(&d.id)
-        .bind(&d.project)
-        .bind(&d.environment)
-        .bind(&d.stack_name)
-        .bind(&d.build)
-        .bind(d.status.as_str())
-        .bind(d.operation.map(Operation::as_str))
-        .bind(d.step.map(StepName::as_str))
-        .bind(&d.actor)
-        .bind(d.finished_at)
-        .bind(&d.message)
-        .bind(d.rolled_back)
-        .bind(d.resources_total)
-        .bind(d.resources_done)
-        .bind(&record.stack_id)
-        .bind(&record.change_set_name)
-        .bind(record.change_set.as_ref().map(to_json))
-        .bind(to_json(&record.steps))
-        .bind(&d.environment)
-        .fetch_optional(&self.pool)
-        .await;
+        );
+        let result: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(&sql)
+            .bind(&d.id)
+            .bind(&d.project)
+            .bind(&d.environment)
+            .bind(&d.stack_name)
+            .bind(&d.build)
+            .bind(d.status.as_str())
+            .bind(d.operation.map(Operation::as_str))
+            .bind(d.step.map(StepName::as_str))
+            .bind(&d.actor)
+            .bind(d.finished_at.map(ts))
+            .bind(&d.message)
+            .bind(i64::from(d.rolled_back))
+            .bind(d.resources_total.map(i64::from))
+            .bind(i64::from(d.resources_done))
+            .bind(&record.stack_id)
+            .bind(&record.change_set_name)
+            .bind(record.change_set.as_ref().map(to_json))
+            .bind(to_json(&record.steps))
+            .bind(&d.environment)
+            .fetch_optional(&self.pool)
+            .await;
         match result {
             Ok(Some(started_at)) => {
-                record.deployment.started_at = started_at;
+                record.deployment.started_at = parse_ts(&started_at, "started_at")?;
                 Ok(())
             }
             Ok(None) => {
@@ -74,9 +77,9 @@ impl Store {
         environment: &str,
         stack_name: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar(&self.sql(
             "SELECT id FROM deployments WHERE environment = ? AND stack_name = ? AND finished_at IS NULL",
-        )
+        ))
         .bind(environment)
         .bind(stack_name)
         .fetch_optional(&self.pool)
@@ -86,20 +89,20 @@ impl Store {
     /// Writes the deployment's current state (everything but its events).
     pub async fn save(&self, record: &Record) -> Result<(), StoreError> {
         let d = &record.deployment;
-        sqlx::query(
+        sqlx::query(&self.sql(
             "UPDATE deployments SET status = ?, operation = ?, step = ?, finished_at = ?, message = ?,
                 rolled_back = ?, resources_total = ?, resources_done = ?, stack_id = ?, change_set_name = ?,
                 change_set = ?, steps = ?, waiting_reason = ?
              WHERE id = ?",
-        )
+        ))
         .bind(d.status.as_str())
         .bind(d.operation.map(Operation::as_str))
         .bind(d.step.map(StepName::as_str))
-        .bind(d.finished_at)
+        .bind(d.finished_at.map(ts))
         .bind(&d.message)
-        .bind(d.rolled_back)
-        .bind(d.resources_total)
-        .bind(d.resources_done)
+        .bind(i64::from(d.rolled_back))
+        .bind(d.resources_total.map(i64::from))
+        .bind(i64::from(d.resources_done))
         .bind(&record.stack_id)
         .bind(&record.change_set_name)
         .bind(record.change_set.as_ref().map(to_json))
@@ -116,7 +119,7 @@ impl Store {
     }
 
     pub async fn record(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query("SELECT * FROM deployments WHERE id = ?")
+        let row = sqlx::query(&self.sql("SELECT * FROM deployments WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -138,11 +141,11 @@ impl Store {
 
     /// History, newest first.
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Deployment>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT * FROM deployments
              WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR environment = ?2)
-             ORDER BY started_at DESC, rowid DESC LIMIT ?3",
-        )
+             ORDER BY started_at DESC, {seq} DESC LIMIT ?3",
+        ))
         .bind(&filter.project)
         .bind(&filter.environment)
         .bind(i64::from(filter.limit.unwrap_or(50)))
@@ -159,10 +162,10 @@ impl Store {
         environment: &str,
         stack_name: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar(&self.sql(
             "SELECT build FROM deployments WHERE environment = ? AND stack_name = ? AND status = 'succeeded'
-             ORDER BY rowid DESC LIMIT 1",
-        )
+             ORDER BY {seq} DESC LIMIT 1",
+        ))
         .bind(environment)
         .bind(stack_name)
         .fetch_optional(&self.pool)
@@ -176,9 +179,9 @@ impl Store {
         stack_name: &str,
         build: &str,
     ) -> Result<bool, StoreError> {
-        let count: i64 = sqlx::query_scalar(
+        let count: i64 = sqlx::query_scalar(&self.sql(
             "SELECT COUNT(*) FROM deployments WHERE environment = ? AND stack_name = ? AND build = ? AND status = 'succeeded'",
-        )
+        ))
         .bind(environment)
         .bind(stack_name)
         .bind(build)
@@ -189,22 +192,28 @@ impl Store {
 
     /// Deployments that have not finished (for re-attaching after a restart).
     pub async fn active(&self) -> Result<Vec<Record>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM deployments WHERE finished_at IS NULL ORDER BY rowid")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            &self.sql("SELECT * FROM deployments WHERE finished_at IS NULL ORDER BY {seq}"),
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(record_from_row).collect()
     }
 }
 
-pub(super) fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
+pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(what.to_owned());
     let status: String = r.try_get("status")?;
     let operation: Option<String> = r.try_get("operation")?;
     let step: Option<String> = r.try_get("step")?;
     let steps: String = r.try_get("steps")?;
     let change_set: Option<String> = r.try_get("change_set")?;
-    let started_at: DateTime<Utc> = r.try_get("started_at")?;
+    let started_at = get_ts(r, "started_at")?;
+    let count = |column: &str| -> Result<Option<u32>, StoreError> {
+        r.try_get::<Option<i64>, _>(column)?
+            .map(|n| u32::try_from(n).map_err(|_| corrupt(column)))
+            .transpose()
+    };
     let waiting_reason: Option<String> = r.try_get("waiting_reason")?;
     let deployment = Deployment {
         id: r.try_get("id")?,
@@ -221,13 +230,13 @@ pub(super) fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
             .transpose()?,
         actor: r.try_get("actor")?,
         started_at,
-        finished_at: r.try_get("finished_at")?,
+        finished_at: get_opt_ts(r, "finished_at")?,
         message: r.try_get("message")?,
-        rolled_back: r.try_get("rolled_back")?,
+        rolled_back: get_flag(r, "rolled_back")?,
         waiting_for_aws: waiting_reason.is_some(),
         waiting_reason,
-        resources_total: r.try_get("resources_total")?,
-        resources_done: r.try_get("resources_done")?,
+        resources_total: count("resources_total")?,
+        resources_done: count("resources_done")?.unwrap_or_default(),
     };
     Ok(Record {
         deployment,
@@ -238,17 +247,12 @@ pub(super) fn record_from_row(r: &SqliteRow) -> Result<Record, StoreError> {
             .map_err(|_| corrupt("change_set"))?,
         stack_id: r.try_get("stack_id")?,
         change_set_name: r.try_get("change_set_name")?,
-        execution_committed: r
-            .try_get::<Option<DateTime<Utc>>, _>("execution_committed_at")?
-            .is_some(),
-        executed: r
-            .try_get::<Option<DateTime<Utc>>, _>("executed_at")?
-            .is_some(),
-        cancel: r
-            .try_get::<Option<DateTime<Utc>>, _>("cancel_requested_at")?
-            .map(|_| -> Result<CancelAsk, sqlx::Error> {
+        execution_committed: get_opt_ts(r, "execution_committed_at")?.is_some(),
+        executed: get_opt_ts(r, "executed_at")?.is_some(),
+        cancel: get_opt_ts(r, "cancel_requested_at")?
+            .map(|_| -> Result<CancelAsk, StoreError> {
                 Ok(CancelAsk {
-                    confirm_delete: r.try_get("cancel_confirm_delete")?,
+                    confirm_delete: get_flag(r, "cancel_confirm_delete")?,
                 })
             })
             .transpose()?,

@@ -2,8 +2,6 @@
 //! against the pause in the same statement), executed, a cancel asked for, and the NoEcho
 //! parameters its template declared.
 
-use chrono::{DateTime, Utc};
-
 use app::pause::Pause;
 
 use super::pauses::pause_status;
@@ -14,11 +12,11 @@ impl Store {
     /// environment — one statement, so a pause pressed at any moment before it wins. Returns
     /// the pause that holds the deployment back, if one does.
     pub async fn commit_execution(&self, id: &str) -> Result<Option<Pause>, StoreError> {
-        let done = sqlx::query(
-            "UPDATE deployments SET execution_committed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        let done = sqlx::query(&self.sql(
+            "UPDATE deployments SET execution_committed_at = {now}
              WHERE id = ?1 AND finished_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = deployments.environment)",
-        )
+        ))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -26,7 +24,7 @@ impl Store {
             return Ok(None);
         }
         let environment: Option<String> =
-            sqlx::query_scalar("SELECT environment FROM deployments WHERE id = ?")
+            sqlx::query_scalar(&self.sql("SELECT environment FROM deployments WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -41,7 +39,7 @@ impl Store {
 
     /// Keeps the parameters the deployment's template declares NoEcho.
     pub async fn set_no_echo(&self, id: &str, keys: &[String]) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deployments SET no_echo = ? WHERE id = ?")
+        sqlx::query(&self.sql("UPDATE deployments SET no_echo = ? WHERE id = ?"))
             .bind(to_json(&keys))
             .bind(id)
             .execute(&self.pool)
@@ -55,10 +53,10 @@ impl Store {
         environment: &str,
         stack_name: &str,
     ) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
+        let rows: Vec<String> = sqlx::query_scalar(&self.sql(
             "SELECT no_echo FROM deployments
              WHERE environment = ? AND stack_name = ? AND no_echo IS NOT NULL",
-        )
+        ))
         .bind(environment)
         .bind(stack_name)
         .fetch_all(&self.pool)
@@ -74,12 +72,10 @@ impl Store {
 
     /// AWS answered the execute call.
     pub async fn mark_executed(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deployments SET executed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(&self.sql("UPDATE deployments SET executed_at = {now} WHERE id = ?"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -87,14 +83,14 @@ impl Store {
     /// A later request may add the confirmation to delete; it never takes it back. Returns false
     /// when the deployment already ended.
     pub async fn request_cancel(&self, id: &str, confirm_delete: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query(&self.sql(
             "UPDATE deployments
-             SET cancel_requested_at = COALESCE(cancel_requested_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-                 cancel_confirm_delete = MAX(cancel_confirm_delete, ?2)
+             SET cancel_requested_at = COALESCE(cancel_requested_at, {now}),
+                 cancel_confirm_delete = {max}(cancel_confirm_delete, ?2)
              WHERE id = ?1 AND finished_at IS NULL",
-        )
+        ))
         .bind(id)
-        .bind(confirm_delete)
+        .bind(i64::from(confirm_delete))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -102,13 +98,17 @@ impl Store {
 
     /// The cancel request of a deployment, as kept.
     pub async fn cancel_request(&self, id: &str) -> Result<Option<CancelAsk>, StoreError> {
-        let row: Option<(Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+        let row: Option<(Option<String>, i64)> = sqlx::query_as(&self.sql(
             "SELECT cancel_requested_at, cancel_confirm_delete FROM deployments WHERE id = ?",
-        )
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|(at, confirm_delete)| at.map(|_| CancelAsk { confirm_delete })))
+        Ok(row.and_then(|(at, confirm_delete)| {
+            at.map(|_| CancelAsk {
+                confirm_delete: confirm_delete != 0,
+            })
+        }))
     }
 }
 
@@ -133,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn execution_is_committed_only_while_no_pause_covers_the_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let store = crate::store::test_store(dir.path()).await;
         let mut dev = record("d-1", "DEV");
         let mut prd = record("d-2", "PRD");
         store.insert(&mut dev).await.unwrap();
@@ -160,7 +160,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_request_is_kept_and_its_confirmation_never_taken_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let store = crate::store::test_store(dir.path()).await;
         let mut d = record("d-1", "DEV");
         store.insert(&mut d).await.unwrap();
         assert!(store.request_cancel("d-1", true).await.unwrap());

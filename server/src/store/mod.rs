@@ -1,7 +1,11 @@
-//! The store: SQLite through sqlx, migrations embedded and applied at start; one file per table
-//! (`deployments`, `stack_events`, `pauses`, `audit`). The one-active-deployment-per-stack rule
-//! is a unique index, and the pause is checked in the same statement as a start and as an
-//! execution, so racing requests cannot get around either.
+//! The store: SQLite (one machine, the demo) or PostgreSQL (several replicas) through sqlx's
+//! `Any` driver — one set of queries, written once; [`Store::sql`] turns the few spellings that
+//! differ (`{now}`, `{seq}`, `{max}`, `?` placeholders) into the dialect's. Migrations are
+//! embedded per dialect and applied at start; one file per table (`deployments`,
+//! `stack_events`, `pauses`, `audit`, login). The one-active-deployment-per-stack rule is a
+//! unique index, and the pause is checked in the same statement as a start and as an execution,
+//! so racing requests — or racing replicas — cannot get around either. Times are kept as UTC
+//! text in one format on both ([`ts`]); flags as 0/1.
 
 mod audit;
 mod auth;
@@ -15,11 +19,15 @@ pub use auth::{PendingLogin, Session};
 pub use pauses::pause_status;
 
 use std::path::Path;
-use std::str::FromStr;
 
 use app::deployment::{ChangeSummary, Deployment, Step};
 use app::pause::Pause;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
+use sqlx::Row;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+
+use crate::config::StoreLocation;
 
 /// A deployment with what the engine needs to resume it.
 #[derive(Clone, Debug)]
@@ -83,34 +91,102 @@ pub struct Filter {
     pub limit: Option<u32>,
 }
 
+/// Which SQL the store speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The lock that makes this process the store's only driver, held while the store is open.
+    pool: AnyPool,
+    dialect: Dialect,
+    /// SQLite only: the lock that makes this process the store's only driver, held while the
+    /// store is open.
     lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
+static DRIVERS: std::sync::Once = std::sync::Once::new();
+
 impl Store {
-    /// Opens (creating the file and its folder on first run) and migrates.
+    /// Opens the configured store: a SQLite file, or a PostgreSQL database.
+    pub async fn connect(location: &StoreLocation) -> anyhow::Result<Store> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open(path).await,
+            StoreLocation::Postgres(url) => Store::open_postgres(url).await,
+        }
+    }
+
+    /// Opens a SQLite store (creating the file and its folder on first run) and migrates.
     pub async fn open(path: &Path) -> anyhow::Result<Store> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let lock = lock_store(path)?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Store {
             pool,
+            dialect: Dialect::Sqlite,
             lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
         })
+    }
+
+    /// Opens a PostgreSQL store (`postgres://…`) and migrates — once, however many replicas start
+    /// together (the migrator takes PostgreSQL's advisory lock).
+    async fn open_postgres(url: &str) -> anyhow::Result<Store> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Store {
+            pool,
+            dialect: Dialect::Postgres,
+            lock: std::sync::Arc::new(std::sync::Mutex::new(None)),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The dialect's spelling of a query written once: `{now}` (the database's clock, as [`ts`]
+    /// writes times), `{seq}` (insertion order), `{max}` (the larger of two), and `?` / `?N`
+    /// placeholders (`$N` for PostgreSQL).
+    pub(crate) fn sql(&self, text: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => text
+                .replace("{now}", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+                .replace("{seq}", "rowid")
+                .replace("{max}", "MAX"),
+            Dialect::Postgres => numbered(
+                &text
+                    .replace(
+                        "{now}",
+                        "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                    )
+                    .replace("{seq}", "seq")
+                    .replace("{max}", "GREATEST"),
+            ),
+        }
     }
 
     /// Lets another process drive the store: what this process's exit does (tests that
@@ -124,6 +200,92 @@ impl Store {
             let _ = file.unlock();
         }
     }
+}
+
+/// A new, empty PostgreSQL database on the server `admin_url` points at (tests: one each, so
+/// that they run side by side on one server); returns its URL.
+pub async fn scratch_postgres_database(admin_url: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("deployer_{}", crate::secret::random_id().to_lowercase());
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE \"{name}\"").as_str()).await?;
+    admin.close().await?;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{admin_url} names no database"))?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// The store the tests of this crate use: PostgreSQL when `DEPLOYER_TEST_POSTGRES` names a
+/// server (`scripts/test` runs the suite once on each store), else a SQLite file in `dir`.
+#[cfg(test)]
+pub(crate) async fn test_store(dir: &Path) -> Store {
+    match std::env::var("DEPLOYER_TEST_POSTGRES") {
+        Ok(admin) if !admin.is_empty() => {
+            let url = scratch_postgres_database(&admin).await.unwrap();
+            Store::connect(&StoreLocation::Postgres(url)).await.unwrap()
+        }
+        _ => Store::open(&dir.join("s.sqlite")).await.unwrap(),
+    }
+}
+
+/// `?` → `$1`, `$2`, … in order; `?N` → `$N`. (No query here has a `?` inside a literal.)
+fn numbered(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut next = 1;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '?' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        out.push('$');
+        if digits.is_empty() {
+            out.push_str(&next.to_string());
+            next += 1;
+        } else {
+            out.push_str(&digits);
+        }
+    }
+    out
+}
+
+/// A time as the store keeps it: UTC, milliseconds, `Z` — the format `{now}` writes, so that
+/// times compare as text on both databases.
+pub(crate) fn ts(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A kept time, read back (older SQLite rows may carry `+00:00` and more digits: any RFC 3339).
+pub(crate) fn get_ts(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    let text: String = row.try_get(column)?;
+    parse_ts(&text, column)
+}
+
+pub(crate) fn get_opt_ts(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| parse_ts(&t, column)).transpose()
+}
+
+pub(crate) fn parse_ts(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z"))
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(format!("{what}: {text:?} is not a time")))
+}
+
+/// A 0/1 flag.
+pub(crate) fn get_flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
 /// One deployer process drives a store at a time: two would each re-attach to the same
@@ -154,6 +316,47 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_become_numbered_for_postgres() {
+        assert_eq!(
+            numbered("SELECT ?, ? WHERE a = ?"),
+            "SELECT $1, $2 WHERE a = $3"
+        );
+        assert_eq!(
+            numbered("WHERE (?1 IS NULL OR p = ?1) LIMIT ?12"),
+            "WHERE ($1 IS NULL OR p = $1) LIMIT $12"
+        );
+    }
+
+    #[test]
+    fn times_are_kept_in_one_sortable_format_and_older_ones_still_read() {
+        let t = DateTime::parse_from_rfc3339("2026-11-27T10:00:05.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(ts(t), "2026-11-27T10:00:05.123Z");
+        assert_eq!(
+            parse_ts("2026-11-27T10:00:05.123456789+00:00", "t").unwrap(),
+            t + chrono::Duration::nanoseconds(789)
+        );
+        assert!(parse_ts("yesterday", "t").is_err());
+    }
+
+    #[test]
+    fn a_store_location_is_a_url_or_a_path_and_its_password_is_never_shown() {
+        let pg =
+            StoreLocation::parse("postgres://deployer:s3cret@db.internal:5432/deployer").unwrap();
+        assert_eq!(
+            pg.to_string(),
+            "postgres://deployer:***@db.internal:5432/deployer"
+        );
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(
+            StoreLocation::parse("data/deployer.sqlite").unwrap(),
+            StoreLocation::Sqlite("data/deployer.sqlite".into())
+        );
+        assert!(StoreLocation::parse("mysql://x").is_err());
+    }
 
     #[tokio::test]
     async fn a_second_process_on_the_same_store_refuses_to_start() {

@@ -2,9 +2,9 @@
 
 use app::pause::{Pause, PauseStatus};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, get_ts};
 
 impl Store {
     /// Pauses a scope (`None` = every environment). Returns false when it was already paused
@@ -15,10 +15,10 @@ impl Store {
         reason: &str,
         actor: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO pauses (scope, reason, actor, since) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        let done = sqlx::query(&self.sql(
+            "INSERT INTO pauses (scope, reason, actor, since) VALUES (?, ?, ?, {now})
              ON CONFLICT (scope) DO NOTHING",
-        )
+        ))
         .bind(environment.unwrap_or("*"))
         .bind(reason)
         .bind(actor)
@@ -29,10 +29,11 @@ impl Store {
 
     /// Lifts the pause of one environment, or every pause (`None`). Returns what was lifted.
     pub async fn unpause(&self, environment: Option<&str>) -> Result<Vec<Pause>, StoreError> {
-        let rows = sqlx::query("DELETE FROM pauses WHERE ?1 IS NULL OR scope = ?1 RETURNING *")
-            .bind(environment)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&self.sql("DELETE FROM pauses WHERE ?1 IS NULL OR scope = ?1 RETURNING *"))
+                .bind(environment)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(pause_from_row).collect()
     }
 
@@ -44,13 +45,13 @@ impl Store {
     }
 }
 
-pub(super) fn pause_from_row(r: &SqliteRow) -> Result<Pause, StoreError> {
+pub(super) fn pause_from_row(r: &AnyRow) -> Result<Pause, StoreError> {
     let scope: String = r.try_get("scope")?;
     Ok(Pause {
         environment: (scope != "*").then_some(scope),
         reason: r.try_get("reason")?,
         actor: r.try_get("actor")?,
-        since: r.try_get("since")?,
+        since: get_ts(r, "since")?,
     })
 }
 

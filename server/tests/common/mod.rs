@@ -57,6 +57,13 @@ pub fn config_toml(endpoint: &str, store: &std::path::Path) -> String {
     toml
 }
 
+/// The PostgreSQL server the suite runs on, when `DEPLOYER_TEST_POSTGRES` names one.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("DEPLOYER_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 /// The bootstrap token every harness's deployer accepts (as `DEPLOYER_BOOTSTRAP_TOKEN` would
 /// give it); the harness makes its own admin token, "tester", with it.
 pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-token-0123456789";
@@ -67,6 +74,8 @@ pub fn static_credentials() -> SharedCredentialsProvider {
 
 /// A deployer against moto, plus the clients of every environment for arranging tests.
 pub struct Harness {
+    /// The harness deployer's store (a restarted deployer opens the same one).
+    pub store: deployer::config::StoreLocation,
     pub dir: tempfile::TempDir,
     pub moto: Moto,
     pub proxy: Option<proxy::FaultProxy>,
@@ -121,7 +130,16 @@ impl Harness {
             .map_or(moto.endpoint.clone(), |p| p.url.clone());
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(&endpoint, &dir.path().join("deployer.sqlite"));
+        // `scripts/test` runs the suite a second time on PostgreSQL: each harness its database.
+        if let Some(admin) = postgres_server() {
+            config.store = deployer::config::StoreLocation::Postgres(
+                deployer::store::scratch_postgres_database(&admin)
+                    .await
+                    .expect("a scratch database on DEPLOYER_TEST_POSTGRES"),
+            );
+        }
         change(&mut config, &moto.endpoint);
+        let store = config.store.clone();
         let aws = AwsClients::connect(&config, Some(static_credentials())).await;
         let state = match cfn {
             None => deployer::state(config, aws.clone()).await.unwrap(),
@@ -136,6 +154,7 @@ impl Harness {
             }
         };
         let mut harness = Harness {
+            store,
             dir,
             moto,
             proxy,
@@ -229,6 +248,16 @@ impl Harness {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");
         started["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The config a restarted deployer reads: the same emulator and the same store.
+    pub fn config_again(&self) -> Config {
+        let mut config = config(
+            &self.moto.endpoint,
+            &self.dir.path().join("deployer.sqlite"),
+        );
+        config.store = self.store.clone();
+        config
     }
 
     /// CloudFormation in DEV reached directly, never through the harness's proxy: what really

@@ -65,7 +65,7 @@ async fn start(h: &Harness) -> String {
 /// The same process "restarts": its tasks stop, and a new deployer opens the same store.
 async fn restart(h: &mut Harness, cfn: Arc<ScriptedCfn>) {
     h.state.engine().abort_all();
-    let config = common::config(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
+    let config = h.config_again();
     let aws = deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
     let map = common::ACCOUNTS
         .iter()
