@@ -29,10 +29,6 @@ pub struct Catalog {
     cards: TtlCache<StackCard>,
 }
 
-/// A build asked for by name that the cached listing lacks re-lists the bucket only when the
-/// listing is at least this old.
-const RELIST_AFTER: Duration = Duration::from_secs(2);
-
 /// How long a stack card is reused.
 pub const CARD_TTL: Duration = Duration::from_secs(2);
 
@@ -127,20 +123,14 @@ impl Catalog {
             .is_some_and(|e| e.endpoint_url.is_some())
     }
 
-    /// A build of the project by its folder name. A build written since the listing was cached
-    /// is looked for once more — unless the listing is only seconds old, so unknown names cannot
-    /// make every request re-list the bucket.
+    /// A build of the project by its folder name, read from S3 now (one small listing of its
+    /// folder): whether it can be deployed is never decided by a cached listing.
     pub async fn find_build(&self, project: &str, build: &str) -> Result<BuildFolder, AppError> {
-        let find =
-            |folders: &Vec<BuildFolder>| folders.iter().find(|f| f.build.id == build).cloned();
-        if let Some(folder) = find(&*self.build_folders(project).await?) {
-            return Ok(folder);
-        }
-        let missing = || AppError::NotFound(format!("{project} has no build {build:?}"));
-        if !self.artifacts.invalidate_if_older(project, RELIST_AFTER) {
-            return Err(missing());
-        }
-        find(&*self.build_folders(project).await?).ok_or_else(missing)
+        let project = self.project(project)?;
+        self.artifacts
+            .folder(&project.name, build)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("{} has no build {build:?}", project.name)))
     }
 
     pub async fn build_folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AppError> {

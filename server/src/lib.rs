@@ -105,9 +105,13 @@ pub async fn serve(
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = state.services.hub().clone();
+    let engine = state.engine().clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             signal.await;
+            // The deployments this process drives go to the other replicas (or to this one's
+            // successor) at once; the event streams end so that browsers reconnect elsewhere.
+            engine.hand_over().await;
             hub.close();
         })
         .await
@@ -166,6 +170,7 @@ pub async fn state_with_cloudformation(
     let panel = jenkins::Panel::new(catalog.config.jenkins.clone());
     jenkins::spawn(panel.clone(), watch, hub);
     let resumed = engine.resume().await?;
+    engine.spawn_lease_keeper();
     if resumed > 0 {
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }

@@ -169,7 +169,7 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn a_flood_of_page_loads_and_unknown_builds_costs_one_aws_read() {
+async fn a_flood_of_page_loads_costs_one_aws_read_and_a_deploy_request_one_small_one() {
     let h = Harness::start_behind_proxy().await;
     let proxy = h.proxy.as_ref().unwrap();
     h.put_build("web", "web-master-1").await;
@@ -195,10 +195,13 @@ async fn a_flood_of_page_loads_and_unknown_builds_costs_one_aws_read() {
         "one read of each of web's three stacks (DEV, STG, PRD) for a hundred pages"
     );
 
-    // A listing exists; asking for builds that do not exist does not re-list the bucket each time.
+    // A listing exists, and pages share it. A deploy request reads its one build folder fresh
+    // (a cached listing — another replica's, or a moment old — never decides what is deployed):
+    // one small ListObjectsV2 of that folder per request, never the project's whole listing.
     let (status, _) = h.builds("web", "").await;
     assert_eq!(status, StatusCode::OK);
     let listings = proxy.forwarded("ListObjectsV2");
+    let project_listings = h.state.catalog().artifacts.listings("web");
     for n in 0..30 {
         let (status, body) = h
             .post(
@@ -208,9 +211,14 @@ async fn a_flood_of_page_loads_and_unknown_builds_costs_one_aws_read() {
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
-    assert!(
-        proxy.forwarded("ListObjectsV2") - listings <= 1,
-        "unknown builds re-listed the bucket {} times",
-        proxy.forwarded("ListObjectsV2") - listings
+    assert_eq!(
+        proxy.forwarded("ListObjectsV2") - listings,
+        30,
+        "one read of the asked-for folder per deploy request"
+    );
+    assert_eq!(
+        h.state.catalog().artifacts.listings("web"),
+        project_listings,
+        "unknown builds did not re-list the project"
     );
 }

@@ -134,25 +134,37 @@ impl ArtifactStore {
         stale
     }
 
-    async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
-        let folder_prefix = format!("{}{}/", self.prefix, project);
-        *self
-            .listings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(project.to_owned())
-            .or_default() += 1;
+    /// One build's folder read from S3 now, not from the cached listing: what a deployment is
+    /// made of is never decided by a cache (another replica's, or one a moment old). `None`
+    /// when the folder is not there.
+    pub async fn folder(
+        &self,
+        project: &str,
+        build: &str,
+    ) -> Result<Option<BuildFolder>, AwsFailure> {
+        if build.is_empty() || build.contains('/') {
+            return Ok(None);
+        }
+        let project_prefix = format!("{}{}/", self.prefix, project);
+        let files = self.objects(&format!("{project_prefix}{build}/")).await?;
+        let mut folders = group_into_builds(project, &project_prefix, files);
+        check_overrides(&mut folders, &self.environments);
+        Ok(folders.into_iter().find(|f| f.build.id == build))
+    }
+
+    /// Every object under `prefix` (paginated), with its last-modified time.
+    async fn objects(&self, prefix: &str) -> Result<Vec<(String, DateTime<Utc>)>, AwsFailure> {
         let mut files: Vec<(String, DateTime<Utc>)> = Vec::new();
         let mut pages = self
             .s3
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&folder_prefix)
+            .prefix(prefix)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                AwsFailure::from_sdk(format!("listing s3://{}/{folder_prefix}", self.bucket), e)
+                AwsFailure::from_sdk(format!("listing s3://{}/{prefix}", self.bucket), e)
             })?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
@@ -163,6 +175,18 @@ impl ArtifactStore {
                 files.push((key.to_owned(), modified));
             }
         }
+        Ok(files)
+    }
+
+    async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
+        let folder_prefix = format!("{}{}/", self.prefix, project);
+        *self
+            .listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(project.to_owned())
+            .or_default() += 1;
+        let files = self.objects(&folder_prefix).await?;
         let mut folders = group_into_builds(project, &folder_prefix, files);
         check_overrides(&mut folders, &self.environments);
         Ok(folders)

@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::error::AppError;
 use crate::ids::{DeploymentId, EnvName, ProjectName};
 use crate::live::Hub;
-use crate::store::{CancelAsk, NewAudit, Record, Store, StoreError};
+use crate::store::{CancelAsk, LEASE, NewAudit, Record, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -50,6 +50,9 @@ pub struct Engine {
     pub(super) hub: Arc<Hub>,
     pub(super) settings: Settings,
     running: Mutex<HashMap<String, Running>>,
+    /// Set when this process "exits" (tests) or hands over (a graceful stop): its lease keeper
+    /// stops renewing.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 struct Running {
@@ -70,7 +73,122 @@ impl Engine {
             hub,
             settings,
             running: Mutex::new(HashMap::new()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether a task of this process drives the deployment.
+    pub(super) fn is_driving(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(id)
+    }
+
+    fn driving(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps this process's leases (every third of [`LEASE`]): renews them; stops driving a
+    /// deployment another replica has taken over; applies a cancel asked through another
+    /// replica; and, on PostgreSQL, takes over deployments whose driver died or stopped.
+    pub fn spawn_lease_keeper(self: &Arc<Self>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let every = LEASE / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                if engine.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                engine.keep_leases().await;
+            }
+        });
+    }
+
+    async fn keep_leases(self: &Arc<Self>) {
+        let held = match self.store.renew_leases().await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the deployments' leases");
+                return;
+            }
+        };
+        for id in self.driving() {
+            if held.contains(&id) {
+                // A cancel asked through another replica reaches the task here.
+                if let Ok(Some(ask)) = self.store.cancel_request(&id).await {
+                    self.signal_cancel(&id, ask.confirm_delete);
+                }
+                continue;
+            }
+            // Not renewed: it ended (the task is finishing), or another replica holds it now.
+            let taken = matches!(
+                self.store.record(&id).await,
+                Ok(Some(r)) if r.deployment.status.is_active()
+                    && r.owner.as_deref() != Some(self.store.replica())
+            );
+            if taken {
+                tracing::warn!(
+                    id,
+                    "lease lost: another replica drives this deployment now; stopping here"
+                );
+                if let Some(r) = self
+                    .running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&id)
+                {
+                    r.task.abort();
+                }
+            }
+        }
+        if self.store.dialect() == crate::store::Dialect::Postgres {
+            match self.store.orphaned().await {
+                Ok(orphans) if !orphans.is_empty() => match self.take_over(orphans, false).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(taken = n, "took over deployments another replica left")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not take over deployments"),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not look for deployments to take over"),
+            }
+        }
+    }
+
+    /// A graceful stop (SIGTERM in a rolling update): stops driving and lets go of every lease
+    /// at once, so another replica takes the deployments over at its next look rather than when
+    /// the leases run out. Nothing about the deployments themselves changes.
+    pub async fn hand_over(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let tasks: Vec<Running> = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for r in &tasks {
+            r.task.abort();
+        }
+        match self.store.release_leases().await {
+            Ok(n) if n > 0 => tracing::info!(
+                released = n,
+                "handed deployments over to the other replicas"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the leases; they run out by themselves")
+            }
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -213,6 +331,8 @@ impl Engine {
     /// Stops every running task without touching the store, and lets another process drive
     /// the store: what a process exit does. Used by tests that restart the deployer.
     pub fn abort_all(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut running = self
             .running
             .lock()
@@ -257,7 +377,12 @@ impl Engine {
         if !self.store.request_cancel(id, confirm_delete).await? {
             return Err(AppError::Conflict(format!("deployment {id} already ended")));
         }
-        if !self.signal_cancel(id, confirm_delete) {
+        // Driven by another replica: its lease keeper applies the kept request within seconds.
+        let elsewhere = record
+            .owner
+            .as_deref()
+            .is_some_and(|o| o != self.store.replica());
+        if !self.signal_cancel(id, confirm_delete) && !elsewhere {
             return Err(AppError::Conflict(format!(
                 "deployment {id} is not being driven by this deployer right now (it is finishing, \
                  or waits to be re-attached); the cancel is kept and applies if it is picked up again"

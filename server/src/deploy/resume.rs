@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use app::deployment::{DeploymentStatus, Operation};
+use app::pause::PauseStatus;
+
+use crate::store::{Dialect, Record};
 
 use super::Engine;
 use super::run::{change_set_name, paused_words};
@@ -12,11 +15,44 @@ impl Engine {
     /// again with the same request token, which CloudFormation treats as the same request).
     /// Those that executed nothing start over from their build — unless a cancel was asked for or
     /// a pause now covers them: a restarted deployer does not start paused work.
+    ///
+    /// One SQLite process owns every active deployment; replicas on PostgreSQL take only those
+    /// nobody holds (never claimed, released by a replica that stopped, or whose lease ran out).
     pub async fn resume(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let active = self.store.active().await?;
-        let count = active.len();
+        let sole = self.store.dialect() == Dialect::Sqlite;
+        let candidates = if sole {
+            self.store.active().await?
+        } else {
+            self.store.orphaned().await?
+        };
+        self.take_over(candidates, sole).await
+    }
+
+    /// Claims each candidate (skipping what this process drives already, or another replica
+    /// claimed first) and picks it up.
+    pub(super) async fn take_over(
+        self: &Arc<Self>,
+        candidates: Vec<Record>,
+        force: bool,
+    ) -> anyhow::Result<usize> {
+        if candidates.is_empty() {
+            return Ok(0);
+        }
         let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);
-        for mut record in active {
+        let mut count = 0;
+        for record in candidates {
+            let id = record.deployment.id.clone();
+            if self.is_driving(&id) || !self.store.claim(&id, force).await? {
+                continue;
+            }
+            count += 1;
+            self.resume_one(record, &pauses).await;
+        }
+        Ok(count)
+    }
+
+    async fn resume_one(self: &Arc<Self>, mut record: Record, pauses: &PauseStatus) {
+        {
             let d = &record.deployment;
             let Ok(cfn) = self.catalog.cfn(&d.environment) else {
                 self.finish(
@@ -25,7 +61,7 @@ impl Engine {
                     "could not be resumed after a restart: its environment is no longer configured",
                 )
                 .await;
-                continue;
+                return;
             };
             let operation = d.operation;
             let reattach = record.executed
@@ -38,7 +74,7 @@ impl Engine {
             );
             if reattach {
                 self.spawn(record, cfn, None);
-                continue;
+                return;
             }
             // Nothing was executed (a create committed to execute starts over too: CreateStack
             // carries the same request token, and a stack tagged with this deployment is ours).
@@ -62,7 +98,7 @@ impl Engine {
                 if let Some(why) = why {
                     self.finish(&mut record, DeploymentStatus::Cancelled, &why)
                         .await;
-                    continue;
+                    return;
                 }
             }
             let d = &record.deployment;
@@ -83,6 +119,5 @@ impl Engine {
                 }
             }
         }
-        Ok(count)
     }
 }

@@ -21,8 +21,8 @@ impl Store {
         let sql = self.sql(
             "INSERT INTO deployments (id, project, environment, stack_name, build, status, operation, step,
                 actor, started_at, finished_at, message, rolled_back, resources_total, resources_done,
-                stack_id, change_set_name, change_set, steps)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                stack_id, change_set_name, change_set, steps, owner, lease_until)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
              WHERE NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = ?)
              RETURNING started_at",
         );
@@ -45,12 +45,15 @@ impl Store {
             .bind(&record.change_set_name)
             .bind(record.change_set.as_ref().map(to_json))
             .bind(to_json(&record.steps))
+            .bind(self.replica())
+            .bind(lease_until())
             .bind(&d.environment)
             .fetch_optional(&self.pool)
             .await;
         match result {
             Ok(Some(started_at)) => {
                 record.deployment.started_at = parse_ts(&started_at, "started_at")?;
+                record.owner = Some(self.replica().to_owned());
                 Ok(())
             }
             Ok(None) => {
@@ -89,11 +92,11 @@ impl Store {
     /// Writes the deployment's current state (everything but its events).
     pub async fn save(&self, record: &Record) -> Result<(), StoreError> {
         let d = &record.deployment;
-        sqlx::query(&self.sql(
+        let done = sqlx::query(&self.sql(
             "UPDATE deployments SET status = ?, operation = ?, step = ?, finished_at = ?, message = ?,
                 rolled_back = ?, resources_total = ?, resources_done = ?, stack_id = ?, change_set_name = ?,
                 change_set = ?, steps = ?, waiting_reason = ?
-             WHERE id = ?",
+             WHERE id = ? AND (owner IS NULL OR owner = ?)",
         ))
         .bind(d.status.as_str())
         .bind(d.operation.map(Operation::as_str))
@@ -113,9 +116,72 @@ impl Store {
                 .filter(|_| d.waiting_for_aws && d.finished_at.is_none()),
         )
         .bind(&d.id)
+        .bind(self.replica())
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            // Another replica took the deployment over: this one's view is stale, and not kept.
+            tracing::warn!(
+                id = d.id,
+                "not saved: another replica drives this deployment now"
+            );
+        }
         Ok(())
+    }
+
+    /// Claims an active deployment for this replica: free, already ours, or its lease run out
+    /// (`force`: whatever the lease — one SQLite process owns everything). False when another
+    /// replica holds it, or it ended.
+    pub async fn claim(&self, id: &str, force: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE deployments SET owner = ?1, lease_until = ?2
+             WHERE id = ?3 AND finished_at IS NULL
+               AND (?4 = 1 OR owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until < ?5)",
+        ))
+        .bind(self.replica())
+        .bind(lease_until())
+        .bind(id)
+        .bind(i64::from(force))
+        .bind(ts(chrono::Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends this replica's leases; returns the deployments it still holds.
+    pub async fn renew_leases(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(&self.sql(
+            "UPDATE deployments SET lease_until = ? WHERE owner = ? AND finished_at IS NULL RETURNING id",
+        ))
+        .bind(lease_until())
+        .bind(self.replica())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Lets go of every deployment this replica drives (a graceful stop): another replica takes
+    /// them over at its next look, without waiting for the lease to run out.
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE deployments SET owner = NULL, lease_until = NULL WHERE owner = ? AND finished_at IS NULL",
+        ))
+        .bind(self.replica())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Active deployments nobody holds: never claimed, released, or whose lease ran out.
+    pub async fn orphaned(&self) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT * FROM deployments
+             WHERE finished_at IS NULL AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?)
+             ORDER BY {seq}",
+        ))
+        .bind(ts(chrono::Utc::now()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
     pub async fn record(&self, id: &str) -> Result<Option<Record>, StoreError> {
@@ -256,5 +322,11 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
                 })
             })
             .transpose()?,
+        owner: r.try_get("owner")?,
     })
+}
+
+/// Until when a claim made or renewed now holds.
+fn lease_until() -> String {
+    ts(chrono::Utc::now() + chrono::Duration::from_std(super::LEASE).unwrap_or_default())
 }

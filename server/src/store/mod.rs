@@ -44,6 +44,8 @@ pub struct Record {
     /// A cancel was asked for (kept across restarts), and whether deleting a stack being
     /// created was confirmed.
     pub cancel: Option<CancelAsk>,
+    /// The replica driving it (its lease), if any.
+    pub owner: Option<String>,
 }
 
 impl Record {
@@ -58,6 +60,7 @@ impl Record {
             execution_committed: false,
             executed: false,
             cancel: None,
+            owner: None,
         }
     }
 }
@@ -105,6 +108,27 @@ pub struct Store {
     /// SQLite only: the lock that makes this process the store's only driver, held while the
     /// store is open.
     lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    /// This process among the replicas: the owner it writes on the deployments it drives.
+    replica: std::sync::Arc<str>,
+}
+
+/// How long a replica's claim on a deployment holds without renewal: another replica takes a
+/// deployment over at most this long after its driver died.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn new_replica_id() -> std::sync::Arc<str> {
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    format!(
+        "{host}{}r-{}",
+        if host.is_empty() { "" } else { "/" },
+        crate::secret::random_id()
+    )
+    .into()
 }
 
 static DRIVERS: std::sync::Once = std::sync::Once::new();
@@ -144,6 +168,7 @@ impl Store {
             pool,
             dialect: Dialect::Sqlite,
             lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
+            replica: new_replica_id(),
         })
     }
 
@@ -161,11 +186,17 @@ impl Store {
             pool,
             dialect: Dialect::Postgres,
             lock: std::sync::Arc::new(std::sync::Mutex::new(None)),
+            replica: new_replica_id(),
         })
     }
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// This process's name as the owner of the deployments it drives.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// The dialect's spelling of a query written once: `{now}` (the database's clock, as [`ts`]
