@@ -118,6 +118,13 @@ build_site() {
   (cd "$ROOT" && cargo leptos build --release)
 }
 
+# Only the browser's part (wasm, JS, CSS) into target/site: the tests run the server `cargo test`
+# built (target/debug/deployer; .cargo/config.toml gives it the bundle's name).
+build_frontend() {
+  say "building the page's wasm (cargo leptos build --release --frontend-only)"
+  (cd "$ROOT" && cargo leptos build --release --frontend-only)
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -84,3 +84,24 @@ test('a build picked in the select stays picked while a colleague deploys the sa
   // The pick is still the pick: Deploy would deploy what the person chose.
   await expect(card.getByRole('combobox')).toHaveValue('network-master-42');
 });
+
+test('the card ends on the last deployment however quickly they follow each other', async ({ page, context }) => {
+  // Each deployment's events refetch the card several times within a few milliseconds; the page
+  // must always settle on the newest answer, never on an older one that arrived late.
+  page.on('dialog', (dialog) => dialog.accept());
+  const other = await context.newPage();
+  await other.goto('/projects/network/DEV');
+  await hydrated(other);
+  await page.goto('/projects/network/DEV');
+  await hydrated(page);
+  const card = page.getByRole('article', { name: 'Stack DEV-NETWORK' });
+  const progress = card.getByRole('region', { name: 'Deployment progress' });
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-46');
+  for (const build of ['network-master-45', 'network-master-46', 'network-master-45', 'network-master-46', 'network-master-45', 'network-master-46']) {
+    await deploy(page, build);
+    await expect(progress).toHaveAttribute('data-status', 'succeeded');
+    await expect(progress).toContainText(build);
+    await expect(card.locator('.deployed-build')).toHaveText(build);
+    await expect(other.getByRole('article').locator('.deployed-build')).toHaveText(build);
+  }
+});

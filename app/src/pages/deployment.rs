@@ -25,8 +25,10 @@ pub fn DeploymentPage() -> impl IntoView {
         <Title text=move || format!("Deployment {} — Deployer", id.get())/>
         <main class="page page-wide">
             <Transition fallback=|| view! { <p class="loading">"Loading the deployment…"</p> }>
-                {move || Suspend::new(async move {
-                    match detail.await {
+                // Rendered from the newest answer, read synchronously (see the project page): a
+                // deployment's events refetch it in quick succession.
+                {move || detail.get().map(|detail| {
+                    match detail {
                         Err(e) => view! {
                             <Notice kind="error" title="No such deployment">{crate::api::error_message(&e)}</Notice>
                         }.into_any(),

@@ -128,13 +128,19 @@ fn ProjectMain(
             .into_any(),
             Some(environment) => view! {
                 <Transition fallback=|| view! { <div class="card card-loading"><p class="loading">"Loading stack…"</p></div> }>
+                    // The card renders from the resources' newest answers, read synchronously: live
+                    // updates refetch them in quick succession, and an async view per refetch could
+                    // finish out of order and leave an older card on the page. (Reading them here
+                    // still makes the Transition, and the server's render, wait for the first answers.)
                     {move || {
+                        let (Some(stack), Some(builds), Some(activity)) = (stack.get(), builds.get(), activity.get()) else {
+                            return None;
+                        };
                         let environment = environment.clone();
                         let env_name = env_name.clone();
-                        Suspend::new(async move {
-                            let (stack, builds, activity) = (stack.await, builds.await, activity.await);
+                        {
                             let project_name = project.get_untracked();
-                            match stack {
+                            Some(match stack {
                                 Err(e) => view! {
                                     <Notice kind="error" title="Could not read the stack">{crate::api::error_message(&e)}</Notice>
                                 }.into_any(),
@@ -189,8 +195,8 @@ fn ProjectMain(
                                         </StackCard>
                                     }.into_any()
                                 }
-                            }
-                        })
+                            })
+                        }
                     }}
                 </Transition>
             }
