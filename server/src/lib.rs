@@ -17,6 +17,7 @@ pub mod error;
 pub mod ids;
 pub mod jenkins;
 pub mod live;
+pub mod live_relay;
 pub mod secret;
 pub mod service;
 pub mod stacks;
@@ -159,6 +160,12 @@ pub async fn state_with_cloudformation(
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
     let auth = Arc::new(auth::Authenticator::new(catalog.clone(), store.clone()));
     let hub = Arc::new(live::Hub::new());
+    // Several replicas share one database: their viewers get the same numbered events from it.
+    if let config::StoreLocation::Postgres(url) = &catalog.config.store {
+        live_relay::spawn(hub.clone(), store.clone(), url)
+            .await
+            .context("cannot listen for the replicas' live events")?;
+    }
     let engine = deploy::Engine::new(catalog.clone(), store, hub.clone(), settings);
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());

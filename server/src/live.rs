@@ -1,6 +1,12 @@
 //! Live events: everything the engine observes goes to one broadcast, fanned out to every
 //! `GET /api/v1/events` subscriber as typed server-sent events with ids. A short backlog lets a
 //! client that reconnects with `Last-Event-ID` catch up; one that missed more gets a snapshot.
+//!
+//! With one process (SQLite) the hub numbers events itself. With several replicas on PostgreSQL
+//! the events about deployments, stacks and the pause go through the database instead
+//! (the `live_relay` module): numbered there, read back by every replica in order, so a viewer on
+//! any replica sees every deployment and can resume on any replica. What each replica observes
+//! for itself (the Jenkins panel, new builds in S3) stays local and carries no id.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -15,16 +21,21 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
 /// How many events a reconnecting client can catch up on.
-const BACKLOG: usize = 2_048;
+pub const BACKLOG: usize = 2_048;
 /// How many event streams may be open at once; one more is refused with a clear answer rather
 /// than slowing every viewer down.
 pub const MAX_SUBSCRIBERS: usize = 5_000;
 
 #[derive(Clone, Debug)]
 pub struct Envelope {
-    pub id: u64,
+    /// `None` for an event only this replica's viewers get (not resumable, not in the backlog).
+    pub id: Option<u64>,
     pub event: LiveEvent,
 }
+
+/// How far ahead of this replica a browser's `Last-Event-ID` may be and still count as caught up
+/// (it came from a replica that read the shared events a moment earlier).
+const AHEAD_SLACK: u64 = 10_000;
 
 pub struct Hub {
     tx: broadcast::Sender<Arc<Envelope>>,
@@ -34,6 +45,18 @@ pub struct Hub {
     /// subscribers (browsers reconnect, to the next deployer).
     closed: tokio::sync::watch::Sender<bool>,
     subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    /// With several replicas: where shared events go to be numbered by the database and read back
+    /// by every replica (the `live_relay` module); `None` with one process.
+    outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<LiveEvent>>>,
+}
+
+/// Whether every replica's viewers must see the event (it comes from the shared store's state),
+/// rather than only this replica's (it comes from what this replica polls itself).
+fn shared(event: &LiveEvent) -> bool {
+    matches!(
+        event,
+        LiveEvent::Deployment(_) | LiveEvent::Stack(_) | LiveEvent::Pause(_)
+    )
 }
 
 /// One open event stream, counted while it lives.
@@ -62,7 +85,61 @@ impl Hub {
             next_id: AtomicU64::new(start),
             closed: tokio::sync::watch::Sender::new(false),
             subscribers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            outbox: Mutex::new(None),
         }
+    }
+
+    /// Switches to shared events: from now on shared events go to the returned receiver (the
+    /// relay writes them to the database), and [`Hub::deliver`] numbers what viewers get from
+    /// `after` + 1 on.
+    pub fn start_relay(&self, after: u64) -> tokio::sync::mpsc::UnboundedReceiver<LiveEvent> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut backlog = self
+            .backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        backlog.clear();
+        self.next_id.store(after + 1, Ordering::SeqCst);
+        *self
+            .outbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    fn relayed(&self) -> bool {
+        self.outbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// A shared event as numbered by the database, read back in order: to this replica's viewers
+    /// and its backlog. An id already delivered is ignored.
+    pub fn deliver(&self, id: u64, event: LiveEvent) {
+        let mut backlog = self
+            .backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if id < self.next_id.load(Ordering::SeqCst) {
+            return;
+        }
+        self.next_id.store(id + 1, Ordering::SeqCst);
+        let envelope = Arc::new(Envelope {
+            id: Some(id),
+            event,
+        });
+        backlog.push_back(envelope.clone());
+        while backlog.len() > BACKLOG {
+            backlog.pop_front();
+        }
+        let _ = self.tx.send(envelope);
+    }
+
+    /// An event for this replica's viewers only, without an id (a shared event the database
+    /// could not take is shown here rather than not at all).
+    pub fn deliver_unnumbered(&self, event: LiveEvent) {
+        let _ = self.tx.send(Arc::new(Envelope { id: None, event }));
     }
 
     /// Event streams open now.
@@ -94,13 +171,32 @@ impl Hub {
     }
 
     pub fn publish(&self, event: LiveEvent) {
+        let event = if shared(&event) {
+            let outbox = self
+                .outbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            match outbox {
+                Some(out) => match out.send(event) {
+                    Ok(()) => return,
+                    // The relay is gone (shutting down): this replica's viewers still see it.
+                    Err(unsent) => return self.deliver_unnumbered(unsent.0),
+                },
+                None => event,
+            }
+        } else if self.relayed() {
+            return self.deliver_unnumbered(event);
+        } else {
+            event
+        };
         let mut backlog = self
             .backlog
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Ids are taken under the lock so the backlog and the broadcast see them in order.
         let envelope = Arc::new(Envelope {
-            id: self.next_id.fetch_add(1, Ordering::SeqCst),
+            id: Some(self.next_id.fetch_add(1, Ordering::SeqCst)),
             event,
         });
         backlog.push_back(envelope.clone());
@@ -128,9 +224,19 @@ impl Hub {
             None => Some(Vec::new()),
             Some(last) => {
                 let next = self.next_id.load(Ordering::SeqCst);
-                let oldest = backlog.front().map_or(next, |e| e.id);
+                let oldest = backlog.front().and_then(|e| e.id).unwrap_or(next);
                 if last + 1 >= oldest && last < next {
-                    Some(backlog.iter().filter(|e| e.id > last).cloned().collect())
+                    Some(
+                        backlog
+                            .iter()
+                            .filter(|e| e.id.is_some_and(|id| id > last))
+                            .cloned()
+                            .collect(),
+                    )
+                } else if self.relayed() && last >= next && last < next + AHEAD_SLACK {
+                    // The browser read a little further on another replica: this one delivers
+                    // from there on (the stream skips what it already has).
+                    Some(Vec::new())
                 } else {
                     None
                 }
@@ -141,10 +247,13 @@ impl Hub {
 }
 
 fn to_sse(envelope: &Envelope) -> Event {
-    Event::default()
-        .id(envelope.id.to_string())
+    let event = Event::default()
         .event(envelope.event.name())
-        .data(envelope.event.data())
+        .data(envelope.event.data());
+    match envelope.id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    }
 }
 
 /// The SSE stream for one subscriber. `active` gives the snapshot when the client missed too much.
@@ -159,8 +268,8 @@ pub fn stream(
     let mut seen = last_id.unwrap_or(0);
     let head: Vec<Event> = match missed {
         Some(events) => {
-            if let Some(last) = events.last() {
-                seen = last.id;
+            if let Some(last) = events.last().and_then(|e| e.id) {
+                seen = last;
             }
             events.iter().map(|e| to_sse(e)).collect()
         }
@@ -172,7 +281,7 @@ pub fn stream(
     };
     let live = BroadcastStream::new(rx).filter_map(move |item| {
         let out = match item {
-            Ok(envelope) if envelope.id > seen => Some(Ok(to_sse(&envelope))),
+            Ok(envelope) if envelope.id.is_none_or(|id| id > seen) => Some(Ok(to_sse(&envelope))),
             Ok(_) => None,
             // This subscriber fell behind the broadcast: say so, and that it must re-read
             // (never an empty "active" list, which would claim nothing is running).
@@ -213,6 +322,38 @@ mod tests {
             environments: Vec::new(),
             pauses: Vec::new(),
         })
+    }
+
+    #[tokio::test]
+    async fn relayed_shared_events_are_numbered_by_the_store_and_local_ones_carry_no_id() {
+        let hub = Hub::new();
+        let mut outbox = hub.start_relay(40);
+        let (_, mut rx) = hub.subscribe(None);
+        // A shared event goes to the relay, not straight to viewers.
+        hub.publish(pause_event());
+        assert_eq!(outbox.recv().await, Some(pause_event()));
+        assert!(rx.try_recv().is_err());
+        // Read back from the store with its id: to viewers and the backlog.
+        hub.deliver(41, pause_event());
+        hub.deliver(41, pause_event());
+        assert_eq!(rx.try_recv().unwrap().id, Some(41));
+        assert!(rx.try_recv().is_err(), "an id is delivered once");
+        // What this replica observes itself is its viewers' only, without an id.
+        let builds = LiveEvent::Builds(app::jenkins::BuildsChanged {
+            project: "web".into(),
+            added: vec!["web-master-2".into()],
+            count: 2,
+        });
+        hub.publish(builds.clone());
+        assert!(outbox.try_recv().is_err());
+        let local = rx.try_recv().unwrap();
+        assert_eq!((local.id, &local.event), (None, &builds));
+        // Resuming: from the backlog; a little ahead (read on another replica): nothing yet, no
+        // snapshot; far ahead or before the backlog: a snapshot.
+        assert_eq!(hub.subscribe(Some(40)).0.map(|m| m.len()), Some(1));
+        assert_eq!(hub.subscribe(Some(45)).0.map(|m| m.len()), Some(0));
+        assert!(hub.subscribe(Some(1_000_000)).0.is_none());
+        assert!(hub.subscribe(Some(3)).0.is_none());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{ACCOUNTS, Harness};
+use common::{ACCOUNTS, Harness, Sse, TEMPLATE, read_until};
 use deployer::AppState;
 use deployer::aws::AwsClients;
 use serde_json::{Value, json};
@@ -194,4 +194,93 @@ async fn a_replica_stopping_gracefully_hands_over_without_waiting_for_the_lease(
     common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
     let done = h.wait(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
+}
+
+/// Serves a replica on a free port; its base URL.
+async fn serve(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, deployer::router(state)).into_future());
+    base
+}
+
+#[tokio::test]
+async fn a_viewer_of_any_replica_sees_every_deployment_and_the_pause_and_resumes_on_another() {
+    let h = Harness::start().await;
+    if !postgres(&h) {
+        return;
+    }
+    let b = second_replica(&h).await;
+    let (base_a, base_b) = (serve(h.state.clone()).await, serve(b).await);
+    let client = h.http_client();
+    h.put("web/web-master-1/template.yaml", TEMPLATE).await;
+    h.put(
+        "web/web-master-1/parameters.json",
+        r#"{"Greeting": "replicas"}"#,
+    )
+    .await;
+
+    // A browser on B; the deployment starts on (and is driven by) A.
+    let on_b = client
+        .get(format!("{base_b}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    let (status, started) = deploy_on(&h.state, "web-master-1").await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let mut got_stack = false;
+    let events = read_until(on_b, |e| {
+        got_stack |= e.event == "stack";
+        got_stack
+    })
+    .await;
+    let deployment: Vec<&Sse> = events.iter().filter(|e| e.event == "deployment").collect();
+    assert!(deployment.len() >= 8, "every step reaches B: {events:?}");
+    assert!(deployment.iter().all(|e| e.data["deployment"]["id"] == id));
+    assert_eq!(
+        deployment.last().unwrap().data["deployment"]["status"],
+        "succeeded"
+    );
+    let shared: Vec<&Sse> = events
+        .iter()
+        .filter(|e| e.event == "deployment" || e.event == "stack")
+        .collect();
+    assert!(
+        shared.iter().all(|e| e.id.is_some()),
+        "shared events have ids: {events:?}"
+    );
+    let ids: Vec<u64> = events.iter().filter_map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+
+    // The browser loses B and reconnects to A with the id B gave it: nothing missed, nothing twice.
+    let on_a = client
+        .get(format!("{base_a}/api/v1/events"))
+        .header("Last-Event-ID", ids[2].to_string())
+        .send()
+        .await
+        .unwrap();
+    let last = *ids.last().unwrap();
+    let replay = read_until(on_a, |e| e.id == Some(last)).await;
+    let replay_ids: Vec<u64> = replay.iter().filter_map(|e| e.id).collect();
+    assert_eq!(replay_ids, ids[3..].to_vec(), "A resumes where B left off");
+
+    // A pause asked on A reaches B's viewers at once.
+    let on_b = client
+        .get(format!("{base_b}/api/v1/events"))
+        .header("Last-Event-ID", last.to_string())
+        .send()
+        .await
+        .unwrap();
+    let paused = client
+        .put(format!("{base_a}/api/v1/pause"))
+        .json(&json!({"reason": "replica drill"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200);
+    let events = read_until(on_b, |e| e.event == "pause").await;
+    let pause = events.iter().find(|e| e.event == "pause").unwrap();
+    assert_eq!(pause.data["reason"], "replica drill");
+    assert!(pause.id.unwrap() > last);
 }

@@ -11,6 +11,8 @@ mod audit;
 mod auth;
 mod deployments;
 mod events;
+mod live_events;
+pub use live_events::CHANNEL as LIVE_EVENTS_CHANNEL;
 mod execution;
 mod pauses;
 
