@@ -194,10 +194,13 @@ start_jenkins() {
 # A random secret (for the demo's client secret and bootstrap token).
 random_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 
-# start_oidc <port> <deployer url> <log>: the local identity provider (demo/oidc-provider.mjs)
-# with its client's redirect to that deployer; sets OIDC_PID. Needs DEPLOYER_OIDC_CLIENT_SECRET.
+# start_oidc <port> <deployer url[,url…]> <log>: the local identity provider
+# (demo/oidc-provider.mjs) with its client's redirect to those deployers; sets OIDC_PID. Needs
+# DEPLOYER_OIDC_CLIENT_SECRET.
 start_oidc() {
-  OIDC_PORT="$1" OIDC_REDIRECT_URIS="$2/auth/callback" OIDC_CLIENT_SECRET="$DEPLOYER_OIDC_CLIENT_SECRET" \
+  local redirects
+  redirects=$(echo "$2" | sed -e 's#,#/auth/callback,#g' -e 's#$#/auth/callback#')
+  OIDC_PORT="$1" OIDC_REDIRECT_URIS="$redirects" OIDC_CLIENT_SECRET="$DEPLOYER_OIDC_CLIENT_SECRET" \
     node "$ROOT/demo/oidc-provider.mjs" >"$3" 2>&1 &
   OIDC_PID=$!
   wait_started "$OIDC_PID" "http://127.0.0.1:$1/.well-known/openid-configuration" "$3" "the identity provider"
