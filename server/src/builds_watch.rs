@@ -208,6 +208,41 @@ impl BuildsWatch {
             .collect()
     }
 
+    /// Follows the builds other replicas found (their `builds` events, shared through the
+    /// database): a project with a build this replica does not know is re-listed at once. Each
+    /// bucket notification reaches one replica only (SQS hands a message to one reader), and the
+    /// others' pages must not wait for their next sweep.
+    pub fn spawn_follower(self: &Arc<Self>) {
+        let watch = self.clone();
+        let (_, mut events) = self.hub.subscribe(None);
+        tokio::spawn(async move {
+            loop {
+                let envelope = match events.recv().await {
+                    Ok(envelope) => envelope,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let LiveEvent::Builds(changed) = &envelope.event else {
+                    continue;
+                };
+                let unknown = {
+                    let known = watch
+                        .known
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let known = known.get(&changed.project);
+                    changed
+                        .added
+                        .iter()
+                        .any(|b| known.is_none_or(|k| !k.contains(b)))
+                };
+                if unknown {
+                    watch.refresh_now(&changed.project).await;
+                }
+            }
+        });
+    }
+
     /// Watches every project, re-listing one whose listing is older than `every`.
     pub fn spawn(self: &Arc<Self>, every: Duration) {
         let watch = self.clone();

@@ -166,10 +166,14 @@ pub async fn state_with_cloudformation(
             .await
             .context("cannot listen for the replicas' live events")?;
     }
+    let shares_events = store.shares_live_events();
     let engine = deploy::Engine::new(catalog.clone(), store, hub.clone(), settings);
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());
     watch.spawn(catalog.config.artifacts.watch_interval);
+    if shares_events {
+        watch.spawn_follower();
+    }
     if let Some(queue_url) = &catalog.config.artifacts.notifications_queue_url {
         let sqs = sqs.ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?;
         watch.spawn_notifications(sqs, queue_url.clone());

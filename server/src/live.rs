@@ -5,8 +5,9 @@
 //! With one process (SQLite) the hub numbers events itself. With several replicas on PostgreSQL
 //! the events about deployments, stacks and the pause go through the database instead
 //! (the `live_relay` module): numbered there, read back by every replica in order, so a viewer on
-//! any replica sees every deployment and can resume on any replica. What each replica observes
-//! for itself (the Jenkins panel, new builds in S3) stays local and carries no id.
+//! any replica sees every deployment and can resume on any replica; new builds found by one
+//! replica go the same way (each bucket notification reaches one replica only). The Jenkins
+//! panel, which every replica polls itself, stays local and carries no id.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -50,12 +51,13 @@ pub struct Hub {
     outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<LiveEvent>>>,
 }
 
-/// Whether every replica's viewers must see the event (it comes from the shared store's state),
-/// rather than only this replica's (it comes from what this replica polls itself).
+/// Whether every replica's viewers must see the event (it comes from the shared store's state,
+/// or from a bucket notification only one replica got), rather than only this replica's (the
+/// Jenkins panel, which each replica polls itself).
 fn shared(event: &LiveEvent) -> bool {
     matches!(
         event,
-        LiveEvent::Deployment(_) | LiveEvent::Stack(_) | LiveEvent::Pause(_)
+        LiveEvent::Deployment(_) | LiveEvent::Stack(_) | LiveEvent::Pause(_) | LiveEvent::Builds(_)
     )
 }
 
@@ -338,16 +340,20 @@ mod tests {
         hub.deliver(41, pause_event());
         assert_eq!(rx.try_recv().unwrap().id, Some(41));
         assert!(rx.try_recv().is_err(), "an id is delivered once");
-        // What this replica observes itself is its viewers' only, without an id.
+        // What this replica polls itself (the Jenkins panel) is its viewers' only, without an id.
+        let panel = LiveEvent::Jenkins(app::jenkins::JenkinsBuilds::not_configured());
+        hub.publish(panel.clone());
+        assert!(outbox.try_recv().is_err());
+        let local = rx.try_recv().unwrap();
+        assert_eq!((local.id, &local.event), (None, &panel));
+        // New builds are shared: a bucket notification reaches one replica only.
         let builds = LiveEvent::Builds(app::jenkins::BuildsChanged {
             project: "web".into(),
             added: vec!["web-master-2".into()],
             count: 2,
         });
         hub.publish(builds.clone());
-        assert!(outbox.try_recv().is_err());
-        let local = rx.try_recv().unwrap();
-        assert_eq!((local.id, &local.event), (None, &builds));
+        assert_eq!(outbox.recv().await, Some(builds));
         // Resuming: from the backlog; a little ahead (read on another replica): nothing yet, no
         // snapshot; far ahead or before the backlog: a snapshot.
         assert_eq!(hub.subscribe(Some(40)).0.map(|m| m.len()), Some(1));

@@ -284,3 +284,61 @@ async fn a_viewer_of_any_replica_sees_every_deployment_and_the_pause_and_resumes
     assert_eq!(pause.data["reason"], "replica drill");
     assert!(pause.id.unwrap() > last);
 }
+
+#[tokio::test]
+async fn a_build_one_replica_finds_is_listed_by_the_others_at_once() {
+    // A sweeps often; B never by itself (as when the bucket's notification went to another
+    // replica), and its listing is reused for LISTING_TTL (20 s): B must hear it from A.
+    let h = Harness::start_configured(|config, _| {
+        config.artifacts.watch_interval = Duration::from_millis(300);
+    })
+    .await;
+    if !postgres(&h) {
+        return;
+    }
+    let mut config = h.config_again();
+    config.artifacts.watch_interval = Duration::from_secs(3600);
+    let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
+    let b = deployer::state(config, aws).await.unwrap();
+    h.put_build("web", "web-master-1").await;
+    let builds_on_b = || async {
+        let request = Request::get("/api/v1/projects/web/builds")
+            .header(
+                "authorization",
+                format!("Bearer {}", common::BOOTSTRAP_TOKEN),
+            )
+            .header("host", "127.0.0.1")
+            .body(Body::empty())
+            .unwrap();
+        let response = deployer::router(b.clone()).oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice::<Value>(&body).unwrap()
+    };
+    assert_eq!(
+        builds_on_b().await.as_array().unwrap().len(),
+        1,
+        "B has listed the project"
+    );
+
+    // A finds the new build; B lists it well before its own listing would be stale.
+    h.put_build("web", "web-master-2").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = builds_on_b().await;
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["id"] == "web-master-2")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never listed web-master-2: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
