@@ -293,3 +293,45 @@ mod tests {
         assert_eq!(StackStatus::UpdateComplete.label(), "update complete");
     }
 }
+
+/// One project across its environments, in promotion order: `GET /api/v1/promotion`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub project: String,
+    pub title: String,
+    pub environments: Vec<PromotionCell>,
+}
+
+/// A project's stack in one environment, as the matrix shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionCell {
+    pub environment: String,
+    /// The build deployed there; `None` when the stack does not exist (or its build is unknown).
+    pub build: Option<String>,
+    /// The stack's status; `None` when it does not exist.
+    pub status: Option<StackStatus>,
+    pub tone: StatusTone,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// How many newer builds of the same branch the environment before this one runs; `None`
+    /// for the first environment, when either runs nothing, or when their branches differ.
+    pub behind: Option<u64>,
+    /// The environment before this one in the project's promotion order.
+    pub previous: Option<String>,
+    /// What "Promote" here would deploy (the build the previous environment runs), when that
+    /// differs from what runs here.
+    pub promote: Option<String>,
+}
+
+/// The answer of `GET /api/v1/promotion`, with the server's clock for relative times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionMatrix {
+    pub now: DateTime<Utc>,
+    pub projects: Vec<Promotion>,
+}
+
+/// The body of `POST /api/v1/projects/{project}/promote`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    pub environment: String,
+}

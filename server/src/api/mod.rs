@@ -11,6 +11,7 @@ mod guard;
 pub mod login;
 mod pages;
 mod pause;
+mod promotion;
 mod trail;
 
 use axum::Router;
@@ -32,6 +33,8 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/projects", get(catalog::projects)),
         ("/projects/{project}/builds", get(catalog::builds)),
         ("/projects/{project}/stacks", get(catalog::stacks)),
+        ("/projects/{project}/promote", post(promotion::promote)),
+        ("/promotion", get(promotion::matrix)),
         (
             "/deployments",
             get(deployments::list).post(deployments::start),

@@ -7,6 +7,7 @@ mod deployments;
 mod jenkins;
 mod pause;
 mod projects;
+mod promotion;
 mod tokens;
 mod trail;
 

@@ -1,0 +1,133 @@
+//! The promotion matrix and "Promote" against moto: DEV → STG → PRD in the project's order.
+
+mod common;
+
+use common::Harness;
+use serde_json::{Value, json};
+
+fn cell<'a>(matrix: &'a Value, project: &str, env: &str) -> &'a Value {
+    matrix
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["project"] == project)
+        .unwrap()["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["environment"] == env)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_matrix_says_who_is_behind_and_promote_deploys_the_previous_environments_build() {
+    let h = Harness::start().await;
+    for build in ["web-master-1", "web-master-2", "web-master-3"] {
+        h.put_build("web", build).await;
+    }
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-3").await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        h.deploy("web", "STG", "web-master-1").await["status"],
+        "succeeded"
+    );
+
+    let (status, matrix) = h.get("/api/v1/promotion").await;
+    assert_eq!(status, 200, "{matrix}");
+    let envs: Vec<&str> = matrix[0]["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(envs, ["DEV", "STG", "PRD"], "promotion order");
+    let (dev, stg, prd) = (
+        cell(&matrix, "web", "DEV"),
+        cell(&matrix, "web", "STG"),
+        cell(&matrix, "web", "PRD"),
+    );
+    assert_eq!(dev["build"], "web-master-3");
+    assert_eq!(dev["behind"], Value::Null);
+    assert_eq!(dev["status"], "CREATE_COMPLETE");
+    assert!(dev["updated_at"].is_string());
+    assert_eq!(stg["build"], "web-master-1");
+    assert_eq!(stg["behind"], 2, "{stg}");
+    assert_eq!(stg["promote"], "web-master-3");
+    assert_eq!(prd["build"], Value::Null);
+    assert_eq!(prd["behind"], Value::Null);
+    assert_eq!(prd["status"], Value::Null);
+    assert_eq!(prd["promote"], "web-master-1");
+
+    // One click: STG gets what DEV runs.
+    let (status, started) = h
+        .post(
+            "/api/v1/projects/web/promote",
+            json!({"environment": "STG"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["build"], "web-master-3");
+    assert_eq!(started["environment"], "STG");
+    assert_eq!(
+        h.wait(started["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    let (_, matrix) = h.get("/api/v1/promotion").await;
+    assert_eq!(cell(&matrix, "web", "STG")["behind"], 0);
+    assert_eq!(cell(&matrix, "web", "STG")["promote"], Value::Null);
+    assert_eq!(cell(&matrix, "web", "PRD")["promote"], "web-master-3");
+
+    // Nothing to promote is a 409 that says why; a wrong place is a 404 or a 400.
+    for (env, why) in [
+        ("STG", "already runs web-master-3"),
+        ("DEV", "first environment"),
+    ] {
+        let (status, body) = h
+            .post("/api/v1/projects/web/promote", json!({"environment": env}))
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    let (status, body) = h
+        .post(
+            "/api/v1/projects/web/promote",
+            json!({"environment": "GBL"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = h
+        .post(
+            "/api/v1/projects/nope/promote",
+            json!({"environment": "STG"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = h
+        .post("/api/v1/projects/web/promote", json!({"env": "STG"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn nothing_to_promote_from_an_empty_environment() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .post(
+            "/api/v1/projects/web/promote",
+            json!({"environment": "STG"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("runs no build in DEV"),
+        "{body}"
+    );
+}
