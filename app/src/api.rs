@@ -46,6 +46,26 @@ pub async fn get_stack(project: String, environment: String) -> Result<StackView
     })
 }
 
+#[server(endpoint = "get_promotion", input = Json)]
+pub async fn get_promotion() -> Result<crate::model::PromotionMatrix, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    let projects = backend.promotion(&request).await?;
+    Ok(crate::model::PromotionMatrix {
+        now: chrono::Utc::now(),
+        projects,
+    })
+}
+
+/// Deploys to `environment` the build the environment before it runs.
+#[server(endpoint = "request_promotion", input = Json)]
+pub async fn request_promotion(
+    project: String,
+    environment: String,
+) -> Result<Deployment, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend.promote(&request, &project, &environment).await
+}
+
 #[server(endpoint = "request_deployment", input = Json)]
 pub async fn request_deployment(
     project: String,
@@ -248,6 +268,16 @@ pub mod ssr {
             request: &Parts,
             id: &str,
         ) -> Result<crate::auth::Token, ErrorBody>;
+        async fn promotion(
+            &self,
+            request: &Parts,
+        ) -> Result<Vec<crate::model::Promotion>, ErrorBody>;
+        async fn promote(
+            &self,
+            request: &Parts,
+            project: &str,
+            environment: &str,
+        ) -> Result<Deployment, ErrorBody>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

@@ -116,6 +116,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/projects/:project") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project/:env") view=ProjectPage/>
                 <Route path=path!("/deployments/:id") view=DeploymentPage/>
+                <Route path=path!("/promotion") view=pages::promotion::PromotionPage/>
                 <Route path=path!("/audit") view=AuditPage/>
                 <Route path=path!("/tokens") view=TokensPage/>
             </Routes>

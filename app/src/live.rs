@@ -50,6 +50,7 @@ impl Live {
 
     pub fn saw_deployment(&self, project: &str, environment: &str, stack: &str, id: &str) {
         self.bump(project_key(project, environment));
+        self.bump(ANY_STACK.to_owned());
         let key = stack_key(environment, stack);
         if self
             .latest
@@ -80,6 +81,9 @@ pub fn project_key(project: &str, environment: &str) -> String {
 pub fn environment_key(environment: &str) -> String {
     format!("environment:{environment}")
 }
+
+/// Bumped on every deployment event and every freshly read stack, of any project: the matrix.
+pub const ANY_STACK: &str = "stacks";
 
 /// Bumped when new deploy configs of a project land in S3: its build select refetches.
 pub fn builds_key(project: &str) -> String {
@@ -165,6 +169,7 @@ pub fn connect(live: Live) {
                         if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
                             live.bump(stack_key(&card.environment, &card.name));
                             live.bump(environment_key(&card.environment));
+                            live.bump(ANY_STACK.to_owned());
                         }
                     }
                     "pause" => {

@@ -17,6 +17,7 @@ pub fn Header() -> impl IntoView {
             </a>
             <nav class="topbar-actions" aria-label="Tools">
                 <crate::components::jenkins::JenkinsPanel/>
+                <a class="topbar-link" href="/promotion">"Promotion"</a>
                 <a class="topbar-link" href="/audit">"Audit"</a>
                 <Suspense fallback=|| ()>
                     {move || me.get().filter(|m| m.admin).map(|_| view! { <a class="topbar-link" href="/tokens">"Tokens"</a> })}

@@ -5,4 +5,5 @@ pub mod deployment;
 pub mod home;
 pub mod not_found;
 pub mod project;
+pub mod promotion;
 pub mod tokens;

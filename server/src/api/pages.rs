@@ -229,4 +229,30 @@ impl Backend for Pages {
         })
         .await
     }
+
+    async fn promotion(&self, request: &Parts) -> Result<Vec<app::model::Promotion>, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            self.state.services.promotion(&actor).await
+        })
+        .await
+    }
+
+    async fn promote(
+        &self,
+        request: &Parts,
+        project: &str,
+        environment: &str,
+    ) -> Result<Deployment, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let project = ProjectName::parse(project)?;
+            let environment = EnvName::parse(environment)?;
+            self.state
+                .services
+                .promote(&actor, &project, &environment)
+                .await
+        })
+        .await
+    }
 }
