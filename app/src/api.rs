@@ -56,6 +56,13 @@ pub async fn get_promotion() -> Result<crate::model::PromotionMatrix, ErrorBody>
     })
 }
 
+/// One project's row of the promotion matrix (the stack card's Promote button).
+#[server(endpoint = "get_project_promotion", input = Json)]
+pub async fn get_project_promotion(project: String) -> Result<crate::model::Promotion, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend.promotion_of(&request, &project).await
+}
+
 /// Deploys to `environment` the build the environment before it runs.
 #[server(endpoint = "request_promotion", input = Json)]
 pub async fn request_promotion(
@@ -272,6 +279,11 @@ pub mod ssr {
             &self,
             request: &Parts,
         ) -> Result<Vec<crate::model::Promotion>, ErrorBody>;
+        async fn promotion_of(
+            &self,
+            request: &Parts,
+            project: &str,
+        ) -> Result<crate::model::Promotion, ErrorBody>;
         async fn promote(
             &self,
             request: &Parts,

@@ -34,3 +34,28 @@ test('the matrix shows what runs where and promotes DEV to STG in one click, liv
   await stg.getByRole('link', { name: 'web-master-103' }).click();
   await expect(page.getByRole('article', { name: 'Stack STG-WEB' }).locator('.deployed-build')).toHaveText('web-master-103');
 });
+
+test('the stack card offers the build of the environment before, live, and promotes it in one click', async ({ page }) => {
+  page.on('dialog', (dialog) => dialog.accept());
+  await page.goto('/projects/search/STG');
+  await hydrated(page);
+  const card = page.getByRole('article', { name: 'Stack STG-SEARCH' });
+  await expect(card.locator('.deployed-build')).toHaveText('search-master-214');
+
+  // A colleague deploys search-master-213 to DEV: this card offers to promote it, without a reload.
+  const started = await page.evaluate(async () => {
+    const response = await fetch('/api/request_deployment', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ project: 'search', environment: 'DEV', build: 'search-master-213' }),
+    });
+    return response.status;
+  });
+  expect(started).toBe(200);
+  const button = card.getByRole('button', { name: 'Promote search-master-213 from DEV' });
+  await button.click();
+  await expect(card.locator('.deployed-build')).toHaveText('search-master-213');
+  await expect(card.getByRole('region', { name: 'Deployment progress' })).toHaveAttribute('data-status', 'succeeded');
+  // STG now runs what DEV runs: nothing left to promote here.
+  await expect(button).toHaveCount(0);
+});

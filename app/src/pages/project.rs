@@ -5,7 +5,10 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::OverviewResource;
-use crate::api::{get_activity, get_builds, get_stack, request_deployment};
+use crate::api::{
+    get_activity, get_builds, get_project_promotion, get_stack, request_deployment,
+    request_promotion,
+};
 use crate::components::{
     build_select::{BuildSelect, DeployAction},
     env_tabs::EnvTabs,
@@ -80,6 +83,18 @@ fn ProjectMain(
         move || (project.get(), env.get(), changes()),
         |(p, e, _)| get_activity(p, e),
     );
+    // What "Promote" would deploy here (the previous environment's build): refetched whenever any
+    // stack changes, as the environment before may be the one that changed.
+    let promotion = Resource::new(
+        move || (project.get(), live.version(crate::live::ANY_STACK)),
+        |(p, _)| get_project_promotion(p),
+    );
+    let promote = Action::new(|(p, e): &(String, String)| request_promotion(p.clone(), e.clone()));
+    Effect::new(move |_| {
+        if let Some(Ok(d)) = promote.value().get() {
+            live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
+        }
+    });
     let clock = ticking_clock();
     // The build picked in the select, for this project and environment.
     let choice = RwSignal::new(None::<String>);
@@ -185,11 +200,37 @@ fn ProjectMain(
                                             </button>
                                         }
                                     });
+                                    let promotable = promotion
+                                        .get()
+                                        .and_then(Result::ok)
+                                        .and_then(|row| row.environments.into_iter().find(|c| c.environment == env_name))
+                                        .and_then(|c| Some((c.promote?, c.previous?)))
+                                        .filter(|_| blocked.is_none() && may_deploy);
+                                    let promote_button = promotable.map(|(build, from)| {
+                                        let (p, e) = (project_name.clone(), env_name.clone());
+                                        let question = format!("Promote {build} from {from} to {}?", view.card.name);
+                                        let on_click = move |_| {
+                                            if window().confirm_with_message(&question).unwrap_or(false) {
+                                                promote.dispatch((p.clone(), e.clone()));
+                                            }
+                                        };
+                                        view! {
+                                            <button type="button" class="btn btn-secondary btn-promote" on:click=on_click
+                                                disabled=move || promote.pending().get()>
+                                                {format!("Promote {build} from {from}")}
+                                            </button>
+                                        }
+                                    });
                                     let progress = activity.latest.map(|detail| view! { <ProgressPanel detail now=clock/> });
                                     view! {
                                         <StackCard view environment=environment.clone()>
                                             {select}
-                                            {rollback.map(|r| view! { <div class="rollback-row">{r}</div> })}
+                                            {(rollback.is_some() || promote_button.is_some()).then(|| view! {
+                                                <div class="rollback-row">{promote_button}{rollback}</div>
+                                            })}
+                                            {move || promote.value().get().and_then(Result::err).map(|e| view! {
+                                                <crate::components::error_line::ErrorLine error=e/>
+                                            })}
                                             {progress}
                                             <History deployments=history.clone() now/>
                                         </StackCard>

@@ -238,6 +238,19 @@ impl Backend for Pages {
         .await
     }
 
+    async fn promotion_of(
+        &self,
+        request: &Parts,
+        project: &str,
+    ) -> Result<app::model::Promotion, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let project = ProjectName::parse(project)?;
+            self.state.services.promotion_of(&actor, &project).await
+        })
+        .await
+    }
+
     async fn promote(
         &self,
         request: &Parts,

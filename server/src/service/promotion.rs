@@ -13,19 +13,31 @@ impl Services {
     /// Every project's row of the matrix; the stacks are read concurrently (and cached briefly).
     pub async fn promotion(&self, actor: &Actor) -> Result<Vec<Promotion>, AppError> {
         let rows = self.catalog.projects().into_iter().map(|p| async move {
-            let name = ProjectName::parse(&p.name)?;
-            let all = BuildsFilter::default();
-            let (cards, builds) =
-                futures::join!(self.catalog.stacks(&name), self.builds(actor, &name, &all));
-            // A project whose builds cannot be listed still shows its stacks.
-            let builds = builds.unwrap_or_default();
-            Ok::<_, AppError>(Promotion {
-                project: p.name.clone(),
-                title: p.title.clone(),
-                environments: cells(&cards?, &builds),
-            })
+            self.promotion_of(actor, &ProjectName::parse(&p.name)?)
+                .await
         });
         futures::future::try_join_all(rows).await
+    }
+
+    /// One project's row of the matrix.
+    pub async fn promotion_of(
+        &self,
+        actor: &Actor,
+        project: &ProjectName,
+    ) -> Result<Promotion, AppError> {
+        let title = self.catalog.project(project)?.title.clone();
+        let all = BuildsFilter::default();
+        let (cards, builds) = futures::join!(
+            self.catalog.stacks(project),
+            self.builds(actor, project, &all)
+        );
+        // A project whose builds cannot be listed still shows its stacks.
+        let builds = builds.unwrap_or_default();
+        Ok(Promotion {
+            project: project.to_string(),
+            title,
+            environments: cells(&cards?, &builds),
+        })
     }
 
     /// Deploys to `environment` the build the environment before it runs.
