@@ -335,3 +335,21 @@ pub struct PromotionMatrix {
 pub struct PromoteRequest {
     pub environment: String,
 }
+
+/// `GET /api/v1/projects/{project}/rollback?environment=…`: what rolling back (or deploying an
+/// older build) would run into, before the click.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackVerdict {
+    /// The build checked: the one deployed before the current one, unless one was named.
+    pub build: String,
+    /// `safe` or `warnings`.
+    pub verdict: String,
+    pub warnings: Vec<VerdictWarning>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictWarning {
+    /// `missing_import`, `export_in_use`, `missing_parameter`, `not_deployable`, `unchecked`.
+    pub kind: String,
+    pub message: String,
+}

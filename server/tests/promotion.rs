@@ -131,3 +131,99 @@ async fn nothing_to_promote_from_an_empty_environment() {
         "{body}"
     );
 }
+
+const NO_EXPORT: &str = r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Greeting:
+    Type: String
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+Outputs:
+  QueueUrl:
+    Value: !Ref Queue
+"#;
+
+const IMPORTS_NOTHING_THERE: &str = r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Greeting:
+    Type: String
+  Colour:
+    Type: String
+Resources:
+  Message:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Type: String
+      Value: !ImportValue nobody-exports-this
+"#;
+
+#[tokio::test]
+async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
+    let h = Harness::start().await;
+    let (status, body) = h.get("/api/v1/projects/web/rollback?environment=DEV").await;
+    assert_eq!(status, 409, "nothing deployed yet: {body}");
+
+    h.put_build("web", "web-master-1").await;
+    h.put_build("web", "web-master-2").await;
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-2").await["status"],
+        "succeeded"
+    );
+    let (status, verdict) = h.get("/api/v1/projects/web/rollback?environment=DEV").await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(
+        verdict["build"], "web-master-1",
+        "the build before the current one"
+    );
+    assert_eq!(verdict["verdict"], "safe", "{verdict}");
+    assert_eq!(verdict["warnings"], json!([]));
+
+    // An older build that imports what nobody exports any more and lacks a parameter its
+    // template requires.
+    h.put_build_of("web", "web-master-0", IMPORTS_NOTHING_THERE)
+        .await;
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-0")
+        .await;
+    assert_eq!(verdict["verdict"], "warnings", "{verdict}");
+    let kinds: Vec<&str> = verdict["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"missing_import"), "{verdict}");
+    assert!(kinds.contains(&"missing_parameter"), "{verdict}");
+    let text = verdict.to_string();
+    assert!(
+        text.contains("nobody-exports-this") && text.contains("Colour"),
+        "{verdict}"
+    );
+
+    // One that drops the stack's export: who imports it cannot be asked of moto (no
+    // ListImports), and the verdict says so rather than calling it safe.
+    h.put_build_of("web", "web-master-00", NO_EXPORT).await;
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-00")
+        .await;
+    assert_eq!(verdict["verdict"], "warnings", "{verdict}");
+    assert!(
+        verdict.to_string().contains("DEV-WEB-QueueUrl"),
+        "{verdict}"
+    );
+
+    // Bad input is a clear 4xx.
+    let (status, _) = h.get("/api/v1/projects/web/rollback").await;
+    assert_eq!(status, 400);
+    let (status, _) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-77")
+        .await;
+    assert_eq!(status, 404);
+}

@@ -34,6 +34,7 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/projects/{project}/builds", get(catalog::builds)),
         ("/projects/{project}/stacks", get(catalog::stacks)),
         ("/projects/{project}/promote", post(promotion::promote)),
+        ("/projects/{project}/rollback", get(promotion::rollback)),
         ("/promotion", get(promotion::matrix)),
         (
             "/deployments",

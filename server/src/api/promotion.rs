@@ -1,15 +1,17 @@
 //! `/promotion` (the matrix) and `/projects/{project}/promote`.
 
-use app::model::{PromoteRequest, Promotion};
+use std::collections::HashMap;
+
+use app::model::{PromoteRequest, Promotion, RollbackVerdict};
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::extract::{body, segment};
+use super::extract::{body, query, segment};
 use crate::error::AppError;
-use crate::ids::{EnvName, ProjectName};
+use crate::ids::{BuildName, EnvName, ProjectName, optional};
 use crate::service::Actor;
 use crate::state::AppState;
 
@@ -35,4 +37,23 @@ pub async fn promote(
         .promote(&actor, &project, &environment)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+/// `?environment=…&build=…`: the verdict on deploying that build (by default the rollback's).
+pub async fn rollback(
+    State(state): State<AppState>,
+    actor: Actor,
+    project: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<RollbackVerdict>, AppError> {
+    let project = ProjectName::parse(&segment(project)?)?;
+    let q = query(q)?;
+    let environment = EnvName::parse(q.get("environment").map_or("", String::as_str))?;
+    let build = optional(q.get("build").map(String::as_str), BuildName::parse)?;
+    Ok(Json(
+        state
+            .services
+            .rollback_verdict(&actor, &project, &environment, build.as_ref())
+            .await?,
+    ))
 }

@@ -14,6 +14,7 @@ pub mod parameters;
 mod resume;
 mod run;
 mod steps;
+pub mod verdict;
 
 pub use engine::{Engine, Plan, Settings};
 pub use steps::MAX_TEMPLATE_BODY;

@@ -2,12 +2,13 @@
 //! lists them), how far each environment is behind the one before, and "Promote" — deploying
 //! the build the previous environment runs.
 
+use app::deployment::DeploymentStatus;
 use app::deployment::{Deployment, StartDeployment};
-use app::model::{Build, Promotion, PromotionCell, StackCard};
+use app::model::{Build, Promotion, PromotionCell, RollbackVerdict, StackCard};
 
 use super::{Actor, BuildsFilter, Services};
 use crate::error::AppError;
-use crate::ids::{EnvName, ProjectName};
+use crate::ids::{BuildName, EnvName, Limit, ProjectName};
 
 impl Services {
     /// Every project's row of the matrix; the stacks are read concurrently (and cached briefly).
@@ -37,6 +38,51 @@ impl Services {
             project: project.to_string(),
             title,
             environments: cells(&cards?, &builds),
+        })
+    }
+
+    /// What deploying `build` (by default the build deployed before the current one: the
+    /// card's rollback) to the stack would run into, checked now.
+    pub async fn rollback_verdict(
+        &self,
+        actor: &Actor,
+        project: &ProjectName,
+        environment: &EnvName,
+        build: Option<&BuildName>,
+    ) -> Result<RollbackVerdict, AppError> {
+        let build = match build {
+            Some(b) => b.to_string(),
+            None => {
+                let current = self.catalog.stack(project, environment).await?.build;
+                let filter = super::DeploymentsFilter {
+                    project: Some(project.clone()),
+                    environment: Some(environment.clone()),
+                    limit: Limit::parse("limit", Some("1000"))?,
+                };
+                self.deployments(actor, &filter)
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.status == DeploymentStatus::Succeeded)
+                    .map(|d| d.build)
+                    .find(|b| Some(b) != current.as_ref())
+                    .ok_or_else(|| {
+                        AppError::Conflict(format!(
+                            "nothing to roll back to: the deployer has deployed no other build of {project} to {environment}"
+                        ))
+                    })?
+            }
+        };
+        let warnings =
+            crate::deploy::verdict::check(&self.catalog, project, environment, &build).await?;
+        Ok(RollbackVerdict {
+            build,
+            verdict: if warnings.is_empty() {
+                "safe"
+            } else {
+                "warnings"
+            }
+            .to_owned(),
+            warnings,
         })
     }
 
