@@ -63,6 +63,19 @@ pub async fn get_project_promotion(project: String) -> Result<crate::model::Prom
     backend.promotion_of(&request, &project).await
 }
 
+/// What deploying `build` to the stack would run into (the rollback's verdict), before the click.
+#[server(endpoint = "get_rollback_verdict", input = Json)]
+pub async fn get_rollback_verdict(
+    project: String,
+    environment: String,
+    build: Option<String>,
+) -> Result<crate::model::RollbackVerdict, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend
+        .rollback_verdict(&request, &project, &environment, build.as_deref())
+        .await
+}
+
 /// Deploys to `environment` the build the environment before it runs.
 #[server(endpoint = "request_promotion", input = Json)]
 pub async fn request_promotion(
@@ -279,6 +292,13 @@ pub mod ssr {
             &self,
             request: &Parts,
         ) -> Result<Vec<crate::model::Promotion>, ErrorBody>;
+        async fn rollback_verdict(
+            &self,
+            request: &Parts,
+            project: &str,
+            environment: &str,
+            build: Option<&str>,
+        ) -> Result<crate::model::RollbackVerdict, ErrorBody>;
         async fn promotion_of(
             &self,
             request: &Parts,

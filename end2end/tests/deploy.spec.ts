@@ -14,7 +14,11 @@ async function deploy(page: Page, build: string) {
 }
 
 test('deploy, watch it succeed live, and roll back in one click', async ({ page, context }, testInfo) => {
-  page.on('dialog', (dialog) => dialog.accept());
+  const questions: string[] = [];
+  page.on('dialog', (dialog) => {
+    questions.push(dialog.message());
+    dialog.accept();
+  });
   await page.goto('/projects/network/STG');
   await hydrated(page);
   await page.evaluate(() => ((window as any).__sameDocument = true));
@@ -40,6 +44,9 @@ test('deploy, watch it succeed live, and roll back in one click', async ({ page,
   // The build deployed before the current one is one click (and a confirmation) away.
   await card.getByRole('button', { name: 'Roll back to network-master-46' }).click();
   await expect(card.locator('.deployed-build')).toHaveText('network-master-46');
+  // The confirmation came with the verdict on that build, checked before the click.
+  const question = questions.find((q) => q.startsWith('Roll STG-NETWORK back to network-master-46?'));
+  expect(question, questions.join(' | ')).toMatch(/Checked: its imports exist|Warnings:/);
   await expect(card.locator('.history-table tbody tr')).toHaveCount(3);
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
 });

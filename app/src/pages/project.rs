@@ -188,11 +188,16 @@ fn ProjectMain(
                                     let rollback = previous.filter(|_| blocked.is_none() && may_deploy).map(|build| {
                                         let (p, e, b) = (project_name.clone(), env_name.clone(), build.clone());
                                         let stack_name = view.card.name.clone();
+                                        // The verdict first (what rolling back would run into), then the question.
                                         let on_click = move |_| {
-                                            let question = format!("Roll {stack_name} back to {b}?");
-                                            if window().confirm_with_message(&question).unwrap_or(false) {
-                                                deploy.dispatch((p.clone(), e.clone(), b.clone()));
-                                            }
+                                            let (p, e, b, stack_name) = (p.clone(), e.clone(), b.clone(), stack_name.clone());
+                                            leptos::task::spawn_local(async move {
+                                                let verdict = crate::api::get_rollback_verdict(p.clone(), e.clone(), Some(b.clone())).await;
+                                                let question = rollback_question(&stack_name, &b, verdict);
+                                                if window().confirm_with_message(&question).unwrap_or(false) {
+                                                    deploy.dispatch((p, e, b));
+                                                }
+                                            });
                                         };
                                         view! {
                                             <button type="button" class="btn btn-rollback" on:click=on_click>
@@ -255,4 +260,23 @@ fn ProjectMain(
         }
         .into_any()
     }
+}
+
+/// The rollback's confirmation: the verdict on the build, then the question.
+fn rollback_question(
+    stack: &str,
+    build: &str,
+    verdict: Result<crate::model::RollbackVerdict, crate::model::ErrorBody>,
+) -> String {
+    let found = match verdict {
+        Ok(v) if v.warnings.is_empty() => {
+            "Checked: its imports exist, the exports it drops are not imported elsewhere, its parameters are complete.".to_owned()
+        }
+        Ok(v) => {
+            let lines: Vec<String> = v.warnings.iter().map(|w| format!("• {}", w.message)).collect();
+            format!("Warnings:\n{}", lines.join("\n"))
+        }
+        Err(e) => format!("The rollback could not be checked: {}", crate::api::error_message(&e)),
+    };
+    format!("Roll {stack} back to {build}?\n\n{found}")
 }

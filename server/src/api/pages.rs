@@ -238,6 +238,26 @@ impl Backend for Pages {
         .await
     }
 
+    async fn rollback_verdict(
+        &self,
+        request: &Parts,
+        project: &str,
+        environment: &str,
+        build: Option<&str>,
+    ) -> Result<app::model::RollbackVerdict, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let project = ProjectName::parse(project)?;
+            let environment = EnvName::parse(environment)?;
+            let build = optional(build, crate::ids::BuildName::parse)?;
+            self.state
+                .services
+                .rollback_verdict(&actor, &project, &environment, build.as_ref())
+                .await
+        })
+        .await
+    }
+
     async fn promotion_of(
         &self,
         request: &Parts,
