@@ -353,3 +353,19 @@ pub struct VerdictWarning {
     pub kind: String,
     pub message: String,
 }
+
+/// One resource change of a preview (`GET /api/v1/projects/{project}/preview`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewChange {
+    /// `Add`, `Modify`, `Remove`, … as CloudFormation says.
+    pub action: String,
+    pub logical_id: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// `True`, `False` or `Conditional`, where CloudFormation says.
+    pub replacement: Option<String>,
+    /// Whether users would notice or data could be lost: a database, bucket, table, volume, file
+    /// system or cache replaced (or conditionally replaced) or removed, or an instance with no
+    /// Auto Scaling group around it.
+    pub interrupts: bool,
+}

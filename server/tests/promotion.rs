@@ -227,3 +227,107 @@ async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
         .await;
     assert_eq!(status, 404);
 }
+
+const WITH_A_BUCKET: &str = r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Greeting:
+    Type: String
+  Secret:
+    Type: String
+    NoEcho: true
+    Default: hunter2
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Message:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/greeting"
+      Type: String
+      Value: !Ref Greeting
+  Uploads:
+    Type: AWS::S3::Bucket
+Outputs:
+  QueueUrl:
+    Value: !Ref Queue
+    Export:
+      Name: !Sub "${AWS::StackName}-QueueUrl"
+"#;
+
+#[tokio::test]
+async fn a_preview_says_what_a_build_would_change_and_leaves_nothing_behind() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    h.put_build_of("web", "web-master-2", WITH_A_BUCKET).await;
+
+    // No stack yet: everything is added.
+    let (status, changes) = h
+        .get("/api/v1/projects/web/preview?environment=DEV&build=web-master-1")
+        .await;
+    assert_eq!(status, 200, "{changes}");
+    let mut added: Vec<&str> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["action"], "Add");
+            assert_eq!(c["interrupts"], false);
+            c["logical_id"].as_str().unwrap()
+        })
+        .collect();
+    added.sort_unstable();
+    assert_eq!(added, ["Message", "Queue"]);
+    let (_, stacks) = h.get("/api/v1/projects/web/stacks").await;
+    assert_eq!(stacks[0]["exists"], false, "a preview deploys nothing");
+
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
+    // The next build adds a bucket: the change set says so, and is deleted after.
+    let (status, changes) = h
+        .get("/api/v1/projects/web/preview?environment=DEV&build=web-master-2")
+        .await;
+    assert_eq!(status, 200, "{changes}");
+    let bucket = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["logical_id"] == "Uploads")
+        .unwrap_or_else(|| panic!("{changes}"));
+    assert_eq!(bucket["action"], "Add");
+    assert_eq!(bucket["type"], "AWS::S3::Bucket");
+    let left = h
+        .cfn("DEV")
+        .list_change_sets()
+        .stack_name("DEV-WEB")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.summaries().iter().all(|s| !s
+            .change_set_name()
+            .unwrap_or_default()
+            .starts_with("deployer-preview-")),
+        "no preview change set left: {left:?}"
+    );
+    assert_eq!(
+        h.card("web", "DEV").await["build"],
+        "web-master-1",
+        "nothing deployed"
+    );
+
+    // A build that cannot be deployed says why; a missing build is a 404, no build a 400.
+    h.put("web/web-master-3/template.yaml", WITH_A_BUCKET).await;
+    let (status, body) = h
+        .get("/api/v1/projects/web/preview?environment=DEV&build=web-master-3")
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = h
+        .get("/api/v1/projects/web/preview?environment=DEV&build=web-master-9")
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = h.get("/api/v1/projects/web/preview?environment=DEV").await;
+    assert_eq!(status, 400);
+}

@@ -35,6 +35,7 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/projects/{project}/stacks", get(catalog::stacks)),
         ("/projects/{project}/promote", post(promotion::promote)),
         ("/projects/{project}/rollback", get(promotion::rollback)),
+        ("/projects/{project}/preview", get(promotion::preview)),
         ("/promotion", get(promotion::matrix)),
         (
             "/deployments",

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use app::model::{PromoteRequest, Promotion, RollbackVerdict};
+use app::model::{PreviewChange, PromoteRequest, Promotion, RollbackVerdict};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -54,6 +54,25 @@ pub async fn rollback(
         state
             .services
             .rollback_verdict(&actor, &project, &environment, build.as_ref())
+            .await?,
+    ))
+}
+
+/// `?environment=…&build=…`: the change set's changes, without deploying.
+pub async fn preview(
+    State(state): State<AppState>,
+    actor: Actor,
+    project: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Vec<PreviewChange>>, AppError> {
+    let project = ProjectName::parse(&segment(project)?)?;
+    let q = query(q)?;
+    let environment = EnvName::parse(q.get("environment").map_or("", String::as_str))?;
+    let build = BuildName::parse(q.get("build").map_or("", String::as_str))?;
+    Ok(Json(
+        state
+            .services
+            .preview(&actor, &project, &environment, &build)
             .await?,
     ))
 }

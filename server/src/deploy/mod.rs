@@ -11,6 +11,7 @@ mod finish;
 pub mod imports;
 mod outcome;
 pub mod parameters;
+pub mod preview;
 mod resume;
 mod run;
 mod steps;

@@ -25,90 +25,25 @@ pub async fn check(
     environment: &str,
     build: &str,
 ) -> Result<Vec<VerdictWarning>, AppError> {
-    let folder = catalog.find_build(project, build).await?;
-    if let Some(problem) = &folder.build.problem {
-        return Ok(vec![warning(
-            "not_deployable",
-            format!("{build} cannot be deployed: {problem}"),
-        )]);
-    }
-    let (Some(template_key), Some(params_key)) = (&folder.template_key, &folder.parameters_key)
-    else {
-        return Ok(vec![warning(
-            "not_deployable",
-            format!("{build} is incomplete"),
-        )]);
+    let read = match read_build(catalog, project, environment, build).await? {
+        Ok(read) => read,
+        Err(problem) => return Ok(vec![warning("not_deployable", problem)]),
     };
-    let read = |key: String| async move {
-        catalog.artifacts.fetch(&key).await.map_err(|e| match e {
-            FetchError::Unreadable(m) | FetchError::Failed(m) => m,
+    let (doc, vars, stack_name) = (&read.doc, &read.vars, &read.stack_name);
+    let mut warnings: Vec<VerdictWarning> = read
+        .missing
+        .iter()
+        .map(|key| {
+            warning(
+                "missing_parameter",
+                format!("{build}'s template requires the parameter {key}, which its parameters do not give"),
+            )
         })
-    };
-    let unreadable = |m: String| Ok(vec![warning("not_deployable", m)]);
-    let template = match read(template_key.clone()).await {
-        Ok(t) => t,
-        Err(m) => return unreadable(m),
-    };
-    let mut set = match read(params_key.clone())
-        .await
-        .and_then(|text| parameters::parse("parameters.json", &text))
-    {
-        Ok(set) => set,
-        Err(m) => return unreadable(m),
-    };
-    if let Some(key) = folder.overrides.get(environment) {
-        let name = format!("parameters.{environment}.json");
-        match read(key.clone())
-            .await
-            .and_then(|text| parameters::parse(&name, &text))
-        {
-            Ok(over) => set = parameters::merge(set, over),
-            Err(m) => return unreadable(m),
-        }
-    }
-    let doc = match imports::parse(&template) {
-        Ok(doc) => doc,
-        Err(m) => return unreadable(m),
-    };
-    let mut warnings = Vec::new();
-
-    // Parameters the build's template requires (no default) that the build does not give.
-    let mut vars = BTreeMap::new();
-    if let Some(declared) = doc.get("Parameters").and_then(|p| p.as_mapping()) {
-        for (key, spec) in declared {
-            let Some(key) = key.as_str() else { continue };
-            match spec.get("Default") {
-                Some(default) => {
-                    let value = match default {
-                        serde_yaml::Value::String(s) => s.clone(),
-                        other => serde_yaml::to_string(other)
-                            .unwrap_or_default()
-                            .trim()
-                            .to_owned(),
-                    };
-                    vars.insert(key.to_owned(), value);
-                }
-                None if !set.values.contains_key(key) => warnings.push(warning(
-                    "missing_parameter",
-                    format!("{build}'s template requires the parameter {key}, which its parameters do not give"),
-                )),
-                None => {}
-            }
-        }
-    }
-    vars.extend(set.values.clone());
-    let stack_name = catalog.stack_name(project, environment)?.to_owned();
-    vars.insert("AWS::StackName".into(), stack_name.clone());
-    vars.insert("AWS::Partition".into(), "aws".into());
-    vars.insert("AWS::URLSuffix".into(), "amazonaws.com".into());
-    if let Some(env) = catalog.config.environment(environment) {
-        vars.insert("AWS::AccountId".into(), env.account_id.clone());
-        vars.insert("AWS::Region".into(), env.region.clone());
-    }
+        .collect();
 
     // Imports that no longer exist in the environment.
     let cfn = catalog.cfn(environment)?;
-    let wanted = imports::imported_exports(&doc, &vars);
+    let wanted = imports::imported_exports(doc, vars);
     if !wanted.is_empty() {
         let exports = cfn.export_names().await?;
         for name in wanted.iter().filter(|w| !exports.contains(w)) {
@@ -122,10 +57,10 @@ pub async fn check(
     }
 
     // Exports the stack has now that the build drops, while other stacks import them.
-    if let Some(current) = cfn.stack(&stack_name).await?
+    if let Some(current) = cfn.stack(stack_name).await?
         && !current.exports.is_empty()
     {
-        match imports::exported_names(&doc, &vars) {
+        match imports::exported_names(doc, vars) {
             None => warnings.push(warning(
                 "unchecked",
                 format!("{build} computes some export names at deploy time: exports it drops are not checked"),
@@ -152,4 +87,101 @@ pub async fn check(
         }
     }
     Ok(warnings)
+}
+
+/// A build read for checking: its template (text and parsed), its parameters for the
+/// environment, the values `Fn::Sub` may use, and the required parameters it does not give.
+pub struct ReadBuild {
+    pub template: String,
+    pub template_key: String,
+    pub doc: serde_yaml::Value,
+    pub set: parameters::ParameterSet,
+    pub vars: BTreeMap<String, String>,
+    pub missing: Vec<String>,
+    pub stack_name: String,
+}
+
+/// Reads `build` as a deployment of it to `environment` would; `Err(problem)` when it cannot be
+/// deployed at all (the problem in words).
+pub async fn read_build(
+    catalog: &Catalog,
+    project: &str,
+    environment: &str,
+    build: &str,
+) -> Result<Result<ReadBuild, String>, AppError> {
+    let stack_name = catalog.stack_name(project, environment)?.to_owned();
+    let folder = catalog.find_build(project, build).await?;
+    if let Some(problem) = &folder.build.problem {
+        return Ok(Err(format!("{build} cannot be deployed: {problem}")));
+    }
+    let (Some(template_key), Some(params_key)) = (&folder.template_key, &folder.parameters_key)
+    else {
+        return Ok(Err(format!("{build} is incomplete")));
+    };
+    let read = |key: String| async move {
+        catalog.artifacts.fetch(&key).await.map_err(|e| match e {
+            FetchError::Unreadable(m) | FetchError::Failed(m) => m,
+        })
+    };
+    let template = match read(template_key.clone()).await {
+        Ok(t) => t,
+        Err(m) => return Ok(Err(m)),
+    };
+    let mut set = match read(params_key.clone())
+        .await
+        .and_then(|text| parameters::parse("parameters.json", &text))
+    {
+        Ok(set) => set,
+        Err(m) => return Ok(Err(m)),
+    };
+    if let Some(key) = folder.overrides.get(environment) {
+        let name = format!("parameters.{environment}.json");
+        match read(key.clone())
+            .await
+            .and_then(|text| parameters::parse(&name, &text))
+        {
+            Ok(over) => set = parameters::merge(set, over),
+            Err(m) => return Ok(Err(m)),
+        }
+    }
+    let doc = match imports::parse(&template) {
+        Ok(doc) if doc.get("Resources").is_some() => doc,
+        Ok(_) => return Ok(Err("the template has no Resources section".into())),
+        Err(m) => return Ok(Err(m)),
+    };
+    let mut vars = BTreeMap::new();
+    let mut missing = Vec::new();
+    if let Some(declared) = doc.get("Parameters").and_then(|p| p.as_mapping()) {
+        for (key, spec) in declared {
+            let Some(key) = key.as_str() else { continue };
+            match spec.get("Default") {
+                Some(serde_yaml::Value::String(s)) => {
+                    vars.insert(key.to_owned(), s.clone());
+                }
+                Some(other) => {
+                    let text = serde_yaml::to_string(other).unwrap_or_default();
+                    vars.insert(key.to_owned(), text.trim().to_owned());
+                }
+                None if !set.values.contains_key(key) => missing.push(key.to_owned()),
+                None => {}
+            }
+        }
+    }
+    vars.extend(set.values.clone());
+    vars.insert("AWS::StackName".into(), stack_name.clone());
+    vars.insert("AWS::Partition".into(), "aws".into());
+    vars.insert("AWS::URLSuffix".into(), "amazonaws.com".into());
+    if let Some(env) = catalog.config.environment(environment) {
+        vars.insert("AWS::AccountId".into(), env.account_id.clone());
+        vars.insert("AWS::Region".into(), env.region.clone());
+    }
+    Ok(Ok(ReadBuild {
+        template,
+        template_key: template_key.clone(),
+        doc,
+        set,
+        vars,
+        missing,
+        stack_name,
+    }))
 }

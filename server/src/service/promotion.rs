@@ -4,7 +4,7 @@
 
 use app::deployment::DeploymentStatus;
 use app::deployment::{Deployment, StartDeployment};
-use app::model::{Build, Promotion, PromotionCell, RollbackVerdict, StackCard};
+use app::model::{Build, PreviewChange, Promotion, PromotionCell, RollbackVerdict, StackCard};
 
 use super::{Actor, BuildsFilter, Services};
 use crate::error::AppError;
@@ -84,6 +84,17 @@ impl Services {
             .to_owned(),
             warnings,
         })
+    }
+
+    /// What deploying `build` to the stack would change, without deploying.
+    pub async fn preview(
+        &self,
+        _actor: &Actor,
+        project: &ProjectName,
+        environment: &EnvName,
+        build: &BuildName,
+    ) -> Result<Vec<PreviewChange>, AppError> {
+        crate::deploy::preview::preview(&self.catalog, project, environment, build).await
     }
 
     /// Deploys to `environment` the build the environment before it runs.

@@ -148,7 +148,8 @@ async fn no_changes(run: &mut Run) -> Planned {
 }
 
 /// CloudFormation's (and moto's) answer when a change set would change nothing.
-fn says_no_changes(e: &AwsFailure) -> bool {
+/// Whether CloudFormation's answer to CreateChangeSet means "nothing would change".
+pub fn says_no_changes(e: &AwsFailure) -> bool {
     e.code == "ValidationError"
         && e.message.as_deref().is_some_and(|m| {
             m.contains("No updates are to be performed") || m.contains("didn't contain changes")

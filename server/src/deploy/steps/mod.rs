@@ -15,6 +15,7 @@ use app::deployment::Operation;
 use super::run::{Done, Run, Stop};
 use crate::artifacts::BuildFolder;
 
+pub use change_set::says_no_changes;
 pub use validate::MAX_TEMPLATE_BODY;
 pub use watch::{CLOCK_SKEW, is_resource_done};
 
