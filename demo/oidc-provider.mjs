@@ -1,5 +1,5 @@
 // A local OpenID Connect provider for the demo and the tests: the npm package `oidc-provider`
-// (pinned in package.json) with three seeded users, a login form, and one client — the deployer.
+// (pinned in package.json) with four seeded users, a login form, and one client — the deployer.
 // Real authorization-code flow with PKCE, signed ID tokens, userinfo with a `groups` claim.
 //
 //   OIDC_PORT=5056 OIDC_REDIRECT_URIS=http://127.0.0.1:3000/auth/callback \
@@ -21,6 +21,7 @@ const PASSWORD = 'demo';
 export const USERS = {
   admin: { name: 'Ada Admin', groups: ['deployer-admins'] },
   deployer: { name: 'Dev Deployer', groups: ['developers'] },
+  release: { name: 'Rita Release', groups: ['release-managers'] },
   viewer: { name: 'Vic Viewer', groups: ['everyone'] },
 };
 

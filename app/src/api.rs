@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
-use crate::deployment::{Activity, Deployment, DeploymentDetail};
+use crate::deployment::{Activity, ApprovalDecision, Deployment, DeploymentDetail};
 use crate::error::ErrorBody;
 use crate::model::{BuildList, Overview, StackView};
 use crate::pause::{AuditEntry, AuditQuery, PauseStatus};
@@ -107,6 +107,18 @@ pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployme
     backend
         .cancel_deployment(&request, &id, confirm_delete)
         .await
+}
+
+/// Approves (or discards) a deployment waiting in a protected environment.
+#[server(endpoint = "decide_deployment", input = Json)]
+pub async fn decide_deployment(id: String, approve: bool) -> Result<Deployment, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    let decision = if approve {
+        ApprovalDecision::Approved
+    } else {
+        ApprovalDecision::Discarded
+    };
+    backend.decide_deployment(&request, &id, decision).await
 }
 
 /// A stack's recent deployments and the newest one in full, for the card and its progress panel.
@@ -212,7 +224,7 @@ pub mod ssr {
     use http::request::Parts;
     use leptos::prelude::*;
 
-    use crate::deployment::{Deployment, DeploymentDetail, StartDeployment};
+    use crate::deployment::{ApprovalDecision, Deployment, DeploymentDetail, StartDeployment};
     use crate::error::{ErrorBody, ErrorCode};
     use crate::model::{Build, Overview, StackCard};
     use crate::pause::{AuditEntry, AuditQuery, PauseRequest, PauseStatus};
@@ -243,6 +255,12 @@ pub mod ssr {
             request: &Parts,
             id: &str,
             confirm_delete: bool,
+        ) -> Result<Deployment, ErrorBody>;
+        async fn decide_deployment(
+            &self,
+            request: &Parts,
+            id: &str,
+            decision: ApprovalDecision,
         ) -> Result<Deployment, ErrorBody>;
         async fn deployments(
             &self,

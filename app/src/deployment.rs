@@ -19,11 +19,17 @@ pub enum DeploymentStatus {
     Cancelled,
     /// A pre-flight check failed; the stack was never touched.
     Refused,
+    /// In a protected environment: the change set is made and waits for a person to approve or
+    /// discard it.
+    AwaitingApproval,
 }
 
 impl DeploymentStatus {
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Pending | Self::Running | Self::Cancelling)
+        matches!(
+            self,
+            Self::Pending | Self::Running | Self::Cancelling | Self::AwaitingApproval
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +41,7 @@ impl DeploymentStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Refused => "refused",
+            Self::AwaitingApproval => "awaiting_approval",
         }
     }
 
@@ -47,6 +54,7 @@ impl DeploymentStatus {
             Self::Failed,
             Self::Cancelled,
             Self::Refused,
+            Self::AwaitingApproval,
         ]
         .into_iter()
         .find(|status| status.as_str() == s)
@@ -67,6 +75,8 @@ pub enum StepName {
     Preflight,
     /// Create the stack, or create and describe an update change set.
     ChangeSet,
+    /// In a protected environment: wait for a person to approve the change set (or discard it).
+    Approval,
     /// Execute the change set.
     Execute,
     /// Watch the stack until a terminal status.
@@ -74,12 +84,13 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 7] = [
+    pub const ALL: [StepName; 8] = [
         StepName::Fetch,
         StepName::Parameters,
         StepName::Validate,
         StepName::Preflight,
         StepName::ChangeSet,
+        StepName::Approval,
         StepName::Execute,
         StepName::Watch,
     ];
@@ -92,6 +103,7 @@ impl StepName {
             StepName::Validate => "validate",
             StepName::Preflight => "preflight",
             StepName::ChangeSet => "change_set",
+            StepName::Approval => "approval",
             StepName::Execute => "execute",
             StepName::Watch => "watch",
         }
@@ -108,6 +120,7 @@ impl StepName {
             StepName::Validate => "Check parameters against the template",
             StepName::Preflight => "Check exports and imports",
             StepName::ChangeSet => "Prepare changes",
+            StepName::Approval => "Wait for approval",
             StepName::Execute => "Execute",
             StepName::Watch => "Watch the stack",
         }
@@ -184,6 +197,42 @@ pub struct Deployment {
     pub resources_total: Option<u32>,
     /// Resources that reached a final state during the operation.
     pub resources_done: u32,
+    /// Set when the deployment went through a protected environment's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// A protected environment's approval of one deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The person who asked for the deployment may not approve it (the environment's config).
+    pub by_another: bool,
+    /// What was decided, once someone did.
+    pub decision: Option<ApprovalDecision>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Approved,
+    Discarded,
+}
+
+impl ApprovalDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalDecision::Approved => "approved",
+            ApprovalDecision::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [ApprovalDecision::Approved, ApprovalDecision::Discarded]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
 }
 
 impl Deployment {
@@ -214,6 +263,7 @@ impl Deployment {
             waiting_reason: None,
             resources_total: None,
             resources_done: 0,
+            approval: None,
         }
     }
 }
@@ -227,6 +277,10 @@ pub struct ResourceChange {
     pub resource_type: String,
     /// `True`, `False` or `Conditional`, where AWS reports it.
     pub replacement: Option<String>,
+    /// Users would notice or data could be lost: what holds data (a database, bucket, table,
+    /// volume, …) replaced or removed, or an instance with no Auto Scaling group around it.
+    #[serde(default)]
+    pub interrupts: bool,
 }
 
 /// The summary of a change set, kept with the deployment.

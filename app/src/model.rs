@@ -10,6 +10,12 @@ pub struct Environment {
     pub name: String,
     pub account_id: String,
     pub region: String,
+    /// Updates here wait for a person to approve their change set.
+    #[serde(default)]
+    pub protected: bool,
+    /// …and that person may not be the one who asked.
+    #[serde(default)]
+    pub require_another_approver: bool,
 }
 
 /// Something with its own builds and its own stacks.

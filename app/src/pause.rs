@@ -88,10 +88,13 @@ pub enum AuditAction {
     TokenRevoked,
     /// A person logged in with single sign-on.
     Login,
+    /// A deployment waiting in a protected environment was approved, or discarded.
+    Approve,
+    Discard,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::DeployRequested,
         AuditAction::RollbackRequested,
         AuditAction::DeployRefused,
@@ -102,6 +105,8 @@ impl AuditAction {
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
         AuditAction::Login,
+        AuditAction::Approve,
+        AuditAction::Discard,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +121,8 @@ impl AuditAction {
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::Login => "login",
+            AuditAction::Approve => "approve",
+            AuditAction::Discard => "discard",
         }
     }
 

@@ -68,6 +68,8 @@ impl Catalog {
                 name: e.name.clone(),
                 account_id: e.account_id.clone(),
                 region: e.region.clone(),
+                protected: e.protection.is_some(),
+                require_another_approver: e.protection.is_some_and(|p| p.by_another),
             })
             .collect()
     }

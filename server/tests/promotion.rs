@@ -228,38 +228,12 @@ async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
     assert_eq!(status, 404);
 }
 
-const WITH_A_BUCKET: &str = r#"
-AWSTemplateFormatVersion: "2010-09-09"
-Parameters:
-  Greeting:
-    Type: String
-  Secret:
-    Type: String
-    NoEcho: true
-    Default: hunter2
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-  Message:
-    Type: AWS::SSM::Parameter
-    Properties:
-      Name: !Sub "/${AWS::StackName}/greeting"
-      Type: String
-      Value: !Ref Greeting
-  Uploads:
-    Type: AWS::S3::Bucket
-Outputs:
-  QueueUrl:
-    Value: !Ref Queue
-    Export:
-      Name: !Sub "${AWS::StackName}-QueueUrl"
-"#;
-
 #[tokio::test]
 async fn a_preview_says_what_a_build_would_change_and_leaves_nothing_behind() {
     let h = Harness::start().await;
     h.put_build("web", "web-master-1").await;
-    h.put_build_of("web", "web-master-2", WITH_A_BUCKET).await;
+    h.put_build_of("web", "web-master-2", &common::template_with_a_bucket())
+        .await;
 
     // No stack yet: everything is added.
     let (status, changes) = h
@@ -319,7 +293,11 @@ async fn a_preview_says_what_a_build_would_change_and_leaves_nothing_behind() {
     );
 
     // A build that cannot be deployed says why; a missing build is a 404, no build a 400.
-    h.put("web/web-master-3/template.yaml", WITH_A_BUCKET).await;
+    h.put(
+        "web/web-master-3/template.yaml",
+        &common::template_with_a_bucket(),
+    )
+    .await;
     let (status, body) = h
         .get("/api/v1/projects/web/preview?environment=DEV&build=web-master-3")
         .await;

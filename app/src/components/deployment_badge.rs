@@ -7,9 +7,10 @@ use crate::model::StatusTone;
 
 pub fn tone(status: DeploymentStatus) -> StatusTone {
     match status {
-        DeploymentStatus::Pending | DeploymentStatus::Running | DeploymentStatus::Cancelling => {
-            StatusTone::InProgress
-        }
+        DeploymentStatus::Pending
+        | DeploymentStatus::Running
+        | DeploymentStatus::Cancelling
+        | DeploymentStatus::AwaitingApproval => StatusTone::InProgress,
         DeploymentStatus::Succeeded => StatusTone::Complete,
         DeploymentStatus::Failed | DeploymentStatus::Refused => StatusTone::Failed,
         DeploymentStatus::Cancelled => StatusTone::RolledBack,
@@ -25,7 +26,7 @@ pub fn DeploymentBadge(
     let label = if deployment.waiting_for_aws && status.is_active() {
         "waiting for AWS".to_owned()
     } else {
-        status.as_str().to_owned()
+        status.as_str().replace('_', " ")
     };
     let title = deployment
         .waiting_reason

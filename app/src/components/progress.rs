@@ -7,9 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 
-use crate::api::request_cancel;
+use crate::api::{decide_deployment, request_cancel};
 use crate::components::deployment_badge::DeploymentBadge;
-use crate::deployment::{DeploymentDetail, Operation, StepName, StepStatus};
+use crate::deployment::{
+    DeploymentDetail, DeploymentStatus, Operation, ResourceChange, StepName, StepStatus,
+};
 
 /// A clock for elapsed times that ticks once a second in the browser. Create it where it
 /// lives as long as the page, not inside something that re-renders.
@@ -134,6 +136,14 @@ pub fn ProgressPanel(
     };
     let href = format!("/deployments/{}", d.id);
     let me = crate::use_me();
+    let approval = (d.status == DeploymentStatus::AwaitingApproval).then(|| {
+        let changes = detail
+            .change_set
+            .as_ref()
+            .map(|c| c.changes.clone())
+            .unwrap_or_default();
+        view! { <ApprovalBox detail=detail.clone() changes=changes/> }
+    });
     let denied = {
         let environment = d.environment.clone();
         move || me.get().and_then(|m| m.why_not_deploy(&environment))
@@ -173,10 +183,111 @@ pub fn ProgressPanel(
             })}
             {d.message.clone().map(|m| view! { <p class=format!("outcome outcome-{}", d.status.as_str())>{m}</p> })}
             {move || cancel_error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
+            {approval}
             <ol class="steps">{steps}</ol>
             {has_events.then(|| view! {
                 <table class="kv events"><tbody>{events}</tbody></table>
             })}
         </section>
+    }
+}
+
+/// A deployment waiting in a protected environment: what its change set would do, each change
+/// that interrupts users or may lose data flagged, and Approve / Discard — disabled, with the
+/// reason, for those who may not decide.
+#[component]
+fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl IntoView {
+    let d = detail.deployment;
+    let by_another = d.approval.as_ref().is_some_and(|a| a.by_another);
+    let decided = d
+        .approval
+        .as_ref()
+        .and_then(|a| a.decision.zip(a.decided_by.clone()));
+    let me = crate::use_me();
+    let denied = {
+        let (environment, requester) = (d.environment.clone(), d.actor.clone());
+        move || {
+            let me = me.get()?;
+            me.why_not_deploy(&environment).or_else(|| {
+                (by_another && me.name == requester).then(|| {
+                    format!("{environment} needs another person to approve: you asked for this deployment")
+                })
+            })
+        }
+    };
+    let discard_denied = {
+        let environment = d.environment.clone();
+        move || me.get().and_then(|m| m.why_not_deploy(&environment))
+    };
+    let decide =
+        Action::new(|(id, approve): &(String, bool)| decide_deployment(id.clone(), *approve));
+    let error = move || decide.value().get().and_then(|r| r.err());
+    let interrupting = changes.iter().filter(|c| c.interrupts).count();
+    let rows = changes
+        .into_iter()
+        .map(|c| {
+            let replacement = match c.replacement.as_deref() {
+                Some("True") => "replaced",
+                Some("Conditional") => "may be replaced",
+                _ => "",
+            };
+            let class = if c.interrupts { "change interrupts" } else { "change" };
+            view! {
+                <tr class=class>
+                    <td class="mono small">{c.action.clone()}</td>
+                    <td class="mono">{c.logical_id.clone()}</td>
+                    <td class="muted small">{c.resource_type.clone()}</td>
+                    <td class="small">{replacement}</td>
+                    <td class="small">{c.interrupts.then_some("⚠ interrupts users or may lose data")}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let (approve_id, discard_id, stack) = (d.id.clone(), d.id.clone(), d.stack_name.clone());
+    let on_discard = move |_| {
+        let question = format!(
+            "Discard this change set of {stack}? Nothing is deployed; the stack is not touched."
+        );
+        if window().confirm_with_message(&question).unwrap_or(false) {
+            decide.dispatch((discard_id.clone(), false));
+        }
+    };
+    let approve_title = {
+        let denied = denied.clone();
+        move || denied().unwrap_or_else(|| "Execute this change set".to_owned())
+    };
+    let discard_title = {
+        let discard_denied = discard_denied.clone();
+        move || {
+            discard_denied()
+                .unwrap_or_else(|| "Delete this change set; nothing is deployed".to_owned())
+        }
+    };
+    view! {
+        <div class="approval" role="group" aria-label="Approval">
+            <p class="approval-head">
+                <strong>"Awaiting approval"</strong>
+                {format!(" · {} asked for it", d.actor)}
+                {by_another.then_some(" · another person must approve")}
+                {(interrupting > 0).then(|| view! {
+                    <span class="interrupt-count">{format!(" · ⚠ {interrupting} interrupting")}</span>
+                })}
+            </p>
+            <table class="kv changes">
+                <thead><tr><th>"Action"</th><th>"Resource"</th><th>"Type"</th><th>"Replacement"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+            {decided.map(|(decision, by)| view! { <p class="small muted">{format!("{} by {by}", decision.as_str())}</p> })}
+            <div class="approval-actions">
+                <button type="button" class="btn btn-primary" title=approve_title
+                    disabled={ let denied = denied.clone(); move || denied().is_some() || decide.pending().get() }
+                    on:click=move |_| { decide.dispatch((approve_id.clone(), true)); }>"Approve and deploy"</button>
+                <button type="button" class="btn btn-quiet" title=discard_title
+                    disabled=move || discard_denied().is_some() || decide.pending().get()
+                    on:click=on_discard>"Discard"</button>
+                {move || denied().map(|why| view! { <span class="small muted denied-reason">{why}</span> })}
+            </div>
+            {move || error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
+        </div>
     }
 }

@@ -1,8 +1,11 @@
-//! `/deployments`: start, list, read, cancel.
+//! `/deployments`: start, list, read, cancel; approve or discard one waiting in a protected
+//! environment.
 
 use std::collections::HashMap;
 
-use app::deployment::{CancelRequest, Deployment, DeploymentDetail, StartDeployment};
+use app::deployment::{
+    ApprovalDecision, CancelRequest, Deployment, DeploymentDetail, StartDeployment,
+};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -41,6 +44,34 @@ pub async fn cancel(
         .services
         .cancel(&actor, &id, request.confirm_delete)
         .await?;
+    Ok((StatusCode::ACCEPTED, Json(deployment)))
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    actor: Actor,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    decide(state, actor, id, ApprovalDecision::Approved).await
+}
+
+pub async fn discard(
+    State(state): State<AppState>,
+    actor: Actor,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    decide(state, actor, id, ApprovalDecision::Discarded).await
+}
+
+/// 202: the decision is kept; the deployment goes on (or ends) as its driver reads it.
+async fn decide(
+    state: AppState,
+    actor: Actor,
+    id: Result<Path<String>, PathRejection>,
+    decision: ApprovalDecision,
+) -> Result<impl IntoResponse, AppError> {
+    let id = DeploymentId::parse(&segment(id)?)?;
+    let deployment = state.services.decide(&actor, &id, decision).await?;
     Ok((StatusCode::ACCEPTED, Json(deployment)))
 }
 

@@ -43,6 +43,8 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/deployments/{id}", get(deployments::one)),
         ("/deployments/{id}/cancel", post(deployments::cancel)),
+        ("/deployments/{id}/approve", post(deployments::approve)),
+        ("/deployments/{id}/discard", post(deployments::discard)),
         ("/events", get(events::stream)),
         (
             "/pause",

@@ -3,7 +3,7 @@
 //! same input gets the same answer, by either way in. A panic becomes an error, not a hung page.
 
 use app::api::ssr::Backend;
-use app::deployment::{Deployment, DeploymentDetail, StartDeployment};
+use app::deployment::{ApprovalDecision, Deployment, DeploymentDetail, StartDeployment};
 use app::model::{Build, ErrorBody, Overview, StackCard};
 use app::pause::{AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 use axum::http::request::Parts;
@@ -103,6 +103,20 @@ impl Backend for Pages {
                 .services
                 .cancel(&actor, &id, confirm_delete)
                 .await
+        })
+        .await
+    }
+
+    async fn decide_deployment(
+        &self,
+        request: &Parts,
+        id: &str,
+        decision: ApprovalDecision,
+    ) -> Result<Deployment, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let id = DeploymentId::parse(id)?;
+            self.state.services.decide(&actor, &id, decision).await
         })
         .await
     }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::StoreLocation;
-use super::{Artifacts, Config, Credentials, Environment, Project};
+use super::{Artifacts, Config, Credentials, Environment, Project, Protection};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +49,12 @@ pub struct RawEnvironment {
     /// The role CloudFormation acts with in this account (passed on every stack change).
     cloudformation_role_arn: Option<String>,
     endpoint_url: Option<String>,
+    /// Updates wait for a person to approve their change set.
+    #[serde(default)]
+    protected: bool,
+    /// In a protected environment: the person who asked may not approve their own deployment.
+    #[serde(default)]
+    require_another_approver: bool,
 }
 
 #[derive(Deserialize)]
@@ -163,7 +169,16 @@ fn environments(raw: Vec<RawEnvironment>) -> Result<Vec<Environment>, String> {
                 field("endpoint_url")
             ));
         }
+        if env.require_another_approver && !env.protected {
+            return Err(format!(
+                "{}: only a protected environment has approvals; add protected = true",
+                field("require_another_approver")
+            ));
+        }
         environments.push(Environment {
+            protection: env.protected.then_some(Protection {
+                by_another: env.require_another_approver,
+            }),
             name: env.name,
             account_id: env.account_id,
             region: env.region,

@@ -107,6 +107,15 @@ pub struct Environment {
     pub cloudformation_role_arn: Option<String>,
     /// An emulator's address (e.g. moto); `None` for real AWS.
     pub endpoint_url: Option<String>,
+    /// Protected: an update waits at its change set for a person to approve it.
+    pub protection: Option<Protection>,
+}
+
+/// How a protected environment's deployments are approved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protection {
+    /// The person who asked for a deployment may not approve it.
+    pub by_another: bool,
 }
 
 /// How an environment gets its AWS credentials.

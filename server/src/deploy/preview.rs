@@ -45,6 +45,31 @@ pub fn interrupts(
     (replaced || removed) && (stateful || lone_instance)
 }
 
+/// Whether the template has an Auto Scaling group (instances it replaces do not interrupt users).
+pub fn has_asg(doc: &serde_yaml::Value) -> bool {
+    doc.get("Resources")
+        .and_then(|r| r.as_mapping())
+        .is_some_and(|resources| {
+            resources.values().any(|spec| {
+                spec.get("Type").and_then(|t| t.as_str())
+                    == Some("AWS::AutoScaling::AutoScalingGroup")
+            })
+        })
+}
+
+/// Flags each change that interrupts users or may lose data, for the template deployed.
+pub fn flag_interrupts(changes: &mut [app::deployment::ResourceChange], doc: &serde_yaml::Value) {
+    let has_asg = has_asg(doc);
+    for c in changes {
+        c.interrupts = interrupts(
+            &c.action,
+            &c.resource_type,
+            c.replacement.as_deref(),
+            has_asg,
+        );
+    }
+}
+
 pub async fn preview(
     catalog: &Catalog,
     project: &str,
@@ -72,9 +97,7 @@ pub async fn preview(
             .unwrap_or_default()
             .to_owned()
     };
-    let has_asg = resources
-        .values()
-        .any(|spec| type_of(spec) == "AWS::AutoScaling::AutoScalingGroup");
+    let has_asg = has_asg(&read.doc);
     let cfn = catalog.cfn(environment)?;
     let Some(existing) = cfn.stack(&read.stack_name).await? else {
         return Ok(resources

@@ -65,7 +65,9 @@ impl Engine {
             };
             let operation = d.operation;
             let reattach = record.executed
-                || (record.execution_committed && operation == Some(Operation::Update));
+                || (record.execution_committed && operation == Some(Operation::Update))
+                // Waiting for a person's approval: it goes on waiting, its change set kept.
+                || super::steps::awaits_approval(&record);
             tracing::info!(
                 id = d.id,
                 executed = record.executed,

@@ -1,6 +1,8 @@
 //! Starting, cancelling and reading deployments.
 
-use app::deployment::{Deployment, DeploymentDetail, StartDeployment};
+use app::deployment::{
+    ApprovalDecision, Deployment, DeploymentDetail, DeploymentStatus, StartDeployment,
+};
 use app::pause::AuditAction;
 
 use super::{Actor, Services};
@@ -103,6 +105,93 @@ impl Services {
         let deployment = self.deployment(actor, id).await?;
         actor.require_deploy(&deployment.deployment.environment)?;
         self.engine.cancel(id, confirm_delete, actor.name()).await
+    }
+
+    /// A person's decision on a deployment waiting in a protected environment: approved, it
+    /// executes (423 while a pause covers the environment — the wait goes on); discarded, its
+    /// change set is deleted. Needs the right to deploy there; 403 for the person who asked when
+    /// the environment wants another; 409 when it is not waiting (any more) or someone decided
+    /// first. The driving replica reads the decision within its poll interval.
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        id: &DeploymentId,
+        decision: ApprovalDecision,
+    ) -> Result<Deployment, AppError> {
+        let detail = self.deployment(actor, id).await?;
+        let d = &detail.deployment;
+        actor.require_deploy(&d.environment)?;
+        let verb = match decision {
+            ApprovalDecision::Approved => "approve",
+            ApprovalDecision::Discarded => "discard",
+        };
+        if d.status != DeploymentStatus::AwaitingApproval {
+            return Err(AppError::Conflict(format!(
+                "deployment {id} is not awaiting approval: it is {}",
+                d.status.as_str().replace('_', " ")
+            )));
+        }
+        if let Some(approval) = &d.approval
+            && let (Some(done), Some(by)) = (approval.decision, &approval.decided_by)
+        {
+            return Err(AppError::Conflict(format!(
+                "deployment {id} was already {} by {by}",
+                done.as_str()
+            )));
+        }
+        let by_another = d.approval.as_ref().is_some_and(|a| a.by_another);
+        if by_another && decision == ApprovalDecision::Approved && d.actor == actor.name() {
+            return Err(AppError::Forbidden(format!(
+                "{} needs another person to approve: {} asked for this deployment",
+                d.environment, d.actor
+            )));
+        }
+        if decision == ApprovalDecision::Approved {
+            let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);
+            if let Some(pause) = pauses.blocking(&d.environment) {
+                return Err(AppError::Paused(pause.clone()));
+            }
+        }
+        if !self
+            .store
+            .decide_approval(id, decision, actor.name())
+            .await?
+        {
+            // Between the read and the write: someone decided, it was cancelled, or a pause came.
+            let now = self.deployment(actor, id).await?.deployment;
+            let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);
+            if decision == ApprovalDecision::Approved
+                && let Some(pause) = pauses.blocking(&now.environment)
+            {
+                return Err(AppError::Paused(pause.clone()));
+            }
+            return Err(AppError::Conflict(format!(
+                "deployment {id} could not be {}d: it is {}{}",
+                verb,
+                now.status.as_str().replace('_', " "),
+                now.approval
+                    .and_then(|a| a.decided_by.zip(a.decision))
+                    .map(|(by, d)| format!(", {} by {by}", d.as_str()))
+                    .unwrap_or_default()
+            )));
+        }
+        let action = match decision {
+            ApprovalDecision::Approved => AuditAction::Approve,
+            ApprovalDecision::Discarded => AuditAction::Discard,
+        };
+        self.store
+            .audit_or_log(NewAudit {
+                actor: actor.name(),
+                action,
+                project: Some(&d.project),
+                environment: Some(&d.environment),
+                build: Some(&d.build),
+                deployment_id: Some(&d.id),
+                detail: Some(&format!("asked for by {}", d.actor)),
+                outcome: None,
+            })
+            .await;
+        Ok(self.deployment(actor, id).await?.deployment)
     }
 
     pub async fn deployments(

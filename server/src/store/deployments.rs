@@ -1,7 +1,9 @@
 //! The `deployments` table: one row per deployment, with its steps, change set and the marks
 //! that let a restarted deployer pick it up (committed to execute, executed, cancel asked).
 
-use app::deployment::{Deployment, DeploymentDetail, DeploymentStatus, Operation, StepName};
+use app::deployment::{
+    Approval, ApprovalDecision, Deployment, DeploymentDetail, DeploymentStatus, Operation, StepName,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -95,7 +97,7 @@ impl Store {
         let done = sqlx::query(&self.sql(
             "UPDATE deployments SET status = ?, operation = ?, step = ?, finished_at = ?, message = ?,
                 rolled_back = ?, resources_total = ?, resources_done = ?, stack_id = ?, change_set_name = ?,
-                change_set = ?, steps = ?, waiting_reason = ?
+                change_set = ?, steps = ?, waiting_reason = ?, approval_by_another = ?
              WHERE id = ? AND (owner IS NULL OR owner = ?)",
         ))
         .bind(d.status.as_str())
@@ -115,6 +117,7 @@ impl Store {
                 .as_deref()
                 .filter(|_| d.waiting_for_aws && d.finished_at.is_none()),
         )
+        .bind(d.approval.as_ref().map(|a| i64::from(a.by_another)))
         .bind(&d.id)
         .bind(self.replica())
         .execute(&self.pool)
@@ -256,6 +259,54 @@ impl Store {
         Ok(count > 0)
     }
 
+    /// Records a person's decision on a deployment awaiting approval: only while it waits and
+    /// nobody decided yet (one statement, so two people deciding at once cannot both win).
+    /// Approving also needs no pause to cover the environment at that moment. False when the
+    /// decision could not be recorded.
+    pub async fn decide_approval(
+        &self,
+        id: &str,
+        decision: ApprovalDecision,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE deployments SET approval_decision = ?1, approval_by = ?2, approval_at = {now}
+             WHERE id = ?3 AND finished_at IS NULL AND status = 'awaiting_approval'
+               AND approval_decision IS NULL
+               AND (?1 <> 'approved' OR NOT EXISTS
+                    (SELECT 1 FROM pauses WHERE scope = '*' OR scope = deployments.environment))",
+        ))
+        .bind(decision.as_str())
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The decision on a deployment awaiting approval, if one was made.
+    pub async fn approval_decision(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ApprovalDecision, String, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        let row = sqlx::query(&self.sql(
+            "SELECT approval_decision, approval_by, approval_at FROM deployments WHERE id = ?",
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let decision: Option<String> = row.try_get("approval_decision")?;
+        let Some(decision) = decision else {
+            return Ok(None);
+        };
+        let decision = ApprovalDecision::parse(&decision)
+            .ok_or_else(|| StoreError::Corrupt("approval_decision".into()))?;
+        let by: Option<String> = row.try_get("approval_by")?;
+        let at = get_opt_ts(&row, "approval_at")?.unwrap_or_else(chrono::Utc::now);
+        Ok(Some((decision, by.unwrap_or_default(), at)))
+    }
+
     /// Deployments that have not finished (for re-attaching after a restart).
     pub async fn active(&self) -> Result<Vec<Record>, StoreError> {
         let rows = sqlx::query(
@@ -281,6 +332,22 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
             .transpose()
     };
     let waiting_reason: Option<String> = r.try_get("waiting_reason")?;
+    let approval = match r.try_get::<Option<i64>, _>("approval_by_another")? {
+        None => None,
+        Some(by_another) => {
+            let decision: Option<String> = r.try_get("approval_decision")?;
+            Some(Approval {
+                by_another: by_another != 0,
+                decision: decision
+                    .map(|d| {
+                        ApprovalDecision::parse(&d).ok_or_else(|| corrupt("approval_decision"))
+                    })
+                    .transpose()?,
+                decided_by: r.try_get("approval_by")?,
+                decided_at: get_opt_ts(r, "approval_at")?,
+            })
+        }
+    };
     let deployment = Deployment {
         id: r.try_get("id")?,
         project: r.try_get("project")?,
@@ -303,6 +370,7 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
         waiting_reason,
         resources_total: count("resources_total")?,
         resources_done: count("resources_done")?.unwrap_or_default(),
+        approval,
     };
     Ok(Record {
         deployment,

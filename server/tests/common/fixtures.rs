@@ -54,6 +54,14 @@ pub async fn release_gate(moto_endpoint: &str, account: &str, stack_id: &str) {
     assert!(response.status().is_success(), "{}", response.status());
 }
 
+/// [`TEMPLATE`] plus a bucket: an update with something to add (and data to lose if removed).
+pub fn template_with_a_bucket() -> String {
+    TEMPLATE.replace(
+        "Outputs:",
+        "  Uploads:\n    Type: AWS::S3::Bucket\nOutputs:",
+    )
+}
+
 pub const TEMPLATE: &str = r#"
 AWSTemplateFormatVersion: "2010-09-09"
 Parameters:

@@ -10,7 +10,7 @@ mod sse;
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
-pub use fixtures::{GATED_TEMPLATE, TEMPLATE, release_gate};
+pub use fixtures::{GATED_TEMPLATE, TEMPLATE, release_gate, template_with_a_bucket};
 pub use moto::Moto;
 #[allow(unused_imports)]
 pub use sse::{Sse, SseParser, read_until};

@@ -90,6 +90,8 @@ pub async fn run(
             ChangeSetState::Ready(changes) => break changes,
         }
     };
+    let mut changes = changes;
+    crate::deploy::preview::flag_interrupts(&mut changes, &checked.doc);
     let summary = ChangeSummary::from_changes(changes);
     run.record.deployment.resources_total = Some(summary.changes.len() as u32);
     let words = format!(

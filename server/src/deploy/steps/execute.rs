@@ -16,6 +16,19 @@ use crate::stacks::DEPLOYMENT_TAG;
 
 /// Executes the plan; returns from when the stack's events belong to this operation.
 pub async fn run(run: &mut Run, plan: &Plan) -> Result<DateTime<Utc>, Stop> {
+    run_with(run, plan.operation, Some(&plan.request)).await
+}
+
+/// Executes an update whose change set was made before a restart (and approved since).
+pub async fn run_update(run: &mut Run) -> Result<DateTime<Utc>, Stop> {
+    run_with(run, Operation::Update, None).await
+}
+
+async fn run_with(
+    run: &mut Run,
+    operation: Operation,
+    request: Option<&StackRequest>,
+) -> Result<DateTime<Utc>, Stop> {
     run.begin(StepName::Execute).await?;
     if !run.record.execution_committed {
         match run.store.commit_execution(run.id()).await {
@@ -37,16 +50,18 @@ pub async fn run(run: &mut Run, plan: &Plan) -> Result<DateTime<Utc>, Stop> {
         }
     }
     let since = Utc::now() - CLOCK_SKEW;
-    execute(run, plan.operation, Some(&plan.request)).await?;
+    execute(run, operation, request, false).await?;
     run.end(None).await;
     Ok(since)
 }
 
-/// The execute call itself; `request` is `None` when repeating an update after a restart.
+/// The execute call itself; `repeat` when it may have gone through before a restart (a create
+/// needs its `request`; an update only its change set's name).
 pub async fn execute(
     run: &mut Run,
     operation: Operation,
     request: Option<&StackRequest>,
+    repeat: bool,
 ) -> Result<(), Stop> {
     let id = run.id().to_owned();
     let stack_name = run.stack_name().to_owned();
@@ -94,7 +109,6 @@ pub async fn execute(
             let token = request_token(&id, "execute");
             // A repeat (a retry, or the first call after a restart) may find the change set
             // already executing or gone: the same request already went through.
-            let repeat = request.is_none();
             run.aws_with(Patience::WhileRetryable, |cfn, attempt| {
                 let (s, n, t) = (stack_name.clone(), name.clone(), token.clone());
                 async move {

@@ -1,7 +1,8 @@
 //! The steps of a deployment, one file each, in the order they run: fetch → parameters →
-//! validate → pre-flight → change set → execute → watch. Each begins and ends itself on the
+//! validate → pre-flight → change set → (approval, in a protected environment) → execute → watch. Each begins and ends itself on the
 //! [`Run`] (persisted, pushed live) and hands what it found to the next.
 
+mod approval;
 mod change_set;
 mod execute;
 mod fetch;
@@ -36,8 +37,20 @@ pub async fn deploy(run: &mut Run, folder: &BuildFolder) -> Result<Done, Stop> {
         change_set::Planned::NoChanges => return Ok(Done::no_changes()),
         change_set::Planned::Execute(planned) => planned,
     };
+    if planned.operation == Operation::Update {
+        approval::run(run).await?;
+    }
     let since = execute::run(run, &planned).await?;
     watch::run(run, planned.operation, since).await
+}
+
+/// Whether the deployment stopped at a protected environment's approval, nothing executed: it
+/// goes on waiting (a restart does not start it over, nor does a pause end it).
+pub fn awaits_approval(record: &crate::store::Record) -> bool {
+    record.deployment.step == Some(app::deployment::StepName::Approval)
+        && record.change_set_name.is_some()
+        && !record.execution_committed
+        && !record.executed
 }
 
 /// A deployment whose stack operation may be running (after a restart). An update committed to
@@ -46,9 +59,15 @@ pub async fn deploy(run: &mut Run, folder: &BuildFolder) -> Result<Done, Stop> {
 /// redeploy of the build a stack runs keeps its old deployment tag.
 pub async fn reattach(run: &mut Run) -> Result<Done, Stop> {
     let operation = run.record.deployment.operation.unwrap_or(Operation::Update);
+    if awaits_approval(&run.record) {
+        // Its change set was made and waits for a person: the wait goes on where it was.
+        approval::run(run).await?;
+        let since = execute::run_update(run).await?;
+        return watch::run(run, operation, since).await;
+    }
     let since = run.record.deployment.started_at - CLOCK_SKEW;
     if !run.record.executed {
-        execute::execute(run, operation, None).await?;
+        execute::execute(run, operation, None, true).await?;
     }
     watch::run(run, operation, since).await
 }
