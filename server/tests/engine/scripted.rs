@@ -239,12 +239,14 @@ impl CloudFormation for ScriptedCfn {
                 logical_id: "Queue".into(),
                 resource_type: "AWS::SQS::Queue".into(),
                 replacement: Some("True".into()),
+                interrupts: false,
             },
             ResourceChange {
                 action: "Add".into(),
                 logical_id: "Message".into(),
                 resource_type: "AWS::SSM::Parameter".into(),
                 replacement: None,
+                interrupts: false,
             },
         ]))
     }
