@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
-use crate::deployment::{Activity, ApprovalDecision, Deployment, DeploymentDetail};
+use crate::deployment::{Activity, Deployment, DeploymentDetail};
 use crate::error::ErrorBody;
 use crate::model::{BuildList, Overview, StackView};
 use crate::pause::{AuditEntry, AuditQuery, PauseStatus};
@@ -113,6 +113,7 @@ pub async fn request_cancel(id: String, confirm_delete: bool) -> Result<Deployme
 #[server(endpoint = "decide_deployment", input = Json)]
 pub async fn decide_deployment(id: String, approve: bool) -> Result<Deployment, ErrorBody> {
     let (backend, request) = ssr::backend()?;
+    use crate::deployment::ApprovalDecision;
     let decision = if approve {
         ApprovalDecision::Approved
     } else {

@@ -142,7 +142,7 @@ pub fn ProgressPanel(
             .as_ref()
             .map(|c| c.changes.clone())
             .unwrap_or_default();
-        view! { <ApprovalBox detail=detail.clone() changes=changes/> }
+        view! { <ApprovalBox detail=detail.clone() changes=changes/> }.into_any()
     });
     let denied = {
         let environment = d.environment.clone();
@@ -223,6 +223,7 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
         Action::new(|(id, approve): &(String, bool)| decide_deployment(id.clone(), *approve));
     let error = move || decide.value().get().and_then(|r| r.err());
     let interrupting = changes.iter().filter(|c| c.interrupts).count();
+    let no_resource_changes = changes.is_empty();
     let rows = changes
         .into_iter()
         .map(|c| {
@@ -273,10 +274,16 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
                     <span class="interrupt-count">{format!(" · ⚠ {interrupting} interrupting")}</span>
                 })}
             </p>
-            <table class="kv changes">
-                <thead><tr><th>"Action"</th><th>"Resource"</th><th>"Type"</th><th>"Replacement"</th><th></th></tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            {if no_resource_changes {
+                view! { <p class="small muted no-resource-changes">"CloudFormation lists no resource changes: parameters, tags or outputs only."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="kv changes">
+                        <thead><tr><th>"Action"</th><th>"Resource"</th><th>"Type"</th><th>"Replacement"</th><th></th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                }.into_any()
+            }}
             {decided.map(|(decision, by)| view! { <p class="small muted">{format!("{} by {by}", decision.as_str())}</p> })}
             <div class="approval-actions">
                 <button type="button" class="btn btn-primary" title=approve_title

@@ -166,7 +166,11 @@ fn ProjectMain(
                                     let history = activity.history;
                                     let latest = history.first().cloned();
                                     let running = latest.as_ref().filter(|d| d.status.is_active());
-                                    let blocked = running.map(|d| format!("{} is being deployed ({}); wait for it or cancel it.", d.build, d.status.as_str()));
+                                    let blocked = running.map(|d| if d.status == crate::deployment::DeploymentStatus::AwaitingApproval {
+                                        format!("{} waits for approval; approve it, discard it or cancel it.", d.build)
+                                    } else {
+                                        format!("{} is being deployed ({}); wait for it or cancel it.", d.build, d.status.as_str())
+                                    });
                                     // The build deployed before the current one: the one-click rollback.
                                     let previous = history
                                         .iter()
