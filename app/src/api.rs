@@ -97,6 +97,24 @@ pub async fn request_deployment(
         project,
         environment,
         build,
+        recreate: false,
+    };
+    backend.start_deployment(&request, start).await
+}
+
+/// A deploy onto a stack whose first create failed: it is deleted and created again (confirmed).
+#[server(endpoint = "request_recreate", input = Json)]
+pub async fn request_recreate(
+    project: String,
+    environment: String,
+    build: String,
+) -> Result<Deployment, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    let start = crate::deployment::StartDeployment {
+        project,
+        environment,
+        build,
+        recreate: true,
     };
     backend.start_deployment(&request, start).await
 }

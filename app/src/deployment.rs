@@ -200,6 +200,9 @@ pub struct Deployment {
     /// Set when the deployment went through a protected environment's approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// Confirmed: a stack whose first create failed is deleted and created again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recreate: bool,
 }
 
 /// A protected environment's approval of one deployment.
@@ -264,6 +267,7 @@ impl Deployment {
             resources_total: None,
             resources_done: 0,
             approval: None,
+            recreate: false,
         }
     }
 }
@@ -337,6 +341,10 @@ pub struct StartDeployment {
     pub project: String,
     pub environment: String,
     pub build: String,
+    /// The stack's first create failed (`ROLLBACK_COMPLETE`): the caller confirms that it is
+    /// deleted and created again from this build.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recreate: bool,
 }
 
 /// The body of `POST /api/v1/deployments/{id}/cancel` (optional).

@@ -195,6 +195,14 @@ impl StackStatus {
         self.as_aws_str().ends_with("_IN_PROGRESS")
     }
 
+    /// A stack whose first create failed: it cannot be updated, only deleted and created again.
+    pub fn needs_recreate(self) -> bool {
+        matches!(
+            self,
+            StackStatus::RollbackComplete | StackStatus::CreateFailed
+        )
+    }
+
     pub fn tone(self) -> StatusTone {
         use StackStatus::*;
         match self {

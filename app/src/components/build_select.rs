@@ -6,9 +6,10 @@ use leptos::prelude::*;
 use crate::model::{Build, BuildList};
 use crate::time::ago;
 
-/// What the Deploy button dispatches: (project, environment, build).
+/// What the Deploy button dispatches: (project, environment, build, recreate — the stack's
+/// first create failed, and the person confirmed it is deleted and created again).
 pub type DeployAction = Action<
-    (String, String, String),
+    (String, String, String, bool),
     Result<crate::deployment::Deployment, crate::error::ErrorBody>,
 >;
 
@@ -23,6 +24,9 @@ pub fn BuildSelect(
     environment: String,
     /// Why deploying is not possible now (a deployment is running), if it is not.
     blocked: Option<String>,
+    /// The stack's first create failed (its status, e.g. `ROLLBACK_COMPLETE`): deploying deletes
+    /// it and creates it again, after a confirmation.
+    stuck: Option<crate::model::StackStatus>,
     /// Starts a deployment.
     deploy: DeployAction,
     /// The build the person picked, kept by the page: the card re-renders on every live update,
@@ -102,11 +106,17 @@ pub fn BuildSelect(
     };
     let is_blocked = blocked.is_some();
     let on_deploy = move |_| {
-        deploy.dispatch((
-            project.clone(),
-            environment.clone(),
-            selected.get_untracked(),
-        ));
+        let build = selected.get_untracked();
+        if let Some(status) = stuck {
+            let question = format!(
+                "The stack's first create failed ({}): it cannot be updated. Delete it and create it again from {build}?",
+                status.as_aws_str()
+            );
+            if !window().confirm_with_message(&question).unwrap_or(false) {
+                return;
+            }
+        }
+        deploy.dispatch((project.clone(), environment.clone(), build, stuck.is_some()));
     };
     let error = move || deploy.value().get().and_then(Result::err);
     view! {
@@ -125,12 +135,18 @@ pub fn BuildSelect(
             <button type="button" class="btn btn-primary" title=title
                 disabled=move || denied.get().is_some() || is_blocked || paused.get().is_some() || !has_build || pending.get()
                 on:click=on_deploy>
-                {move || if pending.get() { "Starting…" } else { "Deploy" }}
+                {move || if pending.get() { "Starting…" } else if stuck.is_some() { "Delete and create again" } else { "Deploy" }}
             </button>
         </div>
         {move || error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
         {move || denied.get().map(|d| view! { <p class="denied-note small" data-denied="deploy">{d}</p> })}
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
+        {stuck.map(|status| view! {
+            <p class="stuck-note small" role="status">{format!(
+                "The stack's first create failed and was rolled back ({}): CloudFormation cannot update it. Deploying deletes it and creates it again.",
+                status.as_aws_str()
+            )}</p>
+        })}
         {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }
 }

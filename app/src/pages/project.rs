@@ -103,9 +103,17 @@ fn ProjectMain(
         env.track();
         choice.set(None);
     });
-    let deploy: DeployAction = Action::new(|(p, e, b): &(String, String, String)| {
-        request_deployment(p.clone(), e.clone(), b.clone())
-    });
+    let deploy: DeployAction =
+        Action::new(|(p, e, b, recreate): &(String, String, String, bool)| {
+            let (p, e, b, recreate) = (p.clone(), e.clone(), b.clone(), *recreate);
+            async move {
+                if recreate {
+                    crate::api::request_recreate(p, e, b).await
+                } else {
+                    request_deployment(p, e, b).await
+                }
+            }
+        });
     Effect::new(move |_| {
         if let Some(Ok(d)) = deploy.value().get() {
             live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
@@ -180,7 +188,8 @@ fn ProjectMain(
                                     let select = match builds {
                                         Ok(list) => view! {
                                             <BuildSelect list deployed=deployed.clone() project=project_name.clone()
-                                                environment=env_name.clone() blocked=blocked.clone() deploy choice/>
+                                                environment=env_name.clone() blocked=blocked.clone() deploy choice
+                                                stuck=view.card.status.filter(|s| s.needs_recreate())/>
                                         }.into_any(),
                                         Err(e) => view! {
                                             <Notice kind="error" title="Could not list the builds">{crate::api::error_message(&e)}</Notice>
@@ -199,7 +208,7 @@ fn ProjectMain(
                                                 let verdict = crate::api::get_rollback_verdict(p.clone(), e.clone(), Some(b.clone())).await;
                                                 let question = rollback_question(&stack_name, &b, verdict);
                                                 if window().confirm_with_message(&question).unwrap_or(false) {
-                                                    deploy.dispatch((p, e, b));
+                                                    deploy.dispatch((p, e, b, false));
                                                 }
                                             });
                                         };

@@ -5,3 +5,6 @@ ALTER TABLE deployments ADD COLUMN approval_by_another BIGINT;
 ALTER TABLE deployments ADD COLUMN approval_decision TEXT;
 ALTER TABLE deployments ADD COLUMN approval_by TEXT;
 ALTER TABLE deployments ADD COLUMN approval_at TEXT;
+-- Confirmed by the one who asked: a stack whose first create failed (ROLLBACK_COMPLETE) is deleted
+-- and created again by this deployment.
+ALTER TABLE deployments ADD COLUMN recreate BIGINT NOT NULL DEFAULT 0;

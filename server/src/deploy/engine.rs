@@ -42,6 +42,8 @@ pub struct Plan {
     pub stack_name: String,
     pub folder: BuildFolder,
     pub cfn: Arc<dyn CloudFormation>,
+    /// Confirmed: a stack whose first create failed is deleted and created again.
+    pub recreate: bool,
 }
 
 pub struct Engine {
@@ -211,6 +213,7 @@ impl Engine {
             actor,
         );
         let mut record = Record::new(deployment);
+        record.deployment.recreate = plan.recreate;
         let d = &record.deployment;
         let current = self
             .store

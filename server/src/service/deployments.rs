@@ -17,6 +17,8 @@ pub struct StartRequest {
     pub project: ProjectName,
     pub environment: EnvName,
     pub build: BuildName,
+    /// Confirmed: a stack whose first create failed is deleted and created again.
+    pub recreate: bool,
 }
 
 impl StartRequest {
@@ -25,6 +27,7 @@ impl StartRequest {
             project: ProjectName::parse(&request.project)?,
             environment: EnvName::parse(&request.environment)?,
             build: BuildName::parse(&request.build)?,
+            recreate: request.recreate,
         })
     }
 }
@@ -85,12 +88,30 @@ impl Services {
                 .await;
             return Err(AppError::Refused(reason));
         }
+        // Asked before anything starts (a card read, cached for 2 s); when the stack cannot be
+        // read here, the engine's own check refuses the deployment instead.
+        if !request.recreate
+            && let Ok(card) = self
+                .catalog
+                .stack(&request.project, &request.environment)
+                .await
+            && let Some(status) = card.status.filter(|s| s.needs_recreate())
+        {
+            return Err(AppError::ConfirmationRequired(format!(
+                "{stack_name} is in {}: its first create failed, and such a stack cannot be \
+                     updated. Deploying deletes it and creates it again from {}; confirm with \
+                     {{\"recreate\": true}}.",
+                status.as_aws_str(),
+                request.build
+            )));
+        }
         let plan = Plan {
             project: request.project.clone(),
             environment: request.environment.clone(),
             stack_name,
             folder,
             cfn,
+            recreate: request.recreate,
         };
         self.engine.start(plan, actor.name()).await
     }

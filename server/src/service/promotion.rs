@@ -137,6 +137,7 @@ impl Services {
             project: project.to_string(),
             environment: environment.to_string(),
             build,
+            recreate: false,
         })?;
         self.start(actor, &request).await
     }

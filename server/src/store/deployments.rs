@@ -23,8 +23,8 @@ impl Store {
         let sql = self.sql(
             "INSERT INTO deployments (id, project, environment, stack_name, build, status, operation, step,
                 actor, started_at, finished_at, message, rolled_back, resources_total, resources_done,
-                stack_id, change_set_name, change_set, steps, owner, lease_until)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                stack_id, change_set_name, change_set, steps, owner, lease_until, recreate)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
              WHERE NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = ?)
              RETURNING started_at",
         );
@@ -49,6 +49,7 @@ impl Store {
             .bind(to_json(&record.steps))
             .bind(self.replica())
             .bind(lease_until())
+            .bind(i64::from(d.recreate))
             .bind(&d.environment)
             .fetch_optional(&self.pool)
             .await;
@@ -371,6 +372,7 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
         resources_total: count("resources_total")?,
         resources_done: count("resources_done")?.unwrap_or_default(),
         approval,
+        recreate: get_flag(r, "recreate")?,
     };
     Ok(Record {
         deployment,

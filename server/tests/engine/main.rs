@@ -9,6 +9,7 @@ mod outcomes;
 mod preflight;
 mod restart;
 mod scripted;
+mod stuck;
 
 use std::sync::Arc;
 

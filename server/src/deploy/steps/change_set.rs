@@ -31,6 +31,20 @@ pub async fn run(
     existing: Option<StackInfo>,
 ) -> Result<Planned, Stop> {
     run.begin(StepName::ChangeSet).await?;
+    let existing = match existing {
+        Some(info) if info.status.needs_recreate() || deleting_ours(run, &info) => {
+            if !run.record.deployment.recreate {
+                return Err(Stop::Refused(format!(
+                    "the stack is in {}: its first create failed, and it cannot be updated; deploy \
+                     again confirming that it is deleted and created again",
+                    info.status.as_aws_str()
+                )));
+            }
+            delete_failed_stack(run, &info).await?;
+            None
+        }
+        other => other,
+    };
     let request = StackRequest {
         stack_name: run.stack_name().to_owned(),
         template: checked.source.clone(),
@@ -45,8 +59,15 @@ pub async fn run(
             ..ChangeSummary::default()
         });
         run.record.deployment.resources_total = Some(resources);
-        run.end(Some(format!("new stack: {resources} resources to add")))
-            .await;
+        let deleted = if run.record.deployment.recreate && run.record.execution_committed {
+            "the failed stack deleted; "
+        } else {
+            ""
+        };
+        run.end(Some(format!(
+            "{deleted}new stack: {resources} resources to add"
+        )))
+        .await;
         return Ok(Planned::Execute(Plan {
             operation: Operation::Create,
             request,
@@ -104,6 +125,54 @@ pub async fn run(
         operation: Operation::Update,
         request,
     }))
+}
+
+/// A recreate whose deletion was under way when the deployer restarted.
+fn deleting_ours(run: &Run, info: &StackInfo) -> bool {
+    run.record.deployment.recreate && info.status == StackStatus::DeleteInProgress
+}
+
+/// Deletes a stack whose first create failed (it holds nothing: CloudFormation rolled every
+/// resource back), and waits until it is gone. A change like executing: only while no pause
+/// covers the environment.
+async fn delete_failed_stack(run: &mut Run, info: &StackInfo) -> Result<(), Stop> {
+    super::execute::commit(run).await?;
+    let stack = run.stack_name().to_owned();
+    if info.status != StackStatus::DeleteInProgress {
+        let token = request_token(run.id(), "delete-failed");
+        run.aws_with(Patience::WhileRetryable, |cfn, _| {
+            let (s, t) = (stack.clone(), token.clone());
+            async move { cfn.delete_stack(&s, &t).await }
+        })
+        .await?;
+    }
+    run.catalog.forget_card(run.environment(), &stack);
+    run.record.deployment.message = Some(format!(
+        "deleting {stack} ({}) to create it again",
+        info.status.as_aws_str()
+    ));
+    run.publish(Vec::new()).await;
+    loop {
+        let now = run
+            .aws(|cfn| {
+                let s = stack.clone();
+                async move { cfn.stack(&s).await }
+            })
+            .await?;
+        match now {
+            None => break,
+            Some(i) if i.status == StackStatus::DeleteComplete => break,
+            Some(i) if i.status == StackStatus::DeleteFailed => {
+                return Err(Stop::Failed(format!(
+                    "could not delete the failed stack {stack}: {}",
+                    i.reason.unwrap_or_else(|| "DELETE_FAILED".into())
+                )));
+            }
+            Some(_) => tokio::time::sleep(run.settings.poll_interval).await,
+        }
+    }
+    run.record.deployment.message = None;
+    Ok(())
 }
 
 /// The build's tags, and the deployer's own: which build, and which deployment put it there.

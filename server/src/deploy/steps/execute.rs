@@ -19,17 +19,10 @@ pub async fn run(run: &mut Run, plan: &Plan) -> Result<DateTime<Utc>, Stop> {
     run_with(run, plan.operation, Some(&plan.request)).await
 }
 
-/// Executes an update whose change set was made before a restart (and approved since).
-pub async fn run_update(run: &mut Run) -> Result<DateTime<Utc>, Stop> {
-    run_with(run, Operation::Update, None).await
-}
-
-async fn run_with(
-    run: &mut Run,
-    operation: Operation,
-    request: Option<&StackRequest>,
-) -> Result<DateTime<Utc>, Stop> {
-    run.begin(StepName::Execute).await?;
+/// The moment of execution, recorded only while no pause covers the environment (one statement
+/// in the store); a pause found there deletes the change set and ends the deployment, stack
+/// untouched. Once recorded, it is not checked again.
+pub async fn commit(run: &mut Run) -> Result<(), Stop> {
     if !run.record.execution_committed {
         match run.store.commit_execution(run.id()).await {
             Ok(None) => run.record.execution_committed = true,
@@ -49,6 +42,21 @@ async fn run_with(
             }
         }
     }
+    Ok(())
+}
+
+/// Executes an update whose change set was made before a restart (and approved since).
+pub async fn run_update(run: &mut Run) -> Result<DateTime<Utc>, Stop> {
+    run_with(run, Operation::Update, None).await
+}
+
+async fn run_with(
+    run: &mut Run,
+    operation: Operation,
+    request: Option<&StackRequest>,
+) -> Result<DateTime<Utc>, Stop> {
+    run.begin(StepName::Execute).await?;
+    commit(run).await?;
     let since = Utc::now() - CLOCK_SKEW;
     execute(run, operation, request, false).await?;
     run.end(None).await;

@@ -1,0 +1,75 @@
+//! Stacks CloudFormation left stuck, which moto cannot produce: a first create that failed and
+//! rolled back (`ROLLBACK_COMPLETE`: it cannot be updated, only deleted and created again).
+
+use super::*;
+
+fn create_to_complete() -> Vec<Frame> {
+    vec![
+        (
+            Some(("DEV-WEB", STACK, "CREATE_IN_PROGRESS", None)),
+            StackStatus::CreateInProgress,
+        ),
+        (
+            Some(("Queue", "AWS::SQS::Queue", "CREATE_COMPLETE", None)),
+            StackStatus::CreateInProgress,
+        ),
+        (
+            Some(("DEV-WEB", STACK, "CREATE_COMPLETE", None)),
+            StackStatus::CreateComplete,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_stack_whose_first_create_failed_is_deleted_and_created_again_once_confirmed() {
+    // AWS: CreateStack failed and rolled back → ROLLBACK_COMPLETE, no resources left; UpdateStack
+    // and CreateChangeSet refuse such a stack; DeleteStack removes it at once.
+    let cfn = ScriptedCfn::new(true, create_to_complete());
+    cfn.state.lock().unwrap().status = Some(StackStatus::RollbackComplete);
+    let h = harness(cfn.clone()).await;
+
+    // Without the confirmation: asked for it, nothing touched.
+    let (status, body) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "confirmation_required");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ROLLBACK_COMPLETE") && message.contains("recreate"),
+        "{message}"
+    );
+    assert!(cfn.calls().is_empty(), "{:?}", cfn.calls());
+
+    // Confirmed: deleted, then created from the build.
+    let (status, started) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2", "recreate": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["recreate"], true);
+    let done = h.wait(started["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["operation"], "create");
+    assert_eq!(cfn.calls(), ["DeleteStack", "CreateStack"]);
+    let prepared = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "change_set")
+        .unwrap();
+    assert!(
+        prepared["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the failed stack deleted"),
+        "{prepared}"
+    );
+    let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
+    assert_eq!(cards[0]["status"], "CREATE_COMPLETE", "{cards}");
+}
