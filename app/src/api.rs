@@ -102,6 +102,19 @@ pub async fn request_deployment(
     backend.start_deployment(&request, start).await
 }
 
+/// ContinueUpdateRollback for a stack stuck in UPDATE_ROLLBACK_FAILED, skipping `skip`.
+#[server(endpoint = "continue_rollback", input = Json)]
+pub async fn continue_rollback(
+    project: String,
+    environment: String,
+    skip: Vec<String>,
+) -> Result<crate::model::StackCard, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend
+        .continue_rollback(&request, &project, &environment, skip)
+        .await
+}
+
 /// A deploy onto a stack whose first create failed: it is deleted and created again (confirmed).
 #[server(endpoint = "request_recreate", input = Json)]
 pub async fn request_recreate(
@@ -347,6 +360,13 @@ pub mod ssr {
             project: &str,
             environment: &str,
         ) -> Result<Deployment, ErrorBody>;
+        async fn continue_rollback(
+            &self,
+            request: &Parts,
+            project: &str,
+            environment: &str,
+            skip: Vec<String>,
+        ) -> Result<StackCard, ErrorBody>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;

@@ -255,6 +255,29 @@ pub struct StackCard {
     pub updated_at: Option<DateTime<Utc>>,
     pub outputs: Vec<StackOutput>,
     pub parameters: Vec<StackParameter>,
+    /// In `UPDATE_ROLLBACK_FAILED`: the resources CloudFormation could not roll back, which
+    /// ContinueUpdateRollback may be told to skip.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_resources: Vec<FailedResource>,
+}
+
+/// A resource of a stack in a failed state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedResource {
+    pub logical_id: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /api/v1/projects/{project}/stacks/{environment}/continue-rollback`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinueRollback {
+    /// Failed resources CloudFormation should leave as they are (and mark rolled back).
+    #[serde(default)]
+    pub skip: Vec<String>,
 }
 
 impl StackCard {

@@ -91,10 +91,12 @@ pub enum AuditAction {
     /// A deployment waiting in a protected environment was approved, or discarded.
     Approve,
     Discard,
+    /// ContinueUpdateRollback asked for a stack stuck in UPDATE_ROLLBACK_FAILED.
+    ContinueRollback,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 13] = [
         AuditAction::DeployRequested,
         AuditAction::RollbackRequested,
         AuditAction::DeployRefused,
@@ -107,6 +109,7 @@ impl AuditAction {
         AuditAction::Login,
         AuditAction::Approve,
         AuditAction::Discard,
+        AuditAction::ContinueRollback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +126,7 @@ impl AuditAction {
             AuditAction::Login => "login",
             AuditAction::Approve => "approve",
             AuditAction::Discard => "discard",
+            AuditAction::ContinueRollback => "continue_rollback",
         }
     }
 

@@ -26,7 +26,15 @@ pub async fn describe(
     let no_echo = no_echo
         .inspect_err(|e| tracing::warn!(error = %e, "cannot read a stack's NoEcho parameters"))
         .ok();
-    Ok(card(environment, stack_name, info?, no_echo.as_deref()))
+    let mut card = card(environment, stack_name, info?, no_echo.as_deref());
+    // Stuck in a failed rollback: which resources, so that a person can decide what to skip.
+    if card.status == Some(StackStatus::UpdateRollbackFailed) {
+        match cfn.failed_resources(stack_name).await {
+            Ok(failed) => card.failed_resources = failed,
+            Err(e) => tracing::warn!(error = %e, "cannot list a stack's failed resources"),
+        }
+    }
+    Ok(card)
 }
 
 /// The card of a stack as read; `no_echo` is `None` when the declarations could not be read
@@ -47,6 +55,7 @@ pub fn card(
         updated_at: None,
         outputs: Vec::new(),
         parameters: Vec::new(),
+        failed_resources: Vec::new(),
     };
     let Some(info) = info.filter(|i| i.status != StackStatus::DeleteComplete) else {
         return card;

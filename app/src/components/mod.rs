@@ -11,5 +11,6 @@ pub mod notice;
 pub mod pause;
 pub mod progress;
 pub mod project_nav;
+pub mod recover;
 pub mod stack_card;
 pub mod status_badge;

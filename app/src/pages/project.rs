@@ -240,8 +240,14 @@ fn ProjectMain(
                                         }
                                     });
                                     let progress = activity.latest.map(|detail| view! { <ProgressPanel detail now=clock/> });
+                                    let recover = (view.card.status == Some(crate::model::StackStatus::UpdateRollbackFailed)).then(|| view! {
+                                        <crate::components::recover::ContinueRollback project=project_name.clone()
+                                            environment=env_name.clone() stack_name=view.card.name.clone()
+                                            failed=view.card.failed_resources.clone()/>
+                                    }.into_any());
                                     view! {
                                         <StackCard view environment=environment.clone()>
+                                            {recover}
                                             {select}
                                             {(rollback.is_some() || promote_button.is_some()).then(|| view! {
                                                 <div class="rollback-row">{promote_button}{rollback}</div>

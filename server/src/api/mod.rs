@@ -36,6 +36,10 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/projects/{project}/promote", post(promotion::promote)),
         ("/projects/{project}/rollback", get(promotion::rollback)),
         ("/projects/{project}/preview", get(promotion::preview)),
+        (
+            "/projects/{project}/stacks/{environment}/continue-rollback",
+            post(promotion::continue_rollback),
+        ),
         ("/promotion", get(promotion::matrix)),
         (
             "/deployments",

@@ -285,6 +285,25 @@ impl Backend for Pages {
         .await
     }
 
+    async fn continue_rollback(
+        &self,
+        request: &Parts,
+        project: &str,
+        environment: &str,
+        skip: Vec<String>,
+    ) -> Result<StackCard, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let project = ProjectName::parse(project)?;
+            let environment = EnvName::parse(environment)?;
+            self.state
+                .services
+                .continue_rollback(&actor, &project, &environment, &skip)
+                .await
+        })
+        .await
+    }
+
     async fn promote(
         &self,
         request: &Parts,

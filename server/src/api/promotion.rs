@@ -1,8 +1,9 @@
-//! `/promotion` (the matrix) and `/projects/{project}/promote`.
+//! `/promotion` (the matrix), `/projects/{project}/promote`, the rollback verdict, the preview,
+//! and getting a stuck stack moving (`…/stacks/{environment}/continue-rollback`).
 
 use std::collections::HashMap;
 
-use app::model::{PreviewChange, PromoteRequest, Promotion, RollbackVerdict};
+use app::model::{ContinueRollback, PreviewChange, PromoteRequest, Promotion, RollbackVerdict};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -75,4 +76,27 @@ pub async fn preview(
             .preview(&actor, &project, &environment, &build)
             .await?,
     ))
+}
+
+/// `{"skip": [...]}` (optional): 202 with the stack's card, its rollback going on.
+pub async fn continue_rollback(
+    State(state): State<AppState>,
+    actor: Actor,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Result<Json<ContinueRollback>, JsonRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let Path((project, environment)) = path
+        .map_err(|e| AppError::BadRequest(format!("the path is not right: {}", e.body_text())))?;
+    let project = ProjectName::parse(&project)?;
+    let environment = EnvName::parse(&environment)?;
+    // The body is optional; none means "skip nothing".
+    let request = match request {
+        Err(JsonRejection::MissingJsonContentType(_)) => ContinueRollback::default(),
+        other => body(other)?,
+    };
+    let card = state
+        .services
+        .continue_rollback(&actor, &project, &environment, &request.skip)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(card)))
 }

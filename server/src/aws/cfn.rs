@@ -126,6 +126,18 @@ pub trait CloudFormation: Send + Sync {
     async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
     async fn cancel_update(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
     async fn delete_stack(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
+    /// The stack's resources in a failed state (DescribeStackResources).
+    async fn failed_resources(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<app::model::FailedResource>, AwsFailure>;
+    /// ContinueUpdateRollback for a stack in `UPDATE_ROLLBACK_FAILED`, leaving `skip` as they are.
+    async fn continue_update_rollback(
+        &self,
+        stack: &str,
+        skip: &[String],
+        token: &str,
+    ) -> Result<(), AwsFailure>;
     /// Events newer than `after` (an event id already seen), oldest first. Pages stop at `after`
     /// or at the first event older than `since` — the history before the operation is never read.
     async fn events(

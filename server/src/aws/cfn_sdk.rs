@@ -378,6 +378,52 @@ impl CloudFormation for AwsCfn {
         Ok(())
     }
 
+    async fn failed_resources(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<app::model::FailedResource>, AwsFailure> {
+        let out = self
+            .client
+            .describe_stack_resources()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk(format!("listing the resources of {stack}"), e))?;
+        Ok(out
+            .stack_resources()
+            .iter()
+            .filter_map(|r| {
+                let status = r.resource_status()?.as_str().to_owned();
+                status
+                    .ends_with("_FAILED")
+                    .then(|| app::model::FailedResource {
+                        logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+                        resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                        status,
+                        reason: r.resource_status_reason().map(str::to_owned),
+                    })
+            })
+            .collect())
+    }
+
+    async fn continue_update_rollback(
+        &self,
+        stack: &str,
+        skip: &[String],
+        token: &str,
+    ) -> Result<(), AwsFailure> {
+        self.client
+            .continue_update_rollback()
+            .stack_name(stack)
+            .set_resources_to_skip((!skip.is_empty()).then(|| skip.to_vec()))
+            .set_role_arn(self.service_role.clone())
+            .client_request_token(token)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk(format!("continuing the rollback of {stack}"), e))?;
+        Ok(())
+    }
+
     async fn events(
         &self,
         stack: &str,

@@ -197,6 +197,11 @@ impl Engine {
         &self.store
     }
 
+    /// Between looks at a stack that is changing.
+    pub fn poll_interval(&self) -> Duration {
+        self.settings.poll_interval
+    }
+
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }

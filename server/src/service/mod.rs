@@ -8,6 +8,7 @@ mod jenkins;
 mod pause;
 mod projects;
 mod promotion;
+mod recover;
 mod tokens;
 mod trail;
 

@@ -212,6 +212,7 @@ mod tests {
             updated_at: None,
             outputs: Vec::new(),
             parameters: Vec::new(),
+            failed_resources: Vec::new(),
         }
     }
 

@@ -51,6 +51,10 @@ pub struct State {
     pub refuse_cancel: Option<&'static str>,
     /// Panic in GetTemplateSummary (a bug in the deployer's own code stands behind this seam).
     pub panic_in_summary: bool,
+    /// DescribeStackResources' resources in a failed state.
+    pub failed: Vec<app::model::FailedResource>,
+    /// What ContinueUpdateRollback sets going.
+    pub on_continue: Vec<Frame>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -302,6 +306,35 @@ impl CloudFormation for ScriptedCfn {
             return Ok(());
         }
         s.script = std::mem::take(&mut s.on_delete);
+        s.idle = None;
+        Ok(())
+    }
+    async fn failed_resources(
+        &self,
+        _: &str,
+    ) -> Result<Vec<app::model::FailedResource>, AwsFailure> {
+        Ok(self.state.lock().unwrap().failed.clone())
+    }
+    async fn continue_update_rollback(
+        &self,
+        _: &str,
+        skip: &[String],
+        token: &str,
+    ) -> Result<(), AwsFailure> {
+        let mut s = self.state.lock().unwrap();
+        if s.status != Some(StackStatus::UpdateRollbackFailed) {
+            return Err(fault("ValidationError", false));
+        }
+        s.calls
+            .push(format!("ContinueUpdateRollback skip={}", skip.join(",")));
+        s.tokens.push(token.to_owned());
+        if s.on_continue.is_empty() {
+            // AWS: with the failed resources skipped, nothing is left to roll back.
+            s.status = Some(StackStatus::UpdateRollbackComplete);
+            return Ok(());
+        }
+        s.status = Some(StackStatus::UpdateRollbackInProgress);
+        s.script = std::mem::take(&mut s.on_continue);
         s.idle = None;
         Ok(())
     }

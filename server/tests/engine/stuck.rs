@@ -73,3 +73,63 @@ async fn a_stack_whose_first_create_failed_is_deleted_and_created_again_once_con
     let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
     assert_eq!(cards[0]["status"], "CREATE_COMPLETE", "{cards}");
 }
+
+#[tokio::test]
+async fn a_failed_rollback_lists_what_failed_and_continues_skipping_it() {
+    // AWS: an update failed, and so did its rollback (a resource changed outside CloudFormation):
+    // UPDATE_ROLLBACK_FAILED; DescribeStackResources shows the resource UPDATE_FAILED;
+    // ContinueUpdateRollback with it in ResourcesToSkip ends UPDATE_ROLLBACK_COMPLETE.
+    let cfn = ScriptedCfn::new(true, Vec::new());
+    {
+        let mut s = cfn.state.lock().unwrap();
+        s.status = Some(StackStatus::UpdateRollbackFailed);
+        s.failed = vec![app::model::FailedResource {
+            logical_id: "Queue".into(),
+            resource_type: "AWS::SQS::Queue".into(),
+            status: "UPDATE_FAILED".into(),
+            reason: Some("Queue was deleted outside CloudFormation".into()),
+        }];
+    }
+    let h = harness(cfn.clone()).await;
+    let (_, cards) = h.get("/api/v1/projects/web/stacks").await;
+    assert_eq!(cards[0]["status"], "UPDATE_ROLLBACK_FAILED");
+    assert_eq!(
+        cards[0]["failed_resources"][0]["logical_id"], "Queue",
+        "{cards}"
+    );
+    assert_eq!(
+        cards[0]["failed_resources"][0]["reason"],
+        "Queue was deleted outside CloudFormation"
+    );
+
+    let url = "/api/v1/projects/web/stacks/DEV/continue-rollback";
+    // Only what failed may be skipped.
+    let (status, body) = h.post(url, json!({"skip": ["Message"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Queue"));
+    assert!(cfn.calls().is_empty());
+
+    let (status, card) = h.post(url, json!({"skip": ["Queue"]})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{card}");
+    assert_eq!(cfn.calls(), ["ContinueUpdateRollback skip=Queue"]);
+    assert_eq!(card["status"], "UPDATE_ROLLBACK_COMPLETE", "{card}");
+    let (_, audit) = h.audit("action=continue_rollback").await;
+    assert!(
+        audit[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("skipping Queue"),
+        "{audit}"
+    );
+    // Not stuck any more: nothing to continue.
+    let (status, body) = h.post(url, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // An environment nobody configured is not found.
+    let (status, _) = h
+        .post(
+            "/api/v1/projects/web/stacks/QA/continue-rollback",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
