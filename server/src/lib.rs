@@ -182,6 +182,8 @@ pub async fn state_with_cloudformation(
     jenkins::spawn(panel.clone(), watch, hub);
     let resumed = engine.resume().await?;
     engine.spawn_lease_keeper();
+    // After the resume: the change sets of the deployments picked up again are theirs.
+    deploy::janitor::spawn(catalog.clone(), engine.store().clone());
     if resumed > 0 {
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }

@@ -309,3 +309,55 @@ async fn a_preview_says_what_a_build_would_change_and_leaves_nothing_behind() {
     let (status, _) = h.get("/api/v1/projects/web/preview?environment=DEV").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn change_sets_the_deployer_left_behind_are_deleted_and_nobody_elses() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
+    let cfn = h.cfn("DEV");
+    for name in [
+        // A deployment's, unknown to the store (its process died before deleting it).
+        "deployer-d-0123456789abcdef0123456789abcdef",
+        // Somebody's own: never touched.
+        "hotfix-by-hand",
+        // A preview's, made a moment ago (it may be in use): kept until it is old.
+        "deployer-preview-0123456789abcdef",
+    ] {
+        cfn.create_change_set()
+            .stack_name("DEV-WEB")
+            .change_set_name(name)
+            .template_body(common::TEMPLATE)
+            .parameters(
+                aws_sdk_cloudformation::types::Parameter::builder()
+                    .parameter_key("Greeting")
+                    .parameter_value("left behind")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let deleted =
+        deployer::deploy::janitor::sweep(h.state.catalog(), h.state.engine().store()).await;
+    assert_eq!(deleted, 1);
+    let left = cfn
+        .list_change_sets()
+        .stack_name("DEV-WEB")
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = left
+        .summaries()
+        .iter()
+        .filter_map(|s| s.change_set_name())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["deployer-preview-0123456789abcdef", "hotfix-by-hand"]
+    );
+}

@@ -126,6 +126,12 @@ pub trait CloudFormation: Send + Sync {
     async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
     async fn cancel_update(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
     async fn delete_stack(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
+    /// The stack's change sets (ListChangeSets, all pages): name and creation time. Empty when
+    /// the stack does not exist.
+    async fn change_sets(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<(String, Option<DateTime<Utc>>)>, AwsFailure>;
     /// The stack's resources in a failed state (DescribeStackResources).
     async fn failed_resources(
         &self,

@@ -378,6 +378,43 @@ impl CloudFormation for AwsCfn {
         Ok(())
     }
 
+    async fn change_sets(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<(String, Option<DateTime<Utc>>)>, AwsFailure> {
+        let mut sets = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = match self
+                .client
+                .list_change_sets()
+                .stack_name(stack)
+                .set_next_token(next.take())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if is_missing_stack(&e) => return Ok(Vec::new()),
+                Err(e) => {
+                    return Err(AwsFailure::from_sdk(
+                        format!("listing the change sets of {stack}"),
+                        e,
+                    ));
+                }
+            };
+            sets.extend(out.summaries().iter().filter_map(|s| {
+                Some((
+                    s.change_set_name()?.to_owned(),
+                    s.creation_time().map(to_utc),
+                ))
+            }));
+            match out.next_token() {
+                Some(token) => next = Some(token.to_owned()),
+                None => return Ok(sets),
+            }
+        }
+    }
+
     async fn failed_resources(
         &self,
         stack: &str,

@@ -9,6 +9,7 @@
 mod engine;
 mod finish;
 pub mod imports;
+pub mod janitor;
 mod outcome;
 pub mod parameters;
 pub mod preview;

@@ -309,6 +309,12 @@ impl CloudFormation for ScriptedCfn {
         s.idle = None;
         Ok(())
     }
+    async fn change_sets(
+        &self,
+        _: &str,
+    ) -> Result<Vec<(String, Option<DateTime<Utc>>)>, AwsFailure> {
+        Ok(Vec::new())
+    }
     async fn failed_resources(
         &self,
         _: &str,
