@@ -259,6 +259,9 @@ pub struct StackCard {
     /// ContinueUpdateRollback may be told to skip.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_resources: Vec<FailedResource>,
+    /// The stack was changed, or is being changed, by something other than the deployer: how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<String>,
 }
 
 /// A resource of a stack in a failed state.

@@ -18,6 +18,10 @@ use crate::error::AppError;
 use crate::stacks;
 use crate::store::Store;
 
+/// AWS's clock against the deployer's: a stack updated this long after the deployer's last
+/// deployment ended was changed by something else.
+const OUTSIDE_TOLERANCE: chrono::Duration = chrono::Duration::seconds(5);
+
 pub struct Catalog {
     pub config: Config,
     pub artifacts: ArtifactStore,
@@ -27,6 +31,8 @@ pub struct Catalog {
     /// Stack cards by `<environment>/<stack>`, kept briefly and read once however many pages
     /// ask, so a flood of page loads cannot throttle an account.
     cards: TtlCache<StackCard>,
+    /// Stacks whose rollback this process continued, until it settles.
+    recovering: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How long a stack card is reused.
@@ -57,6 +63,7 @@ impl Catalog {
             store,
             cfn,
             cards: TtlCache::new(CARD_TTL),
+            recovering: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -194,6 +201,7 @@ impl Catalog {
                 {
                     card.build = Some(build);
                 }
+                card.outside = self.outside(environment, stack_name, &card).await?;
                 let hidden = self.store.no_echo_keys(environment, stack_name).await?;
                 for p in card
                     .parameters
@@ -209,6 +217,70 @@ impl Catalog {
     }
 
     /// Forgets a stack's cached card (it changed: a deployment moved it).
+    /// Whether something other than the deployer changed the stack, or is changing it: an
+    /// operation running that no deployment of the deployer started, or a change after the
+    /// deployer's last one (the stack's last-updated time, later than that deployment's end).
+    async fn outside(
+        &self,
+        environment: &str,
+        stack_name: &str,
+        card: &StackCard,
+    ) -> Result<Option<String>, AppError> {
+        let Some(status) = card.status else {
+            return Ok(None);
+        };
+        if self
+            .store
+            .active_on(environment, stack_name)
+            .await?
+            .is_some()
+            || self.is_recovering(environment, stack_name)
+        {
+            return Ok(None);
+        }
+        if status.is_in_progress() {
+            return Ok(Some(format!(
+                "an operation the deployer did not start is running on it ({}); a deploy now is refused until it ends",
+                status.as_aws_str()
+            )));
+        }
+        let Some((id, ended)) = self.store.last_change(environment, stack_name).await? else {
+            return Ok(None);
+        };
+        Ok(card
+            .updated_at
+            .filter(|updated| *updated > ended + OUTSIDE_TOLERANCE)
+            .map(|updated| {
+                format!(
+                    "changed outside the deployer: last updated {}, after its last deployment here ({id}, which ended {})",
+                    updated.format("%Y-%m-%d %H:%M:%S UTC"),
+                    ended.format("%Y-%m-%d %H:%M:%S UTC")
+                )
+            }))
+    }
+
+    /// A rollback this process continued (ContinueUpdateRollback) is running on the stack: its
+    /// operation is the deployer's, though no deployment's.
+    pub fn set_recovering(&self, environment: &str, stack_name: &str, on: bool) {
+        let key = format!("{environment}/{stack_name}");
+        let mut set = self
+            .recovering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if on {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+    }
+
+    fn is_recovering(&self, environment: &str, stack_name: &str) -> bool {
+        self.recovering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&format!("{environment}/{stack_name}"))
+    }
+
     pub fn forget_card(&self, environment: &str, stack_name: &str) {
         self.cards
             .invalidate(&format!("{environment}/{stack_name}"));

@@ -56,6 +56,7 @@ pub fn card(
         outputs: Vec::new(),
         parameters: Vec::new(),
         failed_resources: Vec::new(),
+        outside: None,
     };
     let Some(info) = info.filter(|i| i.status != StackStatus::DeleteComplete) else {
         return card;

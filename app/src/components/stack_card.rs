@@ -76,11 +76,19 @@ pub fn StackCard(
                     <h2 class="stack-name">{card.name.clone()}</h2>
                     <p class="muted small">
                         {format!("{} · account {} · {}", environment.name, environment.account_id, environment.region)}
+                        {environment.protected.then(|| view! {
+                            <span class="protected-mark" title=if environment.require_another_approver {
+                                "Protected: an update waits for another person's approval"
+                            } else {
+                                "Protected: an update waits for approval"
+                            }>" · protected"</span>
+                        })}
                     </p>
                 </div>
                 <StatusBadge card=card.clone()/>
             </header>
             {reason.map(|r| view! { <p class="status-reason">{r}</p> })}
+            {card.outside.clone().map(|o| view! { <p class="outside-note" role="status"><strong>"Not the deployer's: "</strong>{o}</p> })}
             <dl class="facts">
                 <div>
                     <dt>"Deployed build"</dt>

@@ -213,6 +213,7 @@ mod tests {
             outputs: Vec::new(),
             parameters: Vec::new(),
             failed_resources: Vec::new(),
+            outside: None,
         }
     }
 

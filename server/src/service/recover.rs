@@ -67,8 +67,14 @@ impl Services {
         }
         let cfn = self.catalog.cfn(environment)?;
         let token = format!("continue-{}", uuid::Uuid::new_v4().simple());
-        cfn.continue_update_rollback(&stack_name, skip, &token)
-            .await?;
+        self.catalog.set_recovering(environment, &stack_name, true);
+        if let Err(e) = cfn
+            .continue_update_rollback(&stack_name, skip, &token)
+            .await
+        {
+            self.catalog.set_recovering(environment, &stack_name, false);
+            return Err(e.into());
+        }
         let detail = if skip.is_empty() {
             format!("{stack_name}: continue the rollback")
         } else {
@@ -113,13 +119,19 @@ impl Services {
                 {
                     last = card.status;
                     let settled = !card.status.is_some_and(StackStatus::is_in_progress);
-                    hub.publish(LiveEvent::Stack(card));
                     if settled {
+                        catalog.set_recovering(&environment, &stack_name, false);
+                        catalog.forget_card(&environment, &stack_name);
+                        if let Ok(card) = catalog.stack(&project, &environment).await {
+                            hub.publish(LiveEvent::Stack(card));
+                        }
                         return;
                     }
+                    hub.publish(LiveEvent::Stack(card));
                 }
                 tokio::time::sleep(every).await;
             }
+            catalog.set_recovering(&environment, &stack_name, false);
         });
     }
 }

@@ -78,7 +78,8 @@ impl Store {
         }
     }
 
-    async fn active_on(
+    /// The stack's active deployment, if it has one.
+    pub async fn active_on(
         &self,
         environment: &str,
         stack_name: &str,
@@ -240,6 +241,25 @@ impl Store {
         .bind(stack_name)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// The stack's latest deployment that executed a change and ended: its id and when it ended.
+    pub async fn last_change(
+        &self,
+        environment: &str,
+        stack_name: &str,
+    ) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(&self.sql(
+            "SELECT id, finished_at FROM deployments
+             WHERE environment = ? AND stack_name = ? AND executed_at IS NOT NULL AND finished_at IS NOT NULL
+             ORDER BY {seq} DESC LIMIT 1",
+        ))
+        .bind(environment)
+        .bind(stack_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(id, at)| Ok((id, parse_ts(&at, "finished_at")?)))
+            .transpose()
     }
 
     /// Whether the build was ever deployed successfully to the stack (a redeploy of it is a rollback).

@@ -55,6 +55,8 @@ pub struct State {
     pub failed: Vec<app::model::FailedResource>,
     /// What ContinueUpdateRollback sets going.
     pub on_continue: Vec<Frame>,
+    /// The stack's LastUpdatedTime.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -186,6 +188,7 @@ impl CloudFormation for ScriptedCfn {
             tags: s.tags.clone(),
             exports: s.exports.clone(),
             parameters: vec![("Greeting".into(), Some("scripted".into()))],
+            updated_at: s.updated_at,
             ..StackInfo::default()
         }))
     }

@@ -1,5 +1,8 @@
-//! Stacks CloudFormation left stuck, which moto cannot produce: a first create that failed and
-//! rolled back (`ROLLBACK_COMPLETE`: it cannot be updated, only deleted and created again).
+//! Stacks CloudFormation left stuck, and stacks changed by someone else — which moto cannot
+//! produce: a first create that failed and rolled back (`ROLLBACK_COMPLETE`: it cannot be updated,
+//! only deleted and created again), a rollback that failed (`UPDATE_ROLLBACK_FAILED`), an
+//! operation nobody in the deployer started, a LastUpdatedTime after the deployer's last change
+//! (moto keeps LastUpdatedTime at the creation time).
 
 use super::*;
 
@@ -132,4 +135,57 @@ async fn a_failed_rollback_lists_what_failed_and_continues_skipping_it() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_stack_changed_outside_the_deployer_is_shown_as_such_and_not_collided_with() {
+    // AWS: someone runs an update by hand (UPDATE_IN_PROGRESS, no deployment of ours); later the
+    // stack's LastUpdatedTime is after the deployer's last deployment ended.
+    let cfn = ScriptedCfn::new(true, update_to_complete());
+    let h = harness(cfn.clone()).await;
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-2").await["status"],
+        "succeeded"
+    );
+    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
+    assert_eq!(
+        h.card("web", "DEV").await["outside"],
+        serde_json::Value::Null
+    );
+
+    cfn.state.lock().unwrap().status = Some(StackStatus::UpdateInProgress);
+    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
+    let card = h.card("web", "DEV").await;
+    assert!(
+        card["outside"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not start"),
+        "{card}"
+    );
+    // A deploy now is refused with that reason, before any change set is made.
+    let refused = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(refused["status"], "refused", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not start"),
+        "{refused}"
+    );
+
+    {
+        let mut s = cfn.state.lock().unwrap();
+        s.status = Some(StackStatus::UpdateComplete);
+        s.updated_at = Some(chrono::Utc::now() + chrono::Duration::minutes(1));
+    }
+    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
+    let card = h.card("web", "DEV").await;
+    assert!(
+        card["outside"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changed outside the deployer"),
+        "{card}"
+    );
 }

@@ -230,8 +230,10 @@ pub fn says_no_changes(e: &AwsFailure) -> bool {
 fn check_updatable(info: &StackInfo) -> Result<(), Stop> {
     use StackStatus::*;
     match info.status {
+        // The store lets one deployment at a time onto a stack: what runs is not the deployer's.
         s if s.is_in_progress() => Err(Stop::Refused(format!(
-            "the stack is busy ({}): another operation is running on it",
+            "the stack is busy ({}): an operation the deployer did not start is running on it; \
+             deploy again once it has ended",
             s.as_aws_str()
         ))),
         RollbackComplete | RollbackFailed | CreateFailed | DeleteFailed => {
