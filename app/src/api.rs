@@ -76,6 +76,19 @@ pub async fn get_rollback_verdict(
         .await
 }
 
+/// What deploying `build` would change, without deploying (a change set made and deleted).
+#[server(endpoint = "get_preview", input = Json)]
+pub async fn get_preview(
+    project: String,
+    environment: String,
+    build: String,
+) -> Result<Vec<crate::model::PreviewChange>, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend
+        .preview(&request, &project, &environment, &build)
+        .await
+}
+
 /// Deploys to `environment` the build the environment before it runs.
 #[server(endpoint = "request_promotion", input = Json)]
 pub async fn request_promotion(
@@ -360,6 +373,13 @@ pub mod ssr {
             project: &str,
             environment: &str,
         ) -> Result<Deployment, ErrorBody>;
+        async fn preview(
+            &self,
+            request: &Parts,
+            project: &str,
+            environment: &str,
+            build: &str,
+        ) -> Result<Vec<crate::model::PreviewChange>, ErrorBody>;
         async fn continue_rollback(
             &self,
             request: &Parts,

@@ -105,6 +105,29 @@ pub fn BuildSelect(
         }
     };
     let is_blocked = blocked.is_some();
+    // "What would this build change?": a change set made and deleted, shown under the row.
+    let preview = Action::new(|(p, e, b): &(String, String, String)| {
+        crate::api::get_preview(p.clone(), e.clone(), b.clone())
+    });
+    let previewed = RwSignal::new(None::<String>);
+    let on_preview = {
+        let (project, environment) = (project.clone(), environment.clone());
+        move |_| {
+            let build = selected.get_untracked();
+            previewed.set(Some(build.clone()));
+            preview.dispatch((project.clone(), environment.clone(), build));
+        }
+    };
+    let preview_view = move || {
+        let build = previewed.get()?;
+        if preview.pending().get() {
+            return Some(view! { <p class="muted small preview-box">{format!("Asking CloudFormation what {build} would change…")}</p> }.into_any());
+        }
+        Some(match preview.value().get()? {
+            Err(e) => view! { <crate::components::error_line::ErrorLine error=e/> }.into_any(),
+            Ok(changes) => view! { <PreviewBox of=build changes/> }.into_any(),
+        })
+    };
     let on_deploy = move |_| {
         let build = selected.get_untracked();
         if let Some(status) = stuck {
@@ -132,6 +155,8 @@ pub fn BuildSelect(
                     {options}
                 </select>
             </label>
+            <button type="button" class="btn btn-secondary btn-preview" title="What deploying the selected build would change, without deploying"
+                disabled=move || !has_build || preview.pending().get() on:click=on_preview>"Preview"</button>
             <button type="button" class="btn btn-primary" title=title
                 disabled=move || denied.get().is_some() || is_blocked || paused.get().is_some() || !has_build || pending.get()
                 on:click=on_deploy>
@@ -139,6 +164,7 @@ pub fn BuildSelect(
             </button>
         </div>
         {move || error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
+        {preview_view}
         {move || denied.get().map(|d| view! { <p class="denied-note small" data-denied="deploy">{d}</p> })}
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
         {stuck.map(|status| view! {
@@ -149,4 +175,52 @@ pub fn BuildSelect(
         })}
         {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }
+}
+
+/// The changes a build would make, each that interrupts users or may lose data flagged.
+#[component]
+fn PreviewBox(
+    /// The build previewed.
+    of: String,
+    changes: Vec<crate::model::PreviewChange>,
+) -> impl IntoView {
+    let build = of;
+    if changes.is_empty() {
+        return view! {
+            <p class="small muted preview-box" role="status">{format!("{build} would change nothing CloudFormation lists.")}</p>
+        }
+        .into_any();
+    }
+    let interrupting = changes.iter().filter(|c| c.interrupts).count();
+    let rows = changes
+        .into_iter()
+        .map(|c| {
+            let replacement = match c.replacement.as_deref() {
+                Some("True") => "replaced",
+                Some("Conditional") => "may be replaced",
+                _ => "",
+            };
+            view! {
+                <tr class=if c.interrupts { "change interrupts" } else { "change" }>
+                    <td class="mono small">{c.action}</td>
+                    <td class="mono">{c.logical_id}</td>
+                    <td class="muted small">{c.resource_type}</td>
+                    <td class="small">{replacement}</td>
+                    <td class="small">{c.interrupts.then_some("⚠ interrupts users or may lose data")}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="approval preview-box" role="region" aria-label="Preview">
+            <p class="approval-head"><strong>{format!("What {build} would change")}</strong>
+                {(interrupting > 0).then(|| view! { <span class="interrupt-count">{format!(" · ⚠ {interrupting} interrupting")}</span> })}
+            </p>
+            <table class="kv changes">
+                <thead><tr><th>"Action"</th><th>"Resource"</th><th>"Type"</th><th>"Replacement"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
 }

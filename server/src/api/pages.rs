@@ -285,6 +285,26 @@ impl Backend for Pages {
         .await
     }
 
+    async fn preview(
+        &self,
+        request: &Parts,
+        project: &str,
+        environment: &str,
+        build: &str,
+    ) -> Result<Vec<app::model::PreviewChange>, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let project = ProjectName::parse(project)?;
+            let environment = EnvName::parse(environment)?;
+            let build = crate::ids::BuildName::parse(build)?;
+            self.state
+                .services
+                .preview(&actor, &project, &environment, &build)
+                .await
+        })
+        .await
+    }
+
     async fn continue_rollback(
         &self,
         request: &Parts,
