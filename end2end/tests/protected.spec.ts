@@ -11,6 +11,11 @@ test('a PRD update waits with its change set, live, until another person approve
   const card = page.getByRole('article', { name: 'Stack PRD-WEB' });
   const before = await card.locator('.deployed-build').textContent();
   await card.getByRole('combobox').selectOption('web-master-102');
+  // What would it change? Asked without deploying (moto lists no resource changes for a new
+  // image id; AWS would list the launch template and the group).
+  await card.getByRole('button', { name: 'Preview' }).click();
+  await expect(card.locator('.preview-box')).toContainText('web-master-102');
+  await expect(card.locator('.deployed-build')).toHaveText(before!);
 
   // A release manager, in their own browser, asks for web-master-101 in PRD.
   const theirs = await (await browser.newContext({

@@ -13,6 +13,25 @@ pub type DeployAction = Action<
     Result<crate::deployment::Deployment, crate::error::ErrorBody>,
 >;
 
+/// What the Preview button asks, and which build it asked about.
+pub type PreviewState = (
+    Action<
+        (String, String, String),
+        Result<Vec<crate::model::PreviewChange>, crate::error::ErrorBody>,
+    >,
+    RwSignal<Option<String>>,
+);
+
+/// A fresh [`PreviewState`], for the page to keep.
+pub fn preview_state() -> PreviewState {
+    (
+        Action::new(|(p, e, b): &(String, String, String)| {
+            crate::api::get_preview(p.clone(), e.clone(), b.clone())
+        }),
+        RwSignal::new(None),
+    )
+}
+
 #[component]
 pub fn BuildSelect(
     /// The project's builds, newest first.
@@ -27,6 +46,8 @@ pub fn BuildSelect(
     /// The stack's first create failed (its status, e.g. `ROLLBACK_COMPLETE`): deploying deletes
     /// it and creates it again, after a confirmation.
     stuck: Option<crate::model::StackStatus>,
+    /// The Preview button's request and the build it asked about, kept by the page.
+    preview: PreviewState,
     /// Starts a deployment.
     deploy: DeployAction,
     /// The build the person picked, kept by the page: the card re-renders on every live update,
@@ -105,11 +126,9 @@ pub fn BuildSelect(
         }
     };
     let is_blocked = blocked.is_some();
-    // "What would this build change?": a change set made and deleted, shown under the row.
-    let preview = Action::new(|(p, e, b): &(String, String, String)| {
-        crate::api::get_preview(p.clone(), e.clone(), b.clone())
-    });
-    let previewed = RwSignal::new(None::<String>);
+    // "What would this build change?": a change set made and deleted, shown under the row (the
+    // page keeps the answer: the card re-renders on live updates).
+    let (preview, previewed) = preview;
     let on_preview = {
         let (project, environment) = (project.clone(), environment.clone());
         move |_| {

@@ -98,10 +98,12 @@ fn ProjectMain(
     let clock = ticking_clock();
     // The build picked in the select, for this project and environment.
     let choice = RwSignal::new(None::<String>);
+    let preview = crate::components::build_select::preview_state();
     Effect::new(move |_| {
         project.track();
         env.track();
         choice.set(None);
+        preview.1.set(None);
     });
     let deploy: DeployAction =
         Action::new(|(p, e, b, recreate): &(String, String, String, bool)| {
@@ -188,7 +190,7 @@ fn ProjectMain(
                                     let select = match builds {
                                         Ok(list) => view! {
                                             <BuildSelect list deployed=deployed.clone() project=project_name.clone()
-                                                environment=env_name.clone() blocked=blocked.clone() deploy choice
+                                                environment=env_name.clone() blocked=blocked.clone() deploy choice preview
                                                 stuck=view.card.status.filter(|s| s.needs_recreate())/>
                                         }.into_any(),
                                         Err(e) => view! {
