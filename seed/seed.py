@@ -41,8 +41,23 @@ DEPLOYED = {
 }
 
 
+# The machine images the emulator's accounts can launch (its public images), read at start: each
+# build bakes "its" image, one of them. web-master-97's image was deregistered since, so the
+# rollback verdict has something to say about going back that far.
+IMAGES = []
+DEREGISTERED = {"web-master-97"}
+
+
+def images(ec2):
+    """The image ids the account sees, in a stable order."""
+    return sorted(i["ImageId"] for i in ec2.describe_images()["Images"])
+
+
 def ami(build_id):
-    return "ami-0" + hashlib.sha1(build_id.encode()).hexdigest()[:16]
+    digest = hashlib.sha1(build_id.encode()).hexdigest()
+    if IMAGES and build_id not in DEREGISTERED:
+        return IMAGES[int(digest, 16) % len(IMAGES)]
+    return "ami-0" + digest[:16]
 
 
 def parameters(project, build_id):
@@ -174,6 +189,8 @@ def main(config_path):
         "s3", endpoint_url=endpoint,
         config=boto3.session.Config(s3={"addressing_style": "path"}),
     )
+    IMAGES[:] = images(session(endpoint, art_env["region"], art_env["account_id"]).client(
+        "ec2", endpoint_url=endpoint))
     region = art_env["region"]
     kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     try:

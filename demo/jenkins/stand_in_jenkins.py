@@ -123,6 +123,9 @@ class Jenkins:
         self.bucket = art["bucket"]
         self.s3 = seed.session(env["endpoint_url"], env["region"], env["account_id"]).client(
             "s3", endpoint_url=env["endpoint_url"], config=seed.boto3.session.Config(s3={"addressing_style": "path"}))
+        # The images new builds bake, as the seed's builds do.
+        seed.IMAGES[:] = seed.images(seed.session(env["endpoint_url"], env["region"], env["account_id"]).client(
+            "ec2", endpoint_url=env["endpoint_url"]))
         projects = {p["name"] for p in self.config["projects"]}
         # network: a freestyle job; the others: multibranch pipelines (a folder of branch jobs).
         for project, branches in seed.BRANCHES.items():

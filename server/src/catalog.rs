@@ -31,6 +31,8 @@ pub struct Catalog {
     /// Stack cards by `<environment>/<stack>`, kept briefly and read once however many pages
     /// ask, so a flood of page loads cannot throttle an account.
     cards: TtlCache<StackCard>,
+    /// Each environment's EC2 (whether the images a build launches exist there).
+    ec2: HashMap<String, aws_sdk_ec2::Client>,
     /// Stacks whose rollback this process continued, until it settles.
     recovering: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -50,6 +52,11 @@ impl Catalog {
             .ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?
             .s3
             .clone();
+        let ec2 = config
+            .environments
+            .iter()
+            .filter_map(|e| Some((e.name.clone(), aws.env(&e.name)?.ec2.clone())))
+            .collect();
         let artifacts = ArtifactStore::new(
             s3,
             config.artifacts.bucket.clone(),
@@ -63,6 +70,7 @@ impl Catalog {
             store,
             cfn,
             cards: TtlCache::new(CARD_TTL),
+            ec2,
             recovering: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
@@ -257,6 +265,18 @@ impl Catalog {
                     ended.format("%Y-%m-%d %H:%M:%S UTC")
                 )
             }))
+    }
+
+    /// The image ids among `ids` that `environment`'s account cannot launch.
+    pub async fn missing_images(
+        &self,
+        environment: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, AppError> {
+        let ec2 = self.ec2.get(environment).ok_or_else(|| {
+            AppError::NotFound(format!("there is no environment called {environment:?}"))
+        })?;
+        Ok(crate::aws::images::missing(ec2, ids).await?)
     }
 
     /// A rollback this process continued (ContinueUpdateRollback) is running on the stack: its

@@ -219,6 +219,52 @@ async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
         "{verdict}"
     );
 
+    // One whose image the account cannot launch (deregistered since): DescribeImages in moto's
+    // EC2, which knows its own public images and nothing else.
+    let with_image = common::TEMPLATE.replacen(
+        "Parameters:\n",
+        "Parameters:\n  ImageId:\n    Type: AWS::EC2::Image::Id\n",
+        1,
+    );
+    let known = h
+        .aws
+        .env("DEV")
+        .unwrap()
+        .ec2
+        .describe_images()
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_owned();
+    for (build, image) in [
+        ("web-master-01", known.as_str()),
+        ("web-master-02", "ami-0123456789abcdef0"),
+    ] {
+        h.put_build_with(
+            "web",
+            build,
+            &with_image,
+            &json!({"Greeting": "hello", "ImageId": image}).to_string(),
+        )
+        .await;
+    }
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-01")
+        .await;
+    assert_eq!(verdict["verdict"], "safe", "{known} exists: {verdict}");
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-02")
+        .await;
+    assert_eq!(verdict["warnings"][0]["kind"], "missing_image", "{verdict}");
+    let message = verdict["warnings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ami-0123456789abcdef0") && message.contains("ImageId"),
+        "{message}"
+    );
+
     // Bad input is a clear 4xx.
     let (status, _) = h.get("/api/v1/projects/web/rollback").await;
     assert_eq!(status, 400);

@@ -11,6 +11,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 pub mod cfn;
 mod cfn_sdk;
 mod failure;
+pub mod images;
 
 pub use cfn_sdk::AwsCfn;
 pub use failure::AwsFailure;
@@ -24,6 +25,8 @@ pub struct EnvClients {
     pub s3: aws_sdk_s3::Client,
     /// For long polls (the artifacts bucket's notifications): its attempts may last 20 s.
     pub sqs: aws_sdk_sqs::Client,
+    /// Whether the images a build launches exist in the account (DescribeImages).
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 /// Clients for every configured environment.
@@ -59,6 +62,7 @@ impl EnvClients {
             .build();
         EnvClients {
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
+            ec2: aws_sdk_ec2::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3),
             sqs: aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(sdk)

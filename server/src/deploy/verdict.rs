@@ -1,6 +1,7 @@
 //! The rollback verdict: what deploying an older build would run into, told before the click —
 //! the same checks the pre-flight makes (imports that no longer exist, exports the build drops
-//! that other stacks import) and the parameters its template requires that it does not give.
+//! that other stacks import), the parameters its template requires that it does not give, and
+//! the machine images it launches that the account cannot see any more (DescribeImages).
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,33 @@ pub async fn check(
             )
         })
         .collect();
+
+    // Images it launches that the account cannot see (deregistered since, or never shared).
+    let images = image_parameters(doc, &read.set.values);
+    if !images.is_empty() {
+        let ids: Vec<String> = images.iter().map(|(_, id)| id.clone()).collect();
+        match catalog.missing_images(environment, &ids).await {
+            Ok(missing) => {
+                let account = catalog
+                    .config
+                    .environment(environment)
+                    .map(|e| e.account_id.clone())
+                    .unwrap_or_default();
+                for (key, id) in images.iter().filter(|(_, id)| missing.contains(id)) {
+                    warnings.push(warning(
+                        "missing_image",
+                        format!(
+                            "{build} launches {id} ({key}), which does not exist in {environment} (account {account}): deregistered, or never shared with it"
+                        ),
+                    ));
+                }
+            }
+            Err(e) => warnings.push(warning(
+                "unchecked",
+                format!("{build}'s images could not be looked up ({e})"),
+            )),
+        }
+    }
 
     // Imports that no longer exist in the environment.
     let cfn = catalog.cfn(environment)?;
@@ -87,6 +115,26 @@ pub async fn check(
         }
     }
     Ok(warnings)
+}
+
+/// The parameters that name a machine image: declared `AWS::EC2::Image::Id`, or valued like one.
+fn image_parameters(
+    doc: &serde_yaml::Value,
+    values: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let declared = doc.get("Parameters").and_then(|p| p.as_mapping());
+    values
+        .iter()
+        .filter(|(key, value)| {
+            let typed = declared
+                .and_then(|d| d.get(key.as_str()))
+                .and_then(|spec| spec.get("Type"))
+                .and_then(|t| t.as_str())
+                == Some("AWS::EC2::Image::Id");
+            (typed && !value.is_empty()) || crate::aws::images::looks_like_image(value)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A build read for checking: its template (text and parsed), its parameters for the
