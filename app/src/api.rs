@@ -105,14 +105,7 @@ pub async fn request_deployment(
     environment: String,
     build: String,
 ) -> Result<Deployment, ErrorBody> {
-    let (backend, request) = ssr::backend()?;
-    let start = crate::deployment::StartDeployment {
-        project,
-        environment,
-        build,
-        recreate: false,
-    };
-    backend.start_deployment(&request, start).await
+    start(project, environment, build, false).await
 }
 
 /// ContinueUpdateRollback for a stack stuck in UPDATE_ROLLBACK_FAILED, skipping `skip`.
@@ -135,12 +128,22 @@ pub async fn request_recreate(
     environment: String,
     build: String,
 ) -> Result<Deployment, ErrorBody> {
+    start(project, environment, build, true).await
+}
+
+#[cfg(feature = "ssr")]
+async fn start(
+    project: String,
+    environment: String,
+    build: String,
+    recreate: bool,
+) -> Result<Deployment, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     let start = crate::deployment::StartDeployment {
         project,
         environment,
         build,
-        recreate: true,
+        recreate,
     };
     backend.start_deployment(&request, start).await
 }

@@ -107,14 +107,6 @@ async fn every_route_server_function_and_page_needs_credentials() {
 }
 
 /// Creates a token with this name and role (as the harness's admin) and answers its secret.
-async fn token(h: &Harness, name: &str, role: &str) -> String {
-    let (status, created) = h
-        .post("/api/v1/tokens", json!({"name": name, "role": role}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["token"].as_str().unwrap().to_owned()
-}
-
 fn deploy(project: &str, env: &str, build: &str) -> Request<Body> {
     Request::post("/api/v1/deployments")
         .header("content-type", "application/json")
@@ -137,8 +129,8 @@ fn json_request(method: Method, uri: &str, body: Value) -> Request<Body> {
 async fn viewers_look_deployers_deploy_where_allowed_and_only_admins_resume() {
     let h = Harness::start().await;
     h.put_build("web", "web-master-1").await;
-    let viewer = token(&h, "dashboard", "viewer").await;
-    let deployer = token(&h, "jenkins-dev", "deployer").await;
+    let viewer = h.new_token("dashboard", "viewer").await;
+    let deployer = h.new_token("jenkins-dev", "deployer").await;
 
     // A viewer sees everything and changes nothing.
     let (status, _) = h

@@ -27,14 +27,6 @@ fn protect(config: &mut deployer::config::Config, by_another: bool) {
     prd.protection = Some(Protection { by_another });
 }
 
-async fn token(h: &Harness, name: &str, role: &str) -> String {
-    let (status, created) = h
-        .post("/api/v1/tokens", json!({"name": name, "role": role}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["token"].as_str().unwrap().to_owned()
-}
-
 async fn as_token(h: &Harness, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
     let request = Request::post(uri)
         .header("content-type", "application/json")
@@ -83,8 +75,8 @@ async fn change_sets(h: &Harness) -> Vec<String> {
 #[tokio::test]
 async fn an_update_waits_with_its_change_set_and_another_person_approves_it() {
     let h = protected_prd(true).await;
-    let requester = token(&h, "alice", "admin").await;
-    let approver = token(&h, "bob", "admin").await;
+    let requester = h.new_token("alice", "admin").await;
+    let approver = h.new_token("bob", "admin").await;
     let waiting = waiting_update(&h, &requester).await;
     let id = waiting["id"].as_str().unwrap().to_owned();
 
@@ -130,7 +122,7 @@ async fn an_update_waits_with_its_change_set_and_another_person_approves_it() {
             .contains("another person"),
         "{refused}"
     );
-    let dev_only = token(&h, "carol", "deployer").await;
+    let dev_only = h.new_token("carol", "deployer").await;
     let (status, _) = as_token(
         &h,
         &dev_only,

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 
+use crate::components::changes::{ChangeLine, ChangesTable, interrupting};
 use crate::model::{Build, BuildList};
 use crate::time::ago;
 
@@ -210,35 +211,14 @@ fn PreviewBox(
         }
         .into_any();
     }
-    let interrupting = changes.iter().filter(|c| c.interrupts).count();
-    let rows = changes
-        .into_iter()
-        .map(|c| {
-            let replacement = match c.replacement.as_deref() {
-                Some("True") => "replaced",
-                Some("Conditional") => "may be replaced",
-                _ => "",
-            };
-            view! {
-                <tr class=if c.interrupts { "change interrupts" } else { "change" }>
-                    <td class="mono small">{c.action}</td>
-                    <td class="mono">{c.logical_id}</td>
-                    <td class="muted small">{c.resource_type}</td>
-                    <td class="small">{replacement}</td>
-                    <td class="small">{c.interrupts.then_some("⚠ interrupts users or may lose data")}</td>
-                </tr>
-            }
-        })
-        .collect_view();
+    let lines: Vec<ChangeLine> = changes.into_iter().map(ChangeLine::from).collect();
+    let interrupting = interrupting(&lines);
     view! {
         <div class="approval preview-box" role="region" aria-label="Preview">
             <p class="approval-head"><strong>{format!("What {build} would change")}</strong>
                 {(interrupting > 0).then(|| view! { <span class="interrupt-count">{format!(" · ⚠ {interrupting} interrupting")}</span> })}
             </p>
-            <table class="kv changes">
-                <thead><tr><th>"Action"</th><th>"Resource"</th><th>"Type"</th><th>"Replacement"</th><th></th></tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            <ChangesTable lines/>
         </div>
     }
     .into_any()

@@ -1,6 +1,7 @@
 //! Widgets shared by the pages.
 
 pub mod build_select;
+pub mod changes;
 pub mod deployment_badge;
 pub mod env_tabs;
 pub mod error_line;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 
 use crate::api::{decide_deployment, request_cancel};
+use crate::components::changes::{ChangeLine, ChangesTable, interrupting};
 use crate::components::deployment_badge::DeploymentBadge;
 use crate::deployment::{
     DeploymentDetail, DeploymentStatus, Operation, ResourceChange, StepName, StepStatus,
@@ -222,28 +223,9 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
     let decide =
         Action::new(|(id, approve): &(String, bool)| decide_deployment(id.clone(), *approve));
     let error = move || decide.value().get().and_then(|r| r.err());
-    let interrupting = changes.iter().filter(|c| c.interrupts).count();
-    let no_resource_changes = changes.is_empty();
-    let rows = changes
-        .into_iter()
-        .map(|c| {
-            let replacement = match c.replacement.as_deref() {
-                Some("True") => "replaced",
-                Some("Conditional") => "may be replaced",
-                _ => "",
-            };
-            let class = if c.interrupts { "change interrupts" } else { "change" };
-            view! {
-                <tr class=class>
-                    <td class="mono small">{c.action.clone()}</td>
-                    <td class="mono">{c.logical_id.clone()}</td>
-                    <td class="muted small">{c.resource_type.clone()}</td>
-                    <td class="small">{replacement}</td>
-                    <td class="small">{c.interrupts.then_some("⚠ interrupts users or may lose data")}</td>
-                </tr>
-            }
-        })
-        .collect_view();
+    let lines: Vec<ChangeLine> = changes.into_iter().map(ChangeLine::from).collect();
+    let interrupting = interrupting(&lines);
+    let no_resource_changes = lines.is_empty();
     let (approve_id, discard_id, stack) = (d.id.clone(), d.id.clone(), d.stack_name.clone());
     let on_discard = move |_| {
         let question = format!(
@@ -277,12 +259,7 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
             {if no_resource_changes {
                 view! { <p class="small muted no-resource-changes">"CloudFormation lists no resource changes: parameters, tags or outputs only."</p> }.into_any()
             } else {
-                view! {
-                    <table class="kv changes">
-                        <thead><tr><th>"Action"</th><th>"Resource"</th><th>"Type"</th><th>"Replacement"</th><th></th></tr></thead>
-                        <tbody>{rows}</tbody>
-                    </table>
-                }.into_any()
+                view! { <ChangesTable lines/> }.into_any()
             }}
             {decided.map(|(decision, by)| view! { <p class="small muted">{format!("{} by {by}", decision.as_str())}</p> })}
             <div class="approval-actions">

@@ -115,7 +115,7 @@ impl Harness {
         Self::start_changed(cfn, behind_proxy, |_, _| {}).await
     }
 
-    async fn start_changed(
+    pub async fn start_changed(
         cfn: Option<std::sync::Arc<dyn deployer::aws::cfn::CloudFormation>>,
         behind_proxy: bool,
         change: impl FnOnce(&mut Config, &str),
@@ -437,6 +437,19 @@ impl Harness {
             headers,
             String::from_utf8_lossy(&bytes).into_owned(),
         )
+    }
+
+    /// A new API token with this name and role (`POST /api/v1/tokens` as the harness's admin);
+    /// answers its secret.
+    pub async fn new_token(&self, name: &str, role: &str) -> String {
+        let (status, created) = self
+            .post(
+                "/api/v1/tokens",
+                serde_json::json!({"name": name, "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["token"].as_str().unwrap().to_owned()
     }
 
     /// A request with this bearer token; answers the status and the JSON body.

@@ -57,6 +57,8 @@ pub struct State {
     pub on_continue: Vec<Frame>,
     /// The stack's LastUpdatedTime.
     pub updated_at: Option<DateTime<Utc>>,
+    /// What DescribeChangeSet lists, when not the default (a queue replaced, a parameter added).
+    pub changes: Option<Vec<ResourceChange>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -240,6 +242,9 @@ impl CloudFormation for ScriptedCfn {
         Ok(())
     }
     async fn describe_change_set(&self, _: &str, _: &str) -> Result<ChangeSetState, AwsFailure> {
+        if let Some(changes) = self.state.lock().unwrap().changes.clone() {
+            return Ok(ChangeSetState::Ready(changes));
+        }
         Ok(ChangeSetState::Ready(vec![
             ResourceChange {
                 action: "Modify".into(),

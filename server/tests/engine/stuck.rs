@@ -189,3 +189,100 @@ async fn a_stack_changed_outside_the_deployer_is_shown_as_such_and_not_collided_
         "{card}"
     );
 }
+
+#[tokio::test]
+async fn a_replacement_that_loses_data_is_flagged_while_the_update_waits_for_approval() {
+    // AWS: DescribeChangeSet lists the database replaced (a property that needs a new instance)
+    // and the queue modified in place.
+    let cfn = ScriptedCfn::new(true, update_to_complete());
+    cfn.state.lock().unwrap().changes = Some(vec![
+        app::deployment::ResourceChange {
+            action: "Modify".into(),
+            logical_id: "Database".into(),
+            resource_type: "AWS::RDS::DBInstance".into(),
+            replacement: Some("True".into()),
+            interrupts: false,
+        },
+        app::deployment::ResourceChange {
+            action: "Modify".into(),
+            logical_id: "Queue".into(),
+            resource_type: "AWS::SQS::Queue".into(),
+            replacement: Some("Conditional".into()),
+            interrupts: false,
+        },
+    ]);
+    let h = Harness::start_changed(Some(cfn.clone()), false, |config, _| {
+        config.environments[0].protection =
+            Some(deployer::config::Protection { by_another: false });
+    })
+    .await;
+    h.put("web/web-master-2/template.yaml", TEMPLATE).await;
+    h.put("web/web-master-2/parameters.json", r#"{"Greeting": "two"}"#)
+        .await;
+    let waiting = h.wait(&start(&h).await).await;
+    assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+    let changes = waiting["change_set"]["changes"].as_array().unwrap();
+    assert_eq!(changes[0]["logical_id"], "Database");
+    assert_eq!(
+        changes[0]["interrupts"], true,
+        "a database replaced: {waiting}"
+    );
+    assert_eq!(changes[1]["interrupts"], false, "a queue: {waiting}");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 change interrupts users or may lose data"),
+        "{waiting}"
+    );
+    assert!(!cfn.calls().contains(&"ExecuteChangeSet".to_owned()));
+    let (status, _) = h
+        .post(
+            &format!(
+                "/api/v1/deployments/{}/approve",
+                waiting["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = waiting["id"].as_str().unwrap();
+    for _ in 0..400 {
+        let (_, d) = h.deployment(id).await;
+        if d["status"] == "succeeded" {
+            assert!(cfn.calls().contains(&"ExecuteChangeSet".to_owned()));
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the approved update did not finish");
+}
+
+#[tokio::test]
+async fn the_verdict_names_the_stacks_that_import_an_export_the_build_drops() {
+    // AWS: the stack exports DEV-WEB-Legacy, which DEV-API imports (ListImports); the build no
+    // longer exports it.
+    let cfn = ScriptedCfn::new(true, Vec::new());
+    {
+        let mut s = cfn.state.lock().unwrap();
+        s.exports = vec!["DEV-WEB-Legacy".into()];
+        s.importers = vec![("DEV-WEB-Legacy".into(), Ok(vec!["DEV-API".into()]))];
+    }
+    let h = harness(cfn.clone()).await;
+    let (status, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-2")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["verdict"], "warnings");
+    let warning = verdict["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "export_in_use")
+        .unwrap_or_else(|| panic!("{verdict}"));
+    let message = warning["message"].as_str().unwrap();
+    assert!(
+        message.contains("DEV-WEB-Legacy") && message.contains("DEV-API"),
+        "{message}"
+    );
+}
