@@ -48,6 +48,12 @@ test('deploy, watch it succeed live, and roll back in one click', async ({ page,
   const question = questions.find((q) => q.startsWith('Roll STG-NETWORK back to network-master-46?'));
   expect(question, questions.join(' | ')).toMatch(/Checked: its imports exist|Warnings:/);
   await expect(card.locator('.history-table tbody tr')).toHaveCount(3);
+
+  // Any deploy of a build older than the deployed one asks with the verdict first, too.
+  await deploy(page, 'network-master-41');
+  await expect(card.locator('.deployed-build')).toHaveText('network-master-41');
+  const older = questions.find((q) => q.startsWith('Deploy network-master-41, older than the deployed network-master-46?'));
+  expect(older, questions.join(' | ')).toMatch(/Checked: its imports exist|Warnings:/);
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
 });
 

@@ -14,6 +14,21 @@ pub type DeployAction = Action<
     Result<crate::deployment::Deployment, crate::error::ErrorBody>,
 >;
 
+/// The rollback verdict in words, for the question a person confirms before deploying an older
+/// build.
+pub fn verdict_words(
+    verdict: Result<crate::model::RollbackVerdict, crate::error::ErrorBody>,
+) -> String {
+    match verdict {
+        Ok(v) if v.warnings.is_empty() => "Checked: its imports exist, the exports it drops are not imported elsewhere, its parameters are complete, its images exist.".to_owned(),
+        Ok(v) => {
+            let lines: Vec<String> = v.warnings.iter().map(|w| format!("• {}", w.message)).collect();
+            format!("Warnings:\n{}", lines.join("\n"))
+        }
+        Err(e) => format!("It could not be checked: {}", crate::api::error_message(&e)),
+    }
+}
+
 /// What the Preview button asks, and which build it asked about.
 pub type PreviewState = (
     Action<
@@ -67,6 +82,22 @@ pub fn BuildSelect(
     let initial = picked.or_else(|| first_deployable.clone());
     let selected = RwSignal::new(initial.clone().unwrap_or_default());
     let count = list.builds.len();
+    // Earlier builds of the deployed one's branch: deploying one is going back, and the verdict
+    // on it comes first, as for the card's rollback.
+    let current = deployed
+        .as_ref()
+        .and_then(|d| list.builds.iter().find(|b| &b.id == d))
+        .and_then(|b| Some((b.branch.clone()?, b.number?)));
+    let older: Vec<String> = list
+        .builds
+        .iter()
+        .filter(|b| {
+            current.as_ref().is_some_and(|(branch, number)| {
+                b.branch.as_ref() == Some(branch) && b.number.is_some_and(|n| n < *number)
+            })
+        })
+        .map(|b| b.id.clone())
+        .collect();
     let options = list
         .builds
         .into_iter()
@@ -150,6 +181,26 @@ pub fn BuildSelect(
     };
     let on_deploy = move |_| {
         let build = selected.get_untracked();
+        if stuck.is_none() && older.contains(&build) {
+            let (p, e, d) = (
+                project.clone(),
+                environment.clone(),
+                deployed.clone().unwrap_or_default(),
+            );
+            leptos::task::spawn_local(async move {
+                let verdict =
+                    crate::api::get_rollback_verdict(p.clone(), e.clone(), Some(build.clone()))
+                        .await;
+                let question = format!(
+                    "Deploy {build}, older than the deployed {d}?\n\n{}",
+                    verdict_words(verdict)
+                );
+                if window().confirm_with_message(&question).unwrap_or(false) {
+                    deploy.dispatch((p, e, build, false));
+                }
+            });
+            return;
+        }
         if let Some(status) = stuck {
             let question = format!(
                 "The stack's first create failed ({}): it cannot be updated. Delete it and create it again from {build}?",

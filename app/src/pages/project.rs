@@ -289,15 +289,8 @@ fn rollback_question(
     build: &str,
     verdict: Result<crate::model::RollbackVerdict, crate::model::ErrorBody>,
 ) -> String {
-    let found = match verdict {
-        Ok(v) if v.warnings.is_empty() => {
-            "Checked: its imports exist, the exports it drops are not imported elsewhere, its parameters are complete.".to_owned()
-        }
-        Ok(v) => {
-            let lines: Vec<String> = v.warnings.iter().map(|w| format!("• {}", w.message)).collect();
-            format!("Warnings:\n{}", lines.join("\n"))
-        }
-        Err(e) => format!("The rollback could not be checked: {}", crate::api::error_message(&e)),
-    };
-    format!("Roll {stack} back to {build}?\n\n{found}")
+    format!(
+        "Roll {stack} back to {build}?\n\n{}",
+        crate::components::build_select::verdict_words(verdict)
+    )
 }
