@@ -268,6 +268,19 @@ impl Harness {
         aws.env("DEV").unwrap().cloudformation.clone()
     }
 
+    /// Serves the harness's deployer on a free local port, as `deployer` does (for clients that
+    /// need a socket: the CLI, event streams); answers its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(deployer::serve(
+            listener,
+            self.state.clone(),
+            std::future::pending(),
+        ));
+        url
+    }
+
     /// GET through the whole router, without a socket.
     pub async fn get(&self, uri: &str) -> (StatusCode, serde_json::Value) {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
