@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, V)>>>;
 
 pub struct TtlCache<V> {
+    /// Its name in the metrics (`deployer_cache_requests_total{cache=…}`).
+    name: &'static str,
     ttl: Duration,
     slots: Mutex<HashMap<String, Slot<V>>>,
 }
 
 impl<V: Clone> TtlCache<V> {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(name: &'static str, ttl: Duration) -> Self {
         TtlCache {
+            name,
             ttl,
             slots: Mutex::new(HashMap::new()),
         }
@@ -40,8 +43,10 @@ impl<V: Clone> TtlCache<V> {
         if let Some((at, value)) = slot.as_ref()
             && at.elapsed() < self.ttl
         {
+            crate::metrics::cache(self.name, true);
             return Ok(value.clone());
         }
+        crate::metrics::cache(self.name, false);
         let value = load().await?;
         *slot = Some((Instant::now(), value.clone()));
         Ok(value)
@@ -79,7 +84,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_callers_at_once_share_one_load() {
-        let cache = Arc::new(TtlCache::<u32>::new(Duration::from_secs(2)));
+        let cache = Arc::new(TtlCache::<u32>::new("test", Duration::from_secs(2)));
         let loads = Arc::new(AtomicUsize::new(0));
         let calls = (0..50).map(|_| {
             let (cache, loads) = (cache.clone(), loads.clone());
@@ -110,7 +115,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_is_not_kept() {
-        let cache = TtlCache::<u32>::new(Duration::from_secs(60));
+        let cache = TtlCache::<u32>::new("test", Duration::from_secs(60));
         let first = cache
             .get_or_load("k", || async { Err::<u32, _>("down") })
             .await;

@@ -69,7 +69,7 @@ impl Catalog {
             artifacts,
             store,
             cfn,
-            cards: TtlCache::new(CARD_TTL),
+            cards: TtlCache::new("stack_cards", CARD_TTL),
             ec2,
             recovering: std::sync::Mutex::new(std::collections::HashSet::new()),
         })

@@ -18,6 +18,8 @@ pub mod ids;
 pub mod jenkins;
 pub mod live;
 pub mod live_relay;
+pub mod metrics;
+pub mod notify;
 pub mod secret;
 pub mod service;
 pub mod stacks;
@@ -50,7 +52,11 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let backend: SharedBackend = Arc::new(api::Pages::new(state.clone()));
     let routes = generate_route_list(app::App);
-    let app = Router::new()
+    let mut app = Router::new();
+    if state.catalog().config.metrics_listen.is_none() {
+        app = app.merge(metrics_routes());
+    }
+    let app = app
         .nest("/api/v1", api::routes())
         .merge(api::login::routes())
         .leptos_routes_with_context(
@@ -73,6 +79,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state);
     harden(app)
+}
+
+/// `GET /metrics` (Prometheus text), on the main address or on `metrics_listen`.
+pub fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", axum::routing::get(api::metrics))
 }
 
 /// The layers every request passes: bounded bodies, and panics answered as JSON 500s.
@@ -107,6 +118,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = state.services.hub().clone();
     let engine = state.engine().clone();
+    if let Some(addr) = state.catalog().config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        let app = metrics_routes().with_state(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             signal.await;
@@ -167,6 +188,12 @@ pub async fn state_with_cloudformation(
             .context("cannot listen for the replicas' live events")?;
     }
     let shares_events = store.shares_live_events();
+    // Webhooks: announced through the store's outbox, sent by this process's sender.
+    store.set_routes(notify::Routes {
+        hooks: catalog.config.webhooks.clone(),
+        public_url: catalog.config.auth.public_url.clone(),
+    });
+    notify::spawn(store.clone(), store.routes());
     let engine = deploy::Engine::new(catalog.clone(), store, hub.clone(), settings);
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());

@@ -1,4 +1,5 @@
-//! The one door every request passes (except `GET /api/v1/health`, for load balancers): the
+//! The one door every request passes (except `GET /api/v1/health`, for load balancers, and
+//! `GET /metrics`, for Prometheus): the
 //! `Host` must be the deployer's own (DNS rebinding), the caller must be known (401 otherwise; a
 //! page is sent to the login instead), a write carrying the session cookie must come from the
 //! deployer's own origin, and server functions take JSON only (a cross-site HTML form cannot
@@ -26,7 +27,8 @@ fn is_open(path: &str) -> bool {
 
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if path == "/api/v1/health" {
+    // The load balancer's health check and Prometheus' scrape: open, like the deployer's port.
+    if path == "/api/v1/health" || path == "/metrics" {
         return next.run(request).await;
     }
     let auth = state.auth.config();

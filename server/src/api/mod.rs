@@ -13,6 +13,7 @@ mod pages;
 mod pause;
 mod promotion;
 mod trail;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post};
@@ -59,6 +60,7 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/me", get(access::me)),
         ("/tokens", get(access::list).post(access::create)),
         ("/tokens/{id}", delete(access::revoke)),
+        ("/webhooks", get(webhooks::list)),
     ]
 }
 
@@ -74,6 +76,19 @@ pub fn routes() -> Router<AppState> {
 /// The REST paths (under `/api/v1`) of [`table`].
 pub fn paths() -> Vec<&'static str> {
     table().into_iter().map(|(path, _)| path).collect()
+}
+
+/// `GET /metrics`: the Prometheus text (not behind login; see `metrics_listen`).
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        crate::metrics::render(state.services.hub().subscribers()),
+    )
 }
 
 async fn not_found() -> AppError {

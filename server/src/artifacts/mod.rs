@@ -79,7 +79,7 @@ impl ArtifactStore {
             bucket,
             prefix,
             environments,
-            cache: TtlCache::new(ttl),
+            cache: TtlCache::new("build_listings", ttl),
             listings: Default::default(),
         }
     }

@@ -57,18 +57,26 @@ impl AwsClients {
 
 impl EnvClients {
     fn new(sdk: &SdkConfig, emulator: bool) -> Self {
+        // Every attempt of every call is counted (`deployer_aws_calls_total`).
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(emulator)
+            .interceptor(crate::metrics::AwsCalls)
+            .build();
+        let cloudformation = aws_sdk_cloudformation::config::Builder::from(sdk)
+            .interceptor(crate::metrics::AwsCalls)
+            .build();
+        let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+            .interceptor(crate::metrics::AwsCalls)
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .timeout_config(long_poll_timeouts())
+            .interceptor(crate::metrics::AwsCalls)
             .build();
         EnvClients {
-            cloudformation: aws_sdk_cloudformation::Client::new(sdk),
-            ec2: aws_sdk_ec2::Client::new(sdk),
+            cloudformation: aws_sdk_cloudformation::Client::from_conf(cloudformation),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
             s3: aws_sdk_s3::Client::from_conf(s3),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(sdk)
-                    .timeout_config(long_poll_timeouts())
-                    .build(),
-            ),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
         }
     }
 }

@@ -14,6 +14,8 @@ use super::{Artifacts, Config, Credentials, Environment, Project, Protection};
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     listen: Option<String>,
+    /// Serve `GET /metrics` on this address instead of `listen` (e.g. only inside the VPC).
+    metrics_listen: Option<String>,
     store: Option<String>,
     #[serde(default)]
     auth: super::auth::RawAuth,
@@ -22,6 +24,8 @@ pub struct RawConfig {
     artifacts: RawArtifacts,
     environments: Vec<RawEnvironment>,
     projects: Vec<RawProject>,
+    #[serde(default)]
+    webhooks: Vec<super::webhooks::RawWebhook>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +79,20 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
     let listen: SocketAddr = listen
         .parse()
         .map_err(|_| format!("listen: {listen:?} is not an address like 127.0.0.1:3000"))?;
+    let metrics_listen = raw
+        .metrics_listen
+        .as_deref()
+        .map(|m| {
+            m.parse::<SocketAddr>()
+                .map_err(|_| format!("metrics_listen: {m:?} is not an address like 0.0.0.0:9100"))
+        })
+        .transpose()?;
+    if metrics_listen == Some(listen) {
+        return Err(
+            "metrics_listen: is the same address as listen; leave it out to serve /metrics there"
+                .into(),
+        );
+    }
     let environments = environments(raw.environments)?;
     let env_names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let artifacts = artifacts(raw.artifacts, &env_names)?;
@@ -100,12 +118,14 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         .jenkins
         .map(|j| super::jenkins::check(j, &project_names))
         .transpose()?;
+    let webhooks = super::webhooks::check(raw.webhooks, &project_names, &env_names)?;
     let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
     if !(10..=60_000).contains(&poll_ms) {
         return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
     }
     Ok(Config {
         listen,
+        metrics_listen,
         store: match raw.store {
             None => StoreLocation::Sqlite(PathBuf::from("data/deployer.sqlite")),
             Some(text) => StoreLocation::parse(&text).map_err(|e| format!("store: {e}"))?,
@@ -116,6 +136,7 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         artifacts,
         environments,
         projects,
+        webhooks,
     })
 }
 

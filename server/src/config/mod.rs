@@ -4,6 +4,7 @@
 pub mod auth;
 mod check;
 pub mod jenkins;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,8 @@ impl std::fmt::Debug for StoreLocation {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served when not on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where deployments are kept: a SQLite file (created on first run), or a PostgreSQL
     /// database shared by several replicas (`postgres://…`, or `DEPLOYER_DATABASE_URL`).
     pub store: StoreLocation,
@@ -78,6 +81,8 @@ pub struct Config {
     /// In promotion order.
     pub environments: Vec<Environment>,
     pub projects: Vec<Project>,
+    /// Where deployments and pauses are announced.
+    pub webhooks: Vec<webhooks::Webhook>,
 }
 
 #[derive(Clone, Debug)]
@@ -225,6 +230,23 @@ impl Config {
                     return Err(format!(
                         "jenkins.token_env: the environment variable {var} (the Jenkins API token) is not set"
                     ));
+                }
+            }
+        }
+        for (i, hook) in self.webhooks.iter_mut().enumerate() {
+            if let Some(var) = &hook.url_env {
+                match std::env::var(var) {
+                    Ok(url) if !url.trim().is_empty() => {
+                        hook.url = Some(webhooks::check_url(
+                            &format!("webhooks[{i}] (${var})"),
+                            url.trim(),
+                        )?);
+                    }
+                    _ => {
+                        return Err(format!(
+                            "webhooks[{i}].url_env: the environment variable {var} (the webhook's URL) is not set"
+                        ));
+                    }
                 }
             }
         }

@@ -62,6 +62,7 @@ impl Engine {
             message = d.message,
             "deployment finished"
         );
+        count_ended(d);
         let snapshot = d.clone();
         self.audit(
             &snapshot.actor,
@@ -127,6 +128,7 @@ impl Engine {
         if let Err(e) = self.store.save(record).await {
             tracing::error!(error = %e, "could not record a deployment's end");
         }
+        count_ended(&record.deployment);
         let d = record.deployment.clone();
         self.audit(
             &d.actor,
@@ -141,6 +143,14 @@ impl Engine {
             new_events: Vec::new(),
         }));
     }
+}
+
+/// The deployment's end in the metrics: its outcome and how long it took.
+fn count_ended(d: &Deployment) {
+    let seconds = d.finished_at.map_or(0.0, |end| {
+        (end - d.started_at).num_milliseconds() as f64 / 1000.0
+    });
+    crate::metrics::deployment_ended(&d.environment, d.status.as_str(), seconds);
 }
 
 /// A deployment's ending in words, for the audit trail: `failed: <why>`.

@@ -50,22 +50,32 @@ pub struct AuditSearch<'a> {
 }
 
 impl Store {
-    /// Appends to the audit trail (the table refuses updates and deletes).
+    /// Appends to the audit trail (the table refuses updates and deletes), and — in the same
+    /// transaction — the announcements of the entry to the webhooks that want them.
     pub async fn audit(&self, entry: NewAudit<'_>) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(
+        let routes = self.routes.read().map(|r| r.clone()).unwrap_or_default();
+        let announcements = crate::notify::announcements(&routes, &entry);
+        let insert = self.sql(
             "INSERT INTO audit (at, actor, action, project, environment, build, deployment_id, detail, outcome)
-             VALUES ({now}, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(entry.actor)
-        .bind(entry.action.as_str())
-        .bind(entry.project)
-        .bind(entry.environment)
-        .bind(entry.build)
-        .bind(entry.deployment_id)
-        .bind(entry.detail)
-        .bind(entry.outcome.map(DeploymentStatus::as_str))
-        .execute(&self.pool)
-        .await?;
+             VALUES ({now}, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        );
+        let query = sqlx::query(&insert)
+            .bind(entry.actor)
+            .bind(entry.action.as_str())
+            .bind(entry.project)
+            .bind(entry.environment)
+            .bind(entry.build)
+            .bind(entry.deployment_id)
+            .bind(entry.detail)
+            .bind(entry.outcome.map(DeploymentStatus::as_str));
+        if announcements.is_empty() {
+            query.execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = query.fetch_one(&mut *tx).await?.try_get("id")?;
+        Store::enqueue(&mut tx, |q| self.sql(q), id, &announcements).await?;
+        tx.commit().await?;
         Ok(())
     }
 

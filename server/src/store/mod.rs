@@ -14,10 +14,12 @@ mod events;
 mod live_events;
 pub use live_events::CHANNEL as LIVE_EVENTS_CHANNEL;
 mod execution;
+mod outbox;
 mod pauses;
 
 pub use audit::{AuditSearch, NewAudit};
 pub use auth::{PendingLogin, Session};
+pub use outbox::Delivery;
 pub use pauses::pause_status;
 
 use std::path::Path;
@@ -112,7 +114,15 @@ pub struct Store {
     lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
     /// This process among the replicas: the owner it writes on the deployments it drives.
     replica: std::sync::Arc<str>,
+    /// The webhooks an audit entry is announced to (through the outbox, in its transaction).
+    routes: SharedRoutes,
+    /// Set by [`Store::release`]: this process no longer drives anything (its webhook sender
+    /// stops).
+    released: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The webhooks' routes, replaceable while running.
+pub type SharedRoutes = std::sync::Arc<std::sync::RwLock<std::sync::Arc<crate::notify::Routes>>>;
 
 /// How long a replica's claim on a deployment holds without renewal: another replica takes a
 /// deployment over at most this long after its driver died.
@@ -171,6 +181,8 @@ impl Store {
             dialect: Dialect::Sqlite,
             lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
             replica: new_replica_id(),
+            routes: SharedRoutes::default(),
+            released: Default::default(),
         })
     }
 
@@ -189,7 +201,25 @@ impl Store {
             dialect: Dialect::Postgres,
             lock: std::sync::Arc::new(std::sync::Mutex::new(None)),
             replica: new_replica_id(),
+            routes: SharedRoutes::default(),
+            released: Default::default(),
         })
+    }
+
+    /// The webhooks every clone of this store announces to.
+    pub fn set_routes(&self, routes: crate::notify::Routes) {
+        if let Ok(mut current) = self.routes.write() {
+            *current = std::sync::Arc::new(routes);
+        }
+    }
+
+    /// Whether [`Store::release`] was called.
+    pub fn is_released(&self) -> bool {
+        self.released.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn routes(&self) -> SharedRoutes {
+        self.routes.clone()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -225,6 +255,8 @@ impl Store {
     /// Lets another process drive the store: what this process's exit does (tests that
     /// "restart" the deployer in one process call it).
     pub fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut lock = self
             .lock
             .lock()

@@ -1,0 +1,339 @@
+//! Webhooks: deployments started and ended, pauses and resumes, announced where teams already
+//! are (a chat's incoming webhook, or any endpoint taking JSON).
+//!
+//! Durable: what to send is written to the store's outbox in the transaction that writes the
+//! audit entry ([`crate::store::Store::audit`]), then a sender (one per process; replicas claim
+//! rows, so each is sent by one) posts each webhook's rows in order, retrying with backoff while
+//! the receiver is down — a restart, or a receiver away for an hour, loses nothing and reorders
+//! nothing. A receiver that answers "this will never work" (400, 401, 403, 404, 410) or that
+//! stays down past the last attempt gets the row marked `failed`, and the next ones go on.
+//! Admins see every delivery (`GET /api/v1/webhooks`). Payloads carry names, builds, people and
+//! reasons — never a URL's secret, a token or a parameter's value.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::deployment::DeploymentStatus;
+use app::pause::AuditAction;
+use chrono::Utc;
+use serde_json::json;
+
+use crate::config::webhooks::{Format, Webhook};
+use crate::store::{NewAudit, Store};
+
+/// What the store needs to turn an audit entry into announcements.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    pub hooks: Vec<Webhook>,
+    /// The deployer's public address, for links to a deployment's page.
+    pub public_url: Option<String>,
+}
+
+/// One announcement for one webhook.
+#[derive(Clone, Debug)]
+pub struct Announcement {
+    pub webhook: String,
+    pub event: &'static str,
+    pub payload: String,
+}
+
+/// The event an audit entry announces, if any.
+fn event_of(entry: &NewAudit<'_>) -> Option<&'static str> {
+    Some(match entry.action {
+        AuditAction::DeployRequested | AuditAction::RollbackRequested => "started",
+        AuditAction::DeployFinished => match entry.outcome? {
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::Refused => "refused",
+            DeploymentStatus::Cancelled => "cancelled",
+            _ => return None,
+        },
+        AuditAction::Pause => "paused",
+        AuditAction::Unpause => "resumed",
+        _ => return None,
+    })
+}
+
+/// The announcements of one audit entry: one per webhook that wants it.
+pub fn announcements(routes: &Routes, entry: &NewAudit<'_>) -> Vec<Announcement> {
+    let Some(event) = event_of(entry) else {
+        return Vec::new();
+    };
+    let project = match event {
+        "paused" | "resumed" => None,
+        _ => entry.project,
+    };
+    let wanting: Vec<&Webhook> = routes
+        .hooks
+        .iter()
+        .filter(|h| h.wants(event, project, entry.environment))
+        .collect();
+    if wanting.is_empty() {
+        return Vec::new();
+    }
+    let text = words(event, entry, routes.public_url.as_deref());
+    let link = match (routes.public_url.as_deref(), entry.deployment_id) {
+        (Some(base), Some(id)) => Some(format!("{}/deployments/{id}", base.trim_end_matches('/'))),
+        _ => None,
+    };
+    wanting
+        .into_iter()
+        .map(|hook| {
+            let payload = match hook.format {
+                Format::Slack => json!({ "text": text }),
+                Format::Json => json!({
+                    "event": event,
+                    "text": text,
+                    "project": project,
+                    "environment": entry.environment,
+                    "build": entry.build,
+                    "deployment_id": entry.deployment_id,
+                    "actor": entry.actor,
+                    "reason": reason(entry).map(|r| redact(&r)),
+                    "at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "url": link,
+                }),
+            };
+            Announcement {
+                webhook: hook.name.clone(),
+                event,
+                payload: payload.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Why it ended (or the pause's reason), without the status word the audit trail puts first.
+fn reason(entry: &NewAudit<'_>) -> Option<String> {
+    let detail = entry.detail?;
+    let detail = match entry.outcome {
+        Some(status) => detail
+            .strip_prefix(status.as_str())
+            .map(|rest| rest.trim_start_matches(':').trim())
+            .unwrap_or(detail),
+        None => detail,
+    };
+    (!detail.is_empty()).then(|| detail.to_owned())
+}
+
+/// The sentence a person reads in the chat (Slack's mrkdwn: `*bold*`, `` `code` ``, links).
+fn words(event: &str, e: &NewAudit<'_>, public_url: Option<&str>) -> String {
+    let project = e.project.unwrap_or("?");
+    let env = e.environment.unwrap_or("?");
+    let build = e.build.unwrap_or("?");
+    let why = reason(e)
+        .map(|r| format!(": {}", redact(&r)))
+        .unwrap_or_default();
+    let mut text = match event {
+        "started" if e.action == AuditAction::RollbackRequested => {
+            format!(
+                "↩️ {} started rolling *{project}* in *{env}* back to `{build}`",
+                e.actor
+            )
+        }
+        "started" => format!(
+            "▶️ {} started deploying `{build}` of *{project}* to *{env}*",
+            e.actor
+        ),
+        "succeeded" => format!(
+            "✅ `{build}` of *{project}* is deployed in *{env}* (by {})",
+            e.actor
+        ),
+        "failed" => format!("❌ Deploying `{build}` of *{project}* to *{env}* failed{why}"),
+        "refused" => format!("⛔ Deploying `{build}` of *{project}* to *{env}* was refused{why}"),
+        "cancelled" => {
+            format!("⏹️ Deploying `{build}` of *{project}* to *{env}* was cancelled{why}")
+        }
+        "paused" => format!(
+            "⏸️ {} paused deployments in {}{why}",
+            e.actor,
+            e.environment
+                .map_or("every environment".to_owned(), |env| format!("*{env}*"))
+        ),
+        "resumed" => format!(
+            "▶️ {} resumed deployments in {}",
+            e.actor,
+            e.environment
+                .map_or("every environment".to_owned(), |env| format!("*{env}*"))
+        ),
+        _ => event.to_owned(),
+    };
+    if let (Some(base), Some(id)) = (public_url, e.deployment_id) {
+        text.push_str(&format!(
+            " — <{}/deployments/{id}|{id}>",
+            base.trim_end_matches('/')
+        ));
+    } else if let Some(id) = e.deployment_id {
+        text.push_str(&format!(" ({id})"));
+    }
+    text
+}
+
+/// Words that look like credentials are not repeated into a chat: the deployer's tokens and AWS
+/// access keys, whatever a message quotes.
+pub fn redact(text: &str) -> String {
+    text.split_inclusive(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ','))
+        .map(|word| {
+            let core = word.trim_end_matches(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ',')
+            });
+            let secret = (core.starts_with(crate::secret::TOKEN_PREFIX) && core.len() > 12)
+                || ((core.starts_with("AKIA") || core.starts_with("ASIA"))
+                    && core.len() == 20
+                    && core
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+            match secret {
+                true => format!("[redacted]{}", &word[core.len()..]),
+                false => word.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// How often the sender looks for rows that are due.
+const TICK: Duration = Duration::from_millis(500);
+/// How long a replica holds a row it is sending.
+const CLAIM: Duration = Duration::from_secs(30);
+/// One attempt's time limit.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts before a row is given up: with the backoff (1 s doubling, at most 5 min apart),
+/// about two hours of a receiver being down.
+pub const MAX_ATTEMPTS: i64 = 30;
+
+/// The wait before attempt `attempts + 1`.
+pub fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 20) - 1;
+    Duration::from_secs(1u64 << exp).min(Duration::from_secs(300))
+}
+
+/// Starts this process's sender.
+pub fn spawn(store: Store, routes: Arc<std::sync::RwLock<Arc<Routes>>>) {
+    let http = match reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .user_agent("deployer-webhooks")
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "webhooks: cannot make an HTTP client; nothing will be sent");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while !store.is_released() {
+            let current = routes.read().map(|r| r.clone()).unwrap_or_default();
+            let sends = current
+                .hooks
+                .iter()
+                .map(|hook| send_due(&store, &http, hook));
+            futures::future::join_all(sends).await;
+            tokio::time::sleep(TICK).await;
+        }
+    });
+}
+
+/// Sends one webhook's due rows, oldest first, until one fails or none is due.
+async fn send_due(store: &Store, http: &reqwest::Client, hook: &Webhook) {
+    let Some(url) = &hook.url else { return };
+    loop {
+        let row = match store.outbox_head(&hook.name).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, webhook = hook.name, "webhooks: cannot read the outbox");
+                return;
+            }
+        };
+        let now = Utc::now();
+        if row.next_at > now {
+            return;
+        }
+        match store
+            .outbox_claim(
+                row.id,
+                now + chrono::Duration::from_std(CLAIM).unwrap_or_default(),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: cannot claim a delivery");
+                return;
+            }
+        }
+        let attempts = row.attempts + 1;
+        let sent = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(row.payload.clone())
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(response) if response.status().is_success() => None,
+            Ok(response) => {
+                let status = response.status();
+                let permanent = matches!(status.as_u16(), 400 | 401 | 403 | 404 | 410);
+                Some((format!("the receiver answered {status}"), permanent))
+            }
+            Err(e) if e.is_timeout() => Some((
+                format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+                false,
+            )),
+            Err(e) if e.is_connect() => Some(("cannot connect to the receiver".to_owned(), false)),
+            Err(_) => Some(("the request failed".to_owned(), false)),
+        };
+        let result = match &failure {
+            None => {
+                crate::metrics::webhook_delivery("delivered");
+                store.outbox_delivered(row.id, attempts).await
+            }
+            Some((error, permanent)) => {
+                let give_up = *permanent || attempts >= MAX_ATTEMPTS;
+                crate::metrics::webhook_delivery(if give_up { "given_up" } else { "retried" });
+                let next = (!give_up).then(|| {
+                    Utc::now() + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default()
+                });
+                tracing::warn!(
+                    webhook = hook.name,
+                    delivery = row.id,
+                    attempts,
+                    error = error.as_str(),
+                    gave_up = give_up,
+                    "webhooks: a delivery failed"
+                );
+                store.outbox_failed(row.id, attempts, error, next).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "webhooks: cannot record a delivery");
+            return;
+        }
+        if let Some((_, permanent)) = failure
+            && !permanent
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_second_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(12), Duration::from_secs(300));
+        assert_eq!(backoff(MAX_ATTEMPTS), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn credentials_in_a_message_are_not_repeated() {
+        let text = redact("token dt_abcdefghijklmnop failed, key=AKIAABCDEFGHIJKLMNOP ok");
+        assert_eq!(text, "token [redacted] failed, key=[redacted] ok");
+    }
+}
