@@ -103,6 +103,8 @@ pub fn harden(app: Router) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
+        // Outermost: every request's logs carry its id, and so does its answer.
+        .layer(axum::middleware::from_fn(api::request_id))
 }
 
 /// The largest request body accepted, REST and server functions alike.
@@ -189,11 +191,12 @@ pub async fn state_with_cloudformation(
     }
     let shares_events = store.shares_live_events();
     // Webhooks: announced through the store's outbox, sent by this process's sender.
-    store.set_routes(notify::Routes {
+    let notifier = Arc::new(notify::Notifier::new(notify::Routes {
         hooks: catalog.config.webhooks.clone(),
         public_url: catalog.config.auth.public_url.clone(),
-    });
-    notify::spawn(store.clone(), store.routes());
+    }));
+    store.set_announcer(notifier.clone());
+    notify::spawn(store.clone(), notifier.clone());
     let engine = deploy::Engine::new(catalog.clone(), store, hub.clone(), settings);
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());
@@ -215,7 +218,7 @@ pub async fn state_with_cloudformation(
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }
     Ok(AppState {
-        services: Arc::new(service::Services::new(catalog, engine, panel)),
+        services: Arc::new(service::Services::new(catalog, engine, panel, notifier)),
         auth,
         leptos_options,
     })

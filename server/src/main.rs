@@ -7,12 +7,22 @@ use deployer::{aws::AwsClients, config::Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into());
+    // `DEPLOYER_LOG_FORMAT=json`: one JSON object per line (spans included), for log pipelines.
+    match std::env::var("DEPLOYER_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+        Ok("text") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => {
+            eprintln!("deployer: DEPLOYER_LOG_FORMAT {other:?} is not text or json");
+            return ExitCode::from(2);
+        }
+    }
 
     let Some(path) = config_path() else {
         eprintln!("deployer: no config file; pass --config <file> or set DEPLOYER_CONFIG");

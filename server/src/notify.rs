@@ -19,7 +19,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::config::webhooks::{Format, Webhook};
-use crate::store::{NewAudit, Store};
+use crate::store::{Announce, Announcement, NewAudit, Store};
 
 /// What the store needs to turn an audit entry into announcements.
 #[derive(Clone, Debug, Default)]
@@ -29,12 +29,35 @@ pub struct Routes {
     pub public_url: Option<String>,
 }
 
-/// One announcement for one webhook.
-#[derive(Clone, Debug)]
-pub struct Announcement {
-    pub webhook: String,
-    pub event: &'static str,
-    pub payload: String,
+/// The webhooks of this process: what the store announces audit entries as, and what the sender
+/// sends them to. Replaceable while running.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    routes: std::sync::RwLock<Arc<Routes>>,
+}
+
+impl Notifier {
+    pub fn new(routes: Routes) -> Notifier {
+        Notifier {
+            routes: std::sync::RwLock::new(Arc::new(routes)),
+        }
+    }
+
+    pub fn routes(&self) -> Arc<Routes> {
+        self.routes.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn set_routes(&self, routes: Routes) {
+        if let Ok(mut current) = self.routes.write() {
+            *current = Arc::new(routes);
+        }
+    }
+}
+
+impl Announce for Notifier {
+    fn announce(&self, entry: &NewAudit<'_>) -> Vec<Announcement> {
+        announcements(&self.routes(), entry)
+    }
 }
 
 /// The event an audit entry announces, if any.
@@ -207,8 +230,8 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1u64 << exp).min(Duration::from_secs(300))
 }
 
-/// Starts this process's sender.
-pub fn spawn(store: Store, routes: Arc<std::sync::RwLock<Arc<Routes>>>) {
+/// Starts this process's sender (it stops when the store is released).
+pub fn spawn(store: Store, notifier: Arc<Notifier>) {
     let http = match reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
         .user_agent("deployer-webhooks")
@@ -222,7 +245,7 @@ pub fn spawn(store: Store, routes: Arc<std::sync::RwLock<Arc<Routes>>>) {
     };
     tokio::spawn(async move {
         while !store.is_released() {
-            let current = routes.read().map(|r| r.clone()).unwrap_or_default();
+            let current = notifier.routes();
             let sends = current
                 .hooks
                 .iter()
@@ -333,7 +356,7 @@ mod tests {
 
     #[test]
     fn credentials_in_a_message_are_not_repeated() {
-        let text = redact("token dt_abcdefghijklmnop failed, key=AKIAABCDEFGHIJKLMNOP ok");
+        let text = redact("token dpl_abcdefghijklmnop failed, key=AKIAABCDEFGHIJKLMNOP ok");
         assert_eq!(text, "token [redacted] failed, key=[redacted] ok");
     }
 }

@@ -134,7 +134,7 @@ async fn a_refused_build_exits_3_and_an_unknown_one_too_with_the_servers_message
     assert_eq!(unknown.code, exit::REFUSED, "{unknown}");
     assert!(unknown.err.contains("web-master-99"), "{unknown}");
     // A token the deployer does not know.
-    let stranger = deployctl(&url, "dt_not-a-token", &["projects"]).await;
+    let stranger = deployctl(&url, "dpl_not-a-token", &["projects"]).await;
     assert_eq!(stranger.code, exit::REFUSED, "{stranger}");
 }
 

@@ -132,3 +132,31 @@ async fn with_metrics_listen_they_are_served_there_and_not_on_the_deployers_addr
         "not on the main address ({status})"
     );
 }
+
+#[tokio::test]
+async fn every_answer_carries_its_request_id_the_callers_when_sane() {
+    let h = Harness::start().await;
+    let (_, headers, _) = h
+        .anonymous(
+            Request::get("/api/v1/health")
+                .header("x-request-id", "ci-run-42.step-3")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(headers["x-request-id"], "ci-run-42.step-3");
+    let (_, headers, _) = h
+        .anonymous(
+            Request::get("/api/v1/projects")
+                .header("x-request-id", "<script>")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let made = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(
+        made.len(),
+        36,
+        "a new one (a UUID), not the caller's: {made}"
+    );
+}

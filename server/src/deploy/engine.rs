@@ -302,30 +302,41 @@ impl Engine {
             .running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Every line the deployment's task logs carries which deployment it is.
+        let span = tracing::info_span!(
+            "deployment",
+            id = %record.deployment.id,
+            project = %record.deployment.project,
+            environment = %record.deployment.environment,
+            build = %record.deployment.build,
+        );
         let task = tokio::spawn({
             let id = id.clone();
-            async move {
-                let run = Run::new(
-                    record,
-                    cfn,
-                    cancel_rx,
-                    engine.catalog.clone(),
-                    engine.store.clone(),
-                    engine.hub.clone(),
-                    engine.settings.clone(),
-                );
-                let drive = std::panic::AssertUnwindSafe(engine.drive(run, folder));
-                if let Err(panic) = futures::FutureExt::catch_unwind(drive).await {
+            tracing::Instrument::instrument(
+                async move {
+                    let run = Run::new(
+                        record,
+                        cfn,
+                        cancel_rx,
+                        engine.catalog.clone(),
+                        engine.store.clone(),
+                        engine.hub.clone(),
+                        engine.settings.clone(),
+                    );
+                    let drive = std::panic::AssertUnwindSafe(engine.drive(run, folder));
+                    if let Err(panic) = futures::FutureExt::catch_unwind(drive).await {
+                        engine
+                            .end_after_panic(&id, crate::error::panic_text(&*panic))
+                            .await;
+                    }
                     engine
-                        .end_after_panic(&id, crate::error::panic_text(&*panic))
-                        .await;
-                }
-                engine
-                    .running
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&id);
-            }
+                        .running
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
+                },
+                span,
+            )
         });
         running.insert(
             id,

@@ -152,6 +152,7 @@ pub struct Services {
     store: Store,
     hub: Arc<Hub>,
     jenkins: Arc<crate::jenkins::Panel>,
+    notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Services {
@@ -159,9 +160,11 @@ impl Services {
         catalog: Arc<Catalog>,
         engine: Arc<Engine>,
         jenkins: Arc<crate::jenkins::Panel>,
+        notifier: Arc<crate::notify::Notifier>,
     ) -> Services {
         Services {
             jenkins,
+            notifier,
             store: engine.store().clone(),
             hub: engine.hub().clone(),
             catalog,

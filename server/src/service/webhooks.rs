@@ -31,8 +31,7 @@ pub struct WebhookView {
 impl Services {
     pub async fn webhooks(&self, actor: &Actor, limit: Limit) -> Result<WebhooksView, AppError> {
         actor.require_admin("seeing the webhooks and their deliveries")?;
-        let routes = self.store.routes();
-        let routes = routes.read().map(|r| r.clone()).unwrap_or_default();
+        let routes = self.notifier.routes();
         let webhooks = routes
             .hooks
             .iter()

@@ -53,8 +53,7 @@ impl Store {
     /// Appends to the audit trail (the table refuses updates and deletes), and — in the same
     /// transaction — the announcements of the entry to the webhooks that want them.
     pub async fn audit(&self, entry: NewAudit<'_>) -> Result<(), StoreError> {
-        let routes = self.routes.read().map(|r| r.clone()).unwrap_or_default();
-        let announcements = crate::notify::announcements(&routes, &entry);
+        let announcements = self.announcements(&entry);
         let insert = self.sql(
             "INSERT INTO audit (at, actor, action, project, environment, build, deployment_id, detail, outcome)
              VALUES ({now}, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

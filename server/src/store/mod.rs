@@ -19,7 +19,7 @@ mod pauses;
 
 pub use audit::{AuditSearch, NewAudit};
 pub use auth::{PendingLogin, Session};
-pub use outbox::Delivery;
+pub use outbox::{Announce, Announcement, Delivery};
 pub use pauses::pause_status;
 
 use std::path::Path;
@@ -114,15 +114,12 @@ pub struct Store {
     lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
     /// This process among the replicas: the owner it writes on the deployments it drives.
     replica: std::sync::Arc<str>,
-    /// The webhooks an audit entry is announced to (through the outbox, in its transaction).
-    routes: SharedRoutes,
+    /// What an audit entry is announced as (written to the outbox in its transaction).
+    announcer: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn Announce>>>>,
     /// Set by [`Store::release`]: this process no longer drives anything (its webhook sender
     /// stops).
     released: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
-
-/// The webhooks' routes, replaceable while running.
-pub type SharedRoutes = std::sync::Arc<std::sync::RwLock<std::sync::Arc<crate::notify::Routes>>>;
 
 /// How long a replica's claim on a deployment holds without renewal: another replica takes a
 /// deployment over at most this long after its driver died.
@@ -181,7 +178,7 @@ impl Store {
             dialect: Dialect::Sqlite,
             lock: std::sync::Arc::new(std::sync::Mutex::new(Some(lock))),
             replica: new_replica_id(),
-            routes: SharedRoutes::default(),
+            announcer: Default::default(),
             released: Default::default(),
         })
     }
@@ -201,25 +198,26 @@ impl Store {
             dialect: Dialect::Postgres,
             lock: std::sync::Arc::new(std::sync::Mutex::new(None)),
             replica: new_replica_id(),
-            routes: SharedRoutes::default(),
+            announcer: Default::default(),
             released: Default::default(),
         })
     }
 
-    /// The webhooks every clone of this store announces to.
-    pub fn set_routes(&self, routes: crate::notify::Routes) {
-        if let Ok(mut current) = self.routes.write() {
-            *current = std::sync::Arc::new(routes);
+    /// What every clone of this store announces its audit entries as.
+    pub fn set_announcer(&self, announcer: std::sync::Arc<dyn Announce>) {
+        if let Ok(mut current) = self.announcer.write() {
+            *current = Some(announcer);
         }
+    }
+
+    pub(crate) fn announcements(&self, entry: &NewAudit<'_>) -> Vec<Announcement> {
+        let announcer = self.announcer.read().ok().and_then(|a| a.clone());
+        announcer.map_or_else(Vec::new, |a| a.announce(entry))
     }
 
     /// Whether [`Store::release`] was called.
     pub fn is_released(&self) -> bool {
         self.released.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub fn routes(&self) -> SharedRoutes {
-        self.routes.clone()
     }
 
     pub fn dialect(&self) -> Dialect {

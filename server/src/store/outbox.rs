@@ -1,13 +1,26 @@
 //! The webhooks' outbox (`webhook_outbox`): rows are added with the audit entry they announce
-//! ([`Store::audit`]), then sent by [`crate::notify`] — per webhook in id order, one at a time,
+//! ([`Store::audit`]), then sent by the webhooks' sender (`notify`) — per webhook in id order, one at a time,
 //! claimed for a while by the replica sending it, retried with backoff, kept once delivered.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, get_opt_ts, get_ts, ts};
-use crate::notify::Announcement;
+use super::{NewAudit, Store, StoreError, get_opt_ts, get_ts, ts};
+
+/// One announcement of an audit entry, for one webhook.
+#[derive(Clone, Debug)]
+pub struct Announcement {
+    pub webhook: String,
+    pub event: &'static str,
+    pub payload: String,
+}
+
+/// Turns an audit entry into the announcements the webhooks want (`crate::notify` knows the
+/// webhooks and the words; the store only writes them with the entry).
+pub trait Announce: Send + Sync + std::fmt::Debug {
+    fn announce(&self, entry: &NewAudit<'_>) -> Vec<Announcement>;
+}
 
 /// One announcement to one webhook, as kept.
 #[derive(Clone, Debug, serde::Serialize)]
