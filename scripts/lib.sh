@@ -5,6 +5,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CARGO_LEPTOS_VERSION=0.3.10      # 0.3.11 needs rustc 1.96
 WASM_BINDGEN_VERSION=0.2.130     # must equal the wasm-bindgen pin in Cargo.toml
 CFN_LINT_VERSION=1.58.0
+OPENAPI_VALIDATOR_VERSION=0.7.1
 MOTO_VERSION=5.2.1
 export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 
@@ -111,6 +112,19 @@ lint_infrastructure() {
     say "NOT checking infra/packer/deployer.pkr.hcl: packer is not installed (apt-get install packer; .ci/run does)"
   fi
   sh -n "$ROOT/infra/packer/deployer-boot"
+}
+
+# The API's OpenAPI document (from the server binary the tests built) checked against the
+# OpenAPI 3.1 schema by openapi-spec-validator (PyPI, pinned, same virtualenv).
+check_openapi() {
+  local venv="$ROOT/.venv"
+  if ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $OPENAPI_VALIDATOR_VERSION"; then
+    say "installing openapi-spec-validator $OPENAPI_VALIDATOR_VERSION in $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+  fi
+  say "checking the OpenAPI document (openapi-spec-validator $OPENAPI_VALIDATOR_VERSION)"
+  "$ROOT/target/debug/deployer" --openapi >"$ROOT/target/openapi.json"
+  "$venv/bin/openapi-spec-validator" "$ROOT/target/openapi.json"
 }
 
 build_site() {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     /// A person, logged in with single sign-on (session cookie).
@@ -18,6 +19,7 @@ pub enum Via {
 /// `GET /api/v1/me`: the caller, their roles and rights. The page shows the name and role in
 /// its header, and disables (with the reason) what the caller may not do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Me {
     /// The name the audit log records: the login name, or the token's name.
     pub name: String,
@@ -68,6 +70,7 @@ impl Me {
 
 /// An API token as listed (never its secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Token {
     pub id: String,
     pub name: String,
@@ -81,6 +84,7 @@ pub struct Token {
 
 /// `POST /api/v1/tokens`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct NewToken {
     pub name: String,
     pub role: String,
@@ -88,6 +92,7 @@ pub struct NewToken {
 
 /// A token just created: the secret is shown this once, never again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub info: Token,
@@ -97,6 +102,7 @@ pub struct CreatedToken {
 
 /// The tokens page: every token (revoked ones too) and the roles a new one can have.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct TokenAdmin {
     pub tokens: Vec<Token>,
     pub roles: Vec<String>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of failure an API error is; the HTTP status follows from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     NotFound,
@@ -68,6 +69,7 @@ impl ErrorCode {
 /// that refused a deploy (423: its reason, actor, since and environment) and the deployment
 /// already active on the stack (409).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[error("{message}")]
 pub struct ErrorBody {
     pub code: ErrorCode,
@@ -172,6 +174,7 @@ impl FromServerFnError for ErrorBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct ErrorResponse {
     pub error: ErrorBody,
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One AWS account the deployer deploys into, in promotion order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Environment {
     pub name: String,
     pub account_id: String,
@@ -20,6 +21,7 @@ pub struct Environment {
 
 /// Something with its own builds and its own stacks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Project {
     pub name: String,
     pub title: String,
@@ -31,6 +33,7 @@ pub struct Project {
 
 /// What every page needs before anything else: the configured environments and projects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Overview {
     pub environments: Vec<Environment>,
     pub projects: Vec<Project>,
@@ -46,6 +49,7 @@ impl Overview {
 
 /// One build's deploy config: a folder `<project>-<branch>-<number>` in the artifacts bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Build {
     /// The folder name, e.g. `web-feature-login-42`.
     pub id: String,
@@ -63,6 +67,7 @@ pub struct Build {
 
 /// A list of builds, with the server's clock so that "2 hours ago" renders the same on both sides.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct BuildList {
     pub now: DateTime<Utc>,
     pub builds: Vec<Build>,
@@ -70,6 +75,7 @@ pub struct BuildList {
 
 /// CloudFormation's stack status, kept as the enum AWS documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StackStatus {
     CreateInProgress,
@@ -102,6 +108,7 @@ pub enum StackStatus {
 
 /// How a status reads at a glance: the colour family of the badge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StatusTone {
     Complete,
@@ -226,6 +233,7 @@ impl StackStatus {
 
 /// One output of a stack.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct StackOutput {
     pub key: String,
     pub value: String,
@@ -235,6 +243,7 @@ pub struct StackOutput {
 
 /// One parameter of a stack. NoEcho values are never sent: `value` is `None` and `no_echo` set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct StackParameter {
     pub key: String,
     pub value: Option<String>,
@@ -243,6 +252,7 @@ pub struct StackParameter {
 
 /// The state of one project's stack in one environment, as a card shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct StackCard {
     pub environment: String,
     pub name: String,
@@ -266,6 +276,7 @@ pub struct StackCard {
 
 /// A resource of a stack in a failed state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct FailedResource {
     pub logical_id: String,
     #[serde(rename = "type")]
@@ -276,6 +287,7 @@ pub struct FailedResource {
 
 /// The body of `POST /api/v1/projects/{project}/stacks/{environment}/continue-rollback`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContinueRollback {
     /// Failed resources CloudFormation should leave as they are (and mark rolled back).
@@ -297,6 +309,7 @@ impl StackCard {
 
 /// A stack card with the server's clock, for relative times.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct StackView {
     pub now: DateTime<Utc>,
     pub card: StackCard,
@@ -336,6 +349,7 @@ mod tests {
 
 /// One project across its environments, in promotion order: `GET /api/v1/promotion`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct Promotion {
     pub project: String,
     pub title: String,
@@ -344,6 +358,7 @@ pub struct Promotion {
 
 /// A project's stack in one environment, as the matrix shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct PromotionCell {
     pub environment: String,
     /// The build deployed there; `None` when the stack does not exist (or its build is unknown).
@@ -364,6 +379,7 @@ pub struct PromotionCell {
 
 /// The answer of `GET /api/v1/promotion`, with the server's clock for relative times.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct PromotionMatrix {
     pub now: DateTime<Utc>,
     pub projects: Vec<Promotion>,
@@ -371,6 +387,7 @@ pub struct PromotionMatrix {
 
 /// The body of `POST /api/v1/projects/{project}/promote`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PromoteRequest {
     pub environment: String,
@@ -379,6 +396,7 @@ pub struct PromoteRequest {
 /// `GET /api/v1/projects/{project}/rollback?environment=…`: what rolling back (or deploying an
 /// older build) would run into, before the click.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct RollbackVerdict {
     /// The build checked: the one deployed before the current one, unless one was named.
     pub build: String,
@@ -388,6 +406,7 @@ pub struct RollbackVerdict {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct VerdictWarning {
     /// `missing_import`, `export_in_use`, `missing_parameter`, `not_deployable`, `unchecked`.
     pub kind: String,
@@ -396,6 +415,7 @@ pub struct VerdictWarning {
 
 /// One resource change of a preview (`GET /api/v1/projects/{project}/preview`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct PreviewChange {
     /// `Add`, `Modify`, `Remove`, … as CloudFormation says.
     pub action: String,

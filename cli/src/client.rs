@@ -107,6 +107,10 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, Failure> {
+        debug_assert!(
+            crate::is_endpoint("GET", path),
+            "GET {path} is not in ENDPOINTS"
+        );
         let request = self.http.get(self.address(path)).query(query);
         self.call(request).await
     }
@@ -118,6 +122,10 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, Failure> {
+        debug_assert!(
+            crate::is_endpoint(method, path),
+            "{method} {path} is not in ENDPOINTS"
+        );
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| Failure::usage(format!("no such method {method}")))?;
         let mut request = self.http.request(method, self.address(path));

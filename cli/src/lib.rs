@@ -39,6 +39,44 @@ pub mod exit {
     pub const BUSY: u8 = 6;
 }
 
+/// Every request `deployctl` sends: method and path under `/api/v1` (`{…}`: a segment). The
+/// client checks each request against it (debug builds), and the server's tests check each is in
+/// the API's OpenAPI document — so the CLI and the document agree.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/projects"),
+    ("GET", "/projects/{project}/builds"),
+    ("GET", "/projects/{project}/stacks"),
+    ("POST", "/projects/{project}/promote"),
+    ("GET", "/projects/{project}/rollback"),
+    ("GET", "/projects/{project}/preview"),
+    ("GET", "/deployments"),
+    ("POST", "/deployments"),
+    ("GET", "/deployments/{id}"),
+    ("POST", "/deployments/{id}/cancel"),
+    ("POST", "/deployments/{id}/approve"),
+    ("POST", "/deployments/{id}/discard"),
+    ("GET", "/events"),
+    ("GET", "/pause"),
+    ("PUT", "/pause"),
+    ("DELETE", "/pause"),
+    ("GET", "/audit"),
+];
+
+/// Whether a request (its path without the query) is one of [`ENDPOINTS`].
+pub fn is_endpoint(method: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let parts: Vec<&str> = path.split('/').collect();
+    ENDPOINTS.iter().any(|(m, template)| {
+        let expected: Vec<&str> = template.split('/').collect();
+        *m == method
+            && expected.len() == parts.len()
+            && expected
+                .iter()
+                .zip(&parts)
+                .all(|(e, p)| e.starts_with('{') || e == p)
+    })
+}
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  succeeded (a followed deployment succeeded)

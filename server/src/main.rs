@@ -24,6 +24,14 @@ async fn main() -> ExitCode {
         }
     }
 
+    // The API's description, without a config or AWS (for client generators and fuzzers).
+    if std::env::args().skip(1).any(|a| a == "--openapi") {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&deployer::api::doc::document()).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
     let Some(path) = config_path() else {
         eprintln!("deployer: no config file; pass --config <file> or set DEPLOYER_CONFIG");
         return ExitCode::from(2);

@@ -1,5 +1,5 @@
 //! The one door every request passes (except `GET /api/v1/health`, for load balancers, and
-//! `GET /metrics`, for Prometheus): the
+//! `GET /metrics`, for Prometheus, and the API's description `GET /api/v1/openapi.json`): the
 //! `Host` must be the deployer's own (DNS rebinding), the caller must be known (401 otherwise; a
 //! page is sent to the login instead), a write carrying the session cookie must come from the
 //! deployer's own origin, and server functions take JSON only (a cross-site HTML form cannot
@@ -28,7 +28,7 @@ fn is_open(path: &str) -> bool {
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     // The load balancer's health check and Prometheus' scrape: open, like the deployer's port.
-    if path == "/api/v1/health" || path == "/metrics" {
+    if path == "/api/v1/health" || path == "/api/v1/openapi.json" || path == "/metrics" {
         return next.run(request).await;
     }
     let auth = state.auth.config();

@@ -5,6 +5,7 @@
 mod access;
 mod catalog;
 mod deployments;
+pub mod doc;
 mod events;
 pub mod extract;
 mod guard;
@@ -30,6 +31,7 @@ pub use pages::Pages;
 pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/health", get(catalog::health)),
+        ("/openapi.json", get(openapi)),
         ("/environments", get(catalog::environments)),
         ("/projects", get(catalog::projects)),
         ("/projects/{project}/builds", get(catalog::builds)),
@@ -76,6 +78,13 @@ pub fn routes() -> Router<AppState> {
 /// The REST paths (under `/api/v1`) of [`table`].
 pub fn paths() -> Vec<&'static str> {
     table().into_iter().map(|(path, _)| path).collect()
+}
+
+/// `GET /api/v1/openapi.json`: the API described ([`doc`]), made once.
+async fn openapi() -> axum::Json<serde_json::Value> {
+    static DOCUMENT: std::sync::LazyLock<serde_json::Value> =
+        std::sync::LazyLock::new(doc::document);
+    axum::Json(DOCUMENT.clone())
 }
 
 /// `GET /metrics`: the Prometheus text (not behind login; see `metrics_listen`).

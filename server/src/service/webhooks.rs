@@ -8,14 +8,14 @@ use crate::error::AppError;
 use crate::ids::Limit;
 use crate::store::Delivery;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct WebhooksView {
     pub webhooks: Vec<WebhookView>,
     /// Newest first.
     pub deliveries: Vec<Delivery>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct WebhookView {
     pub name: String,
     /// Scheme and host: the rest of a webhook's URL is often its secret.

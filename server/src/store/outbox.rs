@@ -16,14 +16,14 @@ pub struct Announcement {
     pub payload: String,
 }
 
-/// Turns an audit entry into the announcements the webhooks want (`crate::notify` knows the
+/// Turns an audit entry into the announcements the webhooks want (the notifier knows the
 /// webhooks and the words; the store only writes them with the entry).
 pub trait Announce: Send + Sync + std::fmt::Debug {
     fn announce(&self, entry: &NewAudit<'_>) -> Vec<Announcement>;
 }
 
 /// One announcement to one webhook, as kept.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Delivery {
     pub id: i64,
     pub webhook: String,
