@@ -242,6 +242,13 @@ pub async fn get_tokens() -> Result<crate::auth::TokenAdmin, ErrorBody> {
     backend.tokens(&request).await
 }
 
+/// The webhooks and their newest deliveries (admins only).
+#[server(endpoint = "get_webhooks", input = Json)]
+pub async fn get_webhooks() -> Result<crate::model::WebhooksView, ErrorBody> {
+    let (backend, request) = ssr::backend()?;
+    backend.webhooks(&request).await
+}
+
 /// Creates an API token: its secret is in the answer, this once.
 #[server(endpoint = "create_token", input = Json)]
 pub async fn create_token(
@@ -340,6 +347,7 @@ pub mod ssr {
         ) -> Result<Vec<AuditEntry>, ErrorBody>;
         async fn active_deployments(&self, request: &Parts) -> Result<Vec<Deployment>, ErrorBody>;
         async fn tokens(&self, request: &Parts) -> Result<crate::auth::TokenAdmin, ErrorBody>;
+        async fn webhooks(&self, request: &Parts) -> Result<crate::model::WebhooksView, ErrorBody>;
         async fn jenkins_builds(
             &self,
             request: &Parts,

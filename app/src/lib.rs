@@ -26,7 +26,7 @@ use crate::components::header::Header;
 use crate::components::pause::PauseBanner;
 use crate::pages::{
     audit::AuditPage, deployment::DeploymentPage, home::HomePage, not_found::NotFound,
-    project::ProjectPage, tokens::TokensPage,
+    project::ProjectPage, tokens::TokensPage, webhooks::WebhooksPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -119,6 +119,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/promotion") view=pages::promotion::PromotionPage/>
                 <Route path=path!("/audit") view=AuditPage/>
                 <Route path=path!("/tokens") view=TokensPage/>
+                <Route path=path!("/webhooks") view=WebhooksPage/>
             </Routes>
         </Router>
     }

@@ -429,3 +429,50 @@ pub struct PreviewChange {
     /// Auto Scaling group around it.
     pub interrupts: bool,
 }
+
+/// `GET /api/v1/webhooks` (admins): where announcements go, and how their deliveries went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+pub struct WebhooksView {
+    pub webhooks: Vec<WebhookView>,
+    /// Newest first.
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+/// A configured webhook, without its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+pub struct WebhookView {
+    pub name: String,
+    /// Scheme and host only: the rest of a webhook's URL is often its secret.
+    pub url: String,
+    /// Empty: every project.
+    pub projects: Vec<String>,
+    /// Empty: every environment.
+    pub environments: Vec<String>,
+    pub events: Vec<String>,
+    /// `slack` or `json`.
+    pub format: String,
+}
+
+/// One announcement to one webhook, as kept in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub webhook: String,
+    /// `started`, `succeeded`, `failed`, `refused`, `cancelled`, `paused`, `resumed`.
+    pub event: String,
+    /// The audit entry it announces.
+    pub audit_id: Option<i64>,
+    /// The JSON sent (it carries no secret).
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub attempts: i64,
+    /// When it is (or was) next tried.
+    pub next_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}

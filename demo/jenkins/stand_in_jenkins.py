@@ -14,7 +14,9 @@ build is seen progressing, finishing, and becoming a deployable deploy config.
                         [--user deployer] [--token-env JENKINS_TOKEN] [--no-schedule]
 
 Test control (not Jenkins): POST /stand-in/start?job=<job>&branch=<b>&duration_ms=<n>&result=<R>
-starts a build now; GET /stand-in/state shows everything.
+starts a build now; GET /stand-in/state shows everything. It is also the demo's team chat: the
+deployer's webhook posts to POST /stand-in/chat (Slack's {"text": …}), GET /stand-in/chat lists
+what arrived.
 """
 import argparse
 import base64
@@ -34,6 +36,8 @@ import seed  # noqa: E402  (the seed's build writer: the same artifacts a real b
 
 JENKINS_VERSION = "2.440.3"
 LOCK = threading.Lock()
+# The demo's chat: what the deployer's webhook posted, in arrival order.
+CHAT = []
 
 
 class Build:
@@ -239,6 +243,15 @@ def handler_for(jenkins, user, token):
                     return self.send(404, {"error": "no such job"})
                 build = jenkins.start(job, int(q["duration_ms"]) if "duration_ms" in q else None, q.get("result"))
                 return self.send(200, {"job": job.path, "number": build.number, "build": f"{job.project}-{job.branch}-{build.number}"})
+            if url.path == "/stand-in/chat":
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    message = json.loads(self.rfile.read(length) or b"null")
+                except ValueError:
+                    return self.send(400, {"error": "not JSON"})
+                with LOCK:
+                    CHAT.append(message)
+                return self.send(200, {"ok": True})
             self.send(404, b"Not Found", "text/plain")
 
         def do_GET(self):
@@ -246,6 +259,9 @@ def handler_for(jenkins, user, token):
             if url.path == "/stand-in/state":
                 with LOCK:
                     return self.send(200, {p: j.json(self.base()) for p, j in jenkins.jobs.items()})
+            if url.path == "/stand-in/chat":
+                with LOCK:
+                    return self.send(200, list(CHAT))
             if not self.authorized():
                 return self.send(401, b"<html><body>Authentication required</body></html>", "text/html;charset=utf-8",
                                  [("WWW-Authenticate", 'Basic realm="Jenkins"')])

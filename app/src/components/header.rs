@@ -20,7 +20,10 @@ pub fn Header() -> impl IntoView {
                 <a class="topbar-link" href="/promotion">"Promotion"</a>
                 <a class="topbar-link" href="/audit">"Audit"</a>
                 <Suspense fallback=|| ()>
-                    {move || me.get().filter(|m| m.admin).map(|_| view! { <a class="topbar-link" href="/tokens">"Tokens"</a> })}
+                    {move || me.get().filter(|m| m.admin).map(|_| view! {
+                        <a class="topbar-link" href="/tokens">"Tokens"</a>
+                        <a class="topbar-link" href="/webhooks">"Webhooks"</a>
+                    })}
                 </Suspense>
                 <PauseControl/>
                 <Suspense fallback=|| ()>

@@ -7,3 +7,4 @@ pub mod not_found;
 pub mod project;
 pub mod promotion;
 pub mod tokens;
+pub mod webhooks;

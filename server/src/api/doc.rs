@@ -12,14 +12,12 @@ use app::deployment::{
 use app::jenkins::{BuildsChanged, JenkinsBuilds};
 use app::model::{
     Build, ContinueRollback, Environment, ErrorResponse, PreviewChange, Project, PromoteRequest,
-    Promotion, RollbackVerdict, StackCard,
+    Promotion, RollbackVerdict, StackCard, WebhooksView,
 };
 use app::pause::{AuditEntry, PauseRequest, PauseStatus};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
-
-use crate::service::WebhooksView;
 
 /// A schema of one type, as a reference into `components/schemas`.
 type SchemaOf = fn(&mut SchemaGenerator) -> Schema;

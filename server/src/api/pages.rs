@@ -213,6 +213,15 @@ impl Backend for Pages {
         .await
     }
 
+    async fn webhooks(&self, request: &Parts) -> Result<app::model::WebhooksView, ErrorBody> {
+        self.call(async {
+            let actor = extract::actor(request, &self.state)?;
+            let limit = crate::ids::Limit::parse("limit", Some("100"))?;
+            self.state.services.webhooks(&actor, limit).await
+        })
+        .await
+    }
+
     async fn create_token(
         &self,
         request: &Parts,

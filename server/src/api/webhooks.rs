@@ -9,7 +9,9 @@ use axum::extract::{Query, State};
 use super::extract::query;
 use crate::error::AppError;
 use crate::ids::Limit;
-use crate::service::{Actor, WebhooksView};
+use app::model::WebhooksView;
+
+use crate::service::Actor;
 use crate::state::AppState;
 
 /// `?limit=…` (1-1000, default 50) deliveries, newest first.

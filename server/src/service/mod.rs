@@ -27,7 +27,6 @@ pub use deployments::{DeploymentsFilter, StartRequest};
 pub use pause::PauseOrder;
 pub use projects::BuildsFilter;
 pub use trail::AuditFilter;
-pub use webhooks::{WebhookView, WebhooksView};
 
 /// Who is asking: a person (session), a script (API token) or the bootstrap token, with the
 /// rights of their roles. Made from the request in one place (`auth::authenticate`, read by

@@ -22,24 +22,8 @@ pub trait Announce: Send + Sync + std::fmt::Debug {
     fn announce(&self, entry: &NewAudit<'_>) -> Vec<Announcement>;
 }
 
-/// One announcement to one webhook, as kept.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
-pub struct Delivery {
-    pub id: i64,
-    pub webhook: String,
-    pub event: String,
-    pub audit_id: Option<i64>,
-    /// The JSON sent (it carries no secret).
-    pub payload: String,
-    pub created_at: DateTime<Utc>,
-    /// `pending`, `delivered` or `failed` (given up).
-    pub status: String,
-    pub attempts: i64,
-    /// When it is (or was) next tried.
-    pub next_at: DateTime<Utc>,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<DateTime<Utc>>,
-}
+/// One announcement to one webhook, as kept (the wire type).
+pub type Delivery = app::model::WebhookDelivery;
 
 fn delivery(r: &AnyRow) -> Result<Delivery, StoreError> {
     Ok(Delivery {
