@@ -34,8 +34,9 @@ pub mod exit {
     pub const CANCELLED: u8 = 4;
     /// Deployments are paused there (HTTP 423).
     pub const PAUSED: u8 = 5;
-    /// Busy: another deployment is active on the stack, or the state changed under the request
-    /// (HTTP 409).
+    /// Busy or in conflict (HTTP 409): another deployment is active on the stack, the stack is in
+    /// an operation, or the state does not allow it (already ended, already decided, nothing to
+    /// promote).
     pub const BUSY: u8 = 6;
 }
 
@@ -85,7 +86,8 @@ Exit codes:
   3  refused (bad input, no right, unknown name, a build it will not deploy, confirmation needed)
   4  a followed deployment was cancelled
   5  paused (HTTP 423)
-  6  busy: another deployment is active there (HTTP 409)
+  6  busy or in conflict (HTTP 409): another deployment is active there (its id is named),
+     the stack is in an operation, or the state does not allow it (already ended or decided)
 
 Configuration: --url / DEPLOYER_URL and --token / DEPLOYER_TOKEN, else `url` and `token` in
 $XDG_CONFIG_HOME/deployctl/config.toml (~/.config/deployctl/config.toml).";

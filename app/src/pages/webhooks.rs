@@ -14,7 +14,7 @@ pub fn WebhooksPage() -> impl IntoView {
     let view_data = Resource::new(move || refresh.get(), |_| get_webhooks());
     view! {
         <Title text="Webhooks — Deployer"/>
-        <main class="page">
+        <main class="page webhooks-page">
             <div class="page-head">
                 <h1>"Webhooks"</h1>
                 <p class="muted small">"Deployments started and ended, pauses and resumes, announced where teams are. "
@@ -49,6 +49,32 @@ fn all_or(list: &[String], all: &str) -> String {
     } else {
         list.join(", ")
     }
+}
+
+/// A chat message as plain words: Slack's `*bold*`, `` `code` `` and `<url|label>` undone, and the
+/// leading emoji (the chat's, not the page's) left out.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('>') {
+            Some(end) => {
+                let link = &after[..end];
+                out.push_str(link.rsplit('|').next().unwrap_or(link));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('<');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    let out: String = out.chars().filter(|c| !matches!(c, '*' | '`')).collect();
+    out.trim_start_matches(|c: char| !c.is_ascii() || c == '\u{fe0f}' || c == ' ')
+        .to_owned()
 }
 
 #[component]
@@ -106,11 +132,11 @@ fn DeliveryTable(deliveries: Vec<WebhookDelivery>) -> impl IntoView {
             };
             let text = serde_json::from_str::<serde_json::Value>(&d.payload)
                 .ok()
-                .and_then(|v| v["text"].as_str().map(str::to_owned))
+                .and_then(|v| v["text"].as_str().map(plain))
                 .unwrap_or_default();
             view! {
                 <tr data-delivery=d.id data-status=d.status.clone()>
-                    <td class="small">{d.created_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
+                    <td class="small nowrap" title=d.created_at.to_rfc3339()>{d.created_at.format("%m-%d %H:%M:%S").to_string()}</td>
                     <td class="mono">{d.webhook.clone()}</td>
                     <td>{d.event.clone()}</td>
                     <td class="small">{text}</td>
@@ -128,4 +154,24 @@ fn DeliveryTable(deliveries: Vec<WebhookDelivery>) -> impl IntoView {
         </table>
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn a_chat_message_reads_as_plain_words() {
+        assert_eq!(
+            plain(
+                "✅ `web-master-3` of *web* is deployed in *DEV* (by ada) — <http://d/deployments/d-1|d-1>"
+            ),
+            "web-master-3 of web is deployed in DEV (by ada) — d-1"
+        );
+        assert_eq!(
+            plain("↩️ ada started rolling *web* back"),
+            "ada started rolling web back"
+        );
+        assert_eq!(plain("a < b"), "a < b");
+    }
 }
