@@ -221,7 +221,9 @@ impl View {
         );
         match &self.bar {
             Some(bar) => {
-                if let Some(total) = done.1 {
+                // A change with no resources to count (a parameter-only update on some clouds)
+                // shows as a spinner, not an empty bar.
+                if let Some(total) = done.1.filter(|t| *t > 0) {
                     bar.set_style(
                         ProgressStyle::with_template(
                             "{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} resources  {msg}",
@@ -245,7 +247,7 @@ impl View {
                     console.err(line);
                 }
                 if done != self.done
-                    && let Some(total) = done.1
+                    && let Some(total) = done.1.filter(|t| *t > 0)
                 {
                     let line = format!("{} {}/{total} resources done", self.clock(), done.0);
                     console.err(line);

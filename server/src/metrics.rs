@@ -208,8 +208,10 @@ pub fn render(subscribers: usize) -> String {
     out
 }
 
-/// The content type of [`render`]'s text.
+/// The content type of [`render`]'s text, to a scraper that accepts OpenMetrics.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The Prometheus text format's content type, for everyone else (curl, older scrapers).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Counts every attempt of every call of the SDK client it is added to.
 #[derive(Debug)]

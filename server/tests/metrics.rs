@@ -9,9 +9,18 @@ use axum::http::{Request, StatusCode};
 use common::proxy::Fault;
 use common::{Harness, TEMPLATE};
 
+/// As Prometheus asks: OpenMetrics preferred.
 async fn scrape(h: &Harness) -> String {
     let (status, headers, text) = h
-        .anonymous(Request::get("/metrics").body(Body::empty()).unwrap())
+        .anonymous(
+            Request::get("/metrics")
+                .header(
+                    "accept",
+                    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(
@@ -20,6 +29,22 @@ async fn scrape(h: &Harness) -> String {
             .unwrap()
             .starts_with("application/openmetrics-text"),
         "{headers:?}"
+    );
+    // Anyone else (curl) gets the classic text format's type, the same text.
+    let (status, headers, plain) = h
+        .anonymous(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{headers:?}"
+    );
+    assert!(
+        plain.contains("# TYPE deployer_aws_calls counter"),
+        "{plain}"
     );
     text
 }

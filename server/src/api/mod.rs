@@ -87,15 +87,23 @@ async fn openapi() -> axum::Json<serde_json::Value> {
     axum::Json(DOCUMENT.clone())
 }
 
-/// `GET /metrics`: the Prometheus text (not behind login; see `metrics_listen`).
+/// `GET /metrics`: the Prometheus text (not behind login; see `metrics_listen`). OpenMetrics'
+/// content type to a scraper that asks for it (Prometheus does), the classic text format's
+/// otherwise — the same text parses as both.
 pub async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> impl axum::response::IntoResponse {
+    let openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let content_type = match openmetrics {
+        true => crate::metrics::CONTENT_TYPE,
+        false => crate::metrics::TEXT_CONTENT_TYPE,
+    };
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            crate::metrics::CONTENT_TYPE,
-        )],
+        [(axum::http::header::CONTENT_TYPE, content_type)],
         crate::metrics::render(state.services.hub().subscribers()),
     )
 }
