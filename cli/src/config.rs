@@ -41,7 +41,7 @@ impl Settings {
             .ok_or_else(|| {
                 Failure::usage(format!(
                     "no API token: set DEPLOYER_TOKEN (or pass --token), or put token = \"…\" in {}; \
-                     an admin makes one on the deployer's Access page",
+                     an admin makes one on the deployer's Tokens page",
                     shown(config_file())
                 ))
             })?;

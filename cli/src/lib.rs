@@ -103,7 +103,7 @@ struct Cli {
     /// The deployer's address, e.g. https://deployer.example.com
     #[arg(long, env = "DEPLOYER_URL", global = true)]
     url: Option<String>,
-    /// An API token (made on the deployer's Access page or with POST /api/v1/tokens)
+    /// An API token (made on the deployer's Tokens page or with POST /api/v1/tokens)
     #[arg(long, env = "DEPLOYER_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// `json` prints the deployer's answer as it is, for scripts
