@@ -187,10 +187,15 @@ impl Store {
     /// together (the migrator takes PostgreSQL's advisory lock).
     async fn open_postgres(url: &str) -> anyhow::Result<Store> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
+        // A transaction left open (a task cancelled inside one) is ended by the server, so its
+        // locks cannot hold every later writer of the same rows forever.
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url =
+            format!("{url}{separator}options=-c%20idle_in_transaction_session_timeout%3D10000");
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(url)
+            .connect(&url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Store {
