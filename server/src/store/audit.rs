@@ -71,11 +71,33 @@ impl Store {
             query.execute(&self.pool).await?;
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        let id: i64 = query.fetch_one(&mut *tx).await?.try_get("id")?;
-        Store::enqueue(&mut tx, |q| self.sql(q), id, &announcements).await?;
-        tx.commit().await?;
-        Ok(())
+        drop(query);
+        let owned = |v: Option<&str>| v.map(str::to_owned);
+        let (actor, action) = (entry.actor.to_owned(), entry.action.as_str());
+        let (project, environment) = (owned(entry.project), owned(entry.environment));
+        let (build, deployment_id) = (owned(entry.build), owned(entry.deployment_id));
+        let (detail, outcome) = (owned(entry.detail), entry.outcome.map(DeploymentStatus::as_str));
+        let outbox = self.sql(super::outbox::INSERT);
+        let pool = self.pool.clone();
+        Store::uncancellable(async move {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query(&insert)
+                .bind(actor)
+                .bind(action)
+                .bind(project)
+                .bind(environment)
+                .bind(build)
+                .bind(deployment_id)
+                .bind(detail)
+                .bind(outcome)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+            Store::enqueue(&mut tx, &outbox, id, &announcements).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Appends to the audit trail where the action itself must go on: a failure is logged.

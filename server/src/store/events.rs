@@ -16,21 +16,27 @@ impl Store {
             "INSERT INTO stack_events (deployment_id, event_id, timestamp, logical_id, resource_type, status, reason)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         );
-        let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(&sql)
-                .bind(deployment_id)
-                .bind(&e.id)
-                .bind(ts(e.timestamp))
-                .bind(&e.logical_id)
-                .bind(&e.resource_type)
-                .bind(&e.status)
-                .bind(&e.reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let pool = self.pool.clone();
+        let deployment_id = deployment_id.to_owned();
+        let events = events.to_vec();
+        Store::uncancellable(async move {
+            let mut tx = pool.begin().await?;
+            for e in &events {
+                sqlx::query(&sql)
+                    .bind(&deployment_id)
+                    .bind(&e.id)
+                    .bind(ts(e.timestamp))
+                    .bind(&e.logical_id)
+                    .bind(&e.resource_type)
+                    .bind(&e.status)
+                    .bind(&e.reason)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// A deployment's stack events, oldest first.

@@ -19,25 +19,31 @@ impl Store {
 
     /// Appends an event and notifies every replica; its id, once committed.
     pub async fn append_live_event(&self, body: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Ids are taken and committed one writer at a time: a reader never sees N+1 before N.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO live_events (at, body) VALUES ($1, $2) RETURNING id")
-                .bind(ts(chrono::Utc::now()))
-                .bind(body)
-                .fetch_one(&mut *tx)
+        let pool = self.pool.clone();
+        let body = body.to_owned();
+        Store::uncancellable(async move {
+            let mut tx = pool.begin().await?;
+            // Ids are taken and committed one writer at a time: a reader never sees N+1 before N.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
                 .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(id.to_string())
-            .execute(&mut *tx)
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO live_events (at, body) VALUES ($1, $2) RETURNING id",
+            )
+            .bind(ts(chrono::Utc::now()))
+            .bind(&body)
+            .fetch_one(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(u64::try_from(id).unwrap_or_default())
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(u64::try_from(id).unwrap_or_default())
+        })
+        .await
     }
 
     /// Events after `after`, oldest first, at most `limit`.

@@ -255,6 +255,24 @@ impl Store {
         }
     }
 
+    /// Runs a transaction to its end even when the caller is cancelled (a request dropped, a task
+    /// aborted). A future cut between `BEGIN` and `COMMIT` hands its connection back to the pool
+    /// with the transaction open when the cut falls before sqlx has read `BEGIN`'s answer; the
+    /// next statements on that connection then join the transaction, take row locks that never
+    /// commit, and every later writer waits on them (seen once: a simulated process death in the
+    /// replicas test). Spawned, the transaction finishes or fails on its own.
+    pub(crate) async fn uncancellable<T, F>(work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        match tokio::spawn(work).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Corrupt(format!("a store transaction was stopped: {e}"))),
+        }
+    }
+
     /// Lets another process drive the store: what this process's exit does (tests that
     /// "restart" the deployer in one process call it).
     pub fn release(&self) {

@@ -41,25 +41,27 @@ fn delivery(r: &AnyRow) -> Result<Delivery, StoreError> {
     })
 }
 
+/// One announcement into the outbox (written once, spelled per dialect by `Store::sql`).
+pub(super) const INSERT: &str = "INSERT INTO webhook_outbox (webhook, event, audit_id, payload, created_at, next_at)
+                 VALUES (?, ?, ?, ?, {now}, {now})";
+
 impl Store {
-    /// Adds the announcements of one audit entry, inside its transaction.
+    /// Adds the announcements of one audit entry, inside its transaction (`insert` is
+    /// [`INSERT`] in the store's dialect).
     pub(super) async fn enqueue(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        sql: impl Fn(&str) -> String,
+        insert: &str,
         audit_id: i64,
         announcements: &[Announcement],
     ) -> Result<(), StoreError> {
         for a in announcements {
-            sqlx::query(&sql(
-                "INSERT INTO webhook_outbox (webhook, event, audit_id, payload, created_at, next_at)
-                 VALUES (?, ?, ?, ?, {now}, {now})",
-            ))
-            .bind(&a.webhook)
-            .bind(a.event)
-            .bind(audit_id)
-            .bind(&a.payload)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(insert)
+                .bind(&a.webhook)
+                .bind(a.event)
+                .bind(audit_id)
+                .bind(&a.payload)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
