@@ -45,20 +45,18 @@ impl BuildsWatch {
         })
     }
 
-    /// Re-lists a project now (its listing forgotten first); announces new builds.
+    /// Re-lists a project now (only what is new; pages keep the previous listing meanwhile);
+    /// announces new builds.
     pub async fn refresh_now(&self, project: &str) -> Option<BuildsChanged> {
-        let _one = self.checking.lock().await;
-        self.remember_shown(project);
-        self.catalog.artifacts.invalidate(project);
-        self.compare(project).await
+        self.check(project, Duration::ZERO).await
     }
 
-    /// Compares the project's current listing (cached, or listed again when stale) with what
-    /// was known; announces the builds that are new.
-    pub async fn check(&self, project: &str) -> Option<BuildsChanged> {
+    /// Compares the project's listing, re-listed when older than `max_age`, with what was
+    /// known; announces the builds that are new.
+    pub async fn check(&self, project: &str, max_age: Duration) -> Option<BuildsChanged> {
         let _one = self.checking.lock().await;
         self.remember_shown(project);
-        self.compare(project).await
+        self.compare(project, max_age).await
     }
 
     /// Before a project's first re-list: what the pages were shown is known, not news.
@@ -78,8 +76,8 @@ impl BuildsWatch {
         }
     }
 
-    async fn compare(&self, project: &str) -> Option<BuildsChanged> {
-        let folders = match self.catalog.artifacts.folders(project).await {
+    async fn compare(&self, project: &str, max_age: Duration) -> Option<BuildsChanged> {
+        let folders = match self.catalog.artifacts.relist(project, max_age).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(project, error = %e, "builds watch: listing failed");
@@ -256,8 +254,7 @@ impl BuildsWatch {
                     .map(|p| p.name.clone())
                     .collect();
                 for project in projects {
-                    watch.catalog.artifacts.invalidate_if_older(&project, every);
-                    watch.check(&project).await;
+                    watch.check(&project, every).await;
                 }
                 tokio::time::sleep(every).await;
             }

@@ -197,3 +197,108 @@ async fn a_missing_bucket_is_summarised_not_leaked() {
         "{message}"
     );
 }
+
+/// The listing of a project at scale: a page never waits on a re-list (the listing in memory is
+/// served however old while a fresh one is made in the background), and a re-list lists only
+/// what is new — the folder names, then the files of folders not seen or seen incomplete.
+#[tokio::test]
+async fn a_stale_listing_is_served_at_once_and_re_listed_in_the_background_listing_only_what_is_new()
+ {
+    use deployer::artifacts::{ArtifactStore, ListingCounts};
+    use std::time::Duration;
+
+    let h = Harness::start().await;
+    let ids: Vec<String> = (1..=30).map(|n| format!("web-master-{n}")).collect();
+    futures::stream::iter(ids.iter())
+        .for_each_concurrent(8, |id| h.put_build("web", id))
+        .await;
+    let ttl = Duration::from_millis(300);
+    let store = ArtifactStore::new(
+        h.s3().clone(),
+        common::BUCKET.into(),
+        h.state.catalog().artifacts.prefix().to_owned(),
+        vec!["DEV".into(), "STG".into(), "PRD".into()],
+        ttl,
+    );
+    let ids_of = |folders: &[deployer::artifacts::BuildFolder]| -> Vec<String> {
+        folders.iter().map(|f| f.build.id.clone()).collect()
+    };
+
+    let first = store.folders("web").await.unwrap();
+    assert_eq!(first.len(), 30);
+    assert_eq!(
+        store.counts("web"),
+        ListingCounts {
+            listings: 1,
+            full_listings: 1,
+            s3_calls: 1
+        },
+        "the first listing lists every object (60 fit one page)"
+    );
+
+    // A new build lands, and another is half written (its template only).
+    h.put_build("web", "web-master-31").await;
+    h.put("web/web-master-32/template.yaml", common::TEMPLATE)
+        .await;
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+
+    let stale = store.folders("web").await.unwrap();
+    assert_eq!(
+        ids_of(&stale),
+        ids_of(&first),
+        "a stale listing is answered as it is, without waiting for S3"
+    );
+    let mut fresh = stale;
+    for _ in 0..100 {
+        fresh = store.cached("web").unwrap();
+        if fresh.len() == 32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fresh.len(),
+        32,
+        "the background re-list found both new folders"
+    );
+    assert_eq!(fresh[0].build.id, "web-master-32");
+    assert!(!fresh[0].build.deployable, "{:?}", fresh[0].build);
+    assert_eq!(fresh[1].build.id, "web-master-31");
+    assert!(fresh[1].build.deployable);
+    assert_eq!(
+        store.counts("web"),
+        ListingCounts {
+            listings: 2,
+            full_listings: 1,
+            s3_calls: 1 + 1 + 2
+        },
+        "the re-list: one page of folder names, then the two new folders' files"
+    );
+
+    // The half-written build is completed: a re-list lists that folder again, and only it.
+    h.put("web/web-master-32/parameters.json", r#"{"Greeting":"hi"}"#)
+        .await;
+    let now = store.relist("web", Duration::ZERO).await.unwrap();
+    assert_eq!(now.len(), 32);
+    assert_eq!(now[0].build.id, "web-master-32");
+    assert!(now[0].build.deployable, "{:?}", now[0].build);
+    assert_eq!(store.counts("web").s3_calls, 4 + 1 + 1);
+
+    // A folder removed from the bucket leaves the listing.
+    for file in ["template.yaml", "parameters.json"] {
+        h.s3()
+            .delete_object()
+            .bucket(common::BUCKET)
+            .key(format!(
+                "{}web/web-master-1/{file}",
+                h.state.catalog().artifacts.prefix()
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    let now = store.relist("web", Duration::ZERO).await.unwrap();
+    assert_eq!(now.len(), 31);
+    assert!(now.iter().all(|f| f.build.id != "web-master-1"));
+    assert_eq!(store.counts("web").full_listings, 1);
+}

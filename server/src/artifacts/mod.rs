@@ -17,7 +17,6 @@ use aws_sdk_s3::Client as S3Client;
 use chrono::{DateTime, Utc};
 
 use crate::aws::AwsFailure;
-use crate::cache::TtlCache;
 
 /// The largest artifact read: CloudFormation's own limit for a template (by TemplateURL), and
 /// far more than any parameters file needs.
@@ -54,16 +53,77 @@ pub struct BuildFolder {
     pub overrides: BTreeMap<String, String>,
 }
 
-/// Lists build folders in the artifacts bucket, with a per-project cache.
+/// Lists build folders in the artifacts bucket, with a per-project listing kept in memory.
+///
+/// A page never waits on a re-list: once a project has been listed, its listing is served
+/// however old, and one that is older than the TTL is re-listed in the background (one at a
+/// time). A re-list lists only what is new: the folder names (one entry per build, a thousand
+/// per page), then the files of folders it has not seen or saw incomplete; every
+/// [`FULL_RELIST_EVERY`] it lists every object again, which catches a file added to a complete
+/// folder.
 pub struct ArtifactStore {
+    lister: Lister,
+    ttl: Duration,
+    slots: std::sync::Mutex<std::collections::HashMap<String, Arc<Slot>>>,
+}
+
+/// How often a project's every object is listed again (a re-list in between lists only new
+/// and incomplete folders).
+pub const FULL_RELIST_EVERY: Duration = Duration::from_secs(600);
+/// More new folders than this at once (a bucket filled in bulk): one full listing is cheaper
+/// than a listing per folder.
+const MAX_FOLDERS_LISTED_ONE_BY_ONE: usize = 100;
+
+/// What S3 held for a project at one moment.
+struct Listing {
+    folders: Arc<Vec<BuildFolder>>,
+    /// Each folder's files (key, last modified), by folder name: what a re-list keeps.
+    files: BTreeMap<String, Vec<(String, DateTime<Utc>)>>,
+    at: std::time::Instant,
+    full_at: std::time::Instant,
+}
+
+#[derive(Default)]
+struct Slot {
+    listing: std::sync::Mutex<Option<Arc<Listing>>>,
+    /// One re-list of the project at a time.
+    listing_now: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<Arc<Listing>> {
+        self.listing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, listing: Option<Arc<Listing>>) {
+        *self
+            .listing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = listing;
+    }
+}
+
+/// What lists: S3, the bucket and the counts (cloned into a background re-list).
+#[derive(Clone)]
+struct Lister {
     s3: S3Client,
     bucket: String,
     prefix: String,
     /// The configured environment names: `parameters.<ENV>.json` must name one of them.
     environments: Vec<String>,
-    cache: TtlCache<Arc<Vec<BuildFolder>>>,
-    /// How many times each project was listed (the cost the watcher keeps low).
-    listings: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// How many times each project was listed, and with how many S3 calls.
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, ListingCounts>>>,
+}
+
+/// A project's listings since start: how many, and the S3 calls they made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListingCounts {
+    pub listings: u64,
+    pub full_listings: u64,
+    pub s3_calls: u64,
 }
 
 impl ArtifactStore {
@@ -75,63 +135,108 @@ impl ArtifactStore {
         ttl: Duration,
     ) -> Self {
         ArtifactStore {
-            s3,
-            bucket,
-            prefix,
-            environments,
-            cache: TtlCache::new("build_listings", ttl),
-            listings: Default::default(),
+            lister: Lister {
+                s3,
+                bucket,
+                prefix,
+                environments,
+                counts: Default::default(),
+            },
+            ttl,
+            slots: Default::default(),
         }
     }
 
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        &self.lister.bucket
     }
 
     /// Empty, or ending with `/`: a project's folders are under `<prefix><project>/`.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.lister.prefix
     }
 
     /// How many times the project's folders were listed in S3 since start.
     pub fn listings(&self, project: &str) -> u64 {
-        self.listings
+        self.counts(project).listings
+    }
+
+    /// The project's listings since start, and the S3 calls they made.
+    pub fn counts(&self, project: &str) -> ListingCounts {
+        self.lister
+            .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(project)
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
-    /// The project's build folders, newest first. Concurrent callers for one project share one
-    /// listing; a listing younger than the TTL is reused.
+    fn slot(&self, project: &str) -> Arc<Slot> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(project.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The project's build folders, newest first, for a page: the listing in memory, however
+    /// old (one older than the TTL is re-listed in the background meanwhile); only a project
+    /// never listed yet waits for its first listing (callers at once share it).
     pub async fn folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
-        self.cache
-            .get_or_load(project, || async {
-                Ok(Arc::new(self.list(project).await?))
-            })
-            .await
+        let slot = self.slot(project);
+        if let Some(listing) = slot.current() {
+            crate::metrics::cache("build_listings", true);
+            if listing.at.elapsed() >= self.ttl
+                && let Ok(guard) = slot.listing_now.clone().try_lock_owned()
+            {
+                let (lister, slot, project) =
+                    (self.lister.clone(), slot.clone(), project.to_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = lister.relist(&project, &slot).await {
+                        tracing::debug!(project, error = %e, "background re-list failed");
+                    }
+                    drop(guard);
+                });
+            }
+            return Ok(listing.folders.clone());
+        }
+        crate::metrics::cache("build_listings", false);
+        self.relist(project, self.ttl).await
+    }
+
+    /// The project's build folders no older than `max_age`: re-listed now (only what is new)
+    /// when the listing in memory is older. Pages are served the previous listing meanwhile.
+    pub async fn relist(
+        &self,
+        project: &str,
+        max_age: Duration,
+    ) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
+        let slot = self.slot(project);
+        let _one = slot.listing_now.lock().await;
+        if let Some(listing) = slot.current()
+            && listing.at.elapsed() < max_age
+        {
+            return Ok(listing.folders.clone());
+        }
+        self.lister.relist(project, &slot).await
     }
 
     /// The listing pages were last given, however old, without listing.
     pub fn cached(&self, project: &str) -> Option<Arc<Vec<BuildFolder>>> {
-        self.cache.peek(project)
+        self.slot(project).current().map(|l| l.folders.clone())
     }
 
-    /// Forgets the cached listing of a project, e.g. after a build was written by a test.
+    /// Forgets the listing of a project: the next caller waits for a full listing (tests that
+    /// just wrote a build use it).
     pub fn invalidate(&self, project: &str) {
-        self.cache.invalidate(project);
-    }
-
-    /// Forgets the listing only when it is older than `age`: a build asked for by name that the
-    /// listing lacks may have just been written, but a flood of unknown names must not re-list
-    /// the bucket on every request. Returns whether it was forgotten.
-    pub fn invalidate_if_older(&self, project: &str, age: Duration) -> bool {
-        let stale = self.cache.age(project).is_none_or(|a| a >= age);
-        if stale {
-            self.cache.invalidate(project);
-        }
-        stale
+        // A new slot: a re-list under way (begun before what made the caller invalidate) ends
+        // in the old one, unseen.
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(project);
     }
 
     /// One build's folder read from S3 now, not from the cached listing: what a deployment is
@@ -145,58 +250,21 @@ impl ArtifactStore {
         if build.is_empty() || build.contains('/') {
             return Ok(None);
         }
-        let project_prefix = format!("{}{}/", self.prefix, project);
-        let files = self.objects(&format!("{project_prefix}{build}/")).await?;
+        let project_prefix = format!("{}{}/", self.lister.prefix, project);
+        let (files, _) = self
+            .lister
+            .objects(&format!("{project_prefix}{build}/"))
+            .await?;
         let mut folders = group_into_builds(project, &project_prefix, files);
-        check_overrides(&mut folders, &self.environments);
+        check_overrides(&mut folders, &self.lister.environments);
         Ok(folders.into_iter().find(|f| f.build.id == build))
     }
-
-    /// Every object under `prefix` (paginated), with its last-modified time.
-    async fn objects(&self, prefix: &str) -> Result<Vec<(String, DateTime<Utc>)>, AwsFailure> {
-        let mut files: Vec<(String, DateTime<Utc>)> = Vec::new();
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                AwsFailure::from_sdk(format!("listing s3://{}/{prefix}", self.bucket), e)
-            })?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let modified = object
-                    .last_modified()
-                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-                    .unwrap_or_default();
-                files.push((key.to_owned(), modified));
-            }
-        }
-        Ok(files)
-    }
-
-    async fn list(&self, project: &str) -> Result<Vec<BuildFolder>, AwsFailure> {
-        let folder_prefix = format!("{}{}/", self.prefix, project);
-        *self
-            .listings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(project.to_owned())
-            .or_default() += 1;
-        let files = self.objects(&folder_prefix).await?;
-        let mut folders = group_into_builds(project, &folder_prefix, files);
-        check_overrides(&mut folders, &self.environments);
-        Ok(folders)
-    }
-
     /// Reads one artifact: its size is checked before the body is read (≤ 1 MB), and the read
     /// is bounded in time. A byte-order mark is dropped (editors on some systems write one).
     pub async fn fetch(&self, key: &str) -> Result<String, FetchError> {
-        let bucket = &self.bucket;
+        let bucket = &self.lister.bucket;
         let object = self
+            .lister
             .s3
             .get_object()
             .bucket(bucket)
@@ -237,4 +305,191 @@ impl ArtifactStore {
         String::from_utf8(bytes.to_vec())
             .map_err(|_| FetchError::Unreadable(format!("{name} is not UTF-8 text")))
     }
+}
+
+impl Lister {
+    /// Lists the project again (only what is new when there is a recent full listing) and
+    /// keeps the result in `slot`. The caller holds the slot's `listing_now`.
+    async fn relist(
+        &self,
+        project: &str,
+        slot: &Slot,
+    ) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
+        let folder_prefix = format!("{}{}/", self.prefix, project);
+        let previous = slot
+            .current()
+            .filter(|p| p.full_at.elapsed() < FULL_RELIST_EVERY);
+        let mut calls = 0;
+        let (files, full_at) = match previous {
+            Some(previous) => {
+                let (names, c) = self.folder_names(&folder_prefix).await?;
+                calls += c;
+                let stale: Vec<&String> = names
+                    .iter()
+                    .filter(|name| match previous.files.get(*name) {
+                        None => true,
+                        Some(files) => !complete(files),
+                    })
+                    .collect();
+                if stale.len() > MAX_FOLDERS_LISTED_ONE_BY_ONE {
+                    let (files, c) = self.objects(&folder_prefix).await?;
+                    calls += c;
+                    (by_folder(&folder_prefix, files), None)
+                } else {
+                    let mut files: BTreeMap<String, Vec<(String, DateTime<Utc>)>> = names
+                        .iter()
+                        .filter_map(|name| Some((name.clone(), previous.files.get(name)?.clone())))
+                        .collect();
+                    let listed = futures::future::join_all(
+                        stale
+                            .iter()
+                            .map(|name| self.objects_of(&folder_prefix, name)),
+                    )
+                    .await;
+                    for (name, result) in stale.iter().zip(listed) {
+                        let (found, c) = result?;
+                        calls += c;
+                        files.insert((*name).clone(), found);
+                    }
+                    (files, Some(previous.full_at))
+                }
+            }
+            None => {
+                let (files, c) = self.objects(&folder_prefix).await?;
+                calls += c;
+                (by_folder(&folder_prefix, files), None)
+            }
+        };
+        let mut folders = group_into_builds(
+            project,
+            &folder_prefix,
+            files.values().flatten().cloned().collect(),
+        );
+        check_overrides(&mut folders, &self.environments);
+        let folders = Arc::new(folders);
+        {
+            let mut counts = self
+                .counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let counts = counts.entry(project.to_owned()).or_default();
+            counts.listings += 1;
+            counts.full_listings += u64::from(full_at.is_none());
+            counts.s3_calls += calls;
+        }
+        let now = std::time::Instant::now();
+        slot.set(Some(Arc::new(Listing {
+            folders: folders.clone(),
+            files,
+            at: now,
+            full_at: full_at.unwrap_or(now),
+        })));
+        Ok(folders)
+    }
+
+    /// One folder's files.
+    async fn objects_of(
+        &self,
+        folder_prefix: &str,
+        name: &str,
+    ) -> Result<(Vec<(String, DateTime<Utc>)>, u64), AwsFailure> {
+        self.objects(&format!("{folder_prefix}{name}/")).await
+    }
+
+    /// Every object under `prefix` (paginated), with its last-modified time; and the calls made.
+    async fn objects(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<(String, DateTime<Utc>)>, u64), AwsFailure> {
+        let mut files: Vec<(String, DateTime<Utc>)> = Vec::new();
+        let mut calls = 0;
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            calls += 1;
+            let page = page.map_err(|e| {
+                AwsFailure::from_sdk(format!("listing s3://{}/{prefix}", self.bucket), e)
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default();
+                files.push((key.to_owned(), modified));
+            }
+        }
+        Ok((files, calls))
+    }
+
+    /// The names of the folders under `folder_prefix` (S3's common prefixes: one entry per
+    /// folder however many files it holds); and the calls made.
+    async fn folder_names(&self, folder_prefix: &str) -> Result<(Vec<String>, u64), AwsFailure> {
+        let mut names = Vec::new();
+        let mut calls = 0;
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(folder_prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            calls += 1;
+            let page = page.map_err(|e| {
+                AwsFailure::from_sdk(format!("listing s3://{}/{folder_prefix}", self.bucket), e)
+            })?;
+            for common in page.common_prefixes() {
+                let Some(name) = common
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(folder_prefix))
+                    .and_then(|p| p.strip_suffix('/'))
+                else {
+                    continue;
+                };
+                if !name.is_empty() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok((names, calls))
+    }
+}
+
+/// Files grouped by their folder (the first path segment after `folder_prefix`).
+fn by_folder(
+    folder_prefix: &str,
+    files: Vec<(String, DateTime<Utc>)>,
+) -> BTreeMap<String, Vec<(String, DateTime<Utc>)>> {
+    let mut grouped: BTreeMap<String, Vec<(String, DateTime<Utc>)>> = BTreeMap::new();
+    for (key, modified) in files {
+        let Some((folder, _)) = key
+            .strip_prefix(folder_prefix)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        grouped
+            .entry(folder.to_owned())
+            .or_default()
+            .push((key, modified));
+    }
+    grouped
+}
+
+/// Whether a folder's files hold a template and the parameters: a complete folder is not listed
+/// again until the next full listing; an incomplete one (its build still being written) is.
+fn complete(files: &[(String, DateTime<Utc>)]) -> bool {
+    let has = |name: &str| {
+        files
+            .iter()
+            .any(|(key, _)| key.rsplit('/').next() == Some(name))
+    };
+    TEMPLATE_FILES.iter().any(|t| has(t)) && has(PARAMETERS_FILE)
 }

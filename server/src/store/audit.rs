@@ -76,7 +76,10 @@ impl Store {
         let (actor, action) = (entry.actor.to_owned(), entry.action.as_str());
         let (project, environment) = (owned(entry.project), owned(entry.environment));
         let (build, deployment_id) = (owned(entry.build), owned(entry.deployment_id));
-        let (detail, outcome) = (owned(entry.detail), entry.outcome.map(DeploymentStatus::as_str));
+        let (detail, outcome) = (
+            owned(entry.detail),
+            entry.outcome.map(DeploymentStatus::as_str),
+        );
         let outbox = self.sql(super::outbox::INSERT);
         let pool = self.pool.clone();
         Store::uncancellable(async move {

@@ -269,7 +269,9 @@ impl Store {
         match tokio::spawn(work).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(StoreError::Corrupt(format!("a store transaction was stopped: {e}"))),
+            Err(e) => Err(StoreError::Corrupt(format!(
+                "a store transaction was stopped: {e}"
+            ))),
         }
     }
 

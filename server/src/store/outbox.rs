@@ -42,7 +42,8 @@ fn delivery(r: &AnyRow) -> Result<Delivery, StoreError> {
 }
 
 /// One announcement into the outbox (written once, spelled per dialect by `Store::sql`).
-pub(super) const INSERT: &str = "INSERT INTO webhook_outbox (webhook, event, audit_id, payload, created_at, next_at)
+pub(super) const INSERT: &str =
+    "INSERT INTO webhook_outbox (webhook, event, audit_id, payload, created_at, next_at)
                  VALUES (?, ?, ?, ?, {now}, {now})";
 
 impl Store {
