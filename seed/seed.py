@@ -173,6 +173,20 @@ def notify(sess, endpoint, bucket, queue_url, region, account, s3):
     )
 
 
+def stack_events(sess, endpoint, env):
+    """The topic an environment's stacks announce their events to and the queue subscribed to it,
+    as infra/deployer-access.yaml makes them in each account: the deployer hears a stack change
+    as it happens."""
+    topic_arn, queue_url = env["stack_events_topic_arn"], env["stack_events_queue_url"]
+    sns = sess.client("sns", endpoint_url=endpoint)
+    sqs = sess.client("sqs", endpoint_url=endpoint)
+    topic = sns.create_topic(Name=topic_arn.rsplit(":", 1)[-1])["TopicArn"]
+    name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    sqs.create_queue(QueueName=name)
+    sns.subscribe(TopicArn=topic, Protocol="sqs",
+                  Endpoint=f"arn:aws:sqs:{env['region']}:{env['account_id']}:{name}")
+
+
 def main(config_path):
     config = tomllib.loads(Path(config_path).read_text())
     envs = {e["name"]: e for e in config["environments"]}
@@ -250,6 +264,9 @@ def main(config_path):
                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
             )
             stacks += 1
+    for env in envs.values():
+        if env.get("stack_events_queue_url"):
+            stack_events(session(env["endpoint_url"], env["region"], env["account_id"]), env["endpoint_url"], env)
     # After the stacks: GBL-DEPLOYER makes the queue itself (infra/deployer.yaml).
     queue_url = art.get("notifications_queue_url")
     if queue_url:

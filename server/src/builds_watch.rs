@@ -19,8 +19,6 @@ use crate::live::Hub;
 
 /// S3's clock and ours may differ a little.
 const START_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
-const NOTIFICATIONS_MIN_BACKOFF: Duration = Duration::from_secs(1);
-const NOTIFICATIONS_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub struct BuildsWatch {
     catalog: Arc<Catalog>,
@@ -119,70 +117,20 @@ impl BuildsWatch {
     /// SQS unreachable or refusing is logged once per kind of failure and retried with backoff.
     pub fn spawn_notifications(self: &Arc<Self>, sqs: aws_sdk_sqs::Client, queue_url: String) {
         let watch = self.clone();
-        tokio::spawn(async move {
-            let mut backoff = NOTIFICATIONS_MIN_BACKOFF;
-            let mut last_failure: Option<String> = None;
-            loop {
-                let received = sqs
-                    .receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(crate::aws::LONG_POLL_SECONDS)
-                    .send()
-                    .await;
-                let messages = match received {
-                    Ok(out) => out.messages.unwrap_or_default(),
-                    Err(e) => {
-                        let failure = crate::aws::AwsFailure::from_sdk(
-                            format!("reading the bucket's notifications from {queue_url}"),
-                            e,
-                        )
-                        .to_string();
-                        if last_failure.as_ref() != Some(&failure) {
-                            tracing::warn!(
-                                error = failure,
-                                "builds watch: notifications unavailable; retrying"
-                            );
-                        }
-                        last_failure = Some(failure);
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(NOTIFICATIONS_MAX_BACKOFF);
-                        continue;
+        crate::aws::queue::spawn_reader(
+            sqs,
+            queue_url,
+            "the bucket's notifications".to_owned(),
+            || false,
+            move |messages| {
+                let watch = watch.clone();
+                async move {
+                    for project in &watch.projects_changed(&messages) {
+                        watch.refresh_now(project).await;
                     }
-                };
-                if last_failure.take().is_some() {
-                    tracing::info!("builds watch: notifications readable again");
                 }
-                backoff = NOTIFICATIONS_MIN_BACKOFF;
-                let projects = watch.projects_changed(&messages);
-                for project in &projects {
-                    watch.refresh_now(project).await;
-                }
-                let receipts: Vec<_> = messages
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, m)| {
-                        let handle = m.receipt_handle()?;
-                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .receipt_handle(handle)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                if !receipts.is_empty()
-                    && let Err(e) = sqs
-                        .delete_message_batch()
-                        .queue_url(&queue_url)
-                        .set_entries(Some(receipts))
-                        .send()
-                        .await
-                {
-                    // They come back after their visibility timeout: a second re-list, no loss.
-                    tracing::warn!(error = %crate::aws::AwsFailure::from_sdk("deleting read notifications".to_owned(), e), "builds watch");
-                }
-            }
-        });
+            },
+        );
     }
 
     /// The configured projects whose folders the messages say changed.

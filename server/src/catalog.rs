@@ -35,6 +35,8 @@ pub struct Catalog {
     ec2: HashMap<String, aws_sdk_ec2::Client>,
     /// Stacks whose rollback this process continued, until it settles.
     recovering: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Wakes a deployment when its stack's events are pushed (environments with a queue).
+    pub stack_signals: Arc<crate::stack_events::StackSignals>,
 }
 
 /// How long a stack card is reused.
@@ -72,6 +74,7 @@ impl Catalog {
             cards: TtlCache::new("stack_cards", CARD_TTL),
             ec2,
             recovering: std::sync::Mutex::new(std::collections::HashSet::new()),
+            stack_signals: Default::default(),
         })
     }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 pub mod secret;
 pub mod service;
+pub mod stack_events;
 pub mod stacks;
 pub mod state;
 pub mod store;
@@ -150,7 +151,9 @@ pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Resu
         .filter_map(|e| {
             let client = aws.env(&e.name)?.cloudformation.clone();
             let cfn: Arc<dyn aws::cfn::CloudFormation> = Arc::new(
-                aws::AwsCfn::new(client).with_service_role(e.cloudformation_role_arn.clone()),
+                aws::AwsCfn::new(client)
+                    .with_service_role(e.cloudformation_role_arn.clone())
+                    .with_notification_topic(e.stack_events.as_ref().map(|s| s.topic_arn.clone())),
             );
             Some((e.name.clone(), cfn))
         })
@@ -180,14 +183,31 @@ pub async fn state_with_cloudformation(
     let sqs = aws
         .env(&config.artifacts.environment)
         .map(|clients| clients.sqs.clone());
+    let stack_event_queues: Vec<(String, aws_sdk_sqs::Client, String)> = config
+        .environments
+        .iter()
+        .filter_map(|e| {
+            let push = e.stack_events.as_ref()?;
+            Some((
+                e.name.clone(),
+                aws.env(&e.name)?.sqs.clone(),
+                push.queue_url.clone(),
+            ))
+        })
+        .collect();
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
     let auth = Arc::new(auth::Authenticator::new(catalog.clone(), store.clone()));
     let hub = Arc::new(live::Hub::new());
     // Several replicas share one database: their viewers get the same numbered events from it.
     if let config::StoreLocation::Postgres(url) = &catalog.config.store {
-        live_relay::spawn(hub.clone(), store.clone(), url)
-            .await
-            .context("cannot listen for the replicas' live events")?;
+        live_relay::spawn(
+            hub.clone(),
+            store.clone(),
+            url,
+            catalog.stack_signals.clone(),
+        )
+        .await
+        .context("cannot listen for the replicas' live events")?;
     }
     let shares_events = store.shares_live_events();
     // Webhooks: announced through the store's outbox, sent by this process's sender.
@@ -197,7 +217,7 @@ pub async fn state_with_cloudformation(
     }));
     store.set_announcer(notifier.clone());
     notify::spawn(store.clone(), notifier.clone());
-    let engine = deploy::Engine::new(catalog.clone(), store, hub.clone(), settings);
+    let engine = deploy::Engine::new(catalog.clone(), store.clone(), hub.clone(), settings);
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());
     watch.spawn(catalog.config.artifacts.watch_interval);
@@ -207,6 +227,17 @@ pub async fn state_with_cloudformation(
     if let Some(queue_url) = &catalog.config.artifacts.notifications_queue_url {
         let sqs = sqs.ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?;
         watch.spawn_notifications(sqs, queue_url.clone());
+    }
+    // Stack events pushed per environment (CloudFormation → SNS → SQS): a deployment hears its
+    // stack change as it happens; the listener stops with the engine.
+    for (environment, sqs, queue_url) in stack_event_queues {
+        stack_events::spawn_listener(
+            catalog.stack_signals.clone(),
+            environment,
+            sqs,
+            queue_url,
+            store.clone(),
+        );
     }
     let panel = jenkins::Panel::new(catalog.config.jenkins.clone());
     jenkins::spawn(panel.clone(), watch, hub);

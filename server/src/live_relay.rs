@@ -10,7 +10,8 @@ use app::deployment::LiveEvent;
 use tokio::sync::{Notify, mpsc};
 
 use crate::live::Hub;
-use crate::store::{LIVE_EVENTS_CHANNEL, Store};
+use crate::stack_events::StackSignals;
+use crate::store::{LIVE_EVENTS_CHANNEL, STACK_EVENTS_CHANNEL, Store};
 
 /// How often a replica reads the shared events without being notified.
 const POLL: Duration = Duration::from_secs(2);
@@ -23,9 +24,17 @@ const PAGE: u32 = 500;
 
 /// Starts relaying: listens, loads the newest events into the hub's backlog (so a browser
 /// resuming here finds them), then writes and reads for as long as the process runs.
-pub async fn spawn(hub: Arc<Hub>, store: Store, url: &str) -> anyhow::Result<()> {
+/// Stack events another replica heard (and forwarded) wake this one's deployments.
+pub async fn spawn(
+    hub: Arc<Hub>,
+    store: Store,
+    url: &str,
+    signals: Arc<StackSignals>,
+) -> anyhow::Result<()> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-    listener.listen(LIVE_EVENTS_CHANNEL).await?;
+    listener
+        .listen_all([LIVE_EVENTS_CHANNEL, STACK_EVENTS_CHANNEL])
+        .await?;
     let start = store
         .live_events_start(u32::try_from(crate::live::BACKLOG).unwrap_or(PAGE))
         .await?;
@@ -37,6 +46,11 @@ pub async fn spawn(hub: Arc<Hub>, store: Store, url: &str) -> anyhow::Result<()>
     tokio::spawn(async move {
         loop {
             match listener.recv().await {
+                Ok(n) if n.channel() == STACK_EVENTS_CHANNEL => {
+                    if let Some((environment, stack)) = n.payload().split_once('/') {
+                        signals.notify(environment, stack);
+                    }
+                }
                 Ok(_) => wake.notify_one(),
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the live events notifications; reconnecting");

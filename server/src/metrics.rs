@@ -52,6 +52,12 @@ struct Delivery {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StackNotification {
+    environment: String,
+    watched: String,
+}
+
 struct Metrics {
     registry: Registry,
     deployments: Family<Outcome, Counter>,
@@ -61,6 +67,7 @@ struct Metrics {
     subscribers: Gauge,
     caches: Family<CacheLookup, Counter>,
     webhooks: Family<Delivery, Counter>,
+    stack_notifications: Family<StackNotification, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -111,7 +118,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Webhook delivery attempts by outcome (delivered, retried, given_up)",
         webhooks.clone(),
     );
+    let stack_notifications = Family::<StackNotification, Counter>::default();
+    registry.register(
+        "stack_notifications",
+        "Stack events heard from an environment's queue (CloudFormation → SNS → SQS), by environment and whether a deployment here was watching the stack",
+        stack_notifications.clone(),
+    );
     Metrics {
+        stack_notifications,
         registry,
         deployments,
         durations,
@@ -142,6 +156,18 @@ pub fn cache(cache: &str, hit: bool) {
         .get_or_create(&CacheLookup {
             cache: cache.to_owned(),
             result: if hit { "hit" } else { "miss" }.to_owned(),
+        })
+        .inc();
+}
+
+/// A stack event arrived on an environment's queue; `watched`: a deployment here was waiting on
+/// that stack (and was woken).
+pub fn stack_notification(environment: &str, watched: bool) {
+    METRICS
+        .stack_notifications
+        .get_or_create(&StackNotification {
+            environment: environment.to_owned(),
+            watched: if watched { "yes" } else { "no" }.to_owned(),
         })
         .inc();
 }

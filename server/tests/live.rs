@@ -170,3 +170,107 @@ async fn a_shutdown_is_not_held_open_by_event_subscribers() {
         );
     }
 }
+
+/// Push, not only poll: with DEV's stack events pushed (CloudFormation → the SNS topic in the
+/// stack's NotificationARNs → an SQS queue subscribed to it — moto publishes and delivers as AWS
+/// does), a deployment hears its stack complete as it happens: here the poll interval is 30 s,
+/// and the outcome comes within seconds of the gated create's release.
+#[tokio::test]
+async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
+    const ACCOUNT: &str = common::ACCOUNTS[0].1;
+    let topic_arn = format!("arn:aws:sns:eu-west-1:{ACCOUNT}:deployer-stack-events");
+    let queue_name = "deployer-stack-events";
+    let h = Harness::start_configured(|config, endpoint| {
+        config.poll_interval = Duration::from_secs(30);
+        config.environments[0].stack_events = Some(deployer::config::StackEvents {
+            topic_arn: format!("arn:aws:sns:eu-west-1:{ACCOUNT}:deployer-stack-events"),
+            queue_url: format!("{endpoint}/{ACCOUNT}/deployer-stack-events"),
+        });
+    })
+    .await;
+    assert_eq!(h.state.catalog().config.environments[0].name, "DEV");
+    // The queue, the topic, and the subscription (what infra/deployer-access.yaml makes).
+    let sqs = &h.aws.env("DEV").unwrap().sqs;
+    sqs.create_queue()
+        .queue_name(queue_name)
+        .send()
+        .await
+        .unwrap();
+    let sns = |form: Vec<(&'static str, String)>| {
+        let endpoint = h.moto.endpoint.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(&endpoint)
+                .header("x-moto-account-id", ACCOUNT)
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261128/eu-west-1/sns/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{}",
+                response.text().await.unwrap()
+            );
+        }
+    };
+    sns(vec![
+        ("Action", "CreateTopic".into()),
+        ("Name", "deployer-stack-events".into()),
+    ])
+    .await;
+    sns(vec![
+        ("Action", "Subscribe".into()),
+        ("TopicArn", topic_arn.clone()),
+        ("Protocol", "sqs".into()),
+        (
+            "Endpoint",
+            format!("arn:aws:sqs:eu-west-1:{ACCOUNT}:{queue_name}"),
+        ),
+    ])
+    .await;
+
+    h.put_build_of("web", "web-master-7", common::GATED_TEMPLATE)
+        .await;
+    let id = h.start_deployment("web-master-7").await;
+    let cfn = h.cfn("DEV");
+    let mut stack = None;
+    for _ in 0..400 {
+        if let Ok(out) = cfn.describe_stacks().stack_name("DEV-WEB").send().await
+            && let Some(s) = out.stacks().first()
+        {
+            stack = Some(s.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let stack = stack.expect("the gated create started");
+    assert_eq!(
+        stack.notification_arns(),
+        [topic_arn.clone()],
+        "the stack announces its events to DEV's topic"
+    );
+    // Past the deployer's first look at the stack: it now waits (30 s) for the next poll.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let released = std::time::Instant::now();
+    common::release_gate(&h.moto.endpoint, ACCOUNT, stack.stack_id().unwrap()).await;
+    let mut status = String::new();
+    while released.elapsed() < Duration::from_secs(25) {
+        let (_, d) = h.deployment(&id).await;
+        status = d["status"].as_str().unwrap_or_default().to_owned();
+        if status != "running" && status != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status,
+        "succeeded",
+        "the outcome came from the pushed event, well before the 30 s poll ({:?} after the release)",
+        released.elapsed()
+    );
+}

@@ -22,6 +22,9 @@ pub struct StackRequest {
     pub template: TemplateSource,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    /// The topics the stack announces its events to already (kept when the deployer adds its
+    /// own environment's topic).
+    pub notification_arns: Vec<String>,
 }
 
 /// A stack as DescribeStacks shows it.
@@ -38,6 +41,8 @@ pub struct StackInfo {
     pub parameters: Vec<(String, Option<String>)>,
     /// When it was last updated, or created.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The SNS topics it announces its events to.
+    pub notification_arns: Vec<String>,
 }
 
 impl Default for StackInfo {
@@ -51,6 +56,7 @@ impl Default for StackInfo {
             outputs: Vec::new(),
             parameters: Vec::new(),
             updated_at: None,
+            notification_arns: Vec::new(),
         }
     }
 }

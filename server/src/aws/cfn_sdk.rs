@@ -18,6 +18,9 @@ pub struct AwsCfn {
     client: Client,
     /// The role CloudFormation acts with (`RoleARN` on every stack change), if configured.
     service_role: Option<String>,
+    /// The environment's stack-events topic, added to the NotificationARNs of every stack this
+    /// creates or changes (the topics a stack already has are kept).
+    topic: Option<String>,
 }
 
 impl AwsCfn {
@@ -25,7 +28,25 @@ impl AwsCfn {
         AwsCfn {
             client,
             service_role: None,
+            topic: None,
         }
+    }
+
+    /// Every stack created or changed announces its events to this SNS topic too.
+    pub fn with_notification_topic(mut self, topic_arn: Option<String>) -> Self {
+        self.topic = topic_arn;
+        self
+    }
+
+    /// The NotificationARNs of a stack change: `None` (the stack's own are kept) without a topic
+    /// of the deployer's; else the stack's own and the deployer's.
+    fn notification_arns(&self, request: &StackRequest) -> Option<Vec<String>> {
+        let topic = self.topic.as_ref()?;
+        let mut arns = request.notification_arns.clone();
+        if !arns.contains(topic) {
+            arns.push(topic.clone());
+        }
+        Some(arns)
     }
 
     /// CloudFormation changes stacks with this role rather than the caller's credentials.
@@ -176,6 +197,7 @@ impl CloudFormation for AwsCfn {
                     description: o.description().map(str::to_owned),
                 })
                 .collect(),
+            notification_arns: s.notification_arns().to_vec(),
             parameters: s
                 .parameters()
                 .iter()
@@ -229,6 +251,7 @@ impl CloudFormation for AwsCfn {
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_role_arn(self.service_role.clone())
+            .set_notification_arns(self.notification_arns(request))
             .set_capabilities(Some(capabilities()));
         let call = match &request.template {
             TemplateSource::Body(body) => call.template_body(body),
@@ -256,6 +279,7 @@ impl CloudFormation for AwsCfn {
             .set_parameters(Some(parameters(request)))
             .set_tags(Some(tags(request)))
             .set_role_arn(self.service_role.clone())
+            .set_notification_arns(self.notification_arns(request))
             .set_capabilities(Some(capabilities()));
         let call = match &request.template {
             TemplateSource::Body(body) => call.template_body(body),

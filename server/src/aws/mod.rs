@@ -12,6 +12,7 @@ pub mod cfn;
 mod cfn_sdk;
 mod failure;
 pub mod images;
+pub mod queue;
 
 pub use cfn_sdk::AwsCfn;
 pub use failure::AwsFailure;

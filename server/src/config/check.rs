@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::StoreLocation;
-use super::{Artifacts, Config, Credentials, Environment, Project, Protection};
+use super::{Artifacts, Config, Credentials, Environment, Project, Protection, StackEvents};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +59,12 @@ pub struct RawEnvironment {
     /// In a protected environment: the person who asked may not approve their own deployment.
     #[serde(default)]
     require_another_approver: bool,
+    /// The SNS topic CloudFormation announces this environment's stack events to (named in
+    /// NotificationARNs of every stack the deployer creates or changes).
+    stack_events_topic_arn: Option<String>,
+    /// The SQS queue subscribed to that topic, long-polled by the deployer: a stack's progress
+    /// is heard as it happens instead of at the next poll.
+    stack_events_queue_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +196,42 @@ fn environments(raw: Vec<RawEnvironment>) -> Result<Vec<Environment>, String> {
                 field("endpoint_url")
             ));
         }
+        let stack_events = match (
+            env.stack_events_topic_arn.map(|t| t.trim().to_owned()),
+            env.stack_events_queue_url.map(|q| q.trim().to_owned()),
+        ) {
+            (None, None) => None,
+            (Some(topic_arn), Some(queue_url)) => {
+                if !topic_arn.starts_with("arn:aws") || topic_arn.split(':').nth(2) != Some("sns") {
+                    return Err(format!(
+                        "{}: {topic_arn:?} is not an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:deployer-stack-events",
+                        field("stack_events_topic_arn")
+                    ));
+                }
+                if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+                    return Err(format!(
+                        "{}: {queue_url:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)",
+                        field("stack_events_queue_url")
+                    ));
+                }
+                Some(StackEvents {
+                    topic_arn,
+                    queue_url,
+                })
+            }
+            (Some(_), None) => {
+                return Err(format!(
+                    "{}: the topic needs the queue subscribed to it (stack_events_queue_url), which the deployer reads",
+                    field("stack_events_topic_arn")
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{}: the queue needs the topic it is subscribed to (stack_events_topic_arn), which stacks are told to announce to",
+                    field("stack_events_queue_url")
+                ));
+            }
+        };
         if env.require_another_approver && !env.protected {
             return Err(format!(
                 "{}: only a protected environment has approvals; add protected = true",
@@ -209,6 +251,7 @@ fn environments(raw: Vec<RawEnvironment>) -> Result<Vec<Environment>, String> {
             },
             cloudformation_role_arn: env.cloudformation_role_arn,
             endpoint_url: env.endpoint_url,
+            stack_events,
         });
     }
     Ok(environments)

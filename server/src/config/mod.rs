@@ -114,6 +114,17 @@ pub struct Environment {
     pub endpoint_url: Option<String>,
     /// Protected: an update waits at its change set for a person to approve it.
     pub protection: Option<Protection>,
+    /// Stack events pushed by CloudFormation (SNS, then SQS): `None` — polled only.
+    pub stack_events: Option<StackEvents>,
+}
+
+/// Where an environment's stack events are pushed: the deployer names the topic in every stack's
+/// NotificationARNs and long-polls the queue subscribed to it. Polling stays, as the fallback
+/// and for what a notification does not carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackEvents {
+    pub topic_arn: String,
+    pub queue_url: String,
 }
 
 /// How a protected environment's deployments are approved.
@@ -344,6 +355,41 @@ mod tests {
         let err = Config::parse(&GOOD.replace("environment = \"GBL\"", "environment = \"XXX\""))
             .unwrap_err();
         assert!(err.starts_with("artifacts.environment:"), "{err}");
+    }
+
+    #[test]
+    fn stack_events_need_a_topic_and_its_queue() {
+        let plain = Config::parse(GOOD).unwrap();
+        assert!(plain.environments.iter().all(|e| e.stack_events.is_none()));
+        let with = |lines: &str| {
+            Config::parse(&GOOD.replacen(
+                "name = \"DEV\"",
+                &format!("name = \"DEV\"\n{lines}"),
+                1,
+            ))
+        };
+        let topic = "stack_events_topic_arn = \"arn:aws:sns:eu-west-1:111111111111:deployer-stack-events\"";
+        let queue = "stack_events_queue_url = \"https://sqs.eu-west-1.amazonaws.com/111111111111/deployer-stack-events\"";
+        let both = with(&format!("{topic}\n{queue}")).unwrap();
+        let dev = both.environments.iter().find(|e| e.name == "DEV").unwrap();
+        assert_eq!(
+            dev.stack_events,
+            Some(StackEvents {
+                topic_arn: "arn:aws:sns:eu-west-1:111111111111:deployer-stack-events".into(),
+                queue_url: "https://sqs.eu-west-1.amazonaws.com/111111111111/deployer-stack-events"
+                    .into(),
+            })
+        );
+        let only_topic = with(topic).unwrap_err().to_string();
+        assert!(only_topic.contains("stack_events_queue_url"), "{only_topic}");
+        let only_queue = with(queue).unwrap_err().to_string();
+        assert!(only_queue.contains("stack_events_topic_arn"), "{only_queue}");
+        let not_sns = with(&format!(
+            "stack_events_topic_arn = \"arn:aws:sqs:eu-west-1:111111111111:x\"\n{queue}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(not_sns.contains("is not an SNS topic ARN"), "{not_sns}");
     }
 
     #[test]

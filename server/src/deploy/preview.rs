@@ -138,6 +138,7 @@ pub async fn preview(
         },
         parameters: read.set.values.clone().into_iter().collect(),
         tags,
+        notification_arns: existing.notification_arns.clone(),
     };
     let name = format!("deployer-preview-{}", uuid::Uuid::new_v4().simple());
     match cfn.create_change_set(&request, &name, &name).await {

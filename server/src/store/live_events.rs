@@ -8,6 +8,9 @@ use super::{Dialect, Store, StoreError, ts};
 
 /// The channel replicas LISTEN on; the payload is the new event's id.
 pub const CHANNEL: &str = "deployer_events";
+/// The channel a replica forwards a stack event on when the deployment of that stack is not its
+/// own (SQS hands each message to one replica); the payload is `<environment>/<stack name>`.
+pub const STACK_EVENTS_CHANNEL: &str = "deployer_stack_events";
 /// The advisory lock that orders appends (an arbitrary number, the deployer's own).
 const APPEND_LOCK: i64 = 0x6465_706c_6f79;
 
@@ -44,6 +47,21 @@ impl Store {
             Ok(u64::try_from(id).unwrap_or_default())
         })
         .await
+    }
+
+    /// Tells every replica that a stack has news (a pushed stack event this replica heard but
+    /// does not watch): the one driving its deployment reads the stack at once.
+    pub async fn forward_stack_event(
+        &self,
+        environment: &str,
+        stack_name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(STACK_EVENTS_CHANNEL)
+            .bind(format!("{environment}/{stack_name}"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Events after `after`, oldest first, at most `limit`.

@@ -13,6 +13,7 @@ mod deployments;
 mod events;
 mod live_events;
 pub use live_events::CHANNEL as LIVE_EVENTS_CHANNEL;
+pub use live_events::STACK_EVENTS_CHANNEL;
 mod execution;
 mod outbox;
 mod pauses;

@@ -50,6 +50,10 @@ pub async fn run(
         template: checked.source.clone(),
         parameters: set.values.clone().into_iter().collect(),
         tags: tags(run, set, existing.as_ref()),
+        notification_arns: existing
+            .as_ref()
+            .map(|e| e.notification_arns.clone())
+            .unwrap_or_default(),
     };
     let Some(existing) = existing else {
         let resources = checked.summary.resource_count;

@@ -42,6 +42,12 @@ pub async fn run(run: &mut Run, operation: Operation, since: DateTime<Utc>) -> R
     // status, or a stack event of this operation). A new stack's every status is its own.
     let mut started = operation == Operation::Create;
     let watching_since = std::time::Instant::now();
+    // Pushed events (where the environment has a queue) end a wait early: the stack is read as
+    // soon as CloudFormation says something happened, the poll interval is the fallback.
+    let pushed = run
+        .catalog
+        .stack_signals
+        .watch(run.environment(), &stack_name);
     loop {
         send_cancel(run, operation, &stack, &mut cancel).await;
         let after = run.last_event.clone();
@@ -91,7 +97,7 @@ pub async fn run(run: &mut Run, operation: Operation, since: DateTime<Utc>) -> R
                 NOT_STARTED_GRACE.as_secs()
             )));
         }
-        tokio::time::sleep(run.settings.poll_interval).await;
+        pushed.next(run.settings.poll_interval).await;
     }
 }
 
