@@ -250,7 +250,7 @@ async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
     let stack = stack.expect("the gated create started");
     assert_eq!(
         stack.notification_arns(),
-        [topic_arn.clone()],
+        std::slice::from_ref(&topic_arn),
         "the stack announces its events to DEV's topic"
     );
     // Past the deployer's first look at the stack: it now waits (30 s) for the next poll.
