@@ -128,15 +128,25 @@ check_openapi() {
 }
 
 build_site() {
-  say "building the deployer (cargo leptos build --release)"
-  (cd "$ROOT" && cargo leptos build --release)
+  say "building the deployer (cargo leptos build --release --split --precompress)"
+  (cd "$ROOT" && cargo leptos build --release --split --precompress)
+  regzip_site
 }
 
 # Only the browser's part (wasm, JS, CSS) into target/site: the tests run the server `cargo test`
 # built (target/debug/deployer; .cargo/config.toml gives it the bundle's name).
 build_frontend() {
-  say "building the page's wasm (cargo leptos build --release --frontend-only)"
-  (cd "$ROOT" && cargo leptos build --release --frontend-only)
+  say "building the page's wasm (cargo leptos build --release --split --precompress --frontend-only)"
+  (cd "$ROOT" && cargo leptos build --release --split --precompress --frontend-only)
+  regzip_site
+}
+
+# cargo-leptos's gzip copies are made at a fast level; browsers without brotli get gzip -9's.
+regzip_site() {
+  local f
+  for f in "$ROOT"/target/site/pkg/*.wasm "$ROOT"/target/site/pkg/*.js "$ROOT"/target/site/pkg/*.css; do
+    gzip -9 -n -c "$f" >"$f.gz"
+  done
 }
 
 free_port() {

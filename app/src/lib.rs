@@ -17,7 +17,7 @@ pub mod time;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode,
+    Lazy, SsrMode,
     components::{Route, Router, Routes},
     path,
 };
@@ -25,8 +25,11 @@ use leptos_router::{
 use crate::components::header::Header;
 use crate::components::pause::PauseBanner;
 use crate::pages::{
-    audit::AuditPage, deployment::DeploymentPage, home::HomePage, not_found::NotFound,
-    project::ProjectPage, tokens::TokensPage, webhooks::WebhooksPage,
+    home::HomePage,
+    not_found::NotFound,
+    routes::{
+        AuditRoute, DeploymentRoute, ProjectRoute, PromotionRoute, TokensRoute, WebhooksRoute,
+    },
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -114,12 +117,13 @@ pub fn App() -> impl IntoView {
                 // Async so that the server answers these with a real redirect.
                 <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:project") view=HomePage ssr=SsrMode::Async/>
-                <Route path=path!("/projects/:project/:env") view=ProjectPage/>
-                <Route path=path!("/deployments/:id") view=DeploymentPage/>
-                <Route path=path!("/promotion") view=pages::promotion::PromotionPage/>
-                <Route path=path!("/audit") view=AuditPage/>
-                <Route path=path!("/tokens") view=TokensPage/>
-                <Route path=path!("/webhooks") view=WebhooksPage/>
+                // Each loaded when first visited (its own wasm file).
+                <Route path=path!("/projects/:project/:env") view={Lazy::<ProjectRoute>::new()}/>
+                <Route path=path!("/deployments/:id") view={Lazy::<DeploymentRoute>::new()}/>
+                <Route path=path!("/promotion") view={Lazy::<PromotionRoute>::new()}/>
+                <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()}/>
+                <Route path=path!("/tokens") view={Lazy::<TokensRoute>::new()}/>
+                <Route path=path!("/webhooks") view={Lazy::<WebhooksRoute>::new()}/>
             </Routes>
         </Router>
     }

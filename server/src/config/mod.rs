@@ -362,13 +362,10 @@ mod tests {
         let plain = Config::parse(GOOD).unwrap();
         assert!(plain.environments.iter().all(|e| e.stack_events.is_none()));
         let with = |lines: &str| {
-            Config::parse(&GOOD.replacen(
-                "name = \"DEV\"",
-                &format!("name = \"DEV\"\n{lines}"),
-                1,
-            ))
+            Config::parse(&GOOD.replacen("name = \"DEV\"", &format!("name = \"DEV\"\n{lines}"), 1))
         };
-        let topic = "stack_events_topic_arn = \"arn:aws:sns:eu-west-1:111111111111:deployer-stack-events\"";
+        let topic =
+            "stack_events_topic_arn = \"arn:aws:sns:eu-west-1:111111111111:deployer-stack-events\"";
         let queue = "stack_events_queue_url = \"https://sqs.eu-west-1.amazonaws.com/111111111111/deployer-stack-events\"";
         let both = with(&format!("{topic}\n{queue}")).unwrap();
         let dev = both.environments.iter().find(|e| e.name == "DEV").unwrap();
@@ -381,9 +378,15 @@ mod tests {
             })
         );
         let only_topic = with(topic).unwrap_err().to_string();
-        assert!(only_topic.contains("stack_events_queue_url"), "{only_topic}");
+        assert!(
+            only_topic.contains("stack_events_queue_url"),
+            "{only_topic}"
+        );
         let only_queue = with(queue).unwrap_err().to_string();
-        assert!(only_queue.contains("stack_events_topic_arn"), "{only_queue}");
+        assert!(
+            only_queue.contains("stack_events_topic_arn"),
+            "{only_queue}"
+        );
         let not_sns = with(&format!(
             "stack_events_topic_arn = \"arn:aws:sqs:eu-west-1:111111111111:x\"\n{queue}"
         ))
