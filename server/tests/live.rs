@@ -178,60 +178,14 @@ async fn a_shutdown_is_not_held_open_by_event_subscribers() {
 #[tokio::test]
 async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
     const ACCOUNT: &str = common::ACCOUNTS[0].1;
-    let topic_arn = format!("arn:aws:sns:eu-west-1:{ACCOUNT}:deployer-stack-events");
-    let queue_name = "deployer-stack-events";
     let h = Harness::start_configured(|config, endpoint| {
         config.poll_interval = Duration::from_secs(30);
-        config.environments[0].stack_events = Some(deployer::config::StackEvents {
-            topic_arn: format!("arn:aws:sns:eu-west-1:{ACCOUNT}:deployer-stack-events"),
-            queue_url: format!("{endpoint}/{ACCOUNT}/deployer-stack-events"),
-        });
+        config.environments[0].stack_events = Some(common::stack_events_config(endpoint, ACCOUNT));
     })
     .await;
     assert_eq!(h.state.catalog().config.environments[0].name, "DEV");
-    // The queue, the topic, and the subscription (what infra/deployer-access.yaml makes).
-    let sqs = &h.aws.env("DEV").unwrap().sqs;
-    sqs.create_queue()
-        .queue_name(queue_name)
-        .send()
-        .await
-        .unwrap();
-    let sns = |form: Vec<(&'static str, String)>| {
-        let endpoint = h.moto.endpoint.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .post(&endpoint)
-                .header("x-moto-account-id", ACCOUNT)
-                .header(
-                    "authorization",
-                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261128/eu-west-1/sns/aws4_request, SignedHeaders=host, Signature=0",
-                )
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                response.status().is_success(),
-                "{}",
-                response.text().await.unwrap()
-            );
-        }
-    };
-    sns(vec![
-        ("Action", "CreateTopic".into()),
-        ("Name", "deployer-stack-events".into()),
-    ])
-    .await;
-    sns(vec![
-        ("Action", "Subscribe".into()),
-        ("TopicArn", topic_arn.clone()),
-        ("Protocol", "sqs".into()),
-        (
-            "Endpoint",
-            format!("arn:aws:sqs:eu-west-1:{ACCOUNT}:{queue_name}"),
-        ),
-    ])
-    .await;
+    let topic_arn = common::stack_events_config(&h.moto.endpoint, ACCOUNT).topic_arn;
+    common::make_stack_events(&h.moto.endpoint, &h.aws.env("DEV").unwrap().sqs, ACCOUNT).await;
 
     h.put_build_of("web", "web-master-7", common::GATED_TEMPLATE)
         .await;

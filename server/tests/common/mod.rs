@@ -570,3 +570,62 @@ pub fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// The name of an environment's stack-events topic and queue in the tests (as
+/// `infra/deployer-access.yaml` names them).
+pub const STACK_EVENTS: &str = "deployer-stack-events";
+
+/// Where an account's stack events go in the tests: its topic and queue in moto.
+pub fn stack_events_config(endpoint: &str, account: &str) -> deployer::config::StackEvents {
+    deployer::config::StackEvents {
+        topic_arn: format!("arn:aws:sns:eu-west-1:{account}:{STACK_EVENTS}"),
+        queue_url: format!("{endpoint}/{account}/{STACK_EVENTS}"),
+    }
+}
+
+/// Makes an account's stack-events topic, its queue and the subscription in moto (what the
+/// access template makes in AWS). moto publishes stack events to the topics of a stack's
+/// NotificationARNs and delivers them to subscribed queues, as AWS does.
+pub async fn make_stack_events(endpoint: &str, sqs: &aws_sdk_sqs::Client, account: &str) {
+    sqs.create_queue()
+        .queue_name(STACK_EVENTS)
+        .send()
+        .await
+        .unwrap();
+    let sns = async |form: Vec<(&'static str, String)>| {
+        let response = reqwest::Client::new()
+            .post(endpoint)
+            .header("x-moto-account-id", account)
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261128/eu-west-1/sns/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+    };
+    sns(vec![
+        ("Action", "CreateTopic".into()),
+        ("Name", STACK_EVENTS.into()),
+    ])
+    .await;
+    sns(vec![
+        ("Action", "Subscribe".into()),
+        (
+            "TopicArn",
+            format!("arn:aws:sns:eu-west-1:{account}:{STACK_EVENTS}"),
+        ),
+        ("Protocol", "sqs".into()),
+        (
+            "Endpoint",
+            format!("arn:aws:sqs:eu-west-1:{account}:{STACK_EVENTS}"),
+        ),
+    ])
+    .await;
+}
