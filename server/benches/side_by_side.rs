@@ -56,6 +56,7 @@ async fn main() {
     );
 
     time_to_truth(&h, &server).await;
+    interactive(&server).await;
     viewers(&h, &server).await;
     cost_of_a_deployment(&h, &server).await;
     drop(server);
@@ -696,6 +697,51 @@ async fn discovery(h: &Harness) {
             &format!("    {total:>6} builds: builds page every 250 ms across the listing's expiry"),
             stale,
         );
+    }
+}
+
+/// Navigation to an enabled Deploy button in headless Chromium (end2end/bench/interactive.mjs),
+/// a fresh browser context each time: every wasm file fetched (from this machine).
+async fn interactive(server: &Server) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end");
+    let out = tokio::process::Command::new("node")
+        .arg("bench/interactive.mjs")
+        .arg(&server.base)
+        .arg(BOOTSTRAP_TOKEN)
+        .arg("/projects/web/DEV")
+        .arg("5")
+        .current_dir(&root)
+        .output()
+        .await;
+    match out {
+        Ok(out) if out.status.success() => {
+            let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let ms: Vec<Duration> = line["ms"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_u64())
+                        .map(Duration::from_millis)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !ms.is_empty() {
+                report(
+                    "    navigation to an interactive Deploy button (a stack's page, cold browser cache)",
+                    ms,
+                );
+            }
+        }
+        Ok(out) => println!(
+            "    navigation to an interactive Deploy button: not measured ({})",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        ),
+        Err(e) => {
+            println!("    navigation to an interactive Deploy button: not measured (node: {e})")
+        }
     }
 }
 
