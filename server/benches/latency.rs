@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, TEMPLATE};
+use common::{Harness, TEMPLATE, report};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -215,20 +215,4 @@ async fn builds_listing(h: &Harness, client: &reqwest::Client, base: &str) {
         vec![cold],
     );
     report("builds list, same project again (cached)", warm);
-}
-
-fn report(what: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples[i]
-    };
-    println!("{what}");
-    println!(
-        "    n = {:<5} p50 {:>9.1?}   p95 {:>9.1?}   max {:>9.1?}",
-        samples.len(),
-        at(0.5),
-        at(0.95),
-        samples[samples.len() - 1]
-    );
 }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ACCOUNTS, BOOTSTRAP_TOKEN, GATED_TEMPLATE, Harness, TEMPLATE};
+use common::{ACCOUNTS, BOOTSTRAP_TOKEN, GATED_TEMPLATE, Harness, TEMPLATE, report};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -119,18 +119,7 @@ impl Server {
             .spawn()
             .expect("start target/release/deployer");
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::builder()
-            .default_headers(
-                [(
-                    reqwest::header::AUTHORIZATION,
-                    format!("Bearer {BOOTSTRAP_TOKEN}").parse().unwrap(),
-                )]
-                .into_iter()
-                .collect(),
-            )
-            .pool_max_idle_per_host(2_000)
-            .build()
-            .unwrap();
+        let client = common::authorized_client(BOOTSTRAP_TOKEN);
         loop {
             if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await
                 && r.status().is_success()
@@ -743,19 +732,4 @@ async fn interactive(server: &Server) {
             println!("    navigation to an interactive Deploy button: not measured (node: {e})")
         }
     }
-}
-
-fn report(what: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    println!("{what}");
-    println!(
-        "    n = {:<4} mean {:>9.1?}   p50 {:>9.1?}   p95 {:>9.1?}   max {:>9.1?}",
-        samples.len(),
-        mean,
-        at(0.5),
-        at(0.95),
-        samples[samples.len() - 1]
-    );
 }

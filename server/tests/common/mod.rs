@@ -629,3 +629,19 @@ pub async fn make_stack_events(endpoint: &str, sqs: &aws_sdk_sqs::Client, accoun
     ])
     .await;
 }
+
+/// Prints a benchmark's figure: its samples' count, mean, median, 95th percentile and maximum.
+pub fn report(what: &str, mut samples: Vec<std::time::Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let mean = samples.iter().sum::<std::time::Duration>() / samples.len() as u32;
+    println!("{what}");
+    println!(
+        "    n = {:<4} mean {:>9.1?}   p50 {:>9.1?}   p95 {:>9.1?}   max {:>9.1?}",
+        samples.len(),
+        mean,
+        at(0.5),
+        at(0.95),
+        samples[samples.len() - 1]
+    );
+}
