@@ -9,6 +9,9 @@ Reads the deployer config (environments, artifacts bucket, projects), then in th
     notifications of written and removed objects to it.
 
 Usage: seed.py <config.toml>        (the endpoint comes from the config's environments)
+       seed.py <config.toml> --new-project <name>
+                                    writes the first build of a project the config does not name
+                                    (a new team's service): the deployer lists it by itself
 """
 import hashlib
 import json
@@ -197,7 +200,7 @@ def main(config_path):
     prefix = prefix + "/" if prefix else ""
     art_env = envs[art["environment"]]
     endpoint = art_env["endpoint_url"]
-    projects = {p["name"]: p for p in config["projects"]}
+    projects = {p["name"]: p for p in config.get("projects", [])}
 
     s3 = session(endpoint, art_env["region"], art_env["account_id"]).client(
         "s3", endpoint_url=endpoint,
@@ -275,7 +278,39 @@ def main(config_path):
     print(f"seeded {len(written)} builds in s3://{art['bucket']}/{prefix} and {stacks} stacks")
 
 
+def new_project(config_path, name):
+    """The first build of a new project, as its build server writes it: the deployer shows it in
+    every open page within seconds, with no change to its config."""
+    config = tomllib.loads(Path(config_path).read_text())
+    envs = {e["name"]: e for e in config["environments"]}
+    art = config["artifacts"]
+    prefix = art.get("prefix", "").strip("/")
+    prefix = prefix + "/" if prefix else ""
+    art_env = envs[art["environment"]]
+    endpoint = art_env["endpoint_url"]
+    s3 = session(endpoint, art_env["region"], art_env["account_id"]).client(
+        "s3", endpoint_url=endpoint,
+        config=boto3.session.Config(s3={"addressing_style": "path"}),
+    )
+    folder = f"{prefix}{name}/{name}-master-1/"
+    s3.put_object(Bucket=art["bucket"], Key=folder + "template.yaml",
+                  Body=(TEMPLATES / "network.yaml").read_text()
+                  .replace("AllowedValues: [DEV, STG, PRD]", "AllowedValues: [" + ", ".join(envs) + "]")
+                  .replace("${EnvName}-alerts", name + "-${EnvName}-alerts")
+                  .replace("${EnvName}-services", name + "-${EnvName}-services")
+                  .replace("-network-", f"-{name}-").encode())
+    s3.put_object(Bucket=art["bucket"], Key=folder + "parameters.json",
+                  Body=json.dumps({"AllowedCidr": "10.0.0.0/8"}, indent=2).encode())
+    for env in envs:
+        s3.put_object(Bucket=art["bucket"], Key=f"{folder}parameters.{env}.json",
+                      Body=json.dumps({"EnvName": env}, indent=2).encode())
+    print(f"wrote s3://{art['bucket']}/{folder} — watch {name} appear in the page")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 4 and sys.argv[2] == "--new-project":
+        new_project(sys.argv[1], sys.argv[3])
+    elif len(sys.argv) == 2:
+        main(sys.argv[1])
+    else:
         raise SystemExit(__doc__)
-    main(sys.argv[1])

@@ -395,17 +395,21 @@ pub enum LiveEvent {
     Jenkins(crate::jenkins::JenkinsBuilds),
     /// New deploy configs of a project landed in S3.
     Builds(crate::jenkins::BuildsChanged),
+    /// The projects changed (a folder appeared in the bucket or left it, or a config reload):
+    /// the whole list, as `GET /api/v1/projects` gives it.
+    Projects(Vec<crate::model::Project>),
 }
 
 impl LiveEvent {
     /// Every event name [`LiveEvent::name`] gives (the API's description lists them).
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "deployment",
         "stack",
         "pause",
         "snapshot",
         "jenkins",
         "builds",
+        "projects",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -416,6 +420,7 @@ impl LiveEvent {
             LiveEvent::Snapshot { .. } => "snapshot",
             LiveEvent::Jenkins(_) => "jenkins",
             LiveEvent::Builds(_) => "builds",
+            LiveEvent::Projects(_) => "projects",
         }
     }
 
@@ -430,6 +435,7 @@ impl LiveEvent {
             }
             LiveEvent::Jenkins(builds) => serde_json::to_string(builds),
             LiveEvent::Builds(changed) => serde_json::to_string(changed),
+            LiveEvent::Projects(projects) => serde_json::to_string(projects),
         };
         json.unwrap_or_else(|_| "{}".to_owned())
     }

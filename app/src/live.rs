@@ -19,6 +19,9 @@ pub struct Live {
     pub pause: RwSignal<Option<crate::pause::PauseStatus>>,
     /// The Jenkins builds panel as last pushed; `None` until something was pushed.
     pub jenkins: RwSignal<Option<crate::jenkins::JenkinsBuilds>>,
+    /// The projects as last pushed (a folder appeared in the bucket, a config reload); `None`
+    /// until something was pushed.
+    pub projects: RwSignal<Option<Vec<crate::model::Project>>>,
 }
 
 impl Live {
@@ -30,6 +33,7 @@ impl Live {
             connected: RwSignal::new(false),
             pause: RwSignal::new(None),
             jenkins: RwSignal::new(None),
+            projects: RwSignal::new(None),
         }
     }
 
@@ -118,6 +122,7 @@ pub fn connect(live: Live) {
                 Ok(resyncs),
                 Ok(jenkins),
                 Ok(builds),
+                Ok(projects),
             ) = (
                 source.subscribe("deployment"),
                 source.subscribe("stack"),
@@ -127,6 +132,7 @@ pub fn connect(live: Live) {
                 source.subscribe("resync"),
                 source.subscribe("jenkins"),
                 source.subscribe("builds"),
+                source.subscribe("projects"),
             )
             else {
                 return;
@@ -144,6 +150,7 @@ pub fn connect(live: Live) {
                 resyncs,
                 jenkins,
                 builds,
+                projects,
             ]);
             // `source` stays alive in this task: dropping it would close the stream.
             while let Some(message) = all.next().await {
@@ -190,6 +197,13 @@ pub fn connect(live: Live) {
                             serde_json::from_str::<crate::jenkins::BuildsChanged>(&data)
                         {
                             live.bump(builds_key(&changed.project));
+                        }
+                    }
+                    "projects" => {
+                        if let Ok(projects) =
+                            serde_json::from_str::<Vec<crate::model::Project>>(&data)
+                        {
+                            live.projects.set(Some(projects));
                         }
                     }
                     _ => live.everything.update(|n| *n += 1),

@@ -29,6 +29,14 @@ pub struct Project {
     pub artifacts_url: String,
     /// The environments this project deploys to, in promotion order.
     pub environments: Vec<String>,
+    /// Found as a folder of the artifacts bucket, not named in the config (its defaults: every
+    /// environment, stacks `<ENV>-<PROJECT>`).
+    #[serde(default)]
+    pub discovered: bool,
+    /// Why this folder of the bucket cannot be a project (e.g. characters a stack name cannot
+    /// hold); `None` for a project. Such a folder is listed, never silently dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// What every page needs before anything else: the configured environments and projects.
@@ -39,6 +47,9 @@ pub struct Overview {
     pub projects: Vec<Project>,
     /// Who is looking, and what they may do (the page disables the rest, and says why).
     pub me: crate::auth::Me,
+    /// To admins only: the config file was changed and refused (why); the running config stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_refused: Option<String>,
 }
 
 impl Overview {

@@ -97,10 +97,14 @@ pub enum AuditAction {
     Discard,
     /// ContinueUpdateRollback asked for a stack stuck in UPDATE_ROLLBACK_FAILED.
     ContinueRollback,
+    /// The config file changed (or SIGHUP) and the new config is running (what changed).
+    ConfigReloaded,
+    /// The config file changed and was refused as a whole (why); the running config stays.
+    ConfigRefused,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::DeployRequested,
         AuditAction::RollbackRequested,
         AuditAction::DeployRefused,
@@ -114,6 +118,8 @@ impl AuditAction {
         AuditAction::Approve,
         AuditAction::Discard,
         AuditAction::ContinueRollback,
+        AuditAction::ConfigReloaded,
+        AuditAction::ConfigRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +137,8 @@ impl AuditAction {
             AuditAction::Approve => "approve",
             AuditAction::Discard => "discard",
             AuditAction::ContinueRollback => "continue_rollback",
+            AuditAction::ConfigReloaded => "config_reloaded",
+            AuditAction::ConfigRefused => "config_refused",
         }
     }
 

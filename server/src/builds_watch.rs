@@ -17,6 +17,10 @@ use crate::artifacts::notifications;
 use crate::catalog::Catalog;
 use crate::live::Hub;
 
+/// A new project folder is found within this however long the sweep's interval (one delimiter
+/// listing of the prefix: a thousand folders per S3 call).
+pub const DISCOVER_EVERY: Duration = Duration::from_secs(10);
+
 /// S3's clock and ours may differ a little.
 const START_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 
@@ -125,7 +129,13 @@ impl BuildsWatch {
             move |messages| {
                 let watch = watch.clone();
                 async move {
-                    for project in &watch.projects_changed(&messages) {
+                    let changed = watch.projects_changed(&messages);
+                    let known = watch.catalog.project_names();
+                    if changed.iter().any(|p| !known.contains(p)) {
+                        watch.discover().await;
+                    }
+                    let known = watch.catalog.project_names();
+                    for project in changed.iter().filter(|p| known.contains(p)) {
                         watch.refresh_now(project).await;
                     }
                 }
@@ -133,7 +143,8 @@ impl BuildsWatch {
         );
     }
 
-    /// The configured projects whose folders the messages say changed.
+    /// The project folders the messages say changed (a folder not yet known as a project
+    /// included: the bucket is listed again for it).
     fn projects_changed(&self, messages: &[aws_sdk_sqs::types::Message]) -> BTreeSet<String> {
         let artifacts = &self.catalog.artifacts;
         messages
@@ -144,14 +155,13 @@ impl BuildsWatch {
             .filter_map(|key| {
                 notifications::project_of(&key, artifacts.prefix()).map(str::to_owned)
             })
-            .filter(|project| {
-                self.catalog
-                    .config
-                    .projects
-                    .iter()
-                    .any(|p| &p.name == project)
-            })
             .collect()
+    }
+
+    /// Lists the project folders of the bucket again; when the projects changed (a new folder,
+    /// one gone), every open page hears it (`event: projects`).
+    pub async fn discover(&self) -> bool {
+        self.catalog.rediscover(&self.hub).await
     }
 
     /// Follows the builds other replicas found (their `builds` events, shared through the
@@ -189,23 +199,27 @@ impl BuildsWatch {
         });
     }
 
-    /// Watches every project, re-listing one whose listing is older than `every`.
+    /// Watches every project, re-listing one whose listing is older than `every`; and the
+    /// bucket's project folders, listed again every `every` (at most [`DISCOVER_EVERY`]).
     pub fn spawn(self: &Arc<Self>, every: Duration) {
         let watch = self.clone();
         tokio::spawn(async move {
             loop {
-                let projects: Vec<String> = watch
-                    .catalog
-                    .config
-                    .projects
-                    .iter()
-                    .map(|p| p.name.clone())
-                    .collect();
-                for project in projects {
+                watch.discover().await;
+                for project in watch.catalog.project_names() {
                     watch.check(&project, every).await;
                 }
                 tokio::time::sleep(every).await;
             }
         });
+        if every > DISCOVER_EVERY {
+            let watch = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(DISCOVER_EVERY).await;
+                    watch.discover().await;
+                }
+            });
+        }
     }
 }

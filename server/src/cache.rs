@@ -61,6 +61,14 @@ impl<V: Clone> TtlCache<V> {
         slots.remove(key);
     }
 
+    /// Forgets every value (what they were read with changed: a config reload).
+    pub fn clear(&self) {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// The key's value however old, without loading; `None` when there is none (or it is being
     /// loaded now).
     pub fn peek(&self, key: &str) -> Option<V> {

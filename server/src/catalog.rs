@@ -4,7 +4,7 @@
 //! and nowhere else.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use app::model::{Build, Environment, Project, StackCard};
@@ -23,24 +23,81 @@ use crate::store::Store;
 const OUTSIDE_TOLERANCE: chrono::Duration = chrono::Duration::seconds(5);
 
 pub struct Catalog {
-    pub config: Config,
+    /// The running config: swapped whole by a reload (`config::reload`), read as a snapshot.
+    config: RwLock<Arc<Config>>,
     pub artifacts: ArtifactStore,
     pub store: Store,
-    /// Each environment's CloudFormation, behind its seam (tests script a fake).
-    cfn: HashMap<String, Arc<dyn CloudFormation>>,
+    /// Each environment's CloudFormation (behind its seam: tests script a fake) and EC2 (whether
+    /// the images a build launches exist there); swapped with the config.
+    clients: RwLock<Arc<Clients>>,
     /// Stack cards by `<environment>/<stack>`, kept briefly and read once however many pages
     /// ask, so a flood of page loads cannot throttle an account.
     cards: TtlCache<StackCard>,
-    /// Each environment's EC2 (whether the images a build launches exist there).
-    ec2: HashMap<String, aws_sdk_ec2::Client>,
     /// Stacks whose rollback this process continued, until it settles.
     recovering: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Wakes a deployment when its stack's events are pushed (environments with a queue).
     pub stack_signals: Arc<crate::stack_events::StackSignals>,
+    /// The folders under the artifacts prefix, as last listed, and when (`None`: not yet).
+    folders: RwLock<Option<(std::time::Instant, Arc<Vec<String>>)>>,
+    /// One listing of the prefix at a time.
+    discovering: tokio::sync::Mutex<()>,
+}
+
+/// The per-environment clients the catalog hands out.
+#[derive(Default)]
+pub struct Clients {
+    pub cfn: HashMap<String, Arc<dyn CloudFormation>>,
+    pub ec2: HashMap<String, aws_sdk_ec2::Client>,
+}
+
+impl Clients {
+    /// Real CloudFormation and EC2 for every environment of `config` that `aws` has clients for.
+    pub fn from_aws(config: &Config, aws: &AwsClients) -> Clients {
+        let cfn = config
+            .environments
+            .iter()
+            .filter_map(|e| {
+                let client = aws.env(&e.name)?.cloudformation.clone();
+                let cfn: Arc<dyn CloudFormation> = Arc::new(
+                    crate::aws::AwsCfn::new(client)
+                        .with_service_role(e.cloudformation_role_arn.clone())
+                        .with_notification_topic(
+                            e.stack_events.as_ref().map(|s| s.topic_arn.clone()),
+                        ),
+                );
+                Some((e.name.clone(), cfn))
+            })
+            .collect();
+        Clients {
+            cfn,
+            ec2: Self::ec2_of(config, aws),
+        }
+    }
+
+    fn ec2_of(config: &Config, aws: &AwsClients) -> HashMap<String, aws_sdk_ec2::Client> {
+        config
+            .environments
+            .iter()
+            .filter_map(|e| Some((e.name.clone(), aws.env(&e.name)?.ec2.clone())))
+            .collect()
+    }
 }
 
 /// How long a stack card is reused.
 pub const CARD_TTL: Duration = Duration::from_secs(2);
+
+/// Reads a lock whose writer cannot leave it half-written (a whole value is swapped in).
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    *lock
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+}
 
 impl Catalog {
     pub fn new(
@@ -54,32 +111,51 @@ impl Catalog {
             .ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?
             .s3
             .clone();
-        let ec2 = config
-            .environments
-            .iter()
-            .filter_map(|e| Some((e.name.clone(), aws.env(&e.name)?.ec2.clone())))
-            .collect();
+        let clients = Clients {
+            cfn,
+            ec2: Clients::ec2_of(&config, &aws),
+        };
         let artifacts = ArtifactStore::new(
             s3,
             config.artifacts.bucket.clone(),
             config.artifacts.prefix.clone(),
-            config.environments.iter().map(|e| e.name.clone()).collect(),
+            config.environment_names(),
             LISTING_TTL,
         );
         Ok(Catalog {
-            config,
+            config: RwLock::new(Arc::new(config)),
             artifacts,
             store,
-            cfn,
+            clients: RwLock::new(Arc::new(clients)),
             cards: TtlCache::new("stack_cards", CARD_TTL),
-            ec2,
             recovering: std::sync::Mutex::new(std::collections::HashSet::new()),
             stack_signals: Default::default(),
+            folders: RwLock::new(None),
+            discovering: tokio::sync::Mutex::new(()),
         })
     }
 
+    /// The running config (a snapshot: a reload swaps in a new one, never changes this one).
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.config)
+    }
+
+    /// Puts a reloaded config in place, with the clients of its environments. Stack cards are
+    /// read again (a stack's environment may have changed account or role).
+    pub fn replace(&self, config: Config, clients: Clients) {
+        self.artifacts.set_environments(config.environment_names());
+        write(&self.clients, Arc::new(clients));
+        write(&self.config, Arc::new(config));
+        self.cards.clear();
+    }
+
+    /// The clients in use (a reload keeps those of environments it does not change).
+    pub fn clients(&self) -> Arc<Clients> {
+        read(&self.clients)
+    }
+
     pub fn environments(&self) -> Vec<Environment> {
-        self.config
+        self.config()
             .environments
             .iter()
             .map(|e| Environment {
@@ -92,44 +168,145 @@ impl Catalog {
             .collect()
     }
 
+    /// Lists the folders under the artifacts prefix (one delimiter listing); whether the set of
+    /// projects changed since the last listing (the first listing is not a change).
+    pub async fn discover(&self) -> Result<bool, crate::aws::AwsFailure> {
+        let _one = self.discovering.lock().await;
+        let found = Arc::new(self.artifacts.project_folders().await?);
+        let before = self.folders();
+        let changed = before.as_ref().is_some_and(|b| **b != *found);
+        write(&self.folders, Some((std::time::Instant::now(), found)));
+        Ok(changed)
+    }
+
+    /// [`Catalog::discover`], and when the projects changed, every open page hears it
+    /// (`event: projects`, the whole list).
+    pub async fn rediscover(&self, hub: &crate::live::Hub) -> bool {
+        let before = self.projects();
+        match self.discover().await {
+            Ok(_) => {
+                let after = self.projects();
+                if after == before {
+                    return false;
+                }
+                tracing::info!(
+                    projects = ?after.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                    "the projects changed"
+                );
+                hub.publish(app::deployment::LiveEvent::Projects(after));
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "listing the projects of the bucket failed");
+                false
+            }
+        }
+    }
+
+    /// Whether a listing of the prefix is running now.
+    pub fn discovering(&self) -> bool {
+        self.discovering.try_lock().is_err()
+    }
+
+    /// How old the listing of the prefix is (`None`: not listed yet).
+    pub fn folders_age(&self) -> Option<Duration> {
+        read(&self.folders).map(|(at, _)| at.elapsed())
+    }
+
+    /// The folders found under the prefix, as last listed (`None`: not listed yet).
+    pub fn folders(&self) -> Option<Arc<Vec<String>>> {
+        read(&self.folders).map(|(_, folders)| folders)
+    }
+
+    /// Every project: those the config names (in its order), then the folders of the bucket
+    /// that are projects by default (by name), then the folders that cannot be projects, with
+    /// the reason. Hidden folders are left out.
     pub fn projects(&self) -> Vec<Project> {
-        self.config
-            .projects
+        let config = self.config();
+        let env_names = config.environment_names();
+        let as_model = |p: &config::Project| Project {
+            name: p.name.clone(),
+            title: p.title.clone(),
+            artifacts_url: config.artifacts_url(&p.name),
+            environments: p.environments().map(str::to_owned).collect(),
+            discovered: !p.configured,
+            problem: None,
+        };
+        let mut out: Vec<Project> = config.projects.iter().map(as_model).collect();
+        let folders = self.folders().unwrap_or_default();
+        let unlisted = folders
             .iter()
-            .map(|p| Project {
-                name: p.name.clone(),
-                title: p.title.clone(),
-                artifacts_url: self.config.artifacts_url(&p.name),
-                environments: p.environments().map(str::to_owned).collect(),
-            })
+            .filter(|f| config.project(f).is_none() && !config.hidden.iter().any(|h| h == *f));
+        let mut unusable = Vec::new();
+        for folder in unlisted {
+            match config::project_problem(folder, &env_names) {
+                None => out.push(as_model(&config::discovered_project(folder, &env_names))),
+                Some(problem) => unusable.push(Project {
+                    name: folder.clone(),
+                    title: folder.clone(),
+                    artifacts_url: config.artifacts_url(folder),
+                    environments: Vec::new(),
+                    discovered: true,
+                    problem: Some(problem),
+                }),
+            }
+        }
+        out.extend(unusable);
+        out
+    }
+
+    /// The names of the projects that can be deployed (configured or found in the bucket).
+    pub fn project_names(&self) -> Vec<String> {
+        self.projects()
+            .into_iter()
+            .filter(|p| p.problem.is_none())
+            .map(|p| p.name)
             .collect()
     }
 
-    pub fn project(&self, name: &str) -> Result<&config::Project, AppError> {
-        self.config
-            .project(name)
-            .ok_or_else(|| AppError::NotFound(format!("no project is called {name:?}")))
+    pub fn project(&self, name: &str) -> Result<config::Project, AppError> {
+        let config = self.config();
+        if let Some(project) = config.project(name) {
+            return Ok(project.clone());
+        }
+        let not_found = || AppError::NotFound(format!("no project is called {name:?}"));
+        if config.hidden.iter().any(|h| h == name) {
+            return Err(not_found());
+        }
+        let folders = self.folders().unwrap_or_default();
+        if !folders.iter().any(|f| f == name) {
+            return Err(not_found());
+        }
+        let env_names = config.environment_names();
+        if let Some(problem) = config::project_problem(name, &env_names) {
+            return Err(AppError::NotFound(problem));
+        }
+        Ok(config::discovered_project(name, &env_names))
     }
 
-    pub fn environment(&self, name: &str) -> Result<&config::Environment, AppError> {
-        self.config
+    pub fn environment(&self, name: &str) -> Result<config::Environment, AppError> {
+        self.config()
             .environment(name)
+            .cloned()
             .ok_or_else(|| AppError::NotFound(format!("no environment is called {name:?}")))
     }
 
     /// The project's stack in an environment; both must exist, and the project deploy there.
-    pub fn stack_name(&self, project: &str, environment: &str) -> Result<&str, AppError> {
+    pub fn stack_name(&self, project: &str, environment: &str) -> Result<String, AppError> {
         let project = self.project(project)?;
         self.environment(environment)?;
-        project.stack_name(environment).ok_or_else(|| {
-            AppError::NotFound(format!("{} does not deploy to {environment}", project.name))
-        })
+        project
+            .stack_name(environment)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                AppError::NotFound(format!("{} does not deploy to {environment}", project.name))
+            })
     }
 
     /// The CloudFormation of an environment.
     pub fn cfn(&self, environment: &str) -> Result<Arc<dyn CloudFormation>, AppError> {
         self.environment(environment)?;
-        self.cfn.get(environment).cloned().ok_or_else(|| {
+        self.clients().cfn.get(environment).cloned().ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!(
                 "no CloudFormation client for {environment}"
             ))
@@ -138,7 +315,7 @@ impl Catalog {
 
     /// Whether the environment is an emulator (an `endpoint_url` in the config), not AWS.
     pub fn is_emulated(&self, environment: &str) -> bool {
-        self.config
+        self.config()
             .environment(environment)
             .is_some_and(|e| e.endpoint_url.is_some())
     }
@@ -177,8 +354,9 @@ impl Catalog {
     /// An https URL CloudFormation can read an artifact from (templates over 51,200 bytes). An
     /// emulator is addressed path-style, by `localhost` (moto refuses 127.0.0.1 there).
     pub fn template_url(&self, key: &str) -> String {
-        let env = self.config.environment(&self.config.artifacts.environment);
-        let bucket = &self.config.artifacts.bucket;
+        let config = self.config();
+        let env = config.environment(&config.artifacts.environment);
+        let bucket = &config.artifacts.bucket;
         match env.and_then(|e| e.endpoint_url.as_deref()) {
             Some(endpoint) => {
                 let endpoint = endpoint
@@ -196,6 +374,7 @@ impl Catalog {
     /// The project's stack in one environment.
     pub async fn stack(&self, project: &str, environment: &str) -> Result<StackCard, AppError> {
         let stack_name = self.stack_name(project, environment)?;
+        let stack_name = stack_name.as_str();
         let cfn = self.cfn(environment)?;
         let key = format!("{environment}/{stack_name}");
         self.cards
@@ -276,10 +455,15 @@ impl Catalog {
         environment: &str,
         ids: &[String],
     ) -> Result<Vec<String>, AppError> {
-        let ec2 = self.ec2.get(environment).ok_or_else(|| {
-            AppError::NotFound(format!("there is no environment called {environment:?}"))
-        })?;
-        Ok(crate::aws::images::missing(ec2, ids).await?)
+        let ec2 = self
+            .clients()
+            .ec2
+            .get(environment)
+            .cloned()
+            .ok_or_else(|| {
+                AppError::NotFound(format!("there is no environment called {environment:?}"))
+            })?;
+        Ok(crate::aws::images::missing(&ec2, ids).await?)
     }
 
     /// A rollback this process continued (ContinueUpdateRollback) is running on the stack: its

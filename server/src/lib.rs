@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
     let backend: SharedBackend = Arc::new(api::Pages::new(state.clone()));
     let routes = generate_route_list(app::App);
     let mut app = Router::new();
-    if state.catalog().config.metrics_listen.is_none() {
+    if state.catalog().config().metrics_listen.is_none() {
         app = app.merge(metrics_routes());
     }
     let app = app
@@ -121,7 +121,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = state.services.hub().clone();
     let engine = state.engine().clone();
-    if let Some(addr) = state.catalog().config.metrics_listen {
+    if let Some(addr) = state.catalog().config().metrics_listen {
         let metrics = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!("metrics on http://{addr}/metrics");
         let app = metrics_routes().with_state(state.clone());
@@ -145,19 +145,7 @@ pub async fn serve(
 /// Builds the state from a checked config and connected clients: opens the store, starts the
 /// engine and re-attaches to deployments that were in flight.
 pub async fn state(config: config::Config, aws: aws::AwsClients) -> anyhow::Result<AppState> {
-    let cfn = config
-        .environments
-        .iter()
-        .filter_map(|e| {
-            let client = aws.env(&e.name)?.cloudformation.clone();
-            let cfn: Arc<dyn aws::cfn::CloudFormation> = Arc::new(
-                aws::AwsCfn::new(client)
-                    .with_service_role(e.cloudformation_role_arn.clone())
-                    .with_notification_topic(e.stack_events.as_ref().map(|s| s.topic_arn.clone())),
-            );
-            Some((e.name.clone(), cfn))
-        })
-        .collect();
+    let cfn = catalog::Clients::from_aws(&config, &aws).cfn;
     state_with_cloudformation(config, aws, cfn).await
 }
 
@@ -172,34 +160,16 @@ pub async fn state_with_cloudformation(
     let store = store::Store::connect(&config.store)
         .await
         .with_context(|| format!("cannot open the store {}", config.store))?;
-    let settings = deploy::Settings {
-        poll_interval: config.poll_interval,
-        // Waiting for AWS backs off up to 15 polls, and never more than 30 s between tries.
-        max_backoff: config
-            .poll_interval
-            .saturating_mul(15)
-            .min(std::time::Duration::from_secs(30)),
-    };
+    let settings = deploy::Settings::from_config(&config);
     let sqs = aws
         .env(&config.artifacts.environment)
         .map(|clients| clients.sqs.clone());
-    let stack_event_queues: Vec<(String, aws_sdk_sqs::Client, String)> = config
-        .environments
-        .iter()
-        .filter_map(|e| {
-            let push = e.stack_events.as_ref()?;
-            Some((
-                e.name.clone(),
-                aws.env(&e.name)?.sqs.clone(),
-                push.queue_url.clone(),
-            ))
-        })
-        .collect();
+    let clients = aws.clone();
     let catalog = Arc::new(catalog::Catalog::new(config, aws, cfn, store.clone())?);
     let auth = Arc::new(auth::Authenticator::new(catalog.clone(), store.clone()));
     let hub = Arc::new(live::Hub::new());
     // Several replicas share one database: their viewers get the same numbered events from it.
-    if let config::StoreLocation::Postgres(url) = &catalog.config.store {
+    if let config::StoreLocation::Postgres(url) = &catalog.config().store {
         live_relay::spawn(
             hub.clone(),
             store.clone(),
@@ -212,34 +182,34 @@ pub async fn state_with_cloudformation(
     let shares_events = store.shares_live_events();
     // Webhooks: announced through the store's outbox, sent by this process's sender.
     let notifier = Arc::new(notify::Notifier::new(notify::Routes {
-        hooks: catalog.config.webhooks.clone(),
-        public_url: catalog.config.auth.public_url.clone(),
+        hooks: catalog.config().webhooks.clone(),
+        public_url: catalog.config().auth.public_url.clone(),
     }));
     store.set_announcer(notifier.clone());
     notify::spawn(store.clone(), notifier.clone());
     let engine = deploy::Engine::new(catalog.clone(), store.clone(), hub.clone(), settings);
     // New deploy configs, found by one watcher and (when configured) Jenkins' one poller.
     let watch = builds_watch::BuildsWatch::new(catalog.clone(), hub.clone());
-    watch.spawn(catalog.config.artifacts.watch_interval);
+    watch.spawn(catalog.config().artifacts.watch_interval);
     if shares_events {
         watch.spawn_follower();
     }
-    if let Some(queue_url) = &catalog.config.artifacts.notifications_queue_url {
+    if let Some(queue_url) = &catalog.config().artifacts.notifications_queue_url {
         let sqs = sqs.ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?;
         watch.spawn_notifications(sqs, queue_url.clone());
     }
+    // Puts a changed config file in place (`config::reload`; the binary names the file).
+    let reloader = config::reload::Reloader::new(
+        catalog.clone(),
+        engine.clone(),
+        notifier.clone(),
+        hub.clone(),
+        clients,
+    );
     // Stack events pushed per environment (CloudFormation → SNS → SQS): a deployment hears its
     // stack change as it happens; the listener stops with the engine.
-    for (environment, sqs, queue_url) in stack_event_queues {
-        stack_events::spawn_listener(
-            catalog.stack_signals.clone(),
-            environment,
-            sqs,
-            queue_url,
-            store.clone(),
-        );
-    }
-    let panel = jenkins::Panel::new(catalog.config.jenkins.clone());
+    reloader.start_listeners();
+    let panel = jenkins::Panel::new(catalog.config().jenkins.clone());
     jenkins::spawn(panel.clone(), watch, hub);
     let resumed = engine.resume().await?;
     engine.spawn_lease_keeper();
@@ -249,7 +219,9 @@ pub async fn state_with_cloudformation(
         tracing::info!(resumed, "re-attached to deployments that were in flight");
     }
     Ok(AppState {
-        services: Arc::new(service::Services::new(catalog, engine, panel, notifier)),
+        services: Arc::new(service::Services::new(
+            catalog, engine, panel, notifier, reloader,
+        )),
         auth,
         leptos_options,
     })

@@ -79,6 +79,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The file is watched from now on, and re-read on SIGHUP: a valid change applies at once.
+    let reloader = state.services.reloader().clone();
+    reloader.watch_file(path);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = reloader.reload("SIGHUP").await;
+        }
+    });
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -146,7 +146,7 @@ pub fn spawn_listener(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     store: crate::store::Store,
-) {
+) -> tokio::task::JoinHandle<()> {
     let released = store.clone();
     crate::aws::queue::spawn_reader(
         sqs,
@@ -183,7 +183,7 @@ pub fn spawn_listener(
                 }
             }
         },
-    );
+    )
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
         config.environments[0].stack_events = Some(common::stack_events_config(endpoint, ACCOUNT));
     })
     .await;
-    assert_eq!(h.state.catalog().config.environments[0].name, "DEV");
+    assert_eq!(h.state.catalog().config().environments[0].name, "DEV");
     let topic_arn = common::stack_events_config(&h.moto.endpoint, ACCOUNT).topic_arn;
     common::make_stack_events(&h.moto.endpoint, &h.aws.env("DEV").unwrap().sqs, ACCOUNT).await;
 

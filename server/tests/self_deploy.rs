@@ -15,6 +15,7 @@ async fn the_deployer_deploys_its_own_real_template_to_gbl() {
             name: "deployer".into(),
             title: "Deployer".into(),
             stacks: vec![("GBL".into(), "GBL-DEPLOYER".into())],
+            configured: true,
         });
         for env in &mut config.environments {
             env.cloudformation_role_arn = Some(format!(

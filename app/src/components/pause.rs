@@ -11,7 +11,17 @@ use crate::{OverviewResource, PauseSignal};
 #[component]
 pub fn PauseBanner() -> impl IntoView {
     let pause = expect_context::<PauseSignal>();
+    let overview = expect_context::<crate::OverviewResource>();
     view! {
+        // Admins: a changed config file that was refused (the running config stays).
+        <Suspense fallback=|| ()>
+            {move || overview.get().and_then(Result::ok).and_then(|o| o.config_refused).map(|reason| view! {
+                <div class="config-banner" role="status">
+                    <strong>"The config file was changed and refused — the running config stays. "</strong>
+                    <span class="config-reason">{reason}</span>
+                </div>
+            })}
+        </Suspense>
         <Suspense fallback=|| ()>
             {move || pause.get().filter(|p| p.paused).map(|p| {
                 let scope = if p.all { "all environments".to_owned() } else { p.environments.join(", ") };

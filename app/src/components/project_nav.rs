@@ -16,25 +16,39 @@ pub fn ProjectNav(
     #[prop(into)]
     env: Signal<String>,
 ) -> impl IntoView {
-    let items = overview
-        .projects
-        .into_iter()
-        .map(|p| {
-            let name = p.name.clone();
-            let href = move || {
-                let env = env.get();
-                let env = if p.environments.contains(&env) {
-                    env
-                } else {
-                    p.environments.first().cloned().unwrap_or_default()
-                };
-                format!("/projects/{}/{}", p.name, env)
+    // As the page was served, then as the server pushes changes (a new folder in the bucket).
+    let live = expect_context::<crate::live::Live>();
+    let first = overview.projects;
+    let projects = move || live.projects.get().unwrap_or_else(|| first.clone());
+    let item = move |p: crate::model::Project| {
+        if let Some(problem) = p.problem.clone() {
+            // A folder of the bucket that cannot be a project: listed, with the reason.
+            let tip = problem.clone();
+            return view! {
+                <li>
+                    <span class="nav-item unusable" title=tip>
+                        <span class="nav-title">{p.name.clone()}</span>
+                        <span class="nav-name">{problem}</span>
+                    </span>
+                </li>
+            }
+            .into_any();
+        }
+        let name = p.name.clone();
+        let href = move || {
+            let env = env.get();
+            let env = if p.environments.contains(&env) {
+                env
+            } else {
+                p.environments.first().cloned().unwrap_or_default()
             };
-            let active = {
-                let name = name.clone();
-                move || current.get() == name
-            };
-            view! {
+            format!("/projects/{}/{}", p.name, env)
+        };
+        let active = {
+            let name = name.clone();
+            move || current.get() == name
+        };
+        view! {
                 <li>
                     <A href=href attr:class=move || if active() { "nav-item active" } else { "nav-item" }>
                         <span class="nav-title">{p.title.clone()}</span>
@@ -42,12 +56,14 @@ pub fn ProjectNav(
                     </A>
                 </li>
             }
-        })
-        .collect_view();
+            .into_any()
+    };
     view! {
         <nav class="sidebar" aria-label="Projects">
             <h2 class="sidebar-heading">"Projects"</h2>
-            <ul class="nav-list">{items}</ul>
+            <ul class="nav-list">
+                <For each=projects key=|p| (p.name.clone(), p.title.clone(), p.problem.clone()) children=item/>
+            </ul>
         </nav>
     }
 }

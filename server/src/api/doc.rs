@@ -279,6 +279,20 @@ pub fn operations() -> Vec<Operation> {
             .query(&[LIMIT])
             .ok(200, of::<WebhooksView>)
             .errors(&[400, 403]),
+        op("get", "/config", "runningConfig")
+            .tag(
+                "config",
+                "The running config, secrets redacted, each value with its source (file, default, environment, discovered), and the last reload (admins)",
+            )
+            .ok(200, of::<crate::service::running_config::RunningConfig>)
+            .errors(&[403]),
+        op("post", "/config/reload", "reloadConfig")
+            .tag(
+                "config",
+                "Reads the config file again and applies it (as SIGHUP or a change of the file does); 409 with the reason when refused, the running config staying (admins)",
+            )
+            .ok(200, of::<serde_json::Value>)
+            .errors(&[403, 409]),
     ]
 }
 

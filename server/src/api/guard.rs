@@ -32,7 +32,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         return next.run(request).await;
     }
     let auth = state.auth.config();
-    if let Err(refusal) = check_host(request.headers(), auth, state.catalog().config.listen) {
+    if let Err(refusal) = check_host(request.headers(), &auth, state.catalog().config().listen) {
         return refusal;
     }
     if is_server_function(&path) && request.method() == Method::POST && !is_json(request.headers())

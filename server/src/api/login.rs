@@ -51,7 +51,7 @@ async fn login(
             return page(StatusCode::BAD_GATEWAY, "Cannot log in now", &escape(&e));
         }
     };
-    let client = client(oidc, metadata, state.catalog().config.listen);
+    let client = client(oidc, metadata, state.catalog().config().listen);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
         .authorize_url(
@@ -164,7 +164,7 @@ async fn finish(
         .metadata()
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
-    let client = client(oidc, metadata, state.catalog().config.listen);
+    let client = client(oidc, metadata, state.catalog().config().listen);
     let bad_gateway = |what: &str, e: &dyn std::error::Error| {
         (
             StatusCode::BAD_GATEWAY,

@@ -13,6 +13,7 @@ pub mod login;
 mod pages;
 mod pause;
 mod promotion;
+mod running_config;
 mod trail;
 mod webhooks;
 
@@ -63,6 +64,8 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/tokens", get(access::list).post(access::create)),
         ("/tokens/{id}", delete(access::revoke)),
         ("/webhooks", get(webhooks::list)),
+        ("/config", get(running_config::show)),
+        ("/config/reload", post(running_config::reload)),
     ]
 }
 

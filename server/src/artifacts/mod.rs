@@ -112,8 +112,9 @@ struct Lister {
     s3: S3Client,
     bucket: String,
     prefix: String,
-    /// The configured environment names: `parameters.<ENV>.json` must name one of them.
-    environments: Vec<String>,
+    /// The configured environment names: `parameters.<ENV>.json` must name one of them (the
+    /// config may change while the deployer runs).
+    environments: Arc<std::sync::RwLock<Vec<String>>>,
     /// How many times each project was listed, and with how many S3 calls.
     counts: Arc<std::sync::Mutex<std::collections::HashMap<String, ListingCounts>>>,
 }
@@ -139,7 +140,7 @@ impl ArtifactStore {
                 s3,
                 bucket,
                 prefix,
-                environments,
+                environments: Arc::new(std::sync::RwLock::new(environments)),
                 counts: Default::default(),
             },
             ttl,
@@ -149,6 +150,25 @@ impl ArtifactStore {
 
     pub fn bucket(&self) -> &str {
         &self.lister.bucket
+    }
+
+    /// The environments a build's `parameters.<ENV>.json` may name (after a config reload).
+    /// Listings already made keep what they said until their next re-list.
+    pub fn set_environments(&self, environments: Vec<String>) {
+        *self
+            .lister
+            .environments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = environments;
+    }
+
+    /// The folder names directly under the prefix — every one a project, or named hidden or
+    /// refused by the catalog. One delimiter listing (a thousand folders per S3 call).
+    pub async fn project_folders(&self) -> Result<Vec<String>, AwsFailure> {
+        let (mut names, _) = self.lister.folder_names(&self.lister.prefix).await?;
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Empty, or ending with `/`: a project's folders are under `<prefix><project>/`.
@@ -256,7 +276,7 @@ impl ArtifactStore {
             .objects(&format!("{project_prefix}{build}/"))
             .await?;
         let mut folders = group_into_builds(project, &project_prefix, files);
-        check_overrides(&mut folders, &self.lister.environments);
+        check_overrides(&mut folders, &self.lister.environment_names());
         Ok(folders.into_iter().find(|f| f.build.id == build))
     }
     /// Reads one artifact: its size is checked before the body is read (≤ 1 MB), and the read
@@ -308,6 +328,13 @@ impl ArtifactStore {
 }
 
 impl Lister {
+    fn environment_names(&self) -> Vec<String> {
+        self.environments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Lists the project again (only what is new when there is a recent full listing) and
     /// keeps the result in `slot`. The caller holds the slot's `listing_now`.
     async fn relist(
@@ -365,7 +392,7 @@ impl Lister {
             &folder_prefix,
             files.values().flatten().cloned().collect(),
         );
-        check_overrides(&mut folders, &self.environments);
+        check_overrides(&mut folders, &self.environment_names());
         let folders = Arc::new(folders);
         {
             let mut counts = self

@@ -26,6 +26,16 @@ use crate::store::Store;
 /// The session cookie: HttpOnly, SameSite=Lax, Secure over https.
 pub const SESSION_COOKIE: &str = "deployer_session";
 
+/// The `[auth]` of the running config, held while it is read.
+pub struct RunningAuth(Arc<crate::config::Config>);
+
+impl std::ops::Deref for RunningAuth {
+    type Target = Auth;
+    fn deref(&self) -> &Auth {
+        &self.0.auth
+    }
+}
+
 /// Decides who a request comes from.
 pub struct Authenticator {
     catalog: Arc<Catalog>,
@@ -36,7 +46,8 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(catalog: Arc<Catalog>, store: Store) -> Authenticator {
-        let auth = &catalog.config.auth;
+        let config = catalog.config();
+        let auth = &config.auth;
         let bootstrap_hash = auth.bootstrap_token.as_deref().map(hash);
         let oidc = auth
             .oidc
@@ -62,8 +73,9 @@ impl Authenticator {
         }
     }
 
-    pub fn config(&self) -> &Auth {
-        &self.catalog.config.auth
+    /// The running config's `[auth]` (roles and groups follow a reload).
+    pub fn config(&self) -> RunningAuth {
+        RunningAuth(self.catalog.config())
     }
 
     pub fn store(&self) -> &Store {
@@ -133,7 +145,7 @@ impl Authenticator {
 
     fn all_environments(&self) -> Vec<String> {
         self.catalog
-            .config
+            .config()
             .environments
             .iter()
             .map(|e| e.name.clone())

@@ -34,6 +34,8 @@ pub struct EnvClients {
 #[derive(Clone, Debug, Default)]
 pub struct AwsClients {
     by_env: HashMap<String, EnvClients>,
+    /// What replaced the default chain (a config reload connects new environments the same way).
+    base: Option<SharedCredentialsProvider>,
 }
 
 impl AwsClients {
@@ -48,7 +50,27 @@ impl AwsClients {
                 EnvClients::new(&sdk, env.endpoint_url.is_some()),
             );
         }
-        AwsClients { by_env }
+        AwsClients {
+            by_env,
+            base: credentials,
+        }
+    }
+
+    /// The base credentials these clients were connected with (`None`: the default chain).
+    pub fn base_credentials(&self) -> Option<SharedCredentialsProvider> {
+        self.base.clone()
+    }
+
+    /// Replaces (or, with `None`, removes) one environment's clients.
+    pub fn set_env(&mut self, name: &str, clients: Option<EnvClients>) {
+        match clients {
+            Some(clients) => {
+                self.by_env.insert(name.to_owned(), clients);
+            }
+            None => {
+                self.by_env.remove(name);
+            }
+        }
     }
 
     pub fn env(&self, name: &str) -> Option<&EnvClients> {

@@ -23,6 +23,8 @@ pub struct RawConfig {
     poll_interval_ms: Option<u64>,
     artifacts: RawArtifacts,
     environments: Vec<RawEnvironment>,
+    /// Overrides only: every folder under the artifacts prefix is a project without an entry.
+    #[serde(default)]
     projects: Vec<RawProject>,
     #[serde(default)]
     webhooks: Vec<super::webhooks::RawWebhook>,
@@ -77,6 +79,9 @@ pub struct RawProject {
     /// Per-environment stack names; by default `<ENV>-<PROJECT>` upper-cased.
     #[serde(default)]
     stacks: BTreeMap<String, String>,
+    /// A folder under the prefix that is not a project: not listed, not watched.
+    #[serde(default)]
+    hidden: bool,
 }
 
 /// Checks a parsed file, section by section; the first problem is the answer.
@@ -102,21 +107,28 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
     let environments = environments(raw.environments)?;
     let env_names: Vec<String> = environments.iter().map(|e| e.name.clone()).collect();
     let artifacts = artifacts(raw.artifacts, &env_names)?;
-    let projects = raw
-        .projects
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| project(i, p, &env_names))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(i) = projects
-        .iter()
-        .enumerate()
-        .position(|(i, p)| projects[..i].iter().any(|q| q.name == p.name))
-    {
-        return Err(format!(
-            "projects[{i}].name: {:?} is listed twice",
-            projects[i].name
-        ));
+    let mut projects = Vec::new();
+    let mut hidden: Vec<String> = Vec::new();
+    for (i, p) in raw.projects.into_iter().enumerate() {
+        if projects.iter().any(|q: &Project| q.name == p.name) || hidden.contains(&p.name) {
+            return Err(format!("projects[{i}].name: {:?} is listed twice", p.name));
+        }
+        if p.hidden {
+            if p.title.is_some() || p.environments.is_some() || !p.stacks.is_empty() {
+                return Err(format!(
+                    "projects[{i}]: a hidden folder is not a project: give it only a name"
+                ));
+            }
+            if p.name.is_empty() || p.name.contains('/') {
+                return Err(format!(
+                    "projects[{i}].name: {:?} is not a folder name",
+                    p.name
+                ));
+            }
+            hidden.push(p.name);
+        } else {
+            projects.push(project(i, p, &env_names)?);
+        }
     }
     let auth = super::auth::check(raw.auth, &env_names, listen)?;
     let project_names: Vec<String> = projects.iter().map(|p| p.name.clone()).collect();
@@ -124,7 +136,7 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         .jenkins
         .map(|j| super::jenkins::check(j, &project_names))
         .transpose()?;
-    let webhooks = super::webhooks::check(raw.webhooks, &project_names, &env_names)?;
+    let webhooks = super::webhooks::check(raw.webhooks, &env_names)?;
     let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
     if !(10..=60_000).contains(&poll_ms) {
         return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
@@ -142,6 +154,7 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         artifacts,
         environments,
         projects,
+        hidden,
         webhooks,
     })
 }
@@ -356,7 +369,51 @@ fn project(i: usize, p: RawProject, env_names: &[String]) -> Result<Project, Str
         name: p.name,
         title,
         stacks,
+        configured: true,
     })
+}
+
+/// Why a folder under the artifacts prefix cannot be a project (its stacks would be named
+/// `<ENV>-<FOLDER>` upper-cased); `None` when it can.
+pub fn project_problem(name: &str, env_names: &[String]) -> Option<String> {
+    if !is_project_name(name) {
+        let odd: String = name
+            .chars()
+            .filter(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            .collect::<std::collections::BTreeSet<char>>()
+            .into_iter()
+            .collect();
+        return Some(if odd.is_empty() {
+            format!(
+                "{name:?} cannot be a project: a project's name starts with a letter and does not end with a dash"
+            )
+        } else {
+            format!(
+                "{name:?} cannot be a project: a project's name (and its stacks' names) holds only lower-case letters, digits and dashes, not {odd:?}"
+            )
+        });
+    }
+    let longest = env_names.iter().map(String::len).max().unwrap_or(0);
+    if longest + 1 + name.len() > 128 {
+        return Some(format!(
+            "{name:?} cannot be a project: its stack names would be longer than CloudFormation's 128 characters"
+        ));
+    }
+    None
+}
+
+/// A folder found under the artifacts prefix with no entry in the config: every environment,
+/// stacks `<ENV>-<PROJECT>` upper-cased, titled by its name.
+pub fn discovered_project(name: &str, env_names: &[String]) -> Project {
+    Project {
+        name: name.to_owned(),
+        title: name.to_owned(),
+        stacks: env_names
+            .iter()
+            .map(|env| (env.clone(), format!("{env}-{name}").to_uppercase()))
+            .collect(),
+        configured: false,
+    }
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -365,7 +422,7 @@ fn is_env_name(s: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-fn is_project_name(s: &str) -> bool {
+pub fn is_project_name(s: &str) -> bool {
     s.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -62,7 +62,8 @@ pub enum RawJob {
     },
 }
 
-/// Checks `[jenkins]` against the configured projects (in config order).
+/// Checks `[jenkins]`: jobs of the configured projects first (in config order), then of
+/// projects found in the bucket (any valid project name), by name.
 pub fn check(raw: RawJenkins, projects: &[String]) -> Result<Jenkins, String> {
     let url = raw.url.trim_end_matches('/').to_owned();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -83,7 +84,9 @@ pub fn check(raw: RawJenkins, projects: &[String]) -> Result<Jenkins, String> {
         ));
     }
     let mut jobs = Vec::new();
-    for project in projects {
+    let mut order: Vec<&String> = projects.iter().collect();
+    order.extend(raw.jobs.keys().filter(|p| !projects.contains(p)));
+    for project in order {
         let Some(raw_job) = raw.jobs.get(project) else {
             continue;
         };
@@ -106,9 +109,9 @@ pub fn check(raw: RawJenkins, projects: &[String]) -> Result<Jenkins, String> {
             branch,
         });
     }
-    if let Some(unknown) = raw.jobs.keys().find(|p| !projects.contains(p)) {
+    if let Some(bad) = raw.jobs.keys().find(|p| !super::check::is_project_name(p)) {
         return Err(format!(
-            "jenkins.jobs.{unknown}: there is no project called {unknown:?}"
+            "jenkins.jobs.{bad}: {bad:?} is not a project's name (lower-case letters, digits and dashes)"
         ));
     }
     Ok(Jenkins {

@@ -4,6 +4,7 @@
 pub mod auth;
 mod check;
 pub mod jenkins;
+pub mod reload;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -80,7 +81,11 @@ pub struct Config {
     pub artifacts: Artifacts,
     /// In promotion order.
     pub environments: Vec<Environment>,
+    /// The projects the file names (overrides: every folder under the artifacts prefix is a
+    /// project without an entry here; see `catalog::Projects`).
     pub projects: Vec<Project>,
+    /// Folders under the artifacts prefix that are not projects.
+    pub hidden: Vec<String>,
     /// Where deployments and pauses are announced.
     pub webhooks: Vec<webhooks::Webhook>,
 }
@@ -150,6 +155,8 @@ pub struct Project {
     /// Environment name → stack name, for the environments this project deploys to, in
     /// promotion order.
     pub stacks: Vec<(String, String)>,
+    /// Named in the config file (`false`: found in the bucket, with the defaults).
+    pub configured: bool,
 }
 
 impl Project {
@@ -165,7 +172,13 @@ impl Project {
     }
 }
 
+pub use check::{discovered_project, is_project_name, project_problem};
+
 impl Config {
+    pub fn environment_names(&self) -> Vec<String> {
+        self.environments.iter().map(|e| e.name.clone()).collect()
+    }
+
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.iter().find(|e| e.name == name)
     }

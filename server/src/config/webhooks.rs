@@ -92,11 +92,7 @@ pub struct RawWebhook {
     format: Option<String>,
 }
 
-pub fn check(
-    raw: Vec<RawWebhook>,
-    projects: &[String],
-    environments: &[String],
-) -> Result<Vec<Webhook>, String> {
+pub fn check(raw: Vec<RawWebhook>, environments: &[String]) -> Result<Vec<Webhook>, String> {
     let mut out: Vec<Webhook> = Vec::new();
     for (i, w) in raw.into_iter().enumerate() {
         let at = format!("webhooks[{i}]");
@@ -127,8 +123,11 @@ pub fn check(
             (None, Some(_)) => None,
         };
         for p in &w.projects {
-            if !projects.contains(p) {
-                return Err(format!("{at}.projects: no project is called {p:?}"));
+            // A project may be a folder of the bucket not named in the config.
+            if !super::check::is_project_name(p) {
+                return Err(format!(
+                    "{at}.projects: {p:?} is not a project's name (lower-case letters, digits and dashes)"
+                ));
             }
         }
         for e in &w.environments {
@@ -191,7 +190,7 @@ mod tests {
             webhooks: Vec<RawWebhook>,
         }
         let f: F = toml::from_str(text).map_err(|e| e.to_string())?;
-        check(f.webhooks, &["web".into()], &["DEV".into(), "PRD".into()])
+        check(f.webhooks, &["DEV".into(), "PRD".into()])
     }
 
     #[test]
@@ -215,8 +214,8 @@ mod tests {
             ("name = \"a\"", "needs url_env"),
             ("name = \"a\"\nurl = \"ftp://x\"", "http"),
             (
-                "name = \"a\"\nurl_env = \"X\"\nprojects = [\"api\"]",
-                "no project is called \"api\"",
+                "name = \"a\"\nurl_env = \"X\"\nprojects = [\"Api_2\"]",
+                "\"Api_2\" is not a project's name",
             ),
             (
                 "name = \"a\"\nurl_env = \"X\"\nevents = [\"deployed\"]",

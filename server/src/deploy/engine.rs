@@ -26,6 +26,19 @@ pub struct Settings {
     pub max_backoff: Duration,
 }
 
+impl Settings {
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        Settings {
+            poll_interval: config.poll_interval,
+            // Waiting for AWS backs off up to 15 polls, and never more than 30 s between tries.
+            max_backoff: config
+                .poll_interval
+                .saturating_mul(15)
+                .min(Duration::from_secs(30)),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -50,7 +63,9 @@ pub struct Engine {
     pub(super) catalog: Arc<Catalog>,
     pub(super) store: Store,
     pub(super) hub: Arc<Hub>,
-    pub(super) settings: Settings,
+    /// Swapped by a config reload: deployments started after it use the new settings; one
+    /// already running keeps those it started with.
+    settings: std::sync::RwLock<Settings>,
     running: Mutex<HashMap<String, Running>>,
     /// Set when this process "exits" (tests) or hands over (a graceful stop): its lease keeper
     /// stops renewing.
@@ -73,7 +88,7 @@ impl Engine {
             catalog,
             store,
             hub,
-            settings,
+            settings: std::sync::RwLock::new(settings),
             running: Mutex::new(HashMap::new()),
             stopped: std::sync::atomic::AtomicBool::new(false),
         })
@@ -199,7 +214,22 @@ impl Engine {
 
     /// Between looks at a stack that is changing.
     pub fn poll_interval(&self) -> Duration {
-        self.settings.poll_interval
+        self.settings().poll_interval
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// New settings (a config reload) for the deployments started from now on.
+    pub fn set_settings(&self, settings: Settings) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -321,7 +351,7 @@ impl Engine {
                         engine.catalog.clone(),
                         engine.store.clone(),
                         engine.hub.clone(),
-                        engine.settings.clone(),
+                        engine.settings(),
                     );
                     let drive = std::panic::AssertUnwindSafe(engine.drive(run, folder));
                     if let Err(panic) = futures::FutureExt::catch_unwind(drive).await {

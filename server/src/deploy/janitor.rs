@@ -35,7 +35,16 @@ pub fn spawn(catalog: Arc<Catalog>, store: Store) {
 /// One pass over every stack the deployer deploys; returns how many change sets it deleted.
 pub async fn sweep(catalog: &Catalog, store: &Store) -> usize {
     let mut deleted = 0;
-    for project in &catalog.config.projects {
+    if catalog.folders().is_none()
+        && let Err(e) = catalog.discover().await
+    {
+        tracing::debug!(error = %e, "cannot list the projects of the bucket; cleaning the configured ones");
+    }
+    let projects = catalog
+        .project_names()
+        .into_iter()
+        .filter_map(|name| catalog.project(&name).ok());
+    for project in projects {
         for (environment, stack) in &project.stacks {
             let Ok(cfn) = catalog.cfn(environment) else {
                 continue;

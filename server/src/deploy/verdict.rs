@@ -49,7 +49,7 @@ pub async fn check(
         match catalog.missing_images(environment, &ids).await {
             Ok(missing) => {
                 let account = catalog
-                    .config
+                    .config()
                     .environment(environment)
                     .map(|e| e.account_id.clone())
                     .unwrap_or_default();
@@ -219,7 +219,7 @@ pub async fn read_build(
     vars.insert("AWS::StackName".into(), stack_name.clone());
     vars.insert("AWS::Partition".into(), "aws".into());
     vars.insert("AWS::URLSuffix".into(), "amazonaws.com".into());
-    if let Some(env) = catalog.config.environment(environment) {
+    if let Some(env) = catalog.config().environment(environment) {
         vars.insert("AWS::AccountId".into(), env.account_id.clone());
         vars.insert("AWS::Region".into(), env.region.clone());
     }

@@ -9,6 +9,7 @@ mod pause;
 mod projects;
 mod promotion;
 mod recover;
+pub mod running_config;
 mod tokens;
 mod trail;
 mod webhooks;
@@ -152,6 +153,7 @@ pub struct Services {
     hub: Arc<Hub>,
     jenkins: Arc<crate::jenkins::Panel>,
     notifier: Arc<crate::notify::Notifier>,
+    reloader: Arc<crate::config::reload::Reloader>,
 }
 
 impl Services {
@@ -160,10 +162,12 @@ impl Services {
         engine: Arc<Engine>,
         jenkins: Arc<crate::jenkins::Panel>,
         notifier: Arc<crate::notify::Notifier>,
+        reloader: Arc<crate::config::reload::Reloader>,
     ) -> Services {
         Services {
             jenkins,
             notifier,
+            reloader,
             store: engine.store().clone(),
             hub: engine.hub().clone(),
             catalog,
@@ -181,5 +185,10 @@ impl Services {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// Puts a changed config file in place.
+    pub fn reloader(&self) -> &Arc<crate::config::reload::Reloader> {
+        &self.reloader
     }
 }

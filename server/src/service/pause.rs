@@ -53,7 +53,7 @@ impl Services {
     async fn current_pause(&self) -> Result<PauseStatus, AppError> {
         let envs: Vec<String> = self
             .catalog
-            .config
+            .config()
             .environments
             .iter()
             .map(|e| e.name.clone())

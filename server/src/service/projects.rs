@@ -6,6 +6,10 @@ use super::{Actor, Services};
 use crate::error::AppError;
 use crate::ids::{EnvName, ProjectName};
 
+/// How old a listing of the bucket's project folders a request may be answered from without
+/// renewing it (in the background).
+pub const PROJECTS_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Which builds of a project to list.
 #[derive(Clone, Debug, Default)]
 pub struct BuildsFilter {
@@ -39,15 +43,33 @@ impl Services {
         self.catalog.environments()
     }
 
+    /// Every project, configured or found in the bucket. A listing of the bucket's folders
+    /// older than [`PROJECTS_FRESH`] is renewed in the background (the answer never waits for
+    /// it; a change reaches open pages as `event: projects`).
     pub fn projects(&self, _actor: &Actor) -> Vec<Project> {
+        let stale = self
+            .catalog
+            .folders_age()
+            .is_none_or(|age| age > PROJECTS_FRESH);
+        if stale && !self.catalog.discovering() {
+            let (catalog, hub) = (self.catalog.clone(), self.hub.clone());
+            tokio::spawn(async move { catalog.rediscover(&hub).await });
+        }
         self.catalog.projects()
     }
 
     pub fn overview(&self, actor: &Actor) -> Overview {
+        let config_refused = match self.reloader().last() {
+            Some(crate::config::reload::Reload::Refused { reason, .. }) if actor.me().admin => {
+                Some(reason)
+            }
+            _ => None,
+        };
         Overview {
             environments: self.environments(actor),
             projects: self.projects(actor),
             me: actor.me(),
+            config_refused,
         }
     }
 

@@ -15,7 +15,7 @@ const MAX_TOKEN_NAME: usize = 64;
 impl Services {
     /// The configured role names (what a token can be given).
     pub fn roles(&self) -> Vec<String> {
-        self.catalog.config.auth.roles.keys().cloned().collect()
+        self.catalog.config().auth.roles.keys().cloned().collect()
     }
 
     pub async fn tokens(&self, actor: &Actor) -> Result<Vec<Token>, AppError> {
@@ -47,7 +47,7 @@ impl Services {
                 auth::BOOTSTRAP_NAME
             )));
         }
-        let roles = &self.catalog.config.auth.roles;
+        let roles = &self.catalog.config().auth.roles;
         if !roles.contains_key(&request.role) {
             return Err(AppError::BadRequest(format!(
                 "role: {:?} is not one of the roles ({})",

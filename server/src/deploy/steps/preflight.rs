@@ -94,7 +94,7 @@ fn pseudo_parameters(run: &Run, checked: &Checked, set: &ParameterSet) -> BTreeM
     vars.insert("AWS::StackName".into(), run.stack_name().to_owned());
     vars.insert("AWS::Partition".into(), "aws".into());
     vars.insert("AWS::URLSuffix".into(), "amazonaws.com".into());
-    if let Some(env) = run.catalog.config.environment(run.environment()) {
+    if let Some(env) = run.catalog.config().environment(run.environment()) {
         vars.insert("AWS::AccountId".into(), env.account_id.clone());
         vars.insert("AWS::Region".into(), env.region.clone());
     }
