@@ -75,3 +75,26 @@ test('unknown projects and pages are explained, not blank', async ({ page }) => 
   expect(response?.status()).toBe(404);
   await expect(page.getByRole('alert')).toContainText('Page not found');
 });
+
+test('a project whose build lands in the bucket appears in the open page, with no config change', async ({ page }, testInfo) => {
+  test.skip(!process.env.SEED_PYTHON || !process.env.SEED_CONFIG, 'needs the seed (scripts/test sets SEED_PYTHON and SEED_CONFIG)');
+  await page.goto('/projects/web/DEV');
+  await hydrated(page);
+  await page.evaluate(() => ((window as any).__sameDocument = true));
+  const nav = page.getByRole('navigation', { name: 'Projects' });
+  await expect(nav.getByRole('link', { name: /ledger/ })).toHaveCount(0);
+
+  // What a new team's build server does: write its first build. Nothing else.
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(process.env.SEED_PYTHON!, ['../seed/seed.py', process.env.SEED_CONFIG!, '--new-project', 'ledger']);
+
+  const link = nav.getByRole('link', { name: /ledger/ });
+  await expect(link).toBeVisible({ timeout: 30_000 });
+  expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+  await page.screenshot({ path: testInfo.outputPath('new-project.png'), fullPage: true });
+  await link.click();
+  await expect(page).toHaveURL(/\/projects\/ledger\/DEV$/);
+  const card = page.getByRole('article', { name: 'Stack DEV-LEDGER' });
+  await expect(card).toBeVisible();
+  await expect(card.getByRole('combobox').locator('option[value="ledger-master-1"]')).toHaveCount(1);
+});

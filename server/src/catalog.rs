@@ -23,7 +23,7 @@ use crate::store::Store;
 const OUTSIDE_TOLERANCE: chrono::Duration = chrono::Duration::seconds(5);
 
 pub struct Catalog {
-    /// The running config: swapped whole by a reload (`config::reload`), read as a snapshot.
+    /// The running config: swapped whole by a reload (`reload`), read as a snapshot.
     config: RwLock<Arc<Config>>,
     pub artifacts: ArtifactStore,
     pub store: Store,

@@ -102,7 +102,7 @@ fn name_char(c: char) -> bool {
 const NAME_RULE: &str = "use letters, digits, '-', '_' and '.'";
 
 impl ProjectName {
-    pub const MAX: usize = 64;
+    pub const MAX: usize = crate::config::MAX_PROJECT_NAME;
 
     pub fn parse(text: &str) -> Result<Self, AppError> {
         check("project name", text, Self::MAX, name_char, NAME_RULE)?;

@@ -20,6 +20,7 @@ pub mod live;
 pub mod live_relay;
 pub mod metrics;
 pub mod notify;
+pub mod reload;
 pub mod secret;
 pub mod service;
 pub mod stack_events;
@@ -198,8 +199,8 @@ pub async fn state_with_cloudformation(
         let sqs = sqs.ok_or_else(|| anyhow::anyhow!("no clients for the artifacts environment"))?;
         watch.spawn_notifications(sqs, queue_url.clone());
     }
-    // Puts a changed config file in place (`config::reload`; the binary names the file).
-    let reloader = config::reload::Reloader::new(
+    // Puts a changed config file in place (`reload`; the binary names the file).
+    let reloader = reload::Reloader::new(
         catalog.clone(),
         engine.clone(),
         notifier.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Harness, read_until};
 use deployer::config::StoreLocation;
-use deployer::config::reload::Reload;
+use deployer::reload::Reload;
 use serde_json::{Value, json};
 
 /// Waits (up to 20 s) until `check` holds for `GET /api/v1/projects`.
@@ -80,7 +80,10 @@ async fn a_new_project_folder_appears_in_the_api_and_in_open_pages_without_confi
     h.put_build("shop", "shop-master-1").await;
     h.put_build("Legacy_Reports", "Legacy_Reports-master-1")
         .await;
-    let list = projects_until(&h, "shop", |l| find(l, "shop").is_some()).await;
+    let list = projects_until(&h, "shop and Legacy_Reports", |l| {
+        find(l, "shop").is_some() && find(l, "Legacy_Reports").is_some()
+    })
+    .await;
     let shop = find(&list, "shop").unwrap();
     assert_eq!(shop["discovered"], true);
     assert_eq!(shop["title"], "shop");

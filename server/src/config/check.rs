@@ -373,15 +373,19 @@ fn project(i: usize, p: RawProject, env_names: &[String]) -> Result<Project, Str
     })
 }
 
+/// The longest project name (the API's limit too).
+pub const MAX_PROJECT_NAME: usize = 64;
+
 /// Why a folder under the artifacts prefix cannot be a project (its stacks would be named
 /// `<ENV>-<FOLDER>` upper-cased); `None` when it can.
 pub fn project_problem(name: &str, env_names: &[String]) -> Option<String> {
     if !is_project_name(name) {
-        let odd: String = name
+        let odd: Vec<String> = name
             .chars()
             .filter(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
             .collect::<std::collections::BTreeSet<char>>()
             .into_iter()
+            .map(|c| format!("{c:?}"))
             .collect();
         return Some(if odd.is_empty() {
             format!(
@@ -389,9 +393,15 @@ pub fn project_problem(name: &str, env_names: &[String]) -> Option<String> {
             )
         } else {
             format!(
-                "{name:?} cannot be a project: a project's name (and its stacks' names) holds only lower-case letters, digits and dashes, not {odd:?}"
+                "{name:?} cannot be a project: a project's name (and its stacks' names) holds only lower-case letters, digits and dashes, not {}",
+                odd.join(", ")
             )
         });
+    }
+    if name.len() > MAX_PROJECT_NAME {
+        return Some(format!(
+            "{name:?} cannot be a project: a project's name is at most {MAX_PROJECT_NAME} characters"
+        ));
     }
     let longest = env_names.iter().map(String::len).max().unwrap_or(0);
     if longest + 1 + name.len() > 128 {

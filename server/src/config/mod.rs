@@ -4,7 +4,6 @@
 pub mod auth;
 mod check;
 pub mod jenkins;
-pub mod reload;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -172,7 +171,7 @@ impl Project {
     }
 }
 
-pub use check::{discovered_project, is_project_name, project_problem};
+pub use check::{MAX_PROJECT_NAME, discovered_project, is_project_name, project_problem};
 
 impl Config {
     pub fn environment_names(&self) -> Vec<String> {
@@ -337,6 +336,60 @@ mod tests {
         assert_eq!(web.environments().collect::<Vec<_>>(), ["DEV", "GBL"]);
         assert_eq!(web.stack_name("DEV"), Some("DEV-WEB"));
         assert_eq!(config.artifacts_url("web"), "s3://builds/cfn/web/");
+    }
+
+    #[test]
+    fn projects_are_only_overrides_and_a_folder_may_be_hidden() {
+        let start = GOOD.find("[[projects]]").unwrap();
+        let bare = Config::parse(&GOOD[..start]).unwrap();
+        assert!(
+            bare.projects.is_empty(),
+            "no [[projects]] at all is a config"
+        );
+        let hidden = Config::parse(&format!(
+            "{GOOD}\n[[projects]]\nname = \"Old_Stuff\"\nhidden = true\n"
+        ))
+        .unwrap();
+        assert_eq!(hidden.hidden, ["Old_Stuff"]);
+        assert!(hidden.project("Old_Stuff").is_none());
+        let err = Config::parse(&format!(
+            "{GOOD}\n[[projects]]\nname = \"tmp\"\nhidden = true\ntitle = \"T\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("a hidden folder is not a project"), "{err}");
+        let err = Config::parse(&format!(
+            "{GOOD}\n[[projects]]\nname = \"web\"\nhidden = true\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_is_a_project_unless_its_name_cannot_be_one() {
+        let envs = ["DEV".to_owned(), "PRD".to_owned()];
+        assert_eq!(project_problem("shop-api2", &envs), None);
+        let p = discovered_project("shop-api2", &envs);
+        assert_eq!(p.stack_name("PRD"), Some("PRD-SHOP-API2"));
+        assert_eq!(p.title, "shop-api2");
+        assert!(!p.configured);
+        for (name, words) in [
+            ("Legacy_Reports", "not 'L', 'R', '_'"),
+            ("my.site", "not '.'"),
+            ("9lives", "starts with a letter"),
+            ("web-", "does not end with a dash"),
+        ] {
+            let problem = project_problem(name, &envs).unwrap();
+            assert!(
+                problem.contains("cannot be a project") && problem.contains(words),
+                "{name}: {problem}"
+            );
+        }
+        let long = "a".repeat(65);
+        assert!(
+            project_problem(&long, &envs)
+                .unwrap()
+                .contains("at most 64")
+        );
     }
 
     #[test]

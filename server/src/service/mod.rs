@@ -153,7 +153,7 @@ pub struct Services {
     hub: Arc<Hub>,
     jenkins: Arc<crate::jenkins::Panel>,
     notifier: Arc<crate::notify::Notifier>,
-    reloader: Arc<crate::config::reload::Reloader>,
+    reloader: Arc<crate::reload::Reloader>,
 }
 
 impl Services {
@@ -162,7 +162,7 @@ impl Services {
         engine: Arc<Engine>,
         jenkins: Arc<crate::jenkins::Panel>,
         notifier: Arc<crate::notify::Notifier>,
-        reloader: Arc<crate::config::reload::Reloader>,
+        reloader: Arc<crate::reload::Reloader>,
     ) -> Services {
         Services {
             jenkins,
@@ -188,7 +188,7 @@ impl Services {
     }
 
     /// Puts a changed config file in place.
-    pub fn reloader(&self) -> &Arc<crate::config::reload::Reloader> {
+    pub fn reloader(&self) -> &Arc<crate::reload::Reloader> {
         &self.reloader
     }
 }

@@ -60,9 +60,7 @@ impl Services {
 
     pub fn overview(&self, actor: &Actor) -> Overview {
         let config_refused = match self.reloader().last() {
-            Some(crate::config::reload::Reload::Refused { reason, .. }) if actor.me().admin => {
-                Some(reason)
-            }
+            Some(crate::reload::Reload::Refused { reason, .. }) if actor.me().admin => Some(reason),
             _ => None,
         };
         Overview {

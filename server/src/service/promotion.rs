@@ -13,10 +13,13 @@ use crate::ids::{BuildName, EnvName, Limit, ProjectName};
 impl Services {
     /// Every project's row of the matrix; the stacks are read concurrently (and cached briefly).
     pub async fn promotion(&self, actor: &Actor) -> Result<Vec<Promotion>, AppError> {
-        let rows = self.catalog.projects().into_iter().map(|p| async move {
-            self.promotion_of(actor, &ProjectName::parse(&p.name)?)
-                .await
-        });
+        // Every project that can be deployed (a folder of the bucket that cannot be a project
+        // has no stacks to show).
+        let rows = self
+            .catalog
+            .project_names()
+            .into_iter()
+            .map(|p| async move { self.promotion_of(actor, &ProjectName::parse(&p)?).await });
         futures::future::try_join_all(rows).await
     }
 

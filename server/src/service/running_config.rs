@@ -6,9 +6,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Actor, Services};
-use crate::config::reload::Reload;
 use crate::config::{self, Config};
 use crate::error::AppError;
+use crate::reload::Reload;
 
 /// The running config as an admin sees it.
 #[derive(Serialize, schemars::JsonSchema)]

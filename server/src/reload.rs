@@ -15,9 +15,9 @@ use app::pause::AuditAction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Config;
 use crate::aws::AwsClients;
 use crate::catalog::{Catalog, Clients};
+use crate::config::Config;
 use crate::deploy::{Engine, Settings};
 use crate::live::Hub;
 use crate::notify::Notifier;
@@ -182,7 +182,18 @@ impl Reloader {
             Ok(changes) if !changes.is_empty() => {
                 *lock(&self.text) = text;
             }
-            Ok(_) => {}
+            // The file says what runs already (e.g. a refused change undone): nothing to
+            // apply, and nothing refused any more.
+            Ok(_) => {
+                let mut last = lock(&self.last);
+                if matches!(*last, Some(Reload::Refused { .. })) {
+                    *last = Some(Reload::Applied {
+                        at: Utc::now(),
+                        trigger: trigger.to_owned(),
+                        changes: Vec::new(),
+                    });
+                }
+            }
             Err(reason) => self.refused(trigger, reason).await,
         }
         result
