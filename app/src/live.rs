@@ -19,9 +19,6 @@ pub struct Live {
     pub pause: RwSignal<Option<crate::pause::PauseStatus>>,
     /// The Jenkins builds panel as last pushed; `None` until something was pushed.
     pub jenkins: RwSignal<Option<crate::jenkins::JenkinsBuilds>>,
-    /// The projects as last pushed (a folder appeared in the bucket, a config reload); `None`
-    /// until something was pushed.
-    pub projects: RwSignal<Option<Vec<crate::model::Project>>>,
 }
 
 impl Live {
@@ -33,7 +30,6 @@ impl Live {
             connected: RwSignal::new(false),
             pause: RwSignal::new(None),
             jenkins: RwSignal::new(None),
-            projects: RwSignal::new(None),
         }
     }
 
@@ -90,6 +86,9 @@ pub fn environment_key(environment: &str) -> String {
 pub const ANY_STACK: &str = "stacks";
 
 /// Bumped when new deploy configs of a project land in S3: its build select refetches.
+/// Bumped when the server says the projects changed (`event: projects`).
+pub const PROJECTS: &str = "projects";
+
 pub fn builds_key(project: &str) -> String {
     format!("builds:{project}")
 }
@@ -199,13 +198,9 @@ pub fn connect(live: Live) {
                             live.bump(builds_key(&changed.project));
                         }
                     }
-                    "projects" => {
-                        if let Ok(projects) =
-                            serde_json::from_str::<Vec<crate::model::Project>>(&data)
-                        {
-                            live.projects.set(Some(projects));
-                        }
-                    }
+                    // The projects changed (a folder appeared in the bucket, a config reload): the
+                    // page's overview is read again.
+                    "projects" => live.bump(PROJECTS.to_owned()),
                     _ => live.everything.update(|n| *n += 1),
                 }
             }

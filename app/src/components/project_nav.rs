@@ -16,10 +16,8 @@ pub fn ProjectNav(
     #[prop(into)]
     env: Signal<String>,
 ) -> impl IntoView {
-    // As the page was served, then as the server pushes changes (a new folder in the bucket).
-    let live = expect_context::<crate::live::Live>();
-    let first = overview.projects;
-    let projects = move || live.projects.get().unwrap_or_else(|| first.clone());
+    // The overview is read again when the server says the projects changed.
+    let projects = overview.projects;
     let item = move |p: crate::model::Project| {
         if let Some(problem) = p.problem.clone() {
             // A folder of the bucket that cannot be a project: listed, with the reason.
@@ -62,7 +60,7 @@ pub fn ProjectNav(
         <nav class="sidebar" aria-label="Projects">
             <h2 class="sidebar-heading">"Projects"</h2>
             <ul class="nav-list">
-                <For each=projects key=|p| (p.name.clone(), p.title.clone(), p.problem.clone()) children=item/>
+                {projects.into_iter().map(item).collect_view()}
             </ul>
         </nav>
     }
