@@ -89,8 +89,10 @@ pub fn App() -> impl IntoView {
     let live = live::Live::new();
     provide_context(live);
     // Read again when the projects change (pushed as `event: projects`): no reload.
-    let overview: OverviewResource =
-        Resource::new(move || live.version(live::PROJECTS), |_| api::get_overview());
+    let overview: OverviewResource = Resource::new(
+        move || live.version(live::PROJECTS),
+        |_| api::get_overview(),
+    );
     provide_context(overview);
     // The pause: from the page's first load, then as the server pushes it.
     let pause_at_load = Resource::new(|| (), |()| api::get_pause());
