@@ -72,6 +72,18 @@ test('a refused build shows its reason and leaves the stack alone', async ({ pag
   await expect(page).toHaveURL(/\/deployments\/d-/);
   await expect(page.getByRole('heading', { name: 'Deployment' })).toBeVisible();
   await expect(page.getByRole('region', { name: 'Deployment progress' })).toHaveAttribute('data-status', 'refused');
+
+  // The audit trail says the outcome in words and colour: a refusal is not a green "finished".
+  await page.goto('/audit?action=deploy_finished');
+  const badge = page.locator('.audit-table tbody tr').first().locator('.action');
+  await expect(badge).toHaveText('deploy finished: refused');
+  await expect(badge).toHaveClass(/outcome-refused/);
+  const colours = await badge.evaluate((el) => getComputedStyle(el).color);
+  expect(colours).not.toBe('rgb(31, 138, 76)'); // --ok
+  const why = page.locator('.audit-table tbody tr').first().locator('td.why');
+  const [cell, box] = await Promise.all([why.boundingBox(), page.locator('.card:has(.audit-table)').boundingBox()]);
+  expect(cell!.x + cell!.width).toBeLessThanOrEqual(box!.x + box!.width + 1);
+  await page.screenshot({ path: testInfo.outputPath('audit.png'), fullPage: true });
 });
 
 test('a build picked in the select stays picked while a colleague deploys the same stack', async ({ page }) => {

@@ -100,9 +100,9 @@ pub fn AuditPage() -> impl IntoView {
                                     <tr data-action=e.action.as_str()>
                                         <td class="mono small nowrap" title=e.at.to_rfc3339()>{e.at.format("%Y-%m-%d").to_string()}<br/>{e.at.format("%H:%M:%S UTC").to_string()}</td>
                                         <td class="nowrap">{e.actor.clone()}</td>
-                                        <td><span class=format!("action action-{}", e.action.as_str())>{e.action.as_str().replace('_', " ")}</span></td>
+                                        <td>{action_badge(e.action, e.outcome.clone())}</td>
                                         <td class="mono small"><div class="nowrap">{stack}</div>{build}</td>
-                                        <td class="small">{e.detail.clone().unwrap_or_default()}</td>
+                                        <td class="small why">{e.detail.clone().unwrap_or_default()}</td>
                                         <td>{link}</td>
                                     </tr>
                                 }
@@ -124,4 +124,18 @@ pub fn AuditPage() -> impl IntoView {
             </Transition>
         </main>
     }
+}
+
+/// An action's badge; a finished deployment's wears its outcome (a failure is not green), in
+/// words as well as colour.
+fn action_badge(action: crate::pause::AuditAction, outcome: Option<String>) -> impl IntoView {
+    let action = action.as_str();
+    let (class, text) = match (action, outcome.as_deref()) {
+        ("deploy_finished", Some(outcome)) => (
+            format!("action action-deploy_finished outcome-{outcome}"),
+            format!("deploy finished: {outcome}"),
+        ),
+        _ => (format!("action action-{action}"), action.replace('_', " ")),
+    };
+    view! { <span class=class>{text}</span> }
 }
