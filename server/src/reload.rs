@@ -232,25 +232,39 @@ impl Reloader {
             return Ok(changes);
         }
         let projects_before = self.catalog.projects();
-        // Clients: an environment that did not change keeps its own (and its connections).
-        let running = self.catalog.clients();
-        let credentials = lock(&self.aws).base_credentials();
-        let fresh_aws = AwsClients::connect(&new, credentials).await;
-        let fresh = Clients::from_aws(&new, &fresh_aws);
-        let mut clients = Clients::default();
+        // Clients: an environment that did not change keeps its own (and its connections); only
+        // the changed and new ones are connected.
+        let unchanged = |env: &crate::config::Environment| {
+            old.environment(&env.name)
+                .is_some_and(|o| format!("{o:?}") == format!("{env:?}"))
+        };
         let mut aws = lock(&self.aws).clone();
-        for env in &new.environments {
-            let same = old
-                .environment(&env.name)
-                .is_some_and(|o| format!("{o:?}") == format!("{env:?}"));
-            if !same {
-                aws.set_env(&env.name, fresh_aws.env(&env.name).cloned());
+        let changed: Vec<_> = new
+            .environments
+            .iter()
+            .filter(|e| !unchanged(e))
+            .cloned()
+            .collect();
+        if !changed.is_empty() {
+            let fresh = AwsClients::connect_environments(&changed, aws.base_credentials()).await;
+            for env in &changed {
+                aws.set_env(&env.name, fresh.env(&env.name).cloned());
             }
-            let source = if same { &running } else { &fresh };
-            let source = if source.cfn.contains_key(&env.name) {
-                source
-            } else {
-                &fresh
+        }
+        for env in old
+            .environments
+            .iter()
+            .filter(|e| new.environment(&e.name).is_none())
+        {
+            aws.set_env(&env.name, None);
+        }
+        let running = self.catalog.clients();
+        let fresh = Clients::from_aws(&new, &aws);
+        let mut clients = Clients::default();
+        for env in &new.environments {
+            let source = match unchanged(env) && running.cfn.contains_key(&env.name) {
+                true => &running,
+                false => &fresh,
             };
             if let Some(cfn) = source.cfn.get(&env.name) {
                 clients.cfn.insert(env.name.clone(), cfn.clone());
@@ -264,13 +278,6 @@ impl Reloader {
             hooks: new.webhooks.clone(),
             public_url: new.auth.public_url.clone(),
         });
-        for env in old
-            .environments
-            .iter()
-            .filter(|e| new.environment(&e.name).is_none())
-        {
-            aws.set_env(&env.name, None);
-        }
         *lock(&self.aws) = aws;
         self.catalog.replace(new, clients);
         self.start_listeners();
@@ -280,20 +287,8 @@ impl Reloader {
             self.hub.publish(LiveEvent::Projects(projects));
         }
         tracing::info!(?changes, trigger, "config reloaded");
-        let detail = changes.join("; ");
-        if let Err(e) = self
-            .engine
-            .store()
-            .audit(NewAudit {
-                actor: ACTOR,
-                action: AuditAction::ConfigReloaded,
-                detail: Some(&detail),
-                ..Default::default()
-            })
-            .await
-        {
-            tracing::warn!(error = %e, "cannot audit the config reload");
-        }
+        self.audit(AuditAction::ConfigReloaded, &changes.join("; "))
+            .await;
         *lock(&self.last) = Some(Reload::Applied {
             at: Utc::now(),
             trigger: trigger.to_owned(),
@@ -309,24 +304,25 @@ impl Reloader {
             "config change refused; the running config stays"
         );
         let detail = format!("refused, the running config stays: {reason}");
-        if let Err(e) = self
-            .engine
-            .store()
-            .audit(NewAudit {
-                actor: ACTOR,
-                action: AuditAction::ConfigRefused,
-                detail: Some(&detail),
-                ..Default::default()
-            })
-            .await
-        {
-            tracing::warn!(error = %e, "cannot audit the refused config");
-        }
+        self.audit(AuditAction::ConfigRefused, &detail).await;
         *lock(&self.last) = Some(Reload::Refused {
             at: Utc::now(),
             trigger: trigger.to_owned(),
             reason: reason.to_owned(),
         });
+    }
+
+    /// One line of the audit trail, by the actor `config`.
+    async fn audit(&self, action: AuditAction, detail: &str) {
+        let entry = NewAudit {
+            actor: ACTOR,
+            action,
+            detail: Some(detail),
+            ..Default::default()
+        };
+        if let Err(e) = self.engine.store().audit(entry).await {
+            tracing::warn!(error = %e, action = action.as_str(), "cannot audit the config");
+        }
     }
 
     /// How the last reload ended (`None`: none since start).

@@ -190,18 +190,7 @@ async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
     h.put_build_of("web", "web-master-7", common::GATED_TEMPLATE)
         .await;
     let id = h.start_deployment("web-master-7").await;
-    let cfn = h.cfn("DEV");
-    let mut stack = None;
-    for _ in 0..400 {
-        if let Ok(out) = cfn.describe_stacks().stack_name("DEV-WEB").send().await
-            && let Some(s) = out.stacks().first()
-        {
-            stack = Some(s.clone());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let stack = stack.expect("the gated create started");
+    let stack = h.stack_appears("DEV", "DEV-WEB").await;
     assert_eq!(
         stack.notification_arns(),
         std::slice::from_ref(&topic_arn),

@@ -68,11 +68,7 @@ async fn last_reload_until(h: &Harness, check: impl Fn(&Reload) -> bool) -> Relo
 async fn a_new_project_folder_appears_in_the_api_and_in_open_pages_without_configuration() {
     let h = Harness::start().await;
     let base = h.serve().await;
-    let events = common::authorized_client(&h.token)
-        .get(format!("{base}/api/v1/events"))
-        .send()
-        .await
-        .unwrap();
+    let events = h.events(&base).await;
     let before = projects_until(&h, "the configured projects", |l| find(l, "web").is_some()).await;
     assert!(find(&before, "shop").is_none());
 
@@ -209,6 +205,34 @@ async fn an_override_and_a_hidden_folder_apply_when_the_file_changes() {
         !running.to_string().contains(common::BOOTSTRAP_TOKEN),
         "secrets are redacted"
     );
+
+    // An environment changed: its clients are connected again, the others kept; its stacks
+    // read as before.
+    let overrides = "[[projects]]\nname = \"shop\"\ntitle = \"Shop\"\nenvironments = [\"DEV\", \"STG\"]\n\
+         [[projects]]\nname = \"scratch\"\nhidden = true\n";
+    let path = write_config(&h, overrides);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("name = \"PRD\"\n", "name = \"PRD\"\nprotected = true\n", 1),
+    )
+    .unwrap();
+    last_reload_until(
+        &h,
+        |r| matches!(r, Reload::Applied { changes, .. } if changes == &["environments ~PRD"]),
+    )
+    .await;
+    let (_, environments) = h.get("/api/v1/environments").await;
+    let prd = environments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PRD")
+        .unwrap();
+    assert_eq!(prd["protected"], true, "{environments}");
+    let (status, cards) = h.stacks("web").await;
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(cards.as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -309,27 +333,13 @@ async fn a_reload_during_a_deployment_loses_nothing() {
     let reloader = h.state.services.reloader().clone();
     reloader.watch_file(path.clone());
     let base = h.serve().await;
-    let events = common::authorized_client(&h.token)
-        .get(format!("{base}/api/v1/events"))
-        .send()
-        .await
-        .unwrap();
+    let events = h.events(&base).await;
 
     h.put_build_of("web", "web-master-7", common::GATED_TEMPLATE)
         .await;
     let id = h.start_deployment("web-master-7").await;
-    let cfn = h.cfn("DEV");
-    let mut stack_id = None;
-    for _ in 0..400 {
-        if let Ok(out) = cfn.describe_stacks().stack_name("DEV-WEB").send().await
-            && let Some(s) = out.stacks().first()
-        {
-            stack_id = s.stack_id().map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let stack_id = stack_id.expect("the gated create started");
+    let stack = h.stack_appears("DEV", "DEV-WEB").await;
+    let stack_id = stack.stack_id().unwrap().to_owned();
 
     // Removing the environment the deployment runs in is refused, naming the deployment.
     let text = std::fs::read_to_string(&path).unwrap();

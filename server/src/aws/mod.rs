@@ -42,8 +42,16 @@ impl AwsClients {
     /// Builds every environment's clients. `credentials` replaces the default chain as the
     /// base credentials (tests pass the emulator's static keys); `None` uses the default chain.
     pub async fn connect(config: &Config, credentials: Option<SharedCredentialsProvider>) -> Self {
+        Self::connect_environments(&config.environments, credentials).await
+    }
+
+    /// As [`AwsClients::connect`], for these environments only (a config reload's new ones).
+    pub async fn connect_environments(
+        environments: &[Environment],
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
         let mut by_env = HashMap::new();
-        for env in &config.environments {
+        for env in environments {
             let sdk = sdk_config(env, credentials.clone()).await;
             by_env.insert(
                 env.name.clone(),

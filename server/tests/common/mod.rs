@@ -238,6 +238,34 @@ impl Harness {
             .await;
     }
 
+    /// Opens `GET /api/v1/events` on a served deployer (`base`, from [`Harness::serve`]).
+    pub async fn events(&self, base: &str) -> reqwest::Response {
+        authorized_client(&self.token)
+            .get(format!("{base}/api/v1/events"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The stack as CloudFormation in `env` first shows it (a gated create has started); waits
+    /// up to 10 s.
+    pub async fn stack_appears(
+        &self,
+        env: &str,
+        name: &str,
+    ) -> aws_sdk_cloudformation::types::Stack {
+        let cfn = self.cfn(env);
+        for _ in 0..400 {
+            if let Ok(out) = cfn.describe_stacks().stack_name(name).send().await
+                && let Some(s) = out.stacks().first()
+            {
+                return s.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{name} never appeared in {env}");
+    }
+
     /// Asks for a deployment of `web` in DEV and returns its id (it must be accepted).
     pub async fn start_deployment(&self, build: &str) -> String {
         let (status, started) = self
