@@ -199,6 +199,9 @@ pub struct Deployment {
     /// Why the deployer is waiting for AWS (the failing call and what AWS answered), and since when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_reason: Option<String>,
+    /// Since when the deployer has been waiting for AWS (while `waiting_for_aws`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<DateTime<Utc>>,
     /// Resources in the change (from the change set, or the template for a new stack).
     pub resources_total: Option<u32>,
     /// Resources that reached a final state during the operation.
@@ -272,6 +275,7 @@ impl Deployment {
             rolled_back: false,
             waiting_for_aws: false,
             waiting_reason: None,
+            waiting_since: None,
             resources_total: None,
             resources_done: 0,
             approval: None,

@@ -88,6 +88,7 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let live = live::Live::new();
     provide_context(live);
+    provide_context(components::dialog::Asker::new());
     // Read again when the projects change (pushed as `event: projects`): no reload.
     let overview: OverviewResource = Resource::new(
         move || live.version(live::PROJECTS),
@@ -129,6 +130,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/tokens") view={Lazy::<TokensRoute>::new()}/>
                 <Route path=path!("/webhooks") view={Lazy::<WebhooksRoute>::new()}/>
             </Routes>
+            <components::dialog::QuestionDialog/>
+            // Live updates, announced politely (a deployment's progress, its outcome).
+            <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" id="announcer">
+                {move || live.announcement.get()}
+            </div>
         </Router>
     }
 }

@@ -19,6 +19,11 @@ pub struct Live {
     pub pause: RwSignal<Option<crate::pause::PauseStatus>>,
     /// The Jenkins builds panel as last pushed; `None` until something was pushed.
     pub jenkins: RwSignal<Option<crate::jenkins::JenkinsBuilds>>,
+    /// What the page's polite live region says last (screen readers read each new sentence
+    /// once, without moving the focus).
+    pub announcement: RwSignal<String>,
+    /// The last sentence said per deployment id.
+    said: StoredValue<HashMap<String, String>>,
 }
 
 impl Live {
@@ -30,6 +35,8 @@ impl Live {
             connected: RwSignal::new(false),
             pause: RwSignal::new(None),
             jenkins: RwSignal::new(None),
+            announcement: RwSignal::new(String::new()),
+            said: StoredValue::new(HashMap::new()),
         }
     }
 
@@ -46,6 +53,29 @@ impl Live {
 
     pub fn bump(&self, key: String) {
         self.versions.update(|v| *v.entry(key).or_default() += 1);
+    }
+
+    /// Says `words` through the live region, unless it is what was said last (a panel
+    /// re-rendered by an update that changed nothing a person needs to hear).
+    pub fn announce(&self, words: String) {
+        if self.announcement.with_untracked(|w| *w != words) {
+            self.announcement.set(words);
+        }
+    }
+
+    /// Says how a deployment is doing when that changed; a deployment first seen finished (the
+    /// page just loaded) is noted, not said.
+    pub fn announce_deployment(&self, id: &str, words: String, active: bool) {
+        let before = self.said.with_value(|s| s.get(id).cloned());
+        if before.as_ref() == Some(&words) {
+            return;
+        }
+        self.said.update_value(|s| {
+            s.insert(id.to_owned(), words.clone());
+        });
+        if before.is_some() || active {
+            self.announce(words);
+        }
     }
 
     pub fn saw_deployment(&self, project: &str, environment: &str, stack: &str, id: &str) {

@@ -29,6 +29,10 @@ pub struct Project {
     pub artifacts_url: String,
     /// The environments this project deploys to, in promotion order.
     pub environments: Vec<String>,
+    /// The stack in each environment (environment → stack name): a page names the stack before
+    /// AWS has answered for it.
+    #[serde(default)]
+    pub stacks: std::collections::BTreeMap<String, String>,
     /// Found as a folder of the artifacts bucket, not named in the config (its defaults: every
     /// environment, stacks `<ENV>-<PROJECT>`).
     #[serde(default)]
@@ -50,6 +54,16 @@ pub struct Overview {
     /// To admins only: the config file was changed and refused (why); the running config stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_refused: Option<String>,
+}
+
+impl Project {
+    /// The project's stack in `environment` (`<ENV>-<PROJECT>` unless the config says otherwise).
+    pub fn stack_name(&self, environment: &str) -> String {
+        self.stacks
+            .get(environment)
+            .cloned()
+            .unwrap_or_else(|| format!("{environment}-{}", self.name).to_uppercase())
+    }
 }
 
 impl Overview {

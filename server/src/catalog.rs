@@ -229,6 +229,7 @@ impl Catalog {
             title: p.title.clone(),
             artifacts_url: config.artifacts_url(&p.name),
             environments: p.environments().map(str::to_owned).collect(),
+            stacks: p.stacks.iter().cloned().collect(),
             discovered: !p.configured,
             problem: None,
         };
@@ -246,6 +247,7 @@ impl Catalog {
                     title: folder.clone(),
                     artifacts_url: config.artifacts_url(folder),
                     environments: Vec::new(),
+                    stacks: Default::default(),
                     discovered: true,
                     problem: Some(problem),
                 }),

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::components::changes::{ChangeLine, ChangesTable, interrupting};
+use crate::components::dialog::Question;
 use crate::model::{Build, BuildList};
 use crate::time::ago;
 
@@ -179,6 +180,7 @@ pub fn BuildSelect(
             Ok(changes) => view! { <PreviewBox of=build changes/> }.into_any(),
         })
     };
+    let asker = crate::components::dialog::use_asker();
     let on_deploy = move |_| {
         let build = selected.get_untracked();
         if stuck.is_none() && older.contains(&build) {
@@ -191,26 +193,39 @@ pub fn BuildSelect(
                 let verdict =
                     crate::api::get_rollback_verdict(p.clone(), e.clone(), Some(build.clone()))
                         .await;
-                let question = format!(
-                    "Deploy {build}, older than the deployed {d}?\n\n{}",
-                    verdict_words(verdict)
+                asker.ask(
+                    Question::new(
+                        format!("Deploy {build}, older than the deployed {d}?"),
+                        format!("Deploy {build}"),
+                        Callback::new(move |()| {
+                            deploy.dispatch((p.clone(), e.clone(), build.clone(), false));
+                        }),
+                    )
+                    .detail(verdict_words(verdict)),
                 );
-                if window().confirm_with_message(&question).unwrap_or(false) {
-                    deploy.dispatch((p, e, build, false));
-                }
             });
             return;
         }
-        if let Some(status) = stuck {
-            let question = format!(
-                "The stack's first create failed ({}): it cannot be updated. Delete it and create it again from {build}?",
-                status.as_aws_str()
-            );
-            if !window().confirm_with_message(&question).unwrap_or(false) {
-                return;
+        let (p, e) = (project.clone(), environment.clone());
+        match stuck {
+            Some(status) => asker.ask(
+                Question::new(
+                    format!("Delete the stack and create it again from {build}?"),
+                    "Delete and create again",
+                    Callback::new(move |()| {
+                        deploy.dispatch((p.clone(), e.clone(), build.clone(), true));
+                    }),
+                )
+                .detail(format!(
+                    "The stack's first create failed ({}): CloudFormation cannot update it.",
+                    status.as_aws_str()
+                ))
+                .dangerous(),
+            ),
+            None => {
+                deploy.dispatch((p, e, build, false));
             }
         }
-        deploy.dispatch((project.clone(), environment.clone(), build, stuck.is_some()));
     };
     let error = move || deploy.value().get().and_then(Result::err);
     view! {

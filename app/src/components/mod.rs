@@ -3,6 +3,7 @@
 pub mod build_select;
 pub mod changes;
 pub mod deployment_badge;
+pub mod dialog;
 pub mod env_tabs;
 pub mod error_line;
 pub mod header;

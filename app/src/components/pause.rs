@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::{get_active_deployments, pause_deployments, resume_deployments};
+use crate::components::dialog::{Modal, Question};
 use crate::live::Live;
 use crate::{OverviewResource, PauseSignal};
 
@@ -50,13 +51,25 @@ pub fn PauseControl() -> impl IntoView {
             live.pause.set(Some(status));
         }
     });
+    let asker = crate::components::dialog::use_asker();
     let on_resume = move |_| {
-        if window()
-            .confirm_with_message("Resume deployments everywhere?")
-            .unwrap_or(false)
-        {
-            resume.dispatch(());
-        }
+        let scope = pause
+            .get_untracked()
+            .filter(|p| !p.all)
+            .map(|p| p.environments.join(", "))
+            .unwrap_or_else(|| "all environments".to_owned());
+        asker.ask(
+            Question::new(
+                "Resume deployments?",
+                "Resume deployments",
+                Callback::new(move |()| {
+                    resume.dispatch(());
+                }),
+            )
+            .detail(format!(
+                "Deployments in {scope} start again; anything held back by the pause may be deployed at once."
+            )),
+        );
     };
     // Pausing is everyone's who may deploy somewhere (the emergency brake); resuming is an
     // admin's. The server checks both; the buttons say so first.
@@ -89,6 +102,9 @@ pub fn PauseControl() -> impl IntoView {
         <Show when=move || open.get()>
             <PauseDialog open/>
         </Show>
+        {move || resume.value().get().and_then(Result::err).map(|e| view! {
+            <crate::components::error_line::ErrorLine error=e/>
+        })}
     }
 }
 
@@ -124,14 +140,13 @@ fn PauseDialog(open: RwSignal<bool>) -> impl IntoView {
         }
     };
     view! {
-        <div class="modal-backdrop" on:click=move |_| open.set(false)></div>
-        <div class="modal" role="dialog" aria-modal="true" aria-labelledby="pause-title">
+        <Modal labelled_by="pause-title" on_close=Callback::new(move |()| open.set(false))>
             <form on:submit=on_submit>
                 <h2 id="pause-title">"Pause deployments"</h2>
                 <p class="muted small">"While paused, no new deployment starts in scope — from the page, the API or anything else."</p>
                 <label class="field">
                     <span class="field-label">"Reason (required)"</span>
-                    <textarea class="textarea" name="reason" required=true rows="3"
+                    <textarea class="textarea" name="reason" required=true rows="3" data-autofocus="true"
                         placeholder="e.g. investigating 5xx on web; wait for #incident-42"
                         on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
                 </label>
@@ -180,6 +195,6 @@ fn PauseDialog(open: RwSignal<bool>) -> impl IntoView {
                     </button>
                 </div>
             </form>
-        </div>
+        </Modal>
     }
 }

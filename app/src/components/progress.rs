@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use crate::api::{decide_deployment, request_cancel};
 use crate::components::changes::{ChangeLine, ChangesTable, interrupting};
 use crate::components::deployment_badge::DeploymentBadge;
+use crate::components::dialog::{Question, use_asker};
 use crate::deployment::{
     DeploymentDetail, DeploymentStatus, Operation, ResourceChange, StepName, StepStatus,
 };
@@ -35,6 +36,25 @@ fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     } else {
         format!("{}m {:02}s", secs / 60, secs % 60)
     }
+}
+
+/// A deployment's state in one sentence, for screen readers: status and step, not the counts
+/// that change every few seconds.
+fn spoken(d: &crate::deployment::Deployment) -> String {
+    let now = if d.waiting_for_aws && d.status.is_active() {
+        "waiting for AWS".to_owned()
+    } else if d.status.is_active() {
+        match d.step {
+            Some(step) => format!("{}, {}", d.status.as_str().replace('_', " "), step.label()),
+            None => d.status.as_str().replace('_', " "),
+        }
+    } else {
+        match &d.message {
+            Some(m) => format!("{}: {m}", d.status.as_str()),
+            None => d.status.as_str().to_owned(),
+        }
+    };
+    format!("{} to {}: {now}", d.build, d.stack_name)
 }
 
 #[component]
@@ -121,20 +141,36 @@ pub fn ProgressPanel(
         && matches!(d.step, Some(StepName::Execute | StepName::Watch));
     let stack = d.stack_name.clone();
     let id = d.id.clone();
+    let asker = use_asker();
+    let build = d.build.clone();
     let on_cancel = move |_| {
-        let question = if creating {
-            format!(
-                "{stack} is being created. Cancelling deletes the half-created stack. Go ahead?"
-            )
-        } else {
-            format!(
-                "Cancel this deployment of {stack}? An update already running is rolled back by CloudFormation."
-            )
-        };
-        if window().confirm_with_message(&question).unwrap_or(false) {
+        let id = id.clone();
+        let yes = Callback::new(move |()| {
             cancel.dispatch((id.clone(), creating));
-        }
+        });
+        let question = Question::new(
+            format!("Cancel the deployment of {build} to {stack}?"),
+            "Cancel the deployment",
+            yes,
+        )
+        .dangerous();
+        asker.ask(if creating {
+            question.detail(format!(
+                "{stack} is being created: cancelling deletes the half-created stack."
+            ))
+        } else {
+            question.detail(
+                "An update already running is rolled back by CloudFormation to the stack as it was.",
+            )
+        });
     };
+    // Said once per change through the page's polite live region (a finished deployment shown
+    // when the page loads is not news).
+    {
+        let live = expect_context::<crate::live::Live>();
+        let (id, words, active) = (d.id.clone(), spoken(&d), active);
+        Effect::new(move |_| live.announce_deployment(&id, words.clone(), active));
+    }
     let href = format!("/deployments/{}", d.id);
     let me = crate::use_me();
     let approval = (d.status == DeploymentStatus::AwaitingApproval).then(|| {
@@ -171,7 +207,8 @@ pub fn ProgressPanel(
                     })}
                 </div>
             </header>
-            <div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
+            <div class="bar" role="progressbar" aria-label=format!("Progress of {} to {}", d.build, d.stack_name)
+                aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
                 <div class=format!("bar-fill {}", crate::components::deployment_badge::tone(d.status).css_class()) style=format!("width: {percent}%")></div>
             </div>
             <p class="small muted">
@@ -179,8 +216,16 @@ pub fn ProgressPanel(
                 {change_set.map(|c| format!(" · change set: {c}"))}
                 " · " <a href=href>"details"</a>
             </p>
-            {d.waiting_reason.clone().filter(|_| d.waiting_for_aws && d.status.is_active()).map(|reason| view! {
-                <p class="outcome outcome-waiting" role="status">"Waiting for AWS — " {reason}</p>
+            {d.waiting_reason.clone().filter(|_| d.waiting_for_aws && d.status.is_active()).map(|reason| {
+                // How long, ticking: the deployer is retrying, the page is not frozen.
+                let since = d.waiting_since;
+                let waited = move || since.map(|s| format!(" for {}", elapsed(s, now.get().max(s))));
+                view! {
+                    <p class="outcome outcome-waiting">
+                        <strong>"Waiting for AWS"<span class="waited mono">{waited}</span></strong>
+                        " — " {reason}
+                    </p>
+                }
             })}
             {d.message.clone().map(|m| view! { <p class=format!("outcome outcome-{}", d.status.as_str())>{m}</p> })}
             {move || cancel_error().map(|e| view! { <crate::components::error_line::ErrorLine error=e/> })}
@@ -227,13 +272,20 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
     let interrupting = interrupting(&lines);
     let no_resource_changes = lines.is_empty();
     let (approve_id, discard_id, stack) = (d.id.clone(), d.id.clone(), d.stack_name.clone());
+    let asker = use_asker();
     let on_discard = move |_| {
-        let question = format!(
-            "Discard this change set of {stack}? Nothing is deployed; the stack is not touched."
+        let id = discard_id.clone();
+        asker.ask(
+            Question::new(
+                format!("Discard this change set of {stack}?"),
+                "Discard",
+                Callback::new(move |()| {
+                    decide.dispatch((id.clone(), false));
+                }),
+            )
+            .detail("Nothing is deployed; the stack is not touched.")
+            .dangerous(),
         );
-        if window().confirm_with_message(&question).unwrap_or(false) {
-            decide.dispatch((discard_id.clone(), false));
-        }
     };
     let approve_title = {
         let denied = denied.clone();

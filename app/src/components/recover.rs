@@ -38,7 +38,7 @@ pub fn ContinueRollback(
             };
             view! {
                 <tr>
-                    <td><label class="skip"><input type="checkbox" on:change=toggle/>" skip"</label></td>
+                    <td><label class="skip"><input type="checkbox" aria-label=format!("Skip {}", r.logical_id) on:change=toggle/>" skip"</label></td>
                     <td class="mono">{r.logical_id.clone()}</td>
                     <td class="muted small">{r.resource_type.clone()}</td>
                     <td class="mono small">{r.status.clone()}</td>
@@ -47,19 +47,28 @@ pub fn ContinueRollback(
             }
         })
         .collect_view();
+    let asker = crate::components::dialog::use_asker();
     let on_click = move |_| {
         let skipping = skip.get_untracked();
         let question = if skipping.is_empty() {
-            format!("Ask CloudFormation to continue rolling {stack_name} back?")
+            "CloudFormation tries again to roll back what it could not.".to_owned()
         } else {
             format!(
-                "Continue rolling {stack_name} back, leaving {} as they are? CloudFormation marks skipped resources rolled back without changing them.",
+                "{} stay as they are: CloudFormation marks skipped resources rolled back without changing them.",
                 skipping.join(", ")
             )
         };
-        if window().confirm_with_message(&question).unwrap_or(false) {
-            action.dispatch((project.clone(), environment.clone(), skipping));
-        }
+        let (p, e) = (project.clone(), environment.clone());
+        asker.ask(
+            crate::components::dialog::Question::new(
+                format!("Continue rolling {stack_name} back?"),
+                "Continue rollback",
+                Callback::new(move |()| {
+                    action.dispatch((p.clone(), e.clone(), skipping.clone()));
+                }),
+            )
+            .detail(question),
+        );
     };
     view! {
         <div class="recover" role="group" aria-label="Failed rollback">

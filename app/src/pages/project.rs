@@ -11,12 +11,13 @@ use crate::api::{
 };
 use crate::components::{
     build_select::{BuildSelect, DeployAction},
+    dialog::Question,
     env_tabs::EnvTabs,
     history::History,
     notice::Notice,
     progress::{ProgressPanel, ticking_clock},
     project_nav::ProjectNav,
-    stack_card::StackCard,
+    stack_card::{StackCard, StackDetails, StackHead, StackHeadError, StackHeadLoading},
 };
 use crate::deployment::DeploymentStatus;
 use crate::live::{Live, environment_key, project_key};
@@ -122,6 +123,144 @@ fn ProjectMain(
         }
     });
 
+    let asker = crate::components::dialog::use_asker();
+    // The deploy row, rollback and promotion. They need the stack (what is deployed, whether it
+    // is stuck), the builds and the history; the stack's head says why when the stack is unknown.
+    // Rendered from the resources' newest answers, read synchronously: live updates refetch them
+    // in quick succession, and an async view per refetch could finish out of order and leave an
+    // older row on the page.
+    let controls = move |env_name: String| {
+        move || {
+            let (stack, builds, activity) = (stack.get(), builds.get(), activity.get());
+            let view = stack?.ok()?;
+            let (builds, activity) = (builds?, activity?.unwrap_or_default());
+            let project_name = project.get_untracked();
+            let deployed = view.card.build.clone();
+            let history = activity.history;
+            let running = history.first().filter(|d| d.status.is_active());
+            let blocked = running.map(|d| {
+                if d.status == DeploymentStatus::AwaitingApproval {
+                    format!(
+                        "{} waits for approval; approve it, discard it or cancel it.",
+                        d.build
+                    )
+                } else {
+                    format!(
+                        "{} is being deployed ({}); wait for it or cancel it.",
+                        d.build,
+                        d.status.as_str()
+                    )
+                }
+            });
+            // The build deployed before the current one: the one-click rollback.
+            let previous = history
+                .iter()
+                .filter(|d| d.status == DeploymentStatus::Succeeded)
+                .map(|d| d.build.clone())
+                .find(|b| Some(b) != deployed.as_ref());
+            let select = match builds {
+                Ok(list) => view! {
+                    <BuildSelect list deployed=deployed.clone() project=project_name.clone()
+                        environment=env_name.clone() blocked=blocked.clone() deploy choice preview
+                        stuck=view.card.status.filter(|s| s.needs_recreate())/>
+                }
+                .into_any(),
+                Err(e) => view! {
+                    <Notice kind="error" title="Could not list the builds">{crate::api::error_message(&e)}</Notice>
+                }
+                .into_any(),
+            };
+            // Rolling back is deploying: hidden for those who may not deploy here (the select
+            // above says why).
+            let may_deploy = crate::use_me()
+                .get_untracked()
+                .is_none_or(|m| m.may_deploy(&env_name));
+            let rollback = previous
+                .filter(|_| blocked.is_none() && may_deploy)
+                .map(|build| {
+                    let (p, e, b) = (project_name.clone(), env_name.clone(), build.clone());
+                    let stack_name = view.card.name.clone();
+                    // The verdict first (what rolling back would run into), then the question.
+                    let on_click = move |_| {
+                        let (p, e, b, stack_name) =
+                            (p.clone(), e.clone(), b.clone(), stack_name.clone());
+                        leptos::task::spawn_local(async move {
+                            let verdict = crate::api::get_rollback_verdict(
+                                p.clone(),
+                                e.clone(),
+                                Some(b.clone()),
+                            )
+                            .await;
+                            asker.ask(
+                                Question::new(
+                                    format!("Roll {stack_name} back to {b}?"),
+                                    format!("Roll back to {b}"),
+                                    Callback::new(move |()| {
+                                        deploy.dispatch((p.clone(), e.clone(), b.clone(), false));
+                                    }),
+                                )
+                                .detail(crate::components::build_select::verdict_words(verdict)),
+                            );
+                        });
+                    };
+                    view! {
+                        <button type="button" class="btn btn-rollback" on:click=on_click>
+                            {format!("Roll back to {build}")}
+                        </button>
+                    }
+                });
+            let promotable = promotion
+                .get()
+                .and_then(Result::ok)
+                .and_then(|row| {
+                    row.environments
+                        .into_iter()
+                        .find(|c| c.environment == env_name)
+                })
+                .and_then(|c| Some((c.promote?, c.previous?)))
+                .filter(|_| blocked.is_none() && may_deploy);
+            let promote_button = promotable.map(|(build, from)| {
+                let (p, e) = (project_name.clone(), env_name.clone());
+                let question = format!("Promote {build} from {from} to {}?", view.card.name);
+                let on_click = move |_| {
+                    let (p, e) = (p.clone(), e.clone());
+                    asker.ask(Question::new(
+                        question.clone(),
+                        "Promote",
+                        Callback::new(move |()| {
+                            promote.dispatch((p.clone(), e.clone()));
+                        }),
+                    ));
+                };
+                view! {
+                    <button type="button" class="btn btn-secondary btn-promote" on:click=on_click
+                        disabled=move || promote.pending().get()>
+                        {format!("Promote {build} from {from}")}
+                    </button>
+                }
+            });
+            let recover = (view.card.status
+                == Some(crate::model::StackStatus::UpdateRollbackFailed))
+            .then(|| {
+                view! {
+                    <crate::components::recover::ContinueRollback project=project_name.clone()
+                        environment=env_name.clone() stack_name=view.card.name.clone()
+                        failed=view.card.failed_resources.clone()/>
+                }
+            });
+            Some(view! {
+                {recover}
+                {select}
+                {(rollback.is_some() || promote_button.is_some()).then(|| view! {
+                    <div class="rollback-row">{promote_button}{rollback}</div>
+                })}
+                {move || promote.value().get().and_then(Result::err).map(|e| view! {
+                    <crate::components::error_line::ErrorLine error=e/>
+                })}
+            })
+        }
+    };
+
     move || {
         let Some(p) = overview.project(&project.get()).cloned() else {
             crate::set_http_status(404);
@@ -151,123 +290,43 @@ fn ProjectMain(
                 </Notice>
             }
             .into_any(),
-            Some(environment) => view! {
-                <Transition fallback=|| view! { <div class="card card-loading"><p class="loading">"Loading stack…"</p></div> }>
-                    // The card renders from the resources' newest answers, read synchronously: live
-                    // updates refetch them in quick succession, and an async view per refetch could
-                    // finish out of order and leave an older card on the page. (Reading them here
-                    // still makes the Transition, and the server's render, wait for the first answers.)
-                    {move || {
-                        let (Some(stack), Some(builds), Some(activity)) = (stack.get(), builds.get(), activity.get()) else {
-                            return None;
-                        };
-                        let environment = environment.clone();
-                        let env_name = env_name.clone();
-                        {
-                            let project_name = project.get_untracked();
-                            Some(match stack {
+            Some(environment) => {
+                let name = p.stack_name(&env_name);
+                let loading = (name.clone(), environment.clone());
+                view! {
+                    <StackCard name=name.clone()>
+                        // Each part fills in as its own data arrives (the server streams each), so a
+                        // slow AWS account holds back the stack's head, not the page.
+                        <Transition fallback=move || view! { <StackHeadLoading name=loading.0.clone() environment=loading.1.clone()/> }>
+                            {
+                                let environment = environment.clone();
+                                move || stack.get().map(|answer| match answer {
+                                    Ok(view) => view! { <StackHead view environment=environment.clone()/> }.into_any(),
+                                    Err(error) => view! { <StackHeadError name=name.clone() environment=environment.clone() error/> }.into_any(),
+                                })
+                            }
+                        </Transition>
+                        <Transition fallback=|| ()>{controls(env_name.clone())}</Transition>
+                        <Transition fallback=|| view! { <p class="loading small">"Loading the history…"</p> }>
+                            {move || activity.get().map(|answer| match answer {
                                 Err(e) => view! {
-                                    <Notice kind="error" title="Could not read the stack">{crate::api::error_message(&e)}</Notice>
+                                    <Notice kind="error" title="Could not read the history">{crate::api::error_message(&e)}</Notice>
                                 }.into_any(),
-                                Ok(view) => {
-                                    let now = view.now;
-                                    let deployed = view.card.build.clone();
-                                    let activity = activity.unwrap_or_default();
-                                    let history = activity.history;
-                                    let latest = history.first().cloned();
-                                    let running = latest.as_ref().filter(|d| d.status.is_active());
-                                    let blocked = running.map(|d| if d.status == crate::deployment::DeploymentStatus::AwaitingApproval {
-                                        format!("{} waits for approval; approve it, discard it or cancel it.", d.build)
-                                    } else {
-                                        format!("{} is being deployed ({}); wait for it or cancel it.", d.build, d.status.as_str())
-                                    });
-                                    // The build deployed before the current one: the one-click rollback.
-                                    let previous = history
-                                        .iter()
-                                        .filter(|d| d.status == DeploymentStatus::Succeeded)
-                                        .map(|d| d.build.clone())
-                                        .find(|b| Some(b) != deployed.as_ref());
-                                    let select = match builds {
-                                        Ok(list) => view! {
-                                            <BuildSelect list deployed=deployed.clone() project=project_name.clone()
-                                                environment=env_name.clone() blocked=blocked.clone() deploy choice preview
-                                                stuck=view.card.status.filter(|s| s.needs_recreate())/>
-                                        }.into_any(),
-                                        Err(e) => view! {
-                                            <Notice kind="error" title="Could not list the builds">{crate::api::error_message(&e)}</Notice>
-                                        }.into_any(),
-                                    };
-                                    // Rolling back is deploying: hidden for those who may not deploy here (the
-                                    // select above says why).
-                                    let may_deploy = crate::use_me().get_untracked().is_none_or(|m| m.may_deploy(&env_name));
-                                    let rollback = previous.filter(|_| blocked.is_none() && may_deploy).map(|build| {
-                                        let (p, e, b) = (project_name.clone(), env_name.clone(), build.clone());
-                                        let stack_name = view.card.name.clone();
-                                        // The verdict first (what rolling back would run into), then the question.
-                                        let on_click = move |_| {
-                                            let (p, e, b, stack_name) = (p.clone(), e.clone(), b.clone(), stack_name.clone());
-                                            leptos::task::spawn_local(async move {
-                                                let verdict = crate::api::get_rollback_verdict(p.clone(), e.clone(), Some(b.clone())).await;
-                                                let question = rollback_question(&stack_name, &b, verdict);
-                                                if window().confirm_with_message(&question).unwrap_or(false) {
-                                                    deploy.dispatch((p, e, b, false));
-                                                }
-                                            });
-                                        };
-                                        view! {
-                                            <button type="button" class="btn btn-rollback" on:click=on_click>
-                                                {format!("Roll back to {build}")}
-                                            </button>
-                                        }
-                                    });
-                                    let promotable = promotion
-                                        .get()
-                                        .and_then(Result::ok)
-                                        .and_then(|row| row.environments.into_iter().find(|c| c.environment == env_name))
-                                        .and_then(|c| Some((c.promote?, c.previous?)))
-                                        .filter(|_| blocked.is_none() && may_deploy);
-                                    let promote_button = promotable.map(|(build, from)| {
-                                        let (p, e) = (project_name.clone(), env_name.clone());
-                                        let question = format!("Promote {build} from {from} to {}?", view.card.name);
-                                        let on_click = move |_| {
-                                            if window().confirm_with_message(&question).unwrap_or(false) {
-                                                promote.dispatch((p.clone(), e.clone()));
-                                            }
-                                        };
-                                        view! {
-                                            <button type="button" class="btn btn-secondary btn-promote" on:click=on_click
-                                                disabled=move || promote.pending().get()>
-                                                {format!("Promote {build} from {from}")}
-                                            </button>
-                                        }
-                                    });
-                                    let progress = activity.latest.map(|detail| view! { <ProgressPanel detail now=clock/> });
-                                    let recover = (view.card.status == Some(crate::model::StackStatus::UpdateRollbackFailed)).then(|| view! {
-                                        <crate::components::recover::ContinueRollback project=project_name.clone()
-                                            environment=env_name.clone() stack_name=view.card.name.clone()
-                                            failed=view.card.failed_resources.clone()/>
-                                    }.into_any());
+                                Ok(activity) => {
                                     view! {
-                                        <StackCard view environment=environment.clone()>
-                                            {recover}
-                                            {select}
-                                            {(rollback.is_some() || promote_button.is_some()).then(|| view! {
-                                                <div class="rollback-row">{promote_button}{rollback}</div>
-                                            })}
-                                            {move || promote.value().get().and_then(Result::err).map(|e| view! {
-                                                <crate::components::error_line::ErrorLine error=e/>
-                                            })}
-                                            {progress}
-                                            <History deployments=history.clone() now/>
-                                        </StackCard>
+                                        {activity.latest.map(|detail| view! { <ProgressPanel detail now=clock/> })}
+                                        <History deployments=activity.history now=clock.get_untracked()/>
                                     }.into_any()
                                 }
-                            })
-                        }
-                    }}
-                </Transition>
+                            })}
+                        </Transition>
+                        <Transition fallback=|| ()>
+                            {move || stack.get().and_then(Result::ok).map(|view| view! { <StackDetails view/> })}
+                        </Transition>
+                    </StackCard>
+                }
+                .into_any()
             }
-            .into_any(),
         };
         view! {
             <div class="page-head">
@@ -281,16 +340,4 @@ fn ProjectMain(
         }
         .into_any()
     }
-}
-
-/// The rollback's confirmation: the verdict on the build, then the question.
-fn rollback_question(
-    stack: &str,
-    build: &str,
-    verdict: Result<crate::model::RollbackVerdict, crate::model::ErrorBody>,
-) -> String {
-    format!(
-        "Roll {stack} back to {build}?\n\n{}",
-        crate::components::build_select::verdict_words(verdict)
-    )
 }

@@ -134,11 +134,17 @@ fn Cell(
     let button = cell.promote.clone().filter(|_| may_deploy).map(|build| {
         let (p, e) = (project.clone(), cell.environment.clone());
         let label = format!("Promote {build} to {e}");
-        let question = format!("Deploy {build} to {p} in {e}?");
+        let asker = crate::components::dialog::use_asker();
+        let question = format!("Promote {build} to {p} in {e}?");
         let on_click = move |_| {
-            if window().confirm_with_message(&question).unwrap_or(false) {
-                promote.dispatch((p.clone(), e.clone()));
-            }
+            let (p, e) = (p.clone(), e.clone());
+            asker.ask(crate::components::dialog::Question::new(
+                question.clone(),
+                "Promote",
+                Callback::new(move |()| {
+                    promote.dispatch((p.clone(), e.clone()));
+                }),
+            ));
         };
         view! {
             <button type="button" class="btn btn-secondary btn-small" aria-label=label.clone() title=label

@@ -104,11 +104,20 @@ fn TokenTable(
             (None, _) => "active".to_owned(),
         };
         let active = t.revoked_at.is_none();
+        let asker = crate::components::dialog::use_asker();
         let on_revoke = move |_| {
-            let question = format!("Revoke the token {name:?}? Scripts using it are refused at once.");
-            if window().confirm_with_message(&question).unwrap_or(false) {
-                revoke.dispatch(id.clone());
-            }
+            let id = id.clone();
+            asker.ask(
+                crate::components::dialog::Question::new(
+                    format!("Revoke the token {name:?}?"),
+                    "Revoke",
+                    Callback::new(move |()| {
+                        revoke.dispatch(id.clone());
+                    }),
+                )
+                .detail("Scripts using it are refused at once; this cannot be undone.")
+                .dangerous(),
+            );
         };
         view! {
             <tr data-token=t.name.clone()>
@@ -118,7 +127,7 @@ fn TokenTable(
                 <td class="small">{t.last_used_at.map(|u| u.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".to_owned())}</td>
                 <td class="small">{state}</td>
                 <td>{active.then(|| view! {
-                    <button type="button" class="btn btn-quiet" on:click=on_revoke>"Revoke"</button>
+                    <button type="button" class="btn btn-quiet" aria-label=format!("Revoke {}", t.name) on:click=on_revoke>"Revoke"</button>
                 })}</td>
             </tr>
         }

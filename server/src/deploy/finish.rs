@@ -35,6 +35,7 @@ impl Engine {
         d.finished_at = Some(Utc::now());
         d.waiting_for_aws = false;
         d.waiting_reason = None;
+        d.waiting_since = None;
         let (status, message) = match result {
             Ok(done) => (DeploymentStatus::Succeeded, done.message),
             Err(Stop::Refused(m)) => (DeploymentStatus::Refused, Some(m)),
@@ -116,6 +117,7 @@ impl Engine {
         d.finished_at = Some(Utc::now());
         d.waiting_for_aws = false;
         d.waiting_reason = None;
+        d.waiting_since = None;
         d.message = Some(why.to_owned());
         if let Some(step) = record
             .steps

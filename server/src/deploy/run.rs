@@ -205,6 +205,7 @@ impl Run {
                     if self.record.deployment.waiting_for_aws {
                         self.record.deployment.waiting_for_aws = false;
                         self.record.deployment.waiting_reason = None;
+                        self.record.deployment.waiting_since = None;
                         self.publish(Vec::new()).await;
                     }
                     return Ok(value);
@@ -219,6 +220,7 @@ impl Run {
                     );
                     self.record.deployment.waiting_for_aws = true;
                     self.record.deployment.waiting_reason = Some(reason);
+                    self.record.deployment.waiting_since = Some(since);
                     self.publish(Vec::new()).await;
                     let backoff = self
                         .settings

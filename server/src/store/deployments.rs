@@ -99,7 +99,7 @@ impl Store {
         let done = sqlx::query(&self.sql(
             "UPDATE deployments SET status = ?, operation = ?, step = ?, finished_at = ?, message = ?,
                 rolled_back = ?, resources_total = ?, resources_done = ?, stack_id = ?, change_set_name = ?,
-                change_set = ?, steps = ?, waiting_reason = ?, approval_by_another = ?
+                change_set = ?, steps = ?, waiting_reason = ?, waiting_since = ?, approval_by_another = ?
              WHERE id = ? AND (owner IS NULL OR owner = ?)",
         ))
         .bind(d.status.as_str())
@@ -118,6 +118,11 @@ impl Store {
             d.waiting_reason
                 .as_deref()
                 .filter(|_| d.waiting_for_aws && d.finished_at.is_none()),
+        )
+        .bind(
+            d.waiting_since
+                .filter(|_| d.waiting_for_aws && d.finished_at.is_none())
+                .map(ts),
         )
         .bind(d.approval.as_ref().map(|a| i64::from(a.by_another)))
         .bind(&d.id)
@@ -388,6 +393,7 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
         message: r.try_get("message")?,
         rolled_back: get_flag(r, "rolled_back")?,
         waiting_for_aws: waiting_reason.is_some(),
+        waiting_since: get_opt_ts(r, "waiting_since")?.filter(|_| waiting_reason.is_some()),
         waiting_reason,
         resources_total: count("resources_total")?,
         resources_done: count("resources_done")?.unwrap_or_default(),

@@ -1,0 +1,68 @@
+//! The page as a person meets it when an AWS account is slow: the project page's shell (header,
+//! projects, heading, environment tabs) is sent at once, each card says it is loading, and the
+//! card fills in — or says why it could not — when the account answers. Stands for AWS
+//! answering DescribeStacks slowly (a throttled or distant account): the fault proxy holds
+//! moto's answers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Harness, proxy::Fault};
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_account_does_not_hold_the_page_back() {
+    let h = Harness::start_behind_proxy().await;
+    h.put_build("web", "web-master-1").await;
+    let proxy = h.proxy.as_ref().unwrap();
+    let hold = Duration::from_secs(6);
+    proxy.inject("DescribeStacks", Fault::SlowAnswer(hold), 1_000);
+    let base = h.serve().await;
+
+    let asked = Instant::now();
+    let response = h
+        .http_client()
+        .get(format!("{base}/projects/web/DEV"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut page = String::new();
+    // The shell, before the account has answered: the card named, saying it is asking AWS,
+    // and the history (from the deployer's own store) filled in already.
+    while !(page.contains("Asking AWS for DEV-WEB") && page.contains("Recent deployments")) {
+        let chunk = tokio::time::timeout(hold, body.next())
+            .await
+            .unwrap_or_else(|_| {
+                std::fs::write("/tmp/page_shell.html", &page).unwrap();
+                panic!("the page's shell waited for the slow account")
+            })
+            .expect("the page ended before its shell")
+            .unwrap();
+        page.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let shell_at = asked.elapsed();
+    assert!(shell_at < hold, "shell after {shell_at:?}");
+    assert!(page.contains("<h1>Web</h1>"), "{page}");
+    assert!(
+        page.contains("role=\"tablist\"") || page.contains("class=\"tabs"),
+        "{page}"
+    );
+    assert!(!page.contains("web-master-1 →"), "{page}");
+
+    // Then the rest streams in: the card, once DescribeStacks answers.
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), body.next())
+        .await
+        .expect("the card never came")
+    {
+        page.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(asked.elapsed() >= hold);
+    // The head (AWS's answer, the stack not yet created) and the deploy row with the build.
+    assert!(page.contains("deployed-build"), "{page}");
+    assert!(page.contains("does not exist yet"), "{page}");
+    assert!(page.contains("web-master-1"), "{page}");
+}
