@@ -1,6 +1,6 @@
 import AxeBuilder from '@axe-core/playwright';
 import { expect, test, type Page } from '@playwright/test';
-import { hydrated } from './login';
+import { confirmIfAsked, hydrated } from './login';
 
 // Every page passes axe-core's audit (WCAG 2.1 A and AA rules and best practices) with no serious
 // or critical violation: names for every control, status in text as well as colour, contrast,
@@ -32,13 +32,28 @@ test('every page passes the accessibility audit', async ({ page }) => {
   await expect(page.getByRole('article').getByRole('combobox')).toBeVisible();
   await audit(page, 'project');
 
-  // A deployment of its own, so its page has steps and events to audit.
-  await page.getByRole('article').getByRole('button', { name: 'Deploy' }).click();
-  await confirmIfAsked(page);
-  const panel = page.getByRole('region', { name: 'Deployment progress' });
-  await expect(panel).toHaveAttribute('data-status', /succeeded|failed/, { timeout: 30_000 });
+  // A deployment of its own (search in DEV is the suite's to churn), so a progress panel and a
+  // deployment page with steps and events are audited too.
+  await page.goto('/projects/search/DEV');
+  await hydrated(page);
+  const card = page.getByRole('article', { name: 'Stack DEV-SEARCH' });
+  await card.getByRole('combobox').selectOption('search-master-215');
+  await card.getByRole('button', { name: 'Deploy' }).click();
+  await confirmIfAsked(page, /^Deploy /);
+  const panel = card.getByRole('region', { name: 'Deployment progress' });
+  await expect(panel).toHaveAttribute('data-status', 'succeeded', { timeout: 30_000 });
   const id = await panel.getAttribute('data-deployment');
   await audit(page, 'project with a finished deployment');
+
+  // A confirmation: deploying an older build asks first.
+  await card.getByRole('combobox').selectOption('search-master-210');
+  await card.getByRole('button', { name: 'Deploy' }).click();
+  const question = page.getByRole('dialog', { name: /Deploy search-master-210, older than/ });
+  await expect(question).toBeVisible();
+  await audit(page, 'a confirmation dialog');
+  await page.keyboard.press('Escape');
+  await expect(question).toHaveCount(0);
+  await expect(card.locator('.deployed-build')).toHaveText('search-master-215');
 
   await page.goto(`/deployments/${id}`);
   await hydrated(page);
@@ -72,10 +87,3 @@ test('every page passes the accessibility audit', async ({ page }) => {
   await page.keyboard.press('Escape');
   await expect(dialog).toHaveCount(0);
 });
-
-async function confirmIfAsked(page: Page) {
-  const dialog = page.getByRole('alertdialog');
-  if (await dialog.isVisible().catch(() => false)) {
-    await dialog.getByRole('button').last().click();
-  }
-}

@@ -1,5 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
-import { hydrated, logIn } from './login';
+import { answer, confirmIfAsked, hydrated, logIn } from './login';
 
 // Each test here starts with no session and signs in itself, through the real identity provider.
 test.use({ storageState: { cookies: [], origins: [] } });
@@ -17,7 +17,6 @@ async function serverFn(page: Page, name: string, args: object) {
 }
 
 test('a deployer logs in, deploys to DEV, is refused PRD with the reason, and logs out', async ({ page }, testInfo) => {
-  page.on('dialog', (dialog) => dialog.accept());
   // Nobody reaches the deployer without logging in: the page sends the browser to sign in.
   await logIn(page, 'deployer', '/projects/search/DEV');
   await expect(page).toHaveURL(/\/projects\/search\/DEV$/);
@@ -29,6 +28,7 @@ test('a deployer logs in, deploys to DEV, is refused PRD with the reason, and lo
   const card = page.getByRole('article');
   await card.getByRole('combobox').selectOption('search-master-214');
   await card.getByRole('button', { name: 'Deploy' }).click();
+  await confirmIfAsked(page, /^Deploy search-master-214$/);
   const progress = card.getByRole('region', { name: 'Deployment progress' });
   await expect(progress).toHaveAttribute('data-status', 'succeeded', { timeout: 30_000 });
   await expect(card.locator('.deployed-build')).toHaveText('search-master-214');
@@ -72,7 +72,6 @@ test('a viewer sees everything and may change nothing', async ({ page }) => {
 });
 
 test('an admin makes an API token, sees it once, uses it, and revokes it', async ({ page, playwright, baseURL }) => {
-  page.on('dialog', (dialog) => dialog.accept());
   await logIn(page, 'admin', '/tokens');
   await hydrated(page);
   await page.getByLabel('Name').fill('e2e-ci');
@@ -86,6 +85,7 @@ test('an admin makes an API token, sees it once, uses it, and revokes it', async
   const api = await playwright.request.newContext({ baseURL, extraHTTPHeaders: { authorization: `Bearer ${secret}` } });
   expect((await api.get('/api/v1/me')).status()).toBe(200);
   await page.locator('tr[data-token="e2e-ci"]').getByRole('button', { name: 'Revoke' }).click();
+  expect(await answer(page, 'Revoke')).toContain('Revoke the token "e2e-ci"?');
   await expect(page.locator('tr[data-token="e2e-ci"]')).toContainText('revoked');
   expect((await api.get('/api/v1/me')).status()).toBe(401);
   // Shown once: a reload lists the token, never its secret.

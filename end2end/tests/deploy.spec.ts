@@ -1,4 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
+import { answer } from './login';
 
 // Deploys against the seeded moto: network runs network-master-45 in STG; web's feature-login
 // builds import an export nobody provides, so the pre-flight refuses them.
@@ -7,18 +8,16 @@ async function hydrated(page: Page) {
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
 }
 
-async function deploy(page: Page, build: string) {
+// Deploys `build`; one older than the deployed build asks first (answered yes), and what it
+// asked is returned.
+async function deploy(page: Page, build: string, older = false): Promise<string | undefined> {
   const card = page.getByRole('article');
   await card.getByRole('combobox').selectOption(build);
   await card.getByRole('button', { name: 'Deploy' }).click();
+  return older ? answer(page, `Deploy ${build}`) : undefined;
 }
 
 test('deploy, watch it succeed live, and roll back in one click', async ({ page, context }, testInfo) => {
-  const questions: string[] = [];
-  page.on('dialog', (dialog) => {
-    questions.push(dialog.message());
-    dialog.accept();
-  });
   await page.goto('/projects/network/STG');
   await hydrated(page);
   await page.evaluate(() => ((window as any).__sameDocument = true));
@@ -43,17 +42,26 @@ test('deploy, watch it succeed live, and roll back in one click', async ({ page,
 
   // The build deployed before the current one is one click (and a confirmation) away.
   await card.getByRole('button', { name: 'Roll back to network-master-46' }).click();
+  // The confirmation comes with the verdict on that build, checked before the click; Escape
+  // leaves everything as it was, and the focus where it was.
+  const dialog = page.getByRole('dialog', { name: 'Roll STG-NETWORK back to network-master-46?' });
+  await expect(dialog).toContainText(/Checked: its imports exist|Warnings:/);
+  await expect(dialog.getByRole('button', { name: 'Roll back to network-master-46' })).toBeFocused();
+  await page.keyboard.press('Escape');
+  await expect(dialog).toHaveCount(0);
+  await expect(card.getByRole('button', { name: 'Roll back to network-master-46' })).toBeFocused();
+  await expect(card.locator('.deployed-build')).toHaveText('network-ipv6-rollout-2');
+  await card.getByRole('button', { name: 'Roll back to network-master-46' }).click();
+  await page.screenshot({ path: testInfo.outputPath('rollback-dialog.png') });
+  await answer(page, 'Roll back to network-master-46');
   await expect(card.locator('.deployed-build')).toHaveText('network-master-46');
-  // The confirmation came with the verdict on that build, checked before the click.
-  const question = questions.find((q) => q.startsWith('Roll STG-NETWORK back to network-master-46?'));
-  expect(question, questions.join(' | ')).toMatch(/Checked: its imports exist|Warnings:/);
   await expect(card.locator('.history-table tbody tr')).toHaveCount(3);
 
   // Any deploy of a build older than the deployed one asks with the verdict first, too.
-  await deploy(page, 'network-master-41');
+  const older = await deploy(page, 'network-master-41', true);
   await expect(card.locator('.deployed-build')).toHaveText('network-master-41');
-  const older = questions.find((q) => q.startsWith('Deploy network-master-41, older than the deployed network-master-46?'));
-  expect(older, questions.join(' | ')).toMatch(/Checked: its imports exist|Warnings:/);
+  expect(older).toContain('Deploy network-master-41, older than the deployed network-master-46?');
+  expect(older).toMatch(/Checked: its imports exist|Warnings:/);
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
 });
 
@@ -87,7 +95,6 @@ test('a refused build shows its reason and leaves the stack alone', async ({ pag
 });
 
 test('a build picked in the select stays picked while a colleague deploys the same stack', async ({ page }) => {
-  page.on('dialog', (dialog) => dialog.accept());
   await page.goto('/projects/network/PRD');
   await hydrated(page);
   const card = page.getByRole('article', { name: 'Stack PRD-NETWORK' });
@@ -113,7 +120,6 @@ test('a build picked in the select stays picked while a colleague deploys the sa
 test('the card ends on the last deployment however quickly they follow each other', async ({ page, context }) => {
   // Each deployment's events refetch the card several times within a few milliseconds; the page
   // must always settle on the newest answer, never on an older one that arrived late.
-  page.on('dialog', (dialog) => dialog.accept());
   const other = await context.newPage();
   await other.goto('/projects/network/DEV');
   await hydrated(other);
@@ -123,7 +129,7 @@ test('the card ends on the last deployment however quickly they follow each othe
   const progress = card.getByRole('region', { name: 'Deployment progress' });
   await expect(card.locator('.deployed-build')).toHaveText('network-master-46');
   for (const build of ['network-master-45', 'network-master-46', 'network-master-45', 'network-master-46', 'network-master-45', 'network-master-46']) {
-    await deploy(page, build);
+    await deploy(page, build, build === 'network-master-45');
     await expect(progress).toHaveAttribute('data-status', 'succeeded');
     await expect(progress).toContainText(build);
     await expect(card.locator('.deployed-build')).toHaveText(build);

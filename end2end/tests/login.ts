@@ -14,3 +14,27 @@ export async function logIn(page: Page, user: string, path = '/') {
 export async function hydrated(page: Page) {
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
 }
+
+// Answers the page's open question — its one in-page dialog — with the button named `yes`, and
+// says what it asked (title and details).
+export async function answer(page: Page, yes: string): Promise<string> {
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toBeVisible();
+  const asked = await dialog.innerText();
+  await dialog.getByRole('button', { name: yes, exact: true }).click();
+  await expect(dialog).toHaveCount(0);
+  return asked;
+}
+
+// For a deploy whose build may be older than the deployed one (then the page asks first):
+// answers yes if the dialog comes within a moment, else goes on.
+export async function confirmIfAsked(page: Page, yes: RegExp) {
+  const dialog = page.getByRole('dialog');
+  try {
+    await dialog.waitFor({ state: 'visible', timeout: 3_000 });
+  } catch {
+    return;
+  }
+  await dialog.getByRole('button', { name: yes }).click();
+  await expect(dialog).toHaveCount(0);
+}

@@ -1,4 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
+import { answer } from './login';
 
 async function hydrated(page: Page) {
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
@@ -7,7 +8,6 @@ async function hydrated(page: Page) {
 test('pausing in one tab shows the banner in another at once and blocks its deploys', async ({ context }, testInfo) => {
   const pauser = await context.newPage();
   const watcher = await context.newPage();
-  for (const page of [pauser, watcher]) page.on('dialog', (dialog) => dialog.accept());
   await pauser.goto('/projects/web/DEV');
   await watcher.goto('/projects/search/STG');
   await hydrated(pauser);
@@ -31,6 +31,7 @@ test('pausing in one tab shows the banner in another at once and blocks its depl
   await watcher.screenshot({ path: testInfo.outputPath('paused.png'), fullPage: true });
 
   await pauser.getByRole('button', { name: 'Resume deployments' }).click();
+  await answer(pauser, 'Resume deployments');
   await expect(banner).toHaveCount(0);
   await expect(deployButton).toBeEnabled();
 

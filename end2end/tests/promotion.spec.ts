@@ -1,10 +1,9 @@
 import { expect, test } from '@playwright/test';
-import { hydrated } from './login';
+import { answer, hydrated } from './login';
 
 // The seeded web project runs web-master-103 in DEV, web-master-101 in STG, web-master-99 in PRD.
 
 test('the matrix shows what runs where and promotes DEV to STG in one click, live', async ({ page }, testInfo) => {
-  page.on('dialog', (dialog) => dialog.accept());
   await page.goto('/');
   await hydrated(page);
   await page.getByRole('link', { name: 'Promotion' }).click();
@@ -25,6 +24,7 @@ test('the matrix shows what runs where and promotes DEV to STG in one click, liv
   await page.screenshot({ path: testInfo.outputPath('matrix.png'), fullPage: true });
 
   await stg.getByRole('button', { name: 'Promote web-master-103 to STG' }).click();
+  expect(await answer(page, 'Promote')).toContain('Promote web-master-103 to web in STG?');
   await expect(stg).toHaveAttribute('data-build', 'web-master-103');
   await expect(stg).not.toContainText('behind');
   await expect(prd.getByRole('button', { name: 'Promote web-master-103 to PRD' })).toBeVisible();
@@ -36,7 +36,6 @@ test('the matrix shows what runs where and promotes DEV to STG in one click, liv
 });
 
 test('the stack card offers the build of the environment before, live, and promotes it in one click', async ({ page }) => {
-  page.on('dialog', (dialog) => dialog.accept());
   await page.goto('/projects/search/STG');
   await hydrated(page);
   const card = page.getByRole('article', { name: 'Stack STG-SEARCH' });
@@ -54,6 +53,7 @@ test('the stack card offers the build of the environment before, live, and promo
   expect(started).toBe(200);
   const button = card.getByRole('button', { name: 'Promote search-master-213 from DEV' });
   await button.click();
+  await answer(page, 'Promote');
   await expect(card.locator('.deployed-build')).toHaveText('search-master-213');
   await expect(card.getByRole('region', { name: 'Deployment progress' })).toHaveAttribute('data-status', 'succeeded');
   // STG now runs what DEV runs: nothing left to promote here.

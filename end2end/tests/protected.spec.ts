@@ -5,7 +5,6 @@ import { hydrated, logIn } from './login';
 // the specs that expect PRD-WEB to run the seeded web-master-99.
 
 test('a PRD update waits with its change set, live, until another person approves it', async ({ page, browser }, testInfo) => {
-  page.on('dialog', (dialog) => dialog.accept());
   await page.goto('/projects/web/PRD');
   await hydrated(page);
   const card = page.getByRole('article', { name: 'Stack PRD-WEB' });

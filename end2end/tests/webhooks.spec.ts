@@ -1,4 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
+import { confirmIfAsked } from './login';
 
 // The demo config announces to the stand-in team chat (the stand-in Jenkins serves it):
 // a deployment's start and end reach it, and the admin's Webhooks page shows each delivery.
@@ -10,7 +11,6 @@ async function hydrated(page: Page) {
 }
 
 test('a deployment is announced to the team chat, and the admin sees the deliveries', async ({ page, request }, testInfo) => {
-  page.on('dialog', (dialog) => dialog.accept());
   await page.goto('/projects/search/DEV');
   await hydrated(page);
   const card = page.getByRole('article');
@@ -19,6 +19,7 @@ test('a deployment is announced to the team chat, and the admin sees the deliver
   expect(build).toBeTruthy();
   await select.selectOption(build!);
   await card.getByRole('button', { name: 'Deploy' }).click();
+  await confirmIfAsked(page, /^Deploy /);
   await expect(card.getByRole('region', { name: 'Deployment progress' })).toHaveAttribute('data-status', /succeeded|failed|refused/);
 
   // The chat got "started" and the ending, in Slack's shape.

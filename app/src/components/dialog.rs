@@ -138,11 +138,14 @@ pub fn Modal(
         if let Some(target) = first.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
             let _ = target.focus();
         }
-        let before = leptos::__reexports::send_wrapper::SendWrapper::new(before);
+        let kept = leptos::__reexports::send_wrapper::SendWrapper::new((element, before));
         on_cleanup(move || {
-            // Back to what had the focus; if the page re-rendered it meanwhile, to the main content.
+            // Closed first: while a modal dialog is open the rest of the page is inert and cannot
+            // take the focus. Then back to what had the focus; if the page re-rendered it
+            // meanwhile, to the main content.
+            let (element, before) = kept.take();
+            element.close();
             let target = before
-                .take()
                 .filter(|e| e.is_connected())
                 .or_else(|| document().query_selector("main").ok().flatten());
             if let Some(target) = target.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {

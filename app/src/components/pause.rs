@@ -28,7 +28,7 @@ pub fn PauseBanner() -> impl IntoView {
                 let scope = if p.all { "all environments".to_owned() } else { p.environments.join(", ") };
                 let since = p.since.map(|s| s.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
                 view! {
-                    <div class="pause-banner" role="alert" aria-label="Deployments paused">
+                    <div class="pause-banner" role="alert" aria-live="assertive" aria-label="Deployments paused">
                         <strong>{format!("Deployments paused — {scope}")}</strong>
                         <span>{format!(" by {} since {since}: ", p.actor.clone().unwrap_or_default())}</span>
                         <span class="pause-reason">{p.reason.clone().unwrap_or_default()}</span>
