@@ -105,10 +105,20 @@ pub fn App() -> impl IntoView {
     provide_context(pause);
     // Effects run only in the browser: marks the page as live, for people debugging and for the
     // browser tests, which must not click before hydration.
+    // Marked once the whole streamed document is in as well (each card's part arrives on its
+    // own), so nothing acts on a card still being filled in.
     Effect::new(move |_| {
         live::connect(live);
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
+        let mark = || {
+            if let Some(body) = document().body() {
+                let _ = body.set_attribute("data-hydrated", "true");
+            }
+        };
+        if document().ready_state() == "complete" {
+            mark();
+        } else {
+            let handle = window_event_listener(leptos::ev::load, move |_| mark());
+            on_cleanup(move || handle.remove());
         }
     });
 

@@ -28,6 +28,7 @@ test('deploy, watch it succeed live, and roll back in one click', async ({ page,
   const other = await context.newPage();
   await other.goto('/projects/network/STG');
   await hydrated(other);
+  await expect(other.getByRole('article').locator('.deployed-build')).toHaveText('network-master-45');
 
   await deploy(page, 'network-master-46');
   const progress = card.getByRole('region', { name: 'Deployment progress' });

@@ -132,10 +132,21 @@ async fn drill_the_emulator_vanishes_for_30_s_mid_watch() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let waiting = waiting.expect("reported as waiting for AWS");
+    // Since when, so the page says how long (the first failed call, inside the outage).
+    let since: chrono::DateTime<chrono::Utc> = waiting["waiting_since"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("waiting without since when: {waiting}"));
+    let outage = chrono::Utc::now() - chrono::Duration::seconds(35);
+    assert!(
+        since > outage && since < chrono::Utc::now(),
+        "{since} in {waiting}"
+    );
     proxy.come_back().await;
     common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
+    assert!(detail["waiting_since"].is_null(), "{detail}");
     println!(
         "drill 4: emulator away 30 s; the deployment said: {}; outcome {}",
         waiting["waiting_reason"], detail["status"]
