@@ -189,21 +189,13 @@ pub fn BuildSelect(
                 environment.clone(),
                 deployed.clone().unwrap_or_default(),
             );
-            leptos::task::spawn_local(async move {
-                let verdict =
-                    crate::api::get_rollback_verdict(p.clone(), e.clone(), Some(build.clone()))
-                        .await;
-                asker.ask(
-                    Question::new(
-                        format!("Deploy {build}, older than the deployed {d}?"),
-                        format!("Deploy {build}"),
-                        Callback::new(move |()| {
-                            deploy.dispatch((p.clone(), e.clone(), build.clone(), false));
-                        }),
-                    )
-                    .detail(verdict_words(verdict)),
-                );
-            });
+            ask_to_deploy_older(
+                asker,
+                deploy,
+                (p, e, build.clone()),
+                format!("Deploy {build}, older than the deployed {d}?"),
+                format!("Deploy {build}"),
+            );
             return;
         }
         let (p, e) = (project.clone(), environment.clone());
@@ -261,6 +253,35 @@ pub fn BuildSelect(
         })}
         {move || paused.get().map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
     }
+}
+
+/// Going back to an older build (a rollback, or an older build picked): the verdict on it is
+/// fetched first, then the question is asked with it; yes deploys the build.
+pub fn ask_to_deploy_older(
+    asker: crate::components::dialog::Asker,
+    deploy: DeployAction,
+    (project, environment, build): (String, String, String),
+    question: String,
+    yes: String,
+) {
+    leptos::task::spawn_local(async move {
+        let verdict = crate::api::get_rollback_verdict(
+            project.clone(),
+            environment.clone(),
+            Some(build.clone()),
+        )
+        .await;
+        asker.ask(
+            Question::new(
+                question,
+                yes,
+                Callback::new(move |()| {
+                    deploy.dispatch((project.clone(), environment.clone(), build.clone(), false));
+                }),
+            )
+            .detail(verdict_words(verdict)),
+        );
+    });
 }
 
 /// The changes a build would make, each that interrupts users or may lose data flagged.

@@ -182,26 +182,13 @@ fn ProjectMain(
                     let stack_name = view.card.name.clone();
                     // The verdict first (what rolling back would run into), then the question.
                     let on_click = move |_| {
-                        let (p, e, b, stack_name) =
-                            (p.clone(), e.clone(), b.clone(), stack_name.clone());
-                        leptos::task::spawn_local(async move {
-                            let verdict = crate::api::get_rollback_verdict(
-                                p.clone(),
-                                e.clone(),
-                                Some(b.clone()),
-                            )
-                            .await;
-                            asker.ask(
-                                Question::new(
-                                    format!("Roll {stack_name} back to {b}?"),
-                                    format!("Roll back to {b}"),
-                                    Callback::new(move |()| {
-                                        deploy.dispatch((p.clone(), e.clone(), b.clone(), false));
-                                    }),
-                                )
-                                .detail(crate::components::build_select::verdict_words(verdict)),
-                            );
-                        });
+                        crate::components::build_select::ask_to_deploy_older(
+                            asker,
+                            deploy,
+                            (p.clone(), e.clone(), b.clone()),
+                            format!("Roll {stack_name} back to {b}?"),
+                            format!("Roll back to {b}"),
+                        );
                     };
                     view! {
                         <button type="button" class="btn btn-rollback" on:click=on_click>
