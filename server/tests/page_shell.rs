@@ -66,3 +66,30 @@ async fn a_slow_account_does_not_hold_the_page_back() {
     assert!(page.contains("does not exist yet"), "{page}");
     assert!(page.contains("web-master-1"), "{page}");
 }
+
+/// Stands for an account that fails every DescribeStacks (503s, the SDK's retries spent): the
+/// card says so in its own head, and the rest of the page — tabs, the card's history — is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_fails_says_so_in_its_card() {
+    let h = Harness::start_behind_proxy().await;
+    h.put_build("web", "web-master-1").await;
+    h.proxy
+        .as_ref()
+        .unwrap()
+        .inject("DescribeStacks", Fault::Unavailable, 1_000);
+    let base = h.serve().await;
+    let page = h
+        .http_client()
+        .get(format!("{base}/projects/web/DEV"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("aria-label=\"Stack DEV-WEB\""), "{page}");
+    assert!(page.contains("Could not read the stack"), "{page}");
+    assert!(page.contains("Recent deployments"), "{page}");
+    assert!(page.contains("role=\"tablist\""), "{page}");
+}
