@@ -14,6 +14,37 @@ use crate::error::ErrorBody;
 use crate::model::{BuildList, Overview, StackView};
 use crate::pause::{AuditEntry, AuditQuery, PauseStatus};
 
+/// How long the server's render of a page waits for an answer from AWS (or the bucket) before it
+/// sends that part as still loading and finishes the page; the browser then asks for it itself
+/// ([`ask_in_browser_if_late`]). A healthy account answers well within it.
+pub const PAGE_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// `answer`, unless the server is rendering the page and it takes longer than [`PAGE_BUDGET`]:
+/// then `None`, and the page is not held back by a slow account.
+pub async fn within_page_budget<T>(answer: impl std::future::Future<Output = T>) -> Option<T> {
+    #[cfg(feature = "ssr")]
+    {
+        tokio::time::timeout(PAGE_BUDGET, answer).await.ok()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        Some(answer.await)
+    }
+}
+
+/// In the browser: a resource the server's render gave up on (`Some(None)`) is asked for again,
+/// now that the page is live.
+pub fn ask_in_browser_if_late<T>(resource: Resource<Option<T>>)
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    Effect::new(move |_| {
+        if matches!(resource.get(), Some(None)) {
+            resource.refetch();
+        }
+    });
+}
+
 /// What to show a person for a failed server function: the server's own message (already a
 /// summary written for people).
 pub fn error_message(error: &ErrorBody) -> String {

@@ -68,8 +68,9 @@ fn ProjectMain(
             let version = live.version(&crate::live::builds_key(&p));
             (p, version)
         },
-        |(p, _)| get_builds(p),
+        |(p, _)| crate::api::within_page_budget(get_builds(p)),
     );
+    crate::api::ask_in_browser_if_late(builds);
     // Card and history reload whenever the server pushes a change of this project's deployments
     // here, and when it pushes a freshly read stack of this environment (a deployment's last word).
     let changes = move || {
@@ -78,8 +79,9 @@ fn ProjectMain(
     };
     let stack = Resource::new(
         move || (project.get(), env.get(), changes()),
-        |(p, e, _)| get_stack(p, e),
+        |(p, e, _)| crate::api::within_page_budget(get_stack(p, e)),
     );
+    crate::api::ask_in_browser_if_late(stack);
     let activity = Resource::new(
         move || (project.get(), env.get(), changes()),
         |(p, e, _)| get_activity(p, e),
@@ -88,8 +90,9 @@ fn ProjectMain(
     // stack changes, as the environment before may be the one that changed.
     let promotion = Resource::new(
         move || (project.get(), live.version(crate::live::ANY_STACK)),
-        |(p, _)| get_project_promotion(p),
+        |(p, _)| crate::api::within_page_budget(get_project_promotion(p)),
     );
+    crate::api::ask_in_browser_if_late(promotion);
     let promote = Action::new(|(p, e): &(String, String)| request_promotion(p.clone(), e.clone()));
     Effect::new(move |_| {
         if let Some(Ok(d)) = promote.value().get() {
@@ -132,8 +135,9 @@ fn ProjectMain(
     let controls = move |env_name: String| {
         move || {
             let (stack, builds, activity) = (stack.get(), builds.get(), activity.get());
-            let view = stack?.ok()?;
-            let (builds, activity) = (builds?, activity?.unwrap_or_default());
+            // `Some(None)`: the server's render did not wait for it; the browser is asking.
+            let view = stack??.ok()?;
+            let (builds, activity) = (builds??, activity?.unwrap_or_default());
             let project_name = project.get_untracked();
             let deployed = view.card.build.clone();
             let history = activity.history;
@@ -198,6 +202,7 @@ fn ProjectMain(
                 });
             let promotable = promotion
                 .get()
+                .flatten()
                 .and_then(Result::ok)
                 .and_then(|row| {
                     row.environments
@@ -288,8 +293,10 @@ fn ProjectMain(
                             {
                                 let environment = environment.clone();
                                 move || stack.get().map(|answer| match answer {
-                                    Ok(view) => view! { <StackHead view environment=environment.clone()/> }.into_any(),
-                                    Err(error) => view! { <StackHeadError name=name.clone() environment=environment.clone() error/> }.into_any(),
+                                    Some(Ok(view)) => view! { <StackHead view environment=environment.clone()/> }.into_any(),
+                                    Some(Err(error)) => view! { <StackHeadError name=name.clone() environment=environment.clone() error/> }.into_any(),
+                                    // The server did not wait for AWS: the browser asks.
+                                    None => view! { <StackHeadLoading name=name.clone() environment=environment.clone()/> }.into_any(),
                                 })
                             }
                         </Transition>
@@ -308,7 +315,7 @@ fn ProjectMain(
                             })}
                         </Transition>
                         <Transition fallback=|| ()>
-                            {move || stack.get().and_then(Result::ok).map(|view| view! { <StackDetails view/> })}
+                            {move || stack.get().flatten().and_then(Result::ok).map(|view| view! { <StackDetails view/> })}
                         </Transition>
                     </StackCard>
                 }
