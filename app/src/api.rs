@@ -38,11 +38,28 @@ pub fn ask_in_browser_if_late<T>(resource: Resource<Option<T>>)
 where
     T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    Effect::new(move |_| {
-        if matches!(resource.get(), Some(None)) {
-            resource.refetch();
+    // Watched from an owner of its own, outside every <Suspense>: a read inside one registers
+    // the resource with it, and asking again would then put that whole Suspense (here the page's
+    // main part) back to its fallback. (Nothing to ask again on the server.)
+    #[cfg(feature = "hydrate")]
+    {
+        let here = Owner::current();
+        // (`new_root` makes itself the current owner: the component's own is put back.)
+        let watcher = Owner::new_root(None);
+        if let Some(here) = here {
+            here.set();
         }
-    });
+        watcher.with(|| {
+            Effect::new(move |_| {
+                if matches!(resource.get(), Some(None)) {
+                    resource.refetch();
+                }
+            })
+        });
+        on_cleanup(move || drop(watcher));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = resource;
 }
 
 /// What to show a person for a failed server function: the server's own message (already a
