@@ -69,13 +69,7 @@ async fn a_slow_account_does_not_hold_the_page_back() {
     println!("slow account: shell after {shell_at:?}, page done after {done_at:?}");
 
     // What the browser then asks: the stack, answered when AWS answers.
-    let stack = h
-        .http_client()
-        .post(format!("{base}/api/get_stack"))
-        .json(&serde_json::json!({"project": "web", "environment": "DEV"}))
-        .send()
-        .await
-        .unwrap();
+    let stack = ask_for_the_stack(&h, &base).await;
     assert_eq!(stack.status(), 200);
     let stack: serde_json::Value = stack.json().await.unwrap();
     assert_eq!(stack["card"]["name"], "DEV-WEB", "{stack}");
@@ -111,17 +105,21 @@ async fn an_account_that_fails_says_so_in_its_card() {
         page.contains("Could not read the stack") || page.contains("Asking AWS for DEV-WEB"),
         "{page}"
     );
-    let answer = h
-        .http_client()
-        .post(format!("{base}/api/get_stack"))
-        .json(&serde_json::json!({"project": "web", "environment": "DEV"}))
-        .send()
-        .await
-        .unwrap();
+    let answer = ask_for_the_stack(&h, &base).await;
     assert!(answer.status().is_server_error(), "{}", answer.status());
     let error: serde_json::Value = answer.json().await.unwrap();
     assert!(
         error["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{error}"
     );
+}
+
+/// What the page's browser asks once it is live: DEV-WEB's card (the `get_stack` server function).
+async fn ask_for_the_stack(h: &Harness, base: &str) -> reqwest::Response {
+    h.http_client()
+        .post(format!("{base}/api/get_stack"))
+        .json(&serde_json::json!({"project": "web", "environment": "DEV"}))
+        .send()
+        .await
+        .unwrap()
 }
