@@ -46,6 +46,19 @@ async fn main() {
     println!("deployer side-by-side benchmark (moto {})", h.moto.endpoint);
     println!("poll interval {POLL:?}; DEV has pushed stack events, STG is polled only\n");
 
+    // moto builds an account's CloudFormation on its first call there (1.3 s measured): done
+    // here, so that the server's first page measures the server, not the emulator's start.
+    for (env, _) in ACCOUNTS.iter() {
+        let _ = h.cfn(env).describe_stacks().send().await;
+    }
+    // The build every section deploys: a create that waits for the bench's word.
+    h.put_build_with(
+        "web",
+        "web-gated-1",
+        GATED_TEMPLATE,
+        r#"{"Greeting":"bench"}"#,
+    )
+    .await;
     let (server, started_in) = Server::spawn(&h, "bench").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     section("4. the server");
@@ -55,12 +68,34 @@ async fn main() {
         server.rss_mb()
     );
 
-    time_to_truth(&h, &server).await;
-    interactive(&server).await;
-    viewers(&h, &server).await;
-    cost_of_a_deployment(&h, &server).await;
+    if wanted("truth") {
+        time_to_truth(&h, &server).await;
+    }
+    if wanted("page") {
+        interactive(&server).await;
+    }
+    if wanted("viewers") {
+        viewers(&h, &server).await;
+    }
+    if wanted("cost") {
+        cost_of_a_deployment(&h, &server).await;
+    }
     drop(server);
-    discovery(&h).await;
+    if wanted("discovery") {
+        discovery(&h).await;
+    }
+}
+
+/// Whether to run a section: all of them, or those named in `BENCH_ONLY` (comma-separated:
+/// truth, page, viewers, cost, discovery; the server's start-up and idle memory always).
+fn wanted(section: &str) -> bool {
+    std::env::var("BENCH_ONLY")
+        .map(|only| only.split(',').any(|s| s.trim() == section))
+        .unwrap_or(true)
+}
+
+fn ms_count(line: &serde_json::Value) -> usize {
+    line["ms"].as_array().map_or(0, Vec::len)
 }
 
 fn section(title: &str) {
@@ -113,8 +148,16 @@ impl Server {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("LEPTOS_SITE_ROOT", root.join("target/site"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            // BENCH_SERVER_LOG (a RUST_LOG filter) shows the server's own log.
+            .stdout(if std::env::var_os("BENCH_SERVER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start target/release/deployer");
@@ -294,13 +337,6 @@ async fn gated_create(h: &Harness, server: &Server, env: &str) -> (String, Strin
 
 async fn time_to_truth(h: &Harness, server: &Server) {
     section("1. time to truth: gated create released → outcome reported");
-    h.put_build_with(
-        "web",
-        "web-gated-1",
-        GATED_TEMPLATE,
-        r#"{"Greeting":"bench"}"#,
-    )
-    .await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stream = server.subscribe(tx);
     rx.recv().await.expect("connected");
@@ -464,11 +500,23 @@ async fn viewers(h: &Harness, server: &Server) {
         }
         // Every client connected (its first block seen or already drained).
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let before = server.total_calls().await;
+        let before = server.aws_calls().await;
         let window = Duration::from_secs(20);
         tokio::time::sleep(window).await;
-        let calls = server.total_calls().await - before;
+        let after = server.aws_calls().await;
+        // By operation, so that a difference between levels says where it came from.
+        let made: Vec<(String, u64)> = after
+            .iter()
+            .map(|(key, v)| (key.1.clone(), v - before.get(key).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let calls: u64 = made.iter().map(|(_, n)| n).sum();
         let per_minute = calls as f64 * 60.0 / window.as_secs_f64();
+        let by_operation = made
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         for rx in receivers.iter_mut() {
             while rx.try_recv().is_ok() {}
         }
@@ -506,6 +554,10 @@ async fn viewers(h: &Harness, server: &Server) {
             delays[delays.len() / 2],
             delays[delays.len() - 1],
             server.rss_mb()
+        );
+        println!(
+            "            in the {}s window: {by_operation}",
+            window.as_secs()
         );
     }
     streams.iter().for_each(tokio::task::JoinHandle::abort);
@@ -692,6 +744,7 @@ async fn discovery(h: &Harness) {
 /// Navigation to an enabled Deploy button in headless Chromium (end2end/bench/interactive.mjs),
 /// a fresh browser context each time: every wasm file fetched (from this machine).
 async fn interactive(server: &Server) {
+    let calls_before = server.aws_calls().await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end");
     let out = tokio::process::Command::new("node")
         .arg("bench/interactive.mjs")
@@ -720,12 +773,48 @@ async fn interactive(server: &Server) {
                     ms,
                 );
             }
+            let first = &line["first"];
+            if let Some(ms) = first["ms"].as_u64() {
+                println!(
+                    "      the server's first page after start (its caches cold), not counted above: {ms} ms (document in {} ms, hydrated at {} ms)",
+                    first["document"], first["hydrated"]
+                );
+            }
+            let after = server.aws_calls().await;
+            println!(
+                "      AWS calls for the {} page loads: {}",
+                ms_count(&line) + 1,
+                after
+                    .iter()
+                    .map(|(key, v)| (key, v - calls_before.get(key).copied().unwrap_or(0)))
+                    .filter(|(_, n)| *n > 0)
+                    .map(|((service, op), n)| format!("{service} {op} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            // Where the time went, on the page's clock (mean of the runs).
+            let phases = line["phases"].as_array().cloned().unwrap_or_default();
+            let mean = |key: &str| {
+                let v: Vec<f64> = phases.iter().filter_map(|p| p[key].as_f64()).collect();
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            };
+            if !phases.is_empty() {
+                println!(
+                    "      ms from navigation start: first byte {:.0}, document {:.0}, wasm in {:.0} ({:.0} files), load {:.0}, hydrated {:.0}",
+                    mean("first_byte"),
+                    mean("document"),
+                    mean("wasm_in"),
+                    mean("wasm_files"),
+                    mean("load"),
+                    mean("hydrated"),
+                );
+            }
         }
         Ok(out) => println!(
             "    navigation to an interactive Deploy button: not measured ({})",
             String::from_utf8_lossy(&out.stderr)
                 .lines()
-                .last()
+                .find(|l| l.contains("Error"))
                 .unwrap_or_default()
         ),
         Err(e) => {
