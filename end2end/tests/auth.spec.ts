@@ -74,9 +74,16 @@ test('a viewer sees everything and may change nothing', async ({ page }) => {
 test('an admin makes an API token, sees it once, uses it, and revokes it', async ({ page, playwright, baseURL }) => {
   await logIn(page, 'admin', '/tokens');
   await hydrated(page);
-  await page.getByLabel('Name').fill('e2e-ci');
+  // `data-hydrated` is set once the document has loaded; this page's own part (a lazy route,
+  // its wasm fetched apart) can hydrate a moment later and put the form back to its first state.
+  // Filled again until the form has taken the name (CI saw it wiped once, 2026-11-28).
+  const create = page.getByRole('button', { name: 'Create token' });
+  await expect(async () => {
+    await page.getByLabel('Name').fill('e2e-ci');
+    await expect(create).toBeEnabled({ timeout: 1_000 });
+  }).toPass();
   await page.getByLabel('Role').selectOption('deployer');
-  await page.getByRole('button', { name: 'Create token' }).click();
+  await create.click();
   const secret = (await page.locator('[data-secret]').textContent())!.trim();
   expect(secret).toMatch(/^dpl_/);
   await expect(page.locator('tr[data-token="e2e-ci"]')).toContainText('active');
