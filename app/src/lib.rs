@@ -103,24 +103,8 @@ pub fn App() -> impl IntoView {
             .or_else(|| pause_at_load.get().and_then(Result::ok))
     });
     provide_context(pause);
-    // Effects run only in the browser: marks the page as live, for people debugging and for the
-    // browser tests, which must not click before hydration.
-    // Marked once the whole streamed document is in as well (each card's part arrives on its
-    // own), so nothing acts on a card still being filled in.
-    Effect::new(move |_| {
-        live::connect(live);
-        let mark = || {
-            if let Some(body) = document().body() {
-                let _ = body.set_attribute("data-hydrated", "true");
-            }
-        };
-        if document().ready_state() == "complete" {
-            mark();
-        } else {
-            let handle = window_event_listener(leptos::ev::load, move |_| mark());
-            on_cleanup(move || handle.remove());
-        }
-    });
+    // Effects run only in the browser: the live updates start once the app has hydrated.
+    Effect::new(move |_| live::connect(live));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/deployer.css"/>
@@ -130,8 +114,8 @@ pub fn App() -> impl IntoView {
             <PauseBanner/>
             <Routes fallback=NotFound>
                 // Async so that the server answers these with a real redirect.
-                <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
-                <Route path=path!("/projects/:project") view=HomePage ssr=SsrMode::Async/>
+                <Route path=path!("/") view=|| view! { <HomePage/> <MarkLive/> } ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:project") view=|| view! { <HomePage/> <MarkLive/> } ssr=SsrMode::Async/>
                 // Each loaded when first visited (its own wasm file).
                 <Route path=path!("/projects/:project/:env") view={Lazy::<ProjectRoute>::new()}/>
                 <Route path=path!("/deployments/:id") view={Lazy::<DeploymentRoute>::new()}/>
@@ -147,6 +131,29 @@ pub fn App() -> impl IntoView {
             </div>
         </Router>
     }
+}
+
+/// Marks the page as live (`<body data-hydrated="true">`), for people debugging and for the
+/// browser tests, which must not act before hydration. Rendered at the end of every route's view:
+/// a lazy route's own code is fetched apart and hydrates after the app around it (and may after
+/// the document's `load`), so only the route can say when it is live. Also waits for the whole
+/// streamed document (each card's part arrives on its own), so nothing acts on a card still
+/// being filled in.
+#[component]
+pub fn MarkLive() -> impl IntoView {
+    Effect::new(move |_| {
+        let mark = || {
+            if let Some(body) = document().body() {
+                let _ = body.set_attribute("data-hydrated", "true");
+            }
+        };
+        if document().ready_state() == "complete" {
+            mark();
+        } else {
+            let handle = window_event_listener(leptos::ev::load, move |_| mark());
+            on_cleanup(move || handle.remove());
+        }
+    });
 }
 
 /// Who is looking and what they may do, from the page's overview (`None` while it loads).

@@ -13,5 +13,6 @@ pub fn NotFound() -> impl IntoView {
                 "There is nothing at this address. " <a href="/">"Go to the projects"</a> "."
             </Notice>
         </main>
+        <crate::MarkLive/>
     }
 }

@@ -21,7 +21,7 @@ impl LazyRoute for ProjectRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <ProjectPage/> }.into_any()
+        view! { <ProjectPage/> <crate::MarkLive/> }.into_any()
     }
 }
 
@@ -35,7 +35,7 @@ impl LazyRoute for DeploymentRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <DeploymentPage/> }.into_any()
+        view! { <DeploymentPage/> <crate::MarkLive/> }.into_any()
     }
 }
 
@@ -49,7 +49,7 @@ impl LazyRoute for PromotionRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <PromotionPage/> }.into_any()
+        view! { <PromotionPage/> <crate::MarkLive/> }.into_any()
     }
 }
 
@@ -63,7 +63,7 @@ impl LazyRoute for AuditRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <AuditPage/> }.into_any()
+        view! { <AuditPage/> <crate::MarkLive/> }.into_any()
     }
 }
 
@@ -77,7 +77,7 @@ impl LazyRoute for TokensRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <TokensPage/> }.into_any()
+        view! { <TokensPage/> <crate::MarkLive/> }.into_any()
     }
 }
 
@@ -91,6 +91,6 @@ impl LazyRoute for WebhooksRoute {
     }
 
     fn view(_this: Self) -> AnyView {
-        view! { <WebhooksPage/> }.into_any()
+        view! { <WebhooksPage/> <crate::MarkLive/> }.into_any()
     }
 }

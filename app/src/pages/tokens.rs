@@ -19,9 +19,29 @@ pub fn TokensPage() -> impl IntoView {
     );
     let name = RwSignal::new(String::new());
     let role = RwSignal::new(String::new());
+    // The form is what the person sees: a name typed or a role picked before the page hydrated
+    // is taken from it (when the form hydrates, and on submit), never put back to the first state.
+    let name_input = NodeRef::<leptos::html::Input>::new();
+    let role_select = NodeRef::<leptos::html::Select>::new();
+    Effect::new(move |_| {
+        if let Some(input) = name_input.get() {
+            name.set(input.value());
+        }
+        if let Some(select) = role_select.get()
+            && !select.value().is_empty()
+        {
+            role.set(select.value());
+        }
+    });
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        create.dispatch((name.get_untracked().trim().to_owned(), role.get_untracked()));
+        let typed = name_input
+            .get_untracked()
+            .map_or_else(|| name.get_untracked(), |i| i.value());
+        let picked = role_select
+            .get_untracked()
+            .map_or_else(|| role.get_untracked(), |s| s.value());
+        create.dispatch((typed.trim().to_owned(), picked));
     };
     let created = move || create.value().get().and_then(Result::ok);
     let create_error = move || create.value().get().and_then(Result::err);
@@ -53,11 +73,11 @@ pub fn TokensPage() -> impl IntoView {
                                     <div class="deploy-row">
                                         <label class="field"><span class="field-label">"Name"</span>
                                             <input class="input" name="name" required=true maxlength="64"
-                                                placeholder="e.g. jenkins-dev" prop:value=move || name.get()
+                                                placeholder="e.g. jenkins-dev" node_ref=name_input
                                                 on:input=move |ev| name.set(event_target_value(&ev))/>
                                         </label>
                                         <label class="field"><span class="field-label">"Role"</span>
-                                            <select class="select" name="role" on:change=move |ev| role.set(event_target_value(&ev))>{options}</select>
+                                            <select class="select" name="role" node_ref=role_select on:change=move |ev| role.set(event_target_value(&ev))>{options}</select>
                                         </label>
                                         <button type="submit" class="btn btn-primary"
                                             disabled=move || name.get().trim().is_empty() || create.pending().get()>"Create token"</button>
