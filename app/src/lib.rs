@@ -81,7 +81,7 @@ const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/s
 pub type PauseSignal = Signal<Option<pause::PauseStatus>>;
 
 /// The environments and projects from the server's config, loaded once per page.
-pub type OverviewResource = Resource<Result<model::Overview, error::ErrorBody>>;
+pub type OverviewResource = api::Loaded<Result<model::Overview, error::ErrorBody>>;
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -90,13 +90,13 @@ pub fn App() -> impl IntoView {
     provide_context(live);
     provide_context(components::dialog::Asker::new());
     // Read again when the projects change (pushed as `event: projects`): no reload.
-    let overview: OverviewResource = Resource::new(
+    let overview: OverviewResource = crate::api::load(
         move || live.version(live::PROJECTS),
         |_| api::get_overview(),
     );
     provide_context(overview);
     // The pause: from the page's first load, then as the server pushes it.
-    let pause_at_load = Resource::new(|| (), |()| api::get_pause());
+    let pause_at_load = crate::api::load(|| (), |()| api::get_pause());
     let pause: PauseSignal = Signal::derive(move || {
         live.pause
             .get()

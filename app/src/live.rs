@@ -196,34 +196,37 @@ pub fn connect(live: Live) {
                 let data = event.data().as_string().unwrap_or_default();
                 match kind.as_str() {
                     "deployment" => {
-                        if let Ok(update) = serde_json::from_str::<DeploymentUpdate>(&data) {
+                        if let Ok(update) =
+                            serde_json::from_slice::<DeploymentUpdate>(data.as_bytes())
+                        {
                             let d = &update.deployment;
                             live.saw_deployment(&d.project, &d.environment, &d.stack_name, &d.id);
                         }
                     }
                     "stack" => {
-                        if let Ok(card) = serde_json::from_str::<StackCard>(&data) {
+                        if let Ok(card) = serde_json::from_slice::<StackCard>(data.as_bytes()) {
                             live.bump(stack_key(&card.environment, &card.name));
                             live.bump(environment_key(&card.environment));
                             live.bump(ANY_STACK.to_owned());
                         }
                     }
                     "pause" => {
-                        if let Ok(status) = serde_json::from_str::<crate::pause::PauseStatus>(&data)
+                        if let Ok(status) =
+                            serde_json::from_slice::<crate::pause::PauseStatus>(data.as_bytes())
                         {
                             live.pause.set(Some(status));
                         }
                     }
                     "jenkins" => {
                         if let Ok(panel) =
-                            serde_json::from_str::<crate::jenkins::JenkinsBuilds>(&data)
+                            serde_json::from_slice::<crate::jenkins::JenkinsBuilds>(data.as_bytes())
                         {
                             live.jenkins.set(Some(panel));
                         }
                     }
                     "builds" => {
                         if let Ok(changed) =
-                            serde_json::from_str::<crate::jenkins::BuildsChanged>(&data)
+                            serde_json::from_slice::<crate::jenkins::BuildsChanged>(data.as_bytes())
                         {
                             live.bump(builds_key(&changed.project));
                         }

@@ -14,7 +14,7 @@ use crate::live::Live;
 #[component]
 pub fn JenkinsPanel() -> impl IntoView {
     let live = expect_context::<Live>();
-    let at_load = Resource::new(|| (), |()| get_jenkins_builds());
+    let at_load = crate::api::load(|| (), |()| get_jenkins_builds());
     let panel: Signal<Option<JenkinsBuilds>> = Signal::derive(move || {
         live.jenkins
             .get()

@@ -117,7 +117,7 @@ fn PauseDialog(open: RwSignal<bool>) -> impl IntoView {
     let reason = RwSignal::new(String::new());
     let scope = RwSignal::new(String::new());
     let cancel_in_flight = RwSignal::new(false);
-    let in_flight = Resource::new(|| (), |()| get_active_deployments());
+    let in_flight = crate::api::load(|| (), |()| get_active_deployments());
     let submit = Action::new(|(reason, scope, cancel): &(String, String, bool)| {
         let environment = (!scope.is_empty()).then(|| scope.clone());
         pause_deployments(reason.clone(), environment, *cancel)

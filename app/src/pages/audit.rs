@@ -30,7 +30,7 @@ pub fn AuditPage() -> impl IntoView {
         }
     });
     // New actions (pushed live) refresh the first page.
-    let entries = Resource::new(
+    let entries = crate::api::load(
         move || {
             (
                 filter.get(),

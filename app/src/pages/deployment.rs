@@ -16,7 +16,7 @@ pub fn DeploymentPage() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let live = expect_context::<Live>();
-    let detail = Resource::new(
+    let detail = crate::api::load(
         move || (id.get(), live.version(&format!("deployment:{}", id.get()))),
         |(id, _)| get_deployment(id),
     );

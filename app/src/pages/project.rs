@@ -62,7 +62,7 @@ fn ProjectMain(
 ) -> impl IntoView {
     let live = expect_context::<Live>();
     // New deploy configs (pushed as `event: builds`) refetch the list: no reload.
-    let builds = Resource::new(
+    let builds = crate::api::load(
         move || {
             let p = project.get();
             let version = live.version(&crate::live::builds_key(&p));
@@ -77,18 +77,18 @@ fn ProjectMain(
         live.version(&project_key(&project.get(), &env.get()))
             + live.version(&environment_key(&env.get()))
     };
-    let stack = Resource::new(
+    let stack = crate::api::load(
         move || (project.get(), env.get(), changes()),
         |(p, e, _)| crate::api::within_page_budget(get_stack(p, e)),
     );
     crate::api::ask_in_browser_if_late(stack);
-    let activity = Resource::new(
+    let activity = crate::api::load(
         move || (project.get(), env.get(), changes()),
         |(p, e, _)| get_activity(p, e),
     );
     // What "Promote" would deploy here (the previous environment's build): refetched whenever any
     // stack changes, as the environment before may be the one that changed.
-    let promotion = Resource::new(
+    let promotion = crate::api::load(
         move || (project.get(), live.version(crate::live::ANY_STACK)),
         |(p, _)| crate::api::within_page_budget(get_project_promotion(p)),
     );

@@ -14,7 +14,7 @@ use crate::time::ago;
 #[component]
 pub fn PromotionPage() -> impl IntoView {
     let live = expect_context::<Live>();
-    let matrix = Resource::new(move || live.version(ANY_STACK), |_| get_promotion());
+    let matrix = crate::api::load(move || live.version(ANY_STACK), |_| get_promotion());
     let promote = Action::new(|(p, e): &(String, String)| request_promotion(p.clone(), e.clone()));
     Effect::new(move |_| {
         if let Some(Ok(d)) = promote.value().get() {

@@ -13,7 +13,7 @@ pub fn TokensPage() -> impl IntoView {
     let create =
         Action::new(|(name, role): &(String, String)| create_token(name.clone(), role.clone()));
     let revoke = Action::new(|id: &String| revoke_token(id.clone()));
-    let tokens = Resource::new(
+    let tokens = crate::api::load(
         move || (create.version().get(), revoke.version().get()),
         |_| get_tokens(),
     );

@@ -11,7 +11,7 @@ use crate::model::{WebhookDelivery, WebhookView};
 #[component]
 pub fn WebhooksPage() -> impl IntoView {
     let refresh = RwSignal::new(0u32);
-    let view_data = Resource::new(move || refresh.get(), |_| get_webhooks());
+    let view_data = crate::api::load(move || refresh.get(), |_| get_webhooks());
     view! {
         <Title text="Webhooks — Deployer"/>
         <main class="page webhooks-page">
@@ -130,7 +130,7 @@ fn DeliveryTable(deliveries: Vec<WebhookDelivery>) -> impl IntoView {
                     format!("waiting: next try {}", d.next_at.format("%H:%M:%S")),
                 ),
             };
-            let text = serde_json::from_str::<serde_json::Value>(&d.payload)
+            let text = serde_json::from_slice::<serde_json::Value>(d.payload.as_bytes())
                 .ok()
                 .and_then(|v| v["text"].as_str().map(plain))
                 .unwrap_or_default();
