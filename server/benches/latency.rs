@@ -177,10 +177,11 @@ async fn builds_listing(h: &Harness, client: &reqwest::Client, base: &str) {
     let puts = futures::stream::iter(0..BUILD_FOLDERS)
         .map(|n| {
             let s3 = s3.clone();
+            let bucket = h.moto.bucket.clone();
             async move {
                 for file in ["template.yaml", "parameters.json"] {
                     s3.put_object()
-                        .bucket(common::BUCKET)
+                        .bucket(&bucket)
                         .key(format!(
                             "{}web-api/web-api-master-{n}/{file}",
                             common::PREFIX

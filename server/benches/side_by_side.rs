@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ACCOUNTS, BOOTSTRAP_TOKEN, GATED_TEMPLATE, Harness, TEMPLATE, report};
+use common::{BOOTSTRAP_TOKEN, GATED_TEMPLATE, Harness, TEMPLATE, report};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -40,7 +40,7 @@ const WAITER_DELAY: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() {
     let h = Harness::start().await;
-    for (env, account) in ACCOUNTS.iter().take(1) {
+    for (env, account) in h.moto.accounts.iter().take(1) {
         common::make_stack_events(&h.moto.endpoint, &h.aws.env(env).unwrap().sqs, account).await;
     }
     println!("deployer side-by-side benchmark (moto {})", h.moto.endpoint);
@@ -48,7 +48,7 @@ async fn main() {
 
     // moto builds an account's CloudFormation on its first call there (1.3 s measured): done
     // here, so that the server's first page measures the server, not the emulator's start.
-    for (env, _) in ACCOUNTS.iter() {
+    for (env, _) in h.moto.accounts.iter() {
         let _ = h.cfn(env).describe_stacks().send().await;
     }
     // The build every section deploys: a create that waits for the bench's word.
@@ -125,8 +125,8 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let push = common::stack_events_config(&h.moto.endpoint, ACCOUNTS[0].1);
-        let toml = common::config_toml(&h.moto.endpoint, &dir.path().join(format!("{name}.sqlite")))
+        let push = common::stack_events_config(&h.moto.endpoint, h.moto.account("DEV"));
+        let toml = common::config_toml(&h.moto, &dir.path().join(format!("{name}.sqlite")))
             .replace("poll_interval_ms = 50", &format!("poll_interval_ms = {}", POLL.as_millis()))
             .replacen(
                 "name = \"DEV\"\n",
@@ -342,8 +342,12 @@ async fn time_to_truth(h: &Harness, server: &Server) {
     rx.recv().await.expect("connected");
 
     for (env, account, label) in [
-        ("DEV", ACCOUNTS[0].1, "deployer, pushed events (SNS → SQS)"),
-        ("STG", ACCOUNTS[1].1, "deployer, polling only"),
+        (
+            "DEV",
+            h.moto.account("DEV"),
+            "deployer, pushed events (SNS → SQS)",
+        ),
+        ("STG", h.moto.account("STG"), "deployer, polling only"),
     ] {
         let calls_before = server.total_calls().await;
         let mut on_api = Vec::new();
@@ -585,7 +589,7 @@ async fn viewers(h: &Harness, server: &Server) {
     println!(
         "    1,000 project pages loading at once: {answered} answered in {took:.1?}; AWS calls made: {made}"
     );
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[1].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("STG"), &stack_id).await;
     server.finish(&id).await;
 }
 
@@ -651,6 +655,7 @@ async fn cost_of_a_deployment(h: &Harness, server: &Server) {
 async fn discovery(h: &Harness) {
     section("3. discovery at scale: a project with many builds, 49 other projects in the bucket");
     let s3 = h.s3().clone();
+    let bucket = h.moto.bucket.as_str();
     let put_builds = |project: &'static str, range: std::ops::Range<usize>| {
         let s3 = s3.clone();
         async move {
@@ -660,7 +665,7 @@ async fn discovery(h: &Harness) {
                     async move {
                         for file in ["template.yaml", "parameters.json"] {
                             s3.put_object()
-                                .bucket(common::BUCKET)
+                                .bucket(bucket)
                                 .key(format!(
                                     "{}{project}/{project}-master-{n}/{file}",
                                     common::PREFIX
@@ -688,7 +693,7 @@ async fn discovery(h: &Harness) {
         // The listing itself, in this process: S3 calls of a full listing and of a re-list.
         let store = deployer::artifacts::ArtifactStore::new(
             s3.clone(),
-            common::BUCKET.into(),
+            h.moto.bucket.clone(),
             common::PREFIX.into(),
             vec!["DEV".into(), "STG".into(), "PRD".into(), "GBL".into()],
             Duration::from_secs(20),

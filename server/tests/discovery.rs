@@ -181,7 +181,7 @@ async fn a_missing_bucket_is_summarised_not_leaked() {
     let h = Harness::start().await;
     h.s3()
         .delete_bucket()
-        .bucket(common::BUCKET)
+        .bucket(&h.moto.bucket)
         .send()
         .await
         .unwrap();
@@ -215,7 +215,7 @@ async fn a_stale_listing_is_served_at_once_and_re_listed_in_the_background_listi
     let ttl = Duration::from_millis(300);
     let store = ArtifactStore::new(
         h.s3().clone(),
-        common::BUCKET.into(),
+        h.moto.bucket.clone(),
         h.state.catalog().artifacts.prefix().to_owned(),
         vec!["DEV".into(), "STG".into(), "PRD".into()],
         ttl,
@@ -288,7 +288,7 @@ async fn a_stale_listing_is_served_at_once_and_re_listed_in_the_background_listi
     for file in ["template.yaml", "parameters.json"] {
         h.s3()
             .delete_object()
-            .bucket(common::BUCKET)
+            .bucket(&h.moto.bucket)
             .key(format!(
                 "{}web/web-master-1/{file}",
                 h.state.catalog().artifacts.prefix()

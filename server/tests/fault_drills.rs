@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::Fault;
-use common::{ACCOUNTS, GATED_TEMPLATE, Harness};
+use common::{GATED_TEMPLATE, Harness};
 use serde_json::{Value, json};
 
 /// The id of the stack moto is creating, once it is creating it.
@@ -81,7 +81,7 @@ async fn drill_throttling_503s_and_a_lost_create_answer_end_with_the_true_outcom
         assert!(Instant::now() < deadline, "stuck: {d}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
     assert_eq!(
@@ -143,7 +143,7 @@ async fn drill_the_emulator_vanishes_for_30_s_mid_watch() {
         "{since} in {waiting}"
     );
     proxy.come_back().await;
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
     let detail = h.wait(&id).await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
     assert!(detail["waiting_since"].is_null(), "{detail}");
@@ -228,7 +228,7 @@ async fn drill_sigkill_mid_deployment_twenty_times() {
     let config = h.dir.path().join("process.toml");
     std::fs::write(
         &config,
-        common::config_toml(&h.moto.endpoint, &h.dir.path().join("process.sqlite")),
+        common::config_toml(&h.moto, &h.dir.path().join("process.sqlite")),
     )
     .unwrap();
     let cfn = h.cfn("DEV").clone();
@@ -258,7 +258,7 @@ async fn drill_sigkill_mid_deployment_twenty_times() {
         process.kill();
         let process = Process::start(&config).await;
         let stack_id = creating_stack_id(&cfn, "DEV-WEB").await;
-        common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+        common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         let detail = loop {
             let d = process.get(&format!("/api/v1/deployments/{id}")).await;

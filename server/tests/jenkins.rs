@@ -43,7 +43,7 @@ impl StandIn {
         let config = h.dir.path().join("stand-in.toml");
         std::fs::write(
             &config,
-            common::config_toml(&h.moto.endpoint, &h.dir.path().join("unused.sqlite")),
+            common::config_toml(&h.moto, &h.dir.path().join("unused.sqlite")),
         )
         .unwrap();
         let moto = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
@@ -230,7 +230,7 @@ async fn without_jenkins_the_panel_says_so_and_new_builds_still_appear() {
         .unwrap();
     h.s3()
         .put_object()
-        .bucket(common::BUCKET)
+        .bucket(&h.moto.bucket)
         .key(format!("{}web/web-master-2/template.yaml", common::PREFIX))
         .body(common::TEMPLATE.as_bytes().to_vec().into())
         .send()
@@ -238,7 +238,7 @@ async fn without_jenkins_the_panel_says_so_and_new_builds_still_appear() {
         .unwrap();
     h.s3()
         .put_object()
-        .bucket(common::BUCKET)
+        .bucket(&h.moto.bucket)
         .key(format!(
             "{}web/web-master-2/parameters.json",
             common::PREFIX
@@ -262,18 +262,15 @@ async fn without_jenkins_the_panel_says_so_and_new_builds_still_appear() {
 /// same way): a build landing re-lists its own project at once — and no other project.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_bucket_notifications_only_the_changed_project_is_listed_as_its_build_lands() {
-    let account = common::ACCOUNTS
-        .iter()
-        .find(|(e, _)| *e == "GBL")
-        .unwrap()
-        .1;
     // The sweep alone would take an hour: the new build must come from the notification.
     let h = Harness::start_configured(|config, endpoint| {
         config.artifacts.watch_interval = Duration::from_secs(3600);
+        let account = &config.environment("GBL").unwrap().account_id;
         config.artifacts.notifications_queue_url =
             Some(format!("{endpoint}/{account}/artifacts-events"));
     })
     .await;
+    let account = h.moto.account("GBL");
     h.put_build("web", "web-master-1").await;
     h.put_build("web-api", "web-api-master-1").await;
     let sqs = &h.aws.env("GBL").unwrap().sqs;
@@ -284,7 +281,7 @@ async fn with_bucket_notifications_only_the_changed_project_is_listed_as_its_bui
         .unwrap();
     h.s3()
         .put_bucket_notification_configuration()
-        .bucket(common::BUCKET)
+        .bucket(&h.moto.bucket)
         .notification_configuration(
             aws_sdk_s3::types::NotificationConfiguration::builder()
                 .queue_configurations(

@@ -177,15 +177,16 @@ async fn a_shutdown_is_not_held_open_by_event_subscribers() {
 /// and the outcome comes within seconds of the gated create's release.
 #[tokio::test]
 async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
-    const ACCOUNT: &str = common::ACCOUNTS[0].1;
     let h = Harness::start_configured(|config, endpoint| {
         config.poll_interval = Duration::from_secs(30);
-        config.environments[0].stack_events = Some(common::stack_events_config(endpoint, ACCOUNT));
+        let dev = &config.environments[0].account_id;
+        config.environments[0].stack_events = Some(common::stack_events_config(endpoint, dev));
     })
     .await;
+    let account = h.moto.account("DEV");
     assert_eq!(h.state.catalog().config().environments[0].name, "DEV");
-    let topic_arn = common::stack_events_config(&h.moto.endpoint, ACCOUNT).topic_arn;
-    common::make_stack_events(&h.moto.endpoint, &h.aws.env("DEV").unwrap().sqs, ACCOUNT).await;
+    let topic_arn = common::stack_events_config(&h.moto.endpoint, account).topic_arn;
+    common::make_stack_events(&h.moto.endpoint, &h.aws.env("DEV").unwrap().sqs, account).await;
 
     h.put_build_of("web", "web-master-7", common::GATED_TEMPLATE)
         .await;
@@ -200,7 +201,7 @@ async fn a_pushed_stack_event_ends_the_deployments_wait_at_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let released = std::time::Instant::now();
-    common::release_gate(&h.moto.endpoint, ACCOUNT, stack.stack_id().unwrap()).await;
+    common::release_gate(&h.moto.endpoint, account, stack.stack_id().unwrap()).await;
     let mut status = String::new();
     while released.elapsed() < Duration::from_secs(25) {
         let (_, d) = h.deployment(&id).await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{ACCOUNTS, Harness, Sse, TEMPLATE, read_until};
+use common::{Harness, Sse, TEMPLATE, read_until};
 use deployer::AppState;
 use deployer::aws::AwsClients;
 use serde_json::{Value, json};
@@ -116,7 +116,7 @@ async fn two_replicas_racing_for_one_stack_start_exactly_one_deployment() {
     };
     let id = won["id"].as_str().unwrap().to_owned();
     let stack_id = watching(&h, &id).await;
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
     h.wait(&id).await;
     h.pause(json!({"environment": "DEV", "reason": "replica drill"}))
         .await;
@@ -157,7 +157,7 @@ async fn a_dead_replicas_deployment_is_taken_over_within_the_lease() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("taken over {:?} after the replica died", died.elapsed());
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
     let done = h.wait(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 }
@@ -191,7 +191,7 @@ async fn a_replica_stopping_gracefully_hands_over_without_waiting_for_the_lease(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
     let done = h.wait(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACCOUNTS, Harness};
+use common::Harness;
 use deployer::aws::AwsClients;
 use serde_json::json;
 
@@ -74,7 +74,7 @@ async fn a_restarted_deployer_re_attaches_and_finishes_the_deployment() {
     );
 
     // The Lambda answers; CloudFormation completes the stack.
-    common::release_gate(&h.moto.endpoint, ACCOUNTS[0].1, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
 
     let mut finished = None;
     for _ in 0..400 {

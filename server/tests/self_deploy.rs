@@ -28,7 +28,7 @@ async fn the_deployer_deploys_its_own_real_template_to_gbl() {
     let seed_config = h.dir.path().join("seed.toml");
     // The seed reads the same world from a config file: the bucket, the accounts — and of the
     // projects only the deployer.
-    let toml = common::config_toml(&h.moto.endpoint, &h.dir.path().join("unused.sqlite"));
+    let toml = common::config_toml(&h.moto, &h.dir.path().join("unused.sqlite"));
     let mut toml = toml.split("[[projects]]").next().unwrap().to_owned();
     toml.push_str("[[projects]]\nname = \"deployer\"\nenvironments = [\"GBL\"]\n");
     std::fs::write(&seed_config, toml).unwrap();

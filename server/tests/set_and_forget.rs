@@ -37,7 +37,7 @@ fn find<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
 /// harness's own (SQLite or the scratch PostgreSQL database).
 fn write_config(h: &Harness, extra: &str) -> std::path::PathBuf {
     let path = h.dir.path().join("deployer.toml");
-    let mut text = common::config_toml(&h.moto.endpoint, &h.dir.path().join("deployer.sqlite"));
+    let mut text = common::config_toml(&h.moto, &h.dir.path().join("deployer.sqlite"));
     if let StoreLocation::Postgres(url) = &h.store {
         let line = text
             .lines()
@@ -182,7 +182,10 @@ async fn an_override_and_a_hidden_folder_apply_when_the_file_changes() {
         json!({"value": 50, "source": "file"})
     );
     assert_eq!(config["auth"]["session_hours"]["source"], "default");
-    assert_eq!(config["artifacts"]["bucket"]["value"], common::BUCKET);
+    assert_eq!(
+        config["artifacts"]["bucket"]["value"],
+        h.moto.bucket.as_str()
+    );
     let projects = config["projects"].as_array().unwrap();
     let shop = projects
         .iter()
@@ -292,9 +295,10 @@ async fn a_broken_config_is_refused_whole_and_the_running_one_keeps_serving() {
     write_config(&h, "");
     std::fs::write(
         &path,
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("bucket = \"artifacts\"", "bucket = \"elsewhere\""),
+        std::fs::read_to_string(&path).unwrap().replace(
+            &format!("bucket = \"{}\"", h.moto.bucket),
+            "bucket = \"elsewhere\"",
+        ),
     )
     .unwrap();
     let (status, body) = h.post("/api/v1/config/reload", json!({})).await;
@@ -327,7 +331,6 @@ async fn a_broken_config_is_refused_whole_and_the_running_one_keeps_serving() {
 
 #[tokio::test]
 async fn a_reload_during_a_deployment_loses_nothing() {
-    const ACCOUNT: &str = common::ACCOUNTS[0].1;
     let h = Harness::start().await;
     let path = write_config(&h, "");
     let reloader = h.state.services.reloader().clone();
@@ -372,7 +375,7 @@ async fn a_reload_during_a_deployment_loses_nothing() {
     last_reload_until(&h, |r| matches!(r, Reload::Applied { .. })).await;
     assert_eq!(h.state.engine().poll_interval(), Duration::from_millis(80));
 
-    common::release_gate(&h.moto.endpoint, ACCOUNT, &stack_id).await;
+    common::release_gate(&h.moto.endpoint, h.moto.account("DEV"), &stack_id).await;
     let done = h.wait(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     // The stream opened before the reload carried the deployment to its end.

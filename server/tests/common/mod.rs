@@ -1,5 +1,5 @@
-//! Test harness: a moto server (the local AWS emulator) on a free port per test, and a deployer
-//! configured against it with four environments as four accounts.
+//! Test harness: the local AWS emulator (moto: one for the run, or one per test, see `moto.rs`),
+//! and a deployer configured against it with four environments as four accounts of the test's own.
 #![allow(dead_code)]
 
 mod fixtures;
@@ -21,28 +21,34 @@ use axum::http::{Request, StatusCode};
 use deployer::{AppState, aws::AwsClients, config::Config};
 use tower::ServiceExt;
 
-pub const ACCOUNTS: [(&str, &str); 4] = [
-    ("DEV", "111111111111"),
-    ("STG", "222222222222"),
-    ("PRD", "333333333333"),
-    ("GBL", "444444444444"),
-];
-pub const BUCKET: &str = "artifacts";
+/// The environments, each an account of its own ([`Moto::account`]).
+pub const ENVIRONMENTS: [&str; 4] = ["DEV", "STG", "PRD", "GBL"];
 pub const PREFIX: &str = "builds/";
 
-/// The config the tests run with: every project deploys to DEV, STG and PRD.
-pub fn config(endpoint: &str, store: &std::path::Path) -> Config {
-    let mut config = Config::parse(&config_toml(endpoint, store)).unwrap();
+/// The config the tests run with: every project deploys to DEV, STG and PRD, in the test's own
+/// accounts and bucket in `moto`.
+pub fn config(moto: &Moto, store: &std::path::Path) -> Config {
+    config_via(&moto.endpoint, moto, store)
+}
+
+/// [`config`] reaching moto at `endpoint` (e.g. through a fault proxy).
+pub fn config_via(endpoint: &str, moto: &Moto, store: &std::path::Path) -> Config {
+    let mut config = Config::parse(&config_toml_via(endpoint, moto, store)).unwrap();
     config.auth.bootstrap_token = Some(BOOTSTRAP_TOKEN.to_owned());
     config
 }
 
 /// [`config`] as the file a deployer process reads.
-pub fn config_toml(endpoint: &str, store: &std::path::Path) -> String {
+pub fn config_toml(moto: &Moto, store: &std::path::Path) -> String {
+    config_toml_via(&moto.endpoint, moto, store)
+}
+
+fn config_toml_via(endpoint: &str, moto: &Moto, store: &std::path::Path) -> String {
+    let bucket = &moto.bucket;
     let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\nstore = {store:?}\npoll_interval_ms = 50\n[artifacts]\nbucket = \"{BUCKET}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
+        "listen = \"127.0.0.1:0\"\nstore = {store:?}\npoll_interval_ms = 50\n[artifacts]\nbucket = \"{bucket}\"\nprefix = \"{PREFIX}\"\nenvironment = \"GBL\"\n"
     );
-    for (name, account) in ACCOUNTS {
+    for (name, account) in &moto.accounts {
         toml.push_str(&format!(
             "[[environments]]\nname = \"{name}\"\naccount_id = \"{account}\"\nregion = \"eu-west-1\"\n\
              role_arn = \"arn:aws:iam::{account}:role/deployer\"\nendpoint_url = \"{endpoint}\"\n"
@@ -129,7 +135,7 @@ impl Harness {
             .as_ref()
             .map_or(moto.endpoint.clone(), |p| p.url.clone());
         let dir = tempfile::tempdir().unwrap();
-        let mut config = config(&endpoint, &dir.path().join("deployer.sqlite"));
+        let mut config = config_via(&endpoint, &moto, &dir.path().join("deployer.sqlite"));
         // `scripts/test` runs the suite a second time on PostgreSQL: each harness its database.
         if let Some(admin) = postgres_server() {
             config.store = deployer::config::StoreLocation::Postgres(
@@ -144,9 +150,9 @@ impl Harness {
         let state = match cfn {
             None => deployer::state(config, aws.clone()).await.unwrap(),
             Some(cfn) => {
-                let map = ACCOUNTS
+                let map = ENVIRONMENTS
                     .iter()
-                    .map(|(env, _)| (env.to_string(), cfn.clone()))
+                    .map(|env| (env.to_string(), cfn.clone()))
                     .collect();
                 deployer::state_with_cloudformation(config, aws.clone(), map)
                     .await
@@ -182,7 +188,7 @@ impl Harness {
         harness
             .s3()
             .create_bucket()
-            .bucket(BUCKET)
+            .bucket(&harness.moto.bucket)
             .create_bucket_configuration(
                 aws_sdk_s3::types::CreateBucketConfiguration::builder()
                     .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
@@ -205,7 +211,7 @@ impl Harness {
     pub async fn put(&self, key: &str, body: &str) {
         self.s3()
             .put_object()
-            .bucket(BUCKET)
+            .bucket(&self.moto.bucket)
             .key(format!("{PREFIX}{key}"))
             .body(body.as_bytes().to_vec().into())
             .send()
@@ -280,10 +286,7 @@ impl Harness {
 
     /// The config a restarted deployer reads: the same emulator and the same store.
     pub fn config_again(&self) -> Config {
-        let mut config = config(
-            &self.moto.endpoint,
-            &self.dir.path().join("deployer.sqlite"),
-        );
+        let mut config = config(&self.moto, &self.dir.path().join("deployer.sqlite"));
         config.store = self.store.clone();
         config
     }
@@ -291,7 +294,7 @@ impl Harness {
     /// CloudFormation in DEV reached directly, never through the harness's proxy: what really
     /// happened in the emulator.
     pub async fn moto_cfn(&self) -> aws_sdk_cloudformation::Client {
-        let config = config(&self.moto.endpoint, &self.dir.path().join("unused.sqlite"));
+        let config = config(&self.moto, &self.dir.path().join("unused.sqlite"));
         let aws = AwsClients::connect(&config, Some(static_credentials())).await;
         aws.env("DEV").unwrap().cloudformation.clone()
     }

@@ -68,9 +68,9 @@ async fn restart(h: &mut Harness, cfn: Arc<ScriptedCfn>) {
     h.state.engine().abort_all();
     let config = h.config_again();
     let aws = deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
-    let map = common::ACCOUNTS
+    let map = common::ENVIRONMENTS
         .iter()
-        .map(|(env, _)| {
+        .map(|env| {
             let cfn: Arc<dyn CloudFormation> = cfn.clone();
             (env.to_string(), cfn)
         })
