@@ -41,35 +41,54 @@ pub fn AuditPage() -> impl IntoView {
         |(q, _, _)| get_audit(q),
     );
     let selected = move |key: &'static str| move || query.read().get(key).unwrap_or_default();
+    // The form as the URL says, rendered by the server (the options marked `selected`, the
+    // actor's `value`): right before the page is live, and hydration leaves what a person changed
+    // meanwhile alone. Once live, a link that changes the URL (Clear, Older) sets the controls.
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |first: Option<()>| {
+        let wanted: Vec<(&str, String)> = ["environment", "project", "action", "actor"]
+            .into_iter()
+            .map(|key| (key, selected(key)()))
+            .collect();
+        if first.is_some()
+            && let Some(form) = form.get_untracked()
+        {
+            set_controls(&form, &wanted);
+        }
+    });
+    let option = move |key: &'static str, value: String, label: String| {
+        let is = value.clone();
+        view! { <option value=value selected=move || selected(key)() == is>{label}</option> }
+    };
     view! {
         <Title text="Audit — Deployer"/>
         <main class="page page-wide">
             <div class="page-head"><h1>"Audit"</h1><p class="muted small">"Every deploy, rollback, cancel, pause and resume: who, when and why."</p></div>
-            <form class="filters" method="get" action="/audit">
+            <form class="filters" method="get" action="/audit" node_ref=form>
                 <label class="field"><span class="field-label">"Environment"</span>
-                    <select class="select" name="environment" prop:value=selected("environment")>
+                    <select class="select" name="environment">
                         <option value="">"any"</option>
                         <Suspense fallback=|| ()>{move || Suspend::new(async move {
-                            overview.await.ok().map(|o| o.environments.into_iter().map(|e| view! { <option value=e.name.clone()>{e.name.clone()}</option> }).collect_view())
+                            overview.await.ok().map(|o| o.environments.into_iter().map(|e| option("environment", e.name.clone(), e.name)).collect_view())
                         })}</Suspense>
                     </select>
                 </label>
                 <label class="field"><span class="field-label">"Project"</span>
-                    <select class="select" name="project" prop:value=selected("project")>
+                    <select class="select" name="project">
                         <option value="">"any"</option>
                         <Suspense fallback=|| ()>{move || Suspend::new(async move {
-                            overview.await.ok().map(|o| o.projects.into_iter().map(|p| view! { <option value=p.name.clone()>{p.title.clone()}</option> }).collect_view())
+                            overview.await.ok().map(|o| o.projects.into_iter().map(|p| option("project", p.name, p.title)).collect_view())
                         })}</Suspense>
                     </select>
                 </label>
                 <label class="field"><span class="field-label">"Action"</span>
-                    <select class="select" name="action" prop:value=selected("action")>
+                    <select class="select" name="action">
                         <option value="">"any"</option>
-                        {AuditAction::ALL.iter().map(|a| view! { <option value=a.as_str()>{a.as_str().replace('_', " ")}</option> }).collect_view()}
+                        {AuditAction::ALL.iter().map(|a| option("action", a.as_str().to_owned(), a.as_str().replace('_', " "))).collect_view()}
                     </select>
                 </label>
                 <label class="field"><span class="field-label">"Actor"</span>
-                    <input class="select" name="actor" prop:value=selected("actor") placeholder="anyone"/>
+                    <input class="select" name="actor" value=selected("actor") placeholder="anyone"/>
                 </label>
                 <button type="submit" class="btn btn-primary">"Filter"</button>
                 <a class="btn btn-secondary" href="/audit">"Clear"</a>
@@ -123,6 +142,26 @@ pub fn AuditPage() -> impl IntoView {
                 })}
             </Transition>
         </main>
+    }
+}
+
+/// Sets the filter form's controls to these values (a select to "any" when its value is not
+/// among its options).
+fn set_controls(form: &web_sys::HtmlFormElement, wanted: &[(&str, String)]) {
+    use leptos::wasm_bindgen::JsCast;
+    let elements = form.elements();
+    for (name, value) in wanted {
+        let Some(control) = elements.named_item(name) else {
+            continue;
+        };
+        if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
+            select.set_value(value);
+            if select.selected_index() < 0 {
+                select.set_selected_index(0);
+            }
+        } else if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
+            input.set_value(value);
+        }
     }
 }
 
