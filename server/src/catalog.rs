@@ -121,7 +121,8 @@ impl Catalog {
             config.artifacts.prefix.clone(),
             config.environment_names(),
             LISTING_TTL,
-        );
+        )
+        .with_memory(Arc::new(store.clone()));
         Ok(Catalog {
             config: RwLock::new(Arc::new(config)),
             artifacts,

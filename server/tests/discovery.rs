@@ -302,3 +302,78 @@ async fn a_stale_listing_is_served_at_once_and_re_listed_in_the_background_listi
     assert!(now.iter().all(|f| f.build.id != "web-master-1"));
     assert_eq!(store.counts("web").full_listings, 1);
 }
+
+/// A restarted deployer (every self-deploy restarts it) answers a project's first page from the
+/// listing it kept in its store, without waiting on S3 — here S3 is not even reachable — and
+/// lists S3 again once it is. What it keeps is the folder's files, so a build half written
+/// before the restart is still refused until its last file lands.
+#[tokio::test]
+async fn a_restarted_deployer_serves_its_first_page_from_the_listing_it_kept() {
+    let h = Harness::start_behind_proxy().await;
+    h.put_build("web", "web-master-1").await;
+    h.put_build("web", "web-master-2").await;
+    h.put("web/web-master-3/template.yaml", common::TEMPLATE)
+        .await;
+    let (status, before) = h.builds("web", "").await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let source = format!("s3://{}/{}", h.moto.bucket, common::PREFIX);
+    let store = &h.state.catalog().store;
+    for _ in 0..200 {
+        if store.listing("web", &source).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        store.listing("web", &source).await.unwrap().is_some(),
+        "the listing was kept"
+    );
+
+    // The deployer stops; it starts again while S3 is away.
+    h.state.engine().abort_all();
+    let proxy = h.proxy.as_ref().unwrap();
+    let mut config = common::config_via(&proxy.url, &h.moto, &h.dir.path().join("unused.sqlite"));
+    config.store = h.store.clone();
+    proxy.vanish().await;
+    let aws = deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
+    let restarted = deployer::state(config, aws).await.unwrap();
+    let artifacts = &restarted.catalog().artifacts;
+    let started = std::time::Instant::now();
+    let kept = artifacts.folders("web").await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let ids: Vec<(&str, bool)> = kept
+        .iter()
+        .map(|f| (f.build.id.as_str(), f.build.deployable))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("web-master-3", false),
+            ("web-master-2", true),
+            ("web-master-1", true)
+        ]
+    );
+    assert_eq!(
+        artifacts.listings("web"),
+        0,
+        "S3 was not listed: it is away"
+    );
+
+    // S3 is back and the half-written build is finished: the next listing has it whole.
+    proxy.come_back().await;
+    h.put(
+        "web/web-master-3/parameters.json",
+        r#"{"Greeting":"hello"}"#,
+    )
+    .await;
+    let fresh = artifacts
+        .relist("web", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(fresh.iter().all(|f| f.build.deployable));
+    assert_eq!(fresh.len(), 3);
+}

@@ -15,6 +15,7 @@ mod live_events;
 pub use live_events::CHANNEL as LIVE_EVENTS_CHANNEL;
 pub use live_events::STACK_EVENTS_CHANNEL;
 mod execution;
+mod listings;
 mod outbox;
 mod pauses;
 
