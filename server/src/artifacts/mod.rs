@@ -490,16 +490,6 @@ impl Lister {
             }
         };
         let folders = self.builds_of(project, &folder_prefix, &files);
-        if let Some(memory) = self.memory.clone()
-            && slot.current().is_none_or(|before| before.files != files)
-        {
-            let (project, source, kept) = (
-                project.to_owned(),
-                self.source(),
-                to_kept(&folder_prefix, &files),
-            );
-            tokio::spawn(async move { memory.remember(&project, &source, kept).await });
-        }
         {
             let mut counts = self
                 .counts
