@@ -145,9 +145,14 @@ pub fn Modal(
             // meanwhile, to the main content.
             let (element, before) = kept.take();
             element.close();
-            let target = before
-                .filter(|e| e.is_connected())
-                .or_else(|| document().query_selector("main").ok().flatten());
+            let target = before.filter(|e| e.is_connected()).or_else(|| {
+                // `<main>` takes the focus only when it is told it may (from scripts, not Tab).
+                let main = document().query_selector("main").ok().flatten()?;
+                if !main.has_attribute("tabindex") {
+                    let _ = main.set_attribute("tabindex", "-1");
+                }
+                Some(main)
+            });
             if let Some(target) = target.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
                 let _ = target.focus();
             }
