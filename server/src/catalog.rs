@@ -121,8 +121,7 @@ impl Catalog {
             config.artifacts.prefix.clone(),
             config.environment_names(),
             LISTING_TTL,
-        )
-        .with_memory(Arc::new(store.clone()));
+        );
         Ok(Catalog {
             config: RwLock::new(Arc::new(config)),
             artifacts,

@@ -41,18 +41,6 @@ pub const LISTING_TTL: Duration = Duration::from_secs(20);
 pub const TEMPLATE_FILES: [&str; 3] = ["template.yaml", "template.yml", "template.json"];
 pub const PARAMETERS_FILE: &str = "parameters.json";
 
-/// Where the last listing of each project outlives the process (the store): a restarted
-/// deployer serves a project's first page from it at once and lists S3 again in the background,
-/// instead of making the page wait for a whole listing (seconds, for thousands of builds).
-/// `source` says which bucket and prefix the listing is of.
-#[async_trait::async_trait]
-pub trait ListingMemory: Send + Sync {
-    /// The listing kept for the project (JSON, as [`ListingMemory::remember`] was given it).
-    async fn recall(&self, project: &str, source: &str) -> Option<String>;
-    /// Keeps the project's listing, replacing the one before.
-    async fn remember(&self, project: &str, source: &str, files: String);
-}
-
 /// One build folder as found in S3, with the keys of its files.
 #[derive(Clone, Debug)]
 pub struct BuildFolder {
@@ -72,16 +60,11 @@ pub struct BuildFolder {
 /// time). A re-list lists only what is new: the folder names (one entry per build, a thousand
 /// per page), then the files of folders it has not seen or saw incomplete; every
 /// [`FULL_RELIST_EVERY`] it lists every object again, which catches a file added to a complete
-/// folder. Each listing that changed is kept in the store, so a restarted deployer serves its
-/// first pages from it.
+/// folder.
 pub struct ArtifactStore {
     lister: Lister,
     ttl: Duration,
     slots: std::sync::Mutex<std::collections::HashMap<String, Arc<Slot>>>,
-    /// Projects whose kept listing was asked for: only a project's first listing in this
-    /// process, before S3 was listed, may come from the memory (after
-    /// [`ArtifactStore::invalidate`], S3 is asked).
-    recalled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How often a project's every object is listed again (a re-list in between lists only new
@@ -91,14 +74,11 @@ pub const FULL_RELIST_EVERY: Duration = Duration::from_secs(600);
 /// than a listing per folder.
 const MAX_FOLDERS_LISTED_ONE_BY_ONE: usize = 100;
 
-/// A project's files by build folder: each file's key and last-modified time.
-type FolderFiles = BTreeMap<String, Vec<(String, DateTime<Utc>)>>;
-
 /// What S3 held for a project at one moment.
 struct Listing {
     folders: Arc<Vec<BuildFolder>>,
     /// Each folder's files (key, last modified), by folder name: what a re-list keeps.
-    files: FolderFiles,
+    files: BTreeMap<String, Vec<(String, DateTime<Utc>)>>,
     at: std::time::Instant,
     full_at: std::time::Instant,
 }
@@ -108,8 +88,6 @@ struct Slot {
     listing: std::sync::Mutex<Option<Arc<Listing>>>,
     /// One re-list of the project at a time.
     listing_now: Arc<tokio::sync::Mutex<()>>,
-    /// One look at the kept listing at a time.
-    recalling: tokio::sync::Mutex<()>,
 }
 
 impl Slot {
@@ -139,8 +117,6 @@ struct Lister {
     environments: Arc<std::sync::RwLock<Vec<String>>>,
     /// How many times each project was listed, and with how many S3 calls.
     counts: Arc<std::sync::Mutex<std::collections::HashMap<String, ListingCounts>>>,
-    /// Where listings are kept across restarts, if anywhere.
-    memory: Option<Arc<dyn ListingMemory>>,
 }
 
 /// A project's listings since start: how many, and the S3 calls they made.
@@ -166,19 +142,10 @@ impl ArtifactStore {
                 prefix,
                 environments: Arc::new(std::sync::RwLock::new(environments)),
                 counts: Default::default(),
-                memory: None,
             },
             ttl,
             slots: Default::default(),
-            recalled: Default::default(),
         }
-    }
-
-    /// Keeps each project's listing in `memory`, and serves a project's first page after a
-    /// restart from it.
-    pub fn with_memory(mut self, memory: Arc<dyn ListingMemory>) -> Self {
-        self.lister.memory = Some(memory);
-        self
     }
 
     pub fn bucket(&self) -> &str {
@@ -235,76 +202,28 @@ impl ArtifactStore {
     }
 
     /// The project's build folders, newest first, for a page: the listing in memory, however
-    /// old (one older than the TTL is re-listed in the background meanwhile); after a restart,
-    /// the listing kept in the store ([`ListingMemory`]). Only a project never listed yet waits
-    /// for its first listing (callers at once share it).
+    /// old (one older than the TTL is re-listed in the background meanwhile); only a project
+    /// never listed yet waits for its first listing (callers at once share it).
     pub async fn folders(&self, project: &str) -> Result<Arc<Vec<BuildFolder>>, AwsFailure> {
         let slot = self.slot(project);
         if let Some(listing) = slot.current() {
             crate::metrics::cache("build_listings", true);
-            if listing.at.elapsed() >= self.ttl {
-                self.relist_in_background(project, &slot);
+            if listing.at.elapsed() >= self.ttl
+                && let Ok(guard) = slot.listing_now.clone().try_lock_owned()
+            {
+                let (lister, slot, project) =
+                    (self.lister.clone(), slot.clone(), project.to_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = lister.relist(&project, &slot).await {
+                        tracing::debug!(project, error = %e, "background re-list failed");
+                    }
+                    drop(guard);
+                });
             }
             return Ok(listing.folders.clone());
         }
-        if let Some(folders) = self.recall(project, &slot).await {
-            crate::metrics::cache("build_listings", true);
-            return Ok(folders);
-        }
         crate::metrics::cache("build_listings", false);
         self.relist(project, self.ttl).await
-    }
-
-    /// Lists the project again in the background, unless a re-list is under way.
-    fn relist_in_background(&self, project: &str, slot: &Arc<Slot>) {
-        let Ok(guard) = slot.listing_now.clone().try_lock_owned() else {
-            return;
-        };
-        let (lister, slot, project) = (self.lister.clone(), slot.clone(), project.to_owned());
-        tokio::spawn(async move {
-            if let Err(e) = lister.relist(&project, &slot).await {
-                tracing::debug!(project, error = %e, "background re-list failed");
-            }
-            drop(guard);
-        });
-    }
-
-    /// The project's listing as it was kept before this process started, put in `slot` and
-    /// listed again in the background; `None` when nothing was kept (or it was asked for
-    /// before: see [`ArtifactStore::invalidate`]).
-    async fn recall(&self, project: &str, slot: &Arc<Slot>) -> Option<Arc<Vec<BuildFolder>>> {
-        let memory = self.lister.memory.clone()?;
-        let _one = slot.recalling.lock().await;
-        if let Some(listing) = slot.current() {
-            return Some(listing.folders.clone());
-        }
-        // Only before this process has listed the project, once: what it listed itself is
-        // newer, and after an invalidation the caller wants S3.
-        if self.counts(project).listings > 0
-            || !self
-                .recalled
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(project.to_owned())
-        {
-            return None;
-        }
-        let kept = memory.recall(project, &self.lister.source()).await?;
-        let folder_prefix = format!("{}{}/", self.lister.prefix, project);
-        let Some(files) = from_kept(&folder_prefix, &kept) else {
-            tracing::warn!(project, "the kept listing could not be read; listing S3");
-            return None;
-        };
-        let folders = self.lister.builds_of(project, &folder_prefix, &files);
-        let now = std::time::Instant::now();
-        slot.set(Some(Arc::new(Listing {
-            folders: folders.clone(),
-            files,
-            at: now,
-            full_at: now,
-        })));
-        self.relist_in_background(project, slot);
-        Some(folders)
     }
 
     /// The project's build folders no older than `max_age`: re-listed now (only what is new)
@@ -409,27 +328,6 @@ impl ArtifactStore {
 }
 
 impl Lister {
-    /// The bucket and prefix listed: a kept listing is only used for the same.
-    fn source(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix)
-    }
-
-    /// The builds the files of a project's folders make.
-    fn builds_of(
-        &self,
-        project: &str,
-        folder_prefix: &str,
-        files: &FolderFiles,
-    ) -> Arc<Vec<BuildFolder>> {
-        let mut folders = group_into_builds(
-            project,
-            folder_prefix,
-            files.values().flatten().cloned().collect(),
-        );
-        check_overrides(&mut folders, &self.environment_names());
-        Arc::new(folders)
-    }
-
     fn environment_names(&self) -> Vec<String> {
         self.environments
             .read()
@@ -489,7 +387,13 @@ impl Lister {
                 (by_folder(&folder_prefix, files), None)
             }
         };
-        let folders = self.builds_of(project, &folder_prefix, &files);
+        let mut folders = group_into_builds(
+            project,
+            &folder_prefix,
+            files.values().flatten().cloned().collect(),
+        );
+        check_overrides(&mut folders, &self.environment_names());
+        let folders = Arc::new(folders);
         {
             let mut counts = self
                 .counts
@@ -499,17 +403,6 @@ impl Lister {
             counts.listings += 1;
             counts.full_listings += u64::from(full_at.is_none());
             counts.s3_calls += calls;
-        }
-        // Kept when it changed (counted first: a process that has listed never recalls).
-        if let Some(memory) = self.memory.clone()
-            && slot.current().is_none_or(|before| before.files != files)
-        {
-            let (project, source, kept) = (
-                project.to_owned(),
-                self.source(),
-                to_kept(&folder_prefix, &files),
-            );
-            tokio::spawn(async move { memory.remember(&project, &source, kept).await });
         }
         let now = std::time::Instant::now();
         slot.set(Some(Arc::new(Listing {
@@ -594,40 +487,6 @@ impl Lister {
         }
         Ok((names, calls))
     }
-}
-
-/// A project's files as kept ([`ListingMemory`]): JSON, folder → [[file name, last modified]],
-/// the keys without the project's prefix (a third of the size).
-fn to_kept(folder_prefix: &str, files: &FolderFiles) -> String {
-    let short: BTreeMap<&str, Vec<(&str, DateTime<Utc>)>> = files
-        .iter()
-        .map(|(folder, files)| {
-            let within = format!("{folder_prefix}{folder}/");
-            let names = files
-                .iter()
-                .map(|(key, at)| (key.strip_prefix(&within).unwrap_or(key), *at))
-                .collect();
-            (folder.as_str(), names)
-        })
-        .collect();
-    serde_json::to_string(&short).unwrap_or_default()
-}
-
-/// [`to_kept`]'s JSON read back into full keys; `None` if it is not that.
-fn from_kept(folder_prefix: &str, kept: &str) -> Option<FolderFiles> {
-    let short: BTreeMap<String, Vec<(String, DateTime<Utc>)>> = serde_json::from_str(kept).ok()?;
-    Some(
-        short
-            .into_iter()
-            .map(|(folder, files)| {
-                let files = files
-                    .into_iter()
-                    .map(|(name, at)| (format!("{folder_prefix}{folder}/{name}"), at))
-                    .collect();
-                (folder, files)
-            })
-            .collect(),
-    )
 }
 
 /// Files grouped by their folder (the first path segment after `folder_prefix`).

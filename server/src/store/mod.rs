@@ -15,7 +15,6 @@ mod live_events;
 pub use live_events::CHANNEL as LIVE_EVENTS_CHANNEL;
 pub use live_events::STACK_EVENTS_CHANNEL;
 mod execution;
-mod listings;
 mod outbox;
 mod pauses;
 
