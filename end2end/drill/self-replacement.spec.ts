@@ -26,7 +26,8 @@ function startReplica(port: number): Promise<void> {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   replicas.set(port, child);
-  return waitFor(`http://127.0.0.1:${port}/api/v1/health`);
+  // As the template's load balancer does: a replica takes requests once it is ready.
+  return waitFor(`http://127.0.0.1:${port}/api/v1/ready`);
 }
 
 async function waitFor(url: string) {

@@ -734,9 +734,49 @@ async fn discovery(h: &Harness) {
             stale.push(get().await);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        // A new replica behind the self-deploy template's load balancer, which checks
+        // `/api/v1/ready`: it takes people once its first sweep has listed every project (these
+        // 50 and the configured ones); then the first page it serves.
+        let (replica, started) = Server::spawn(h, "discovery-ready").await;
+        let ready_url = format!("{}/api/v1/ready", replica.base);
+        let since_start = Instant::now();
+        while !replica
+            .client
+            .get(&ready_url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ready = started + since_start.elapsed();
+        let start = Instant::now();
+        let r = replica
+            .client
+            .get(format!(
+                "{}/api/v1/projects/web-api/builds?limit=50",
+                replica.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let _ = r.bytes().await.unwrap();
+        let first_when_ready = start.elapsed();
+        drop(replica);
         report(
             &format!("    {total:>6} builds: builds page, first after start"),
             vec![cold],
+        );
+        report(
+            &format!("    {total:>6} builds: a new replica ready (spawn → /api/v1/ready 200)"),
+            vec![ready],
+        );
+        report(
+            &format!("    {total:>6} builds: builds page, first once ready"),
+            vec![first_when_ready],
         );
         report(&format!("    {total:>6} builds: builds page, warm"), warm);
         report(

@@ -204,10 +204,26 @@ impl BuildsWatch {
     pub fn spawn(self: &Arc<Self>, every: Duration) {
         let watch = self.clone();
         tokio::spawn(async move {
+            // The first sweep lists every project: once it has, the deployer is ready for people
+            // (`/api/v1/ready`), none of whom then waits for a first listing.
+            let mut first = true;
             loop {
                 watch.discover().await;
-                for project in watch.catalog.project_names() {
+                let projects = watch.catalog.project_names();
+                let readiness = &watch.catalog.readiness;
+                if first {
+                    readiness.begin(projects.len());
+                }
+                for project in projects {
                     watch.check(&project, every).await;
+                    if first {
+                        let listed = watch.catalog.artifacts.cached(&project).is_some();
+                        readiness.listed(&project, listed);
+                    }
+                }
+                if first {
+                    readiness.finish();
+                    first = false;
                 }
                 tokio::time::sleep(every).await;
             }

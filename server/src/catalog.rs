@@ -41,6 +41,8 @@ pub struct Catalog {
     folders: RwLock<Option<(std::time::Instant, Arc<Vec<String>>)>>,
     /// One listing of the prefix at a time.
     discovering: tokio::sync::Mutex<()>,
+    /// Whether the first sweep has listed every project (`/api/v1/ready`).
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// The per-environment clients the catalog hands out.
@@ -132,6 +134,7 @@ impl Catalog {
             stack_signals: Default::default(),
             folders: RwLock::new(None),
             discovering: tokio::sync::Mutex::new(()),
+            readiness: Default::default(),
         })
     }
 

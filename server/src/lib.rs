@@ -20,6 +20,7 @@ pub mod live;
 pub mod live_relay;
 pub mod metrics;
 pub mod notify;
+pub mod readiness;
 pub mod reload;
 pub mod secret;
 pub mod service;

@@ -55,6 +55,18 @@ async fn every_route_server_function_and_page_needs_credentials() {
                 }
                 continue;
             }
+            if path == "/ready" {
+                // The load balancer's other check: open, and says how far the first sweep is.
+                if *method == Method::GET {
+                    assert!(
+                        status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+                        "{status}: {body}"
+                    );
+                    let report: Value = serde_json::from_str(&body).unwrap();
+                    assert!(report["ready"].is_boolean(), "{report}");
+                }
+                continue;
+            }
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}: {body}");
             let body: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(body["error"]["code"], "unauthorized", "{method} {uri}");

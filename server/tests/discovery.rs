@@ -302,3 +302,120 @@ async fn a_stale_listing_is_served_at_once_and_re_listed_in_the_background_listi
     assert!(now.iter().all(|f| f.build.id != "web-master-1"));
     assert_eq!(store.counts("web").full_listings, 1);
 }
+
+/// `GET /api/v1/ready` of a replica (the load balancer's check), its answer and status.
+async fn ready_of(state: &deployer::state::AppState) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::get("/api/v1/ready")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = deployer::router(state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// A second deployer over the harness's bucket (a new replica, as a self-deploy starts),
+/// reaching S3 through its own fault proxy.
+async fn replica_behind(
+    h: &Harness,
+    proxy: &common::proxy::FaultProxy,
+) -> deployer::state::AppState {
+    // Its own store: what it is ready for is the bucket's listing, not the record.
+    let config = common::config_via(&proxy.url, &h.moto, &h.dir.path().join("replica.sqlite"));
+    let aws = deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
+    deployer::state(config, aws).await.unwrap()
+}
+
+/// A new replica takes people only once its first sweep has listed every project: while S3 is
+/// slow, `/api/v1/ready` answers 503 `warming_up` (`/health` already 200: it is alive); then 200
+/// `ready`, and a builds page waits for no listing — S3 is not asked again. The load balancer
+/// of the self-deploy template checks `ready`, so no one's first page after a deploy waits.
+#[tokio::test]
+async fn a_new_replica_is_ready_once_its_first_sweep_has_listed_every_project() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    h.put_build("web", "web-master-2").await;
+    let proxy = common::proxy::FaultProxy::start(&h.moto.endpoint).await;
+    // Every listing of this replica's takes 700 ms (S3 on a bad day, or 10,000 builds).
+    proxy.inject(
+        "ListObjectsV2",
+        common::proxy::Fault::SlowAnswer(std::time::Duration::from_millis(700)),
+        1_000,
+    );
+    let replica = replica_behind(&h, &proxy).await;
+    let (status, report) = ready_of(&replica).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{report}");
+    assert_eq!(report["ready"], false);
+    assert_eq!(report["status"], "warming_up");
+
+    let started = std::time::Instant::now();
+    let report = loop {
+        let (status, report) = ready_of(&replica).await;
+        if status == StatusCode::OK {
+            break report;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never ready: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(report["status"], "ready", "{report}");
+    // The configured projects (web, web-api) and the bucket's folder `web` (the same project).
+    assert_eq!(report["projects"], 2, "{report}");
+    assert_eq!(report["listed"], 2, "{report}");
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    assert!(report["warm_up_ms"].as_u64().unwrap() >= 700, "{report}");
+
+    let listings = proxy.forwarded("ListObjectsV2");
+    let asked = std::time::Instant::now();
+    let builds = replica.catalog().builds("web", None, None).await.unwrap();
+    let ids: Vec<&str> = builds.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, ["web-master-2", "web-master-1"]);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(700),
+        "the first page did not wait for a listing: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        proxy.forwarded("ListObjectsV2"),
+        listings,
+        "the first page listed nothing"
+    );
+}
+
+/// A replica whose bucket answers only errors still becomes ready (it is no worse than the
+/// others, and holding it back would only have it replaced again and again); the report names
+/// the projects whose listing failed.
+#[tokio::test]
+async fn a_replica_whose_listings_fail_is_ready_and_names_them() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    let proxy = common::proxy::FaultProxy::start(&h.moto.endpoint).await;
+    proxy.inject("ListObjectsV2", common::proxy::Fault::Unavailable, 1_000);
+    let replica = replica_behind(&h, &proxy).await;
+    let started = std::time::Instant::now();
+    let report = loop {
+        let (status, report) = ready_of(&replica).await;
+        if status == StatusCode::OK {
+            break report;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never ready: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(report["status"], "ready", "{report}");
+    assert_eq!(
+        report["failed"],
+        serde_json::json!(["web", "web-api"]),
+        "{report}"
+    );
+}

@@ -1,4 +1,4 @@
-//! `/health`, `/environments`, `/projects` and a project's builds and stacks.
+//! `/health`, `/ready`, `/environments`, `/projects` and a project's builds and stacks.
 
 use std::collections::HashMap;
 
@@ -16,6 +16,19 @@ use crate::state::AppState;
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// For the load balancer: 200 once the first sweep has listed every project, 503 before (the
+/// same report either way). `health` says the process is alive; this, that people may come.
+pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let report = state.catalog().readiness.report();
+    let status = if report.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report)).into_response()
 }
 
 pub async fn environments(State(state): State<AppState>, actor: Actor) -> Json<Vec<Environment>> {

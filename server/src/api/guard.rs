@@ -1,6 +1,6 @@
-//! The one door every request passes (except `GET /api/v1/health`, for load balancers, and
-//! `GET /metrics`, for Prometheus, and the API's description `GET /api/v1/openapi.json`): the
-//! `Host` must be the deployer's own (DNS rebinding), the caller must be known (401 otherwise; a
+//! The one door every request passes (except `GET /api/v1/health` and `/api/v1/ready`, for load
+//! balancers, `GET /metrics`, for Prometheus, and the API's description `GET
+//! /api/v1/openapi.json`): the `Host` must be the deployer's own (DNS rebinding), the caller must be known (401 otherwise; a
 //! page is sent to the login instead), a write carrying the session cookie must come from the
 //! deployer's own origin, and server functions take JSON only (a cross-site HTML form cannot
 //! send JSON). The actor found is put in the request for `api::extract::actor`.
@@ -28,7 +28,11 @@ fn is_open(path: &str) -> bool {
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     // The load balancer's health check and Prometheus' scrape: open, like the deployer's port.
-    if path == "/api/v1/health" || path == "/api/v1/openapi.json" || path == "/metrics" {
+    if path == "/api/v1/health"
+        || path == "/api/v1/ready"
+        || path == "/api/v1/openapi.json"
+        || path == "/metrics"
+    {
         return next.run(request).await;
     }
     let auth = state.auth.config();

@@ -32,6 +32,7 @@ pub use pages::Pages;
 pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/health", get(catalog::health)),
+        ("/ready", get(catalog::ready)),
         ("/openapi.json", get(openapi)),
         ("/environments", get(catalog::environments)),
         ("/projects", get(catalog::projects)),
