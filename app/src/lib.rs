@@ -120,7 +120,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/projects/:project/:env") view={Lazy::<ProjectRoute>::new()}/>
                 <Route path=path!("/deployments/:id") view={Lazy::<DeploymentRoute>::new()}/>
                 <Route path=path!("/promotion") view={Lazy::<PromotionRoute>::new()}/>
-                <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()}/>
+                // Async: its filters' options (environments, projects) come from a resource, and
+                // a shared link shows them chosen, even before the page is live.
+                <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=path!("/tokens") view={Lazy::<TokensRoute>::new()}/>
                 <Route path=path!("/webhooks") view={Lazy::<WebhooksRoute>::new()}/>
             </Routes>

@@ -5,7 +5,10 @@ test('the audit filters show what the address asks for, before and after the pag
   // As the server renders them, before any script runs (here: none at all), for a shared link.
   const context = await browser.newContext({ storageState: '.auth/admin.json', javaScriptEnabled: false });
   const plain = await context.newPage();
-  await plain.goto('/audit?action=pause&actor=bob');
+  await plain.goto('/audit?environment=STG&project=web&action=pause&actor=bob');
+  // The environments and projects are the server's to list (the page waits for them).
+  await expect(plain.getByLabel('Environment')).toHaveValue('STG');
+  await expect(plain.getByLabel('Project')).toHaveValue('web');
   await expect(plain.getByLabel('Action')).toHaveValue('pause');
   await expect(plain.getByLabel('Actor')).toHaveValue('bob');
   await context.close();
