@@ -305,19 +305,26 @@ async fn a_stale_listing_is_served_at_once_and_re_listed_in_the_background_listi
 
 /// `GET /api/v1/ready` of a replica (the load balancer's check), its answer and status.
 async fn ready_of(state: &deployer::state::AppState) -> (StatusCode, serde_json::Value) {
-    use tower::ServiceExt;
     let request = axum::http::Request::get("/api/v1/ready")
         .body(axum::body::Body::empty())
         .unwrap();
-    let response = deployer::router(state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
+    common::answer(state, request).await
+}
+
+/// The replica's ready report, once it says 200 (at most 30 s).
+async fn once_ready(state: &deployer::state::AppState) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, report) = ready_of(state).await;
+        if status == StatusCode::OK {
+            return report;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never ready: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A second deployer over the harness's bucket (a new replica, as a self-deploy starts),
@@ -354,18 +361,7 @@ async fn a_new_replica_is_ready_once_its_first_sweep_has_listed_every_project() 
     assert_eq!(report["ready"], false);
     assert_eq!(report["status"], "warming_up");
 
-    let started = std::time::Instant::now();
-    let report = loop {
-        let (status, report) = ready_of(&replica).await;
-        if status == StatusCode::OK {
-            break report;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "never ready: {report}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let report = once_ready(&replica).await;
     assert_eq!(report["status"], "ready", "{report}");
     // The configured projects (web, web-api) and the bucket's folder `web` (the same project).
     assert_eq!(report["projects"], 2, "{report}");
@@ -400,18 +396,7 @@ async fn a_replica_whose_listings_fail_is_ready_and_names_them() {
     let proxy = common::proxy::FaultProxy::start(&h.moto.endpoint).await;
     proxy.inject("ListObjectsV2", common::proxy::Fault::Unavailable, 1_000);
     let replica = replica_behind(&h, &proxy).await;
-    let started = std::time::Instant::now();
-    let report = loop {
-        let (status, report) = ready_of(&replica).await;
-        if status == StatusCode::OK {
-            break report;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "never ready: {report}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let report = once_ready(&replica).await;
     assert_eq!(report["status"], "ready", "{report}");
     assert_eq!(
         report["failed"],

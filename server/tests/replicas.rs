@@ -34,15 +34,7 @@ async fn deploy_on(state: &AppState, build: &str) -> (StatusCode, Value) {
             json!({"project": "web", "environment": "DEV", "build": build}).to_string(),
         ))
         .unwrap();
-    let response = deployer::router(state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    common::answer(state, request).await
 }
 
 async fn gated_build(h: &Harness, build: &str) {

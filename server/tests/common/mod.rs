@@ -591,6 +591,23 @@ pub fn authorized_client(token: &str) -> reqwest::Client {
 }
 
 /// Percent-encodes a form value.
+/// Sends a request to a deployer's router as is (a replica's, say) and reads its JSON answer
+/// (`null` when the body is not JSON).
+pub async fn answer(state: &AppState, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = deployer::router(state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 pub fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
