@@ -153,8 +153,27 @@ regzip_site() {
   done
 }
 
+# A port free now and below the kernel's ephemeral range, so that no outgoing connection takes it
+# before the server it is for binds it (a port the kernel handed out, closed, then bound minutes
+# later was once taken meanwhile: the drill's proxy, EADDRINUSE).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    port = random.randrange(max(1024, low - 12000), low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port below the ephemeral range")
+PY
 }
 
 wait_for_http() { # url seconds
