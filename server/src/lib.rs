@@ -35,7 +35,7 @@ use std::sync::Arc;
 use app::api::ssr::SharedBackend;
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 pub use crate::state::AppState;
 
@@ -54,7 +54,7 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 /// The whole HTTP app: REST API, server functions, pages and static files.
 pub fn router(state: AppState) -> Router {
     let backend: SharedBackend = Arc::new(api::Pages::new(state.clone()));
-    let routes = generate_route_list(app::App);
+    let routes = page_routes();
     let mut app = Router::new();
     if state.catalog().config().metrics_listen.is_none() {
         app = app.merge(metrics_routes());
@@ -82,6 +82,18 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state);
     harden(app)
+}
+
+/// The pages' routes, from the app's `<Routes>`: worked out once per process. Working them out
+/// renders the whole app with resource loading suppressed, and Leptos suppresses it for the whole
+/// process (`leptos_server`'s `SuppressResourceLoad`, one global flag): a resource of a page being
+/// rendered meanwhile, on another router of the same process, waits forever and so does its page
+/// (leptos-rs/leptos#4773; seen as an `/audit` render that never ended, about one run in thirty,
+/// while another test built its router). Worked out before the first router exists, nothing
+/// renders meanwhile.
+pub fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
 }
 
 /// `GET /metrics` (Prometheus text), on the main address or on `metrics_listen`.

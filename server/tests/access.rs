@@ -83,7 +83,7 @@ async fn every_route_server_function_and_page_needs_credentials() {
     }
 
     // Pages (from the app's route list) and the static files.
-    let pages = leptos_axum::generate_route_list(app::App);
+    let pages = deployer::page_routes();
     assert!(pages.len() >= 4);
     for page in pages {
         let path = page

@@ -132,3 +132,51 @@ async fn ask_for_the_stack(h: &Harness, base: &str) -> reqwest::Response {
         .await
         .unwrap()
 }
+
+/// Pages rendered while routers are built beside them, in the same process, all end. Building a
+/// router used to work out the pages' routes each time, which renders the app with resource
+/// loading suppressed process-wide (leptos-rs/leptos#4773): a page whose resource first asked
+/// meanwhile waited forever — once in about thirty runs of the access tests, whose harness
+/// builds a router per request; it held CI until its time ran out. The routes are now worked out
+/// once per process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_end_while_routers_are_built_beside_them() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    let building = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let builder = {
+        let building = building.clone();
+        let state = h.state.clone();
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            let _runtime = runtime.enter();
+            let mut built = 0u32;
+            while building.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(deployer::router(state.clone()));
+                built += 1;
+            }
+            built
+        })
+    };
+    // The audit trail waits for its resources before it answers; the stack page streams them.
+    for round in 0..40 {
+        for path in ["/audit?environment=DEV", "/projects/web/DEV"] {
+            let page = axum::http::Request::get(path)
+                .header("accept", "text/html")
+                .header("authorization", format!("Bearer {}", h.token))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let answered = tokio::time::timeout(Duration::from_secs(10), h.anonymous(page)).await;
+            let Ok((status, _, html)) = answered else {
+                building.store(false, std::sync::atomic::Ordering::Relaxed);
+                panic!("{path} (round {round}) never ended while routers were being built");
+            };
+            assert_eq!(status, 200, "{path}: {html}");
+            assert!(html.contains("</html>"), "{path}: {html}");
+        }
+    }
+    building.store(false, std::sync::atomic::Ordering::Relaxed);
+    let built = builder.join().unwrap();
+    assert!(built > 0, "no router was built beside the pages");
+}

@@ -372,8 +372,9 @@ impl Harness {
             .header("authorization", format!("Bearer {}", self.token))
             .body(Body::empty())
             .unwrap();
+        let label = format!("GET {}", request.uri());
         let app = deployer::router(self.state.clone());
-        app.oneshot(request).await.unwrap().status()
+        answered(&label, app.oneshot(request)).await.status()
     }
 
     // ---- one method per endpoint of the REST API ----
@@ -469,13 +470,12 @@ impl Harness {
         &self,
         request: Request<Body>,
     ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let label = format!("{} {}", request.method(), request.uri());
         let app = deployer::router(self.state.clone());
-        let response = app.oneshot(request).await.unwrap();
+        let response = answered(&label, app.oneshot(request)).await;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let bytes = read_body(&label, response).await;
         (
             status,
             headers,
@@ -561,12 +561,11 @@ impl Harness {
             );
         }
         let uri = request.uri().to_string();
+        let label = format!("{} {uri}", request.method());
         let app = deployer::router(self.state.clone());
-        let response = app.oneshot(request).await.unwrap();
+        let response = answered(&label, app.oneshot(request)).await;
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let bytes = read_body(&label, response).await;
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             panic!(
                 "{uri} answered {status} with non-JSON: {}",
@@ -594,14 +593,10 @@ pub fn authorized_client(token: &str) -> reqwest::Client {
 /// Sends a request to a deployer's router as is (a replica's, say) and reads its JSON answer
 /// (`null` when the body is not JSON).
 pub async fn answer(state: &AppState, request: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let response = deployer::router(state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
+    let label = format!("{} {}", request.method(), request.uri());
+    let response = answered(&label, deployer::router(state.clone()).oneshot(request)).await;
     let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let body = read_body(&label, response).await;
     (
         status,
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
@@ -692,4 +687,34 @@ pub fn report(what: &str, mut samples: Vec<std::time::Duration>) {
         at(0.95),
         samples[samples.len() - 1]
     );
+}
+
+/// The longest a test waits for the deployer's router to answer a request, or to finish its body:
+/// a request that hangs fails its test, naming it, instead of holding the whole run.
+const ANSWER_LIMIT: Duration = Duration::from_secs(30);
+
+async fn answered(
+    label: &str,
+    response: impl std::future::Future<
+        Output = Result<axum::response::Response, std::convert::Infallible>,
+    >,
+) -> axum::response::Response {
+    match tokio::time::timeout(ANSWER_LIMIT, response).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => panic!("{label}: the deployer did not answer within {ANSWER_LIMIT:?}"),
+    }
+}
+
+async fn read_body(label: &str, response: axum::response::Response) -> axum::body::Bytes {
+    match tokio::time::timeout(
+        ANSWER_LIMIT,
+        axum::body::to_bytes(response.into_body(), usize::MAX),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => panic!("{label}: the answer's body could not be read: {e}"),
+        Err(_) => panic!("{label}: the answer's body did not end within {ANSWER_LIMIT:?}"),
+    }
 }
