@@ -58,6 +58,19 @@ ensure_postgres() {
   fi
 }
 
+# rust_tests <minutes> [env…]: the Rust tests (the one selection every pass uses), ended after
+# <minutes> with a clear word: a test that hangs fails the run instead of holding it until CI's
+# own limit (libtest names it above: "has been running for over 60 seconds").
+rust_tests() {
+  local minutes=$1 rc=0
+  shift
+  env "$@" timeout --kill-after=30s "${minutes}m" cargo test --locked -p deployer -p app -p deployctl || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "the Rust tests ran past ${minutes} minutes: a test hangs (named above as running for over 60 seconds)" >&2
+  fi
+  return "$rc"
+}
+
 # start_postgres <port> <dir> <log>: a throwaway PostgreSQL (Debian's postgresql package) in
 # <dir>, on 127.0.0.1:<port>, trusting local connections, superuser "deployer"; sets
 # POSTGRES_URL (its "postgres" database) and POSTGRES_DIR. PostgreSQL refuses to run as root: as
