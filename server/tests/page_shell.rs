@@ -4,6 +4,10 @@
 //! the card says why it could not be read. Stands for AWS
 //! answering DescribeStacks slowly (a throttled or distant account): the fault proxy holds
 //! moto's answers.
+//!
+//! They run side by side, each on a runtime of its own. They used to run one at a time, as two
+//! runtimes rendering pages in one process had held each other's pages back (one page never
+//! ended). The cause was each router working out the pages' routes: see the last test.
 
 mod common;
 
@@ -12,16 +16,8 @@ use std::time::{Duration, Instant};
 use common::{Harness, proxy::Fault};
 use futures::StreamExt;
 
-/// One of these tests at a time. Each test is its own tokio runtime, and Leptos keeps some of its
-/// reactive state process-wide: two runtimes rendering pages in one process (the two tests at
-/// once) were seen to hold each other's streamed pages back — a page past its budget, once a page
-/// that never ended; 5 of 10 parallel runs failed, 0 of 5 serial ones. The server is one runtime,
-/// and there twelve pages rendered at once, DescribeStacks held, each ended within the budget.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_account_does_not_hold_the_page_back() {
-    let _alone = ONE_AT_A_TIME.lock().await;
     let h = Harness::start_behind_proxy().await;
     h.put_build("web", "web-master-1").await;
     let proxy = h.proxy.as_ref().unwrap();
@@ -87,7 +83,6 @@ async fn a_slow_account_does_not_hold_the_page_back() {
 /// card says so in its own head, and the rest of the page — tabs, the card's history — is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_that_fails_says_so_in_its_card() {
-    let _alone = ONE_AT_A_TIME.lock().await;
     let h = Harness::start_behind_proxy().await;
     h.put_build("web", "web-master-1").await;
     h.proxy
@@ -141,7 +136,6 @@ async fn ask_for_the_stack(h: &Harness, base: &str) -> reqwest::Response {
 /// once per process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_end_while_routers_are_built_beside_them() {
-    let _alone = ONE_AT_A_TIME.lock().await;
     let h = Harness::start().await;
     h.put_build("web", "web-master-1").await;
     let building = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
