@@ -35,7 +35,9 @@ struct Sweep {
 }
 
 /// `GET /api/v1/ready`'s answer (200 when `ready`, else 503).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+// The OpenAPI document's schema `Ready` is derived from this type: the two cannot drift.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Ready")]
 pub struct ReadyReport {
     pub ready: bool,
     /// `ready`; `warming_up` while the first sweep lists; `ready_without_warm_up` when the sweep

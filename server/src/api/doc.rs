@@ -106,7 +106,7 @@ pub fn operations() -> Vec<Operation> {
                     "meta",
                     "For load balancers: 200 once the first sweep has listed every project's build folders (at most a minute after the start), 503 with the same report while it lists",
                 )
-                .ok(200, of::<Ready>)
+                .ok(200, of::<crate::readiness::ReadyReport>)
         },
         Operation {
             open: true,
@@ -311,25 +311,6 @@ pub fn operations() -> Vec<Operation> {
 struct Health {
     /// Always `ok`.
     status: String,
-}
-
-/// `GET /api/v1/ready`'s answer (`crate::readiness::ReadyReport`).
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-struct Ready {
-    ready: bool,
-    /// `ready`, `warming_up`, or `ready_without_warm_up` (the first sweep outlasted the limit).
-    status: String,
-    /// Projects the first sweep lists.
-    projects: usize,
-    /// Of them, listed so far (a failed listing counts as done).
-    listed: usize,
-    /// Projects whose first listing failed.
-    failed: Vec<String>,
-    /// How long the first sweep took, once it has ended.
-    warm_up_ms: Option<u64>,
-    /// Since the deployer started.
-    uptime_ms: u64,
 }
 
 /// What one event of the stream carries (its `data:` line, JSON).

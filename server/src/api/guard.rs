@@ -1,9 +1,10 @@
 //! The one door every request passes (except `GET /api/v1/health` and `/api/v1/ready`, for load
-//! balancers, `GET /metrics`, for Prometheus, and the API's description `GET
-//! /api/v1/openapi.json`): the `Host` must be the deployer's own (DNS rebinding), the caller must be known (401 otherwise; a
-//! page is sent to the login instead), a write carrying the session cookie must come from the
-//! deployer's own origin, and server functions take JSON only (a cross-site HTML form cannot
-//! send JSON). The actor found is put in the request for `api::extract::actor`.
+//! balancers, `GET /metrics`, for Prometheus, and the API's description
+//! `GET /api/v1/openapi.json`): the `Host` must be the deployer's own (DNS rebinding), the caller
+//! must be known (401 otherwise; a page is sent to the login instead), a write carrying the
+//! session cookie must come from the deployer's own origin, and server functions take JSON only
+//! (a cross-site HTML form cannot send JSON). The actor found is put in the request for
+//! `api::extract::actor`.
 
 use app::auth::Via;
 use app::error::{ErrorBody, ErrorCode};
