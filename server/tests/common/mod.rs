@@ -470,12 +470,7 @@ impl Harness {
         &self,
         request: Request<Body>,
     ) -> (StatusCode, axum::http::HeaderMap, String) {
-        let label = format!("{} {}", request.method(), request.uri());
-        let app = deployer::router(self.state.clone());
-        let response = answered(&label, app.oneshot(request)).await;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = read_body(&label, response).await;
+        let (status, headers, bytes) = routed(&self.state, request).await;
         (
             status,
             headers,
@@ -561,11 +556,7 @@ impl Harness {
             );
         }
         let uri = request.uri().to_string();
-        let label = format!("{} {uri}", request.method());
-        let app = deployer::router(self.state.clone());
-        let response = answered(&label, app.oneshot(request)).await;
-        let status = response.status();
-        let bytes = read_body(&label, response).await;
+        let (status, _, bytes) = routed(&self.state, request).await;
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             panic!(
                 "{uri} answered {status} with non-JSON: {}",
@@ -593,10 +584,7 @@ pub fn authorized_client(token: &str) -> reqwest::Client {
 /// Sends a request to a deployer's router as is (a replica's, say) and reads its JSON answer
 /// (`null` when the body is not JSON).
 pub async fn answer(state: &AppState, request: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let label = format!("{} {}", request.method(), request.uri());
-    let response = answered(&label, deployer::router(state.clone()).oneshot(request)).await;
-    let status = response.status();
-    let body = read_body(&label, response).await;
+    let (status, _, body) = routed(state, request).await;
     (
         status,
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
@@ -704,6 +692,19 @@ async fn answered(
         Ok(Err(never)) => match never {},
         Err(_) => panic!("{label}: the deployer did not answer within {ANSWER_LIMIT:?}"),
     }
+}
+
+/// Sends a request to a deployer's router and reads the whole answer, each within
+/// [`ANSWER_LIMIT`].
+async fn routed(
+    state: &AppState,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, axum::body::Bytes) {
+    let label = format!("{} {}", request.method(), request.uri());
+    let response = answered(&label, deployer::router(state.clone()).oneshot(request)).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, headers, read_body(&label, response).await)
 }
 
 async fn read_body(label: &str, response: axum::response::Response) -> axum::body::Bytes {
