@@ -1,7 +1,6 @@
 //! The environment tabs (DEV / STG / PRD / GBL), in promotion order.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 use crate::model::{Environment, Project};
 
@@ -27,13 +26,17 @@ pub fn EnvTabs(
             let title = format!("account {} · {}", env.account_id, env.region);
             if deploys_here {
                 let href = format!("/projects/{}/{}", project.name, env.name);
+                // A plain link: the router follows it without a reload. (The router's `<A>`
+                // with `attr:` closures leaves them running after the tabs are gone when views
+                // are erased, and they read the tabs' own disposed signals.)
                 view! {
-                    <A href=href
-                        attr:class=move || if selected.get() { "tab active" } else { "tab" }
-                        attr:role="tab"
-                        attr:aria-selected=move || selected.get().to_string()
-                        attr:title=title
-                    >{name}</A>
+                    <a href=href
+                        class=move || if selected.get() { "tab active" } else { "tab" }
+                        role="tab"
+                        aria-selected=move || selected.get().to_string()
+                        aria-current=move || selected.get().then_some("page")
+                        title=title
+                    >{name}</a>
                 }
                 .into_any()
             } else {

@@ -1,7 +1,6 @@
 //! The project list on the left.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 use crate::model::Overview;
 
@@ -47,14 +46,21 @@ pub fn ProjectNav(
             move || current.get() == name
         };
         view! {
-                <li>
-                    <A href=href attr:class=move || if active() { "nav-item active" } else { "nav-item" }>
-                        <span class="nav-title">{p.title.clone()}</span>
-                        <span class="nav-name">{name}</span>
-                    </A>
-                </li>
-            }
-            .into_any()
+            <li>
+                // A plain link, followed by the router without a reload (see the tabs).
+                <a href=href
+                    class={
+                        let active = active.clone();
+                        move || if active() { "nav-item active" } else { "nav-item" }
+                    }
+                    aria-current=move || active().then_some("page")
+                >
+                    <span class="nav-title">{p.title.clone()}</span>
+                    <span class="nav-name">{name}</span>
+                </a>
+            </li>
+        }
+        .into_any()
     };
     view! {
         <nav class="sidebar" aria-label="Projects">
