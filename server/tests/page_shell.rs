@@ -51,7 +51,8 @@ async fn a_slow_account_does_not_hold_the_page_back() {
     }
     let shell_at = asked.elapsed();
     assert!(shell_at < hold, "shell after {shell_at:?}");
-    assert!(page.contains("<h1>Web</h1>"), "{page}");
+    // (Not `<h1>Web</h1>`: erased views put a hydration marker after the text.)
+    assert!(page.contains("<h1>Web<"), "{page}");
     assert!(
         page.contains("role=\"tablist\"") || page.contains("class=\"tabs"),
         "{page}"
