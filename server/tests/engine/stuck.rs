@@ -154,15 +154,7 @@ async fn a_stack_changed_outside_the_deployer_is_shown_as_such_and_not_collided_
     );
 
     cfn.state.lock().unwrap().status = Some(StackStatus::UpdateInProgress);
-    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
-    let card = h.card("web", "DEV").await;
-    assert!(
-        card["outside"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("did not start"),
-        "{card}"
-    );
+    card_saying(&h, "did not start").await;
     // A deploy now is refused with that reason, before any change set is made.
     let refused = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(refused["status"], "refused", "{refused}");
@@ -179,15 +171,30 @@ async fn a_stack_changed_outside_the_deployer_is_shown_as_such_and_not_collided_
         s.status = Some(StackStatus::UpdateComplete);
         s.updated_at = Some(chrono::Utc::now() + chrono::Duration::minutes(1));
     }
-    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
-    let card = h.card("web", "DEV").await;
-    assert!(
-        card["outside"]
+    card_saying(&h, "changed outside the deployer").await;
+}
+
+/// Reads DEV-WEB's card until its `outside` says `expected`; fails after ten cache lifetimes.
+/// A fixed wait of one lifetime is not enough: a deployment's end forgets the cached card and
+/// reads the stack again (`deploy/finish.rs`) after its outcome is recorded, so on a busy machine
+/// that read can land after the test has seen the outcome and changed the scripted stack, and
+/// the card cached then is a moment younger than the change.
+async fn card_saying(h: &Harness, expected: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + deployer::catalog::CARD_TTL * 10;
+    loop {
+        let card = h.card("web", "DEV").await;
+        if card["outside"]
             .as_str()
-            .unwrap_or_default()
-            .contains("changed outside the deployer"),
-        "{card}"
-    );
+            .is_some_and(|words| words.contains(expected))
+        {
+            return card;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the card never said {expected:?}: {card}"
+        );
+        tokio::time::sleep(deployer::catalog::CARD_TTL / 4).await;
+    }
 }
 
 #[tokio::test]
