@@ -22,8 +22,9 @@ from pathlib import Path
 import boto3
 
 HERE = Path(__file__).resolve().parent
+# One template per project, <project>.yaml. deployer.yaml is a link to infra/deployer.yaml: the
+# deployer's builds carry its real GBL-DEPLOYER template, as its Jenkinsfile writes it.
 TEMPLATES = HERE / "templates"
-INFRA = HERE.parent / "infra"
 GBL_PLACE = {}
 BUILD_TAG = "deployer:build"
 
@@ -112,6 +113,12 @@ def variant(project, branch, template):
     return template
 
 
+def build_template(project, branch):
+    """The template a build of this project and branch writes (the seed's and the stand-in
+    Jenkins' builds alike)."""
+    return variant(project, branch, (TEMPLATES / f"{project}.yaml").read_text())
+
+
 def as_map(params):
     """Flattens any of the shapes above into {key: value}."""
     if isinstance(params, list):
@@ -137,6 +144,9 @@ def session(endpoint, region, account):
     )
 
 
+DEPLOYER_DOMAIN = "deployer.example.internal"
+
+
 def gbl_place(env, bucket, role_arns):
     """Where GBL-DEPLOYER lives in the emulated GBL account: its default VPC and subnets, and a
     certificate for the load balancer (as an operator would have made with ACM)."""
@@ -145,8 +155,11 @@ def gbl_place(env, bucket, role_arns):
     vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(
         Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"])[:2]
-    certificate = sess.client("acm", endpoint_url=env["endpoint_url"]).request_certificate(
-        DomainName="deployer.example.internal")["CertificateArn"]
+    acm = sess.client("acm", endpoint_url=env["endpoint_url"])
+    # One certificate, whoever asks first (the seed, or the stand-in Jenkins for its builds).
+    certificate = next((c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"]
+                        if c["DomainName"] == DEPLOYER_DOMAIN), None) or acm.request_certificate(
+        DomainName=DEPLOYER_DOMAIN)["CertificateArn"]
     return {
         "VpcId": vpc,
         "PublicSubnetIds": ",".join(subnets),
@@ -222,11 +235,9 @@ def main(config_path):
     for project, branches in BRANCHES.items():
         if project not in projects:
             continue
-        # The deployer's builds carry its real template, as its Jenkinsfile writes it.
-        base_template = (INFRA / "deployer.yaml" if project == "deployer"
-                         else TEMPLATES / f"{project}.yaml").read_text()
+        base_template = (TEMPLATES / f"{project}.yaml").read_text()
         for branch, numbers in branches:
-            template = variant(project, branch, base_template)
+            template = build_template(project, branch)
             for number in numbers:
                 build_id = f"{project}-{branch}-{number}"
                 folder = f"{prefix}{project}/{build_id}/"

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import tomllib
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
@@ -49,6 +50,8 @@ class Build:
         self.estimate_ms = estimate_ms
         self.final_result = result
         self.result = None
+        # Why a build meant to succeed failed (its upload), as its console log would say.
+        self.failure = None
         self.finished_at = None
 
     @property
@@ -131,6 +134,11 @@ class Jenkins:
         seed.IMAGES[:] = seed.images(seed.session(env["endpoint_url"], env["region"], env["account_id"]).client(
             "ec2", endpoint_url=env["endpoint_url"]))
         projects = {p["name"] for p in self.config["projects"]}
+        # The deployer's builds write parameters.GBL.json with GBL-DEPLOYER's place (network,
+        # certificate, names), as the seed's do: found in the emulated GBL account the same way.
+        if "deployer" in projects and "GBL" in envs:
+            seed.GBL_PLACE = seed.gbl_place(envs["GBL"], self.bucket,
+                                            [e["role_arn"] for e in envs.values() if e.get("role_arn")])
         # network: a freestyle job; the others: multibranch pipelines (a folder of branch jobs).
         for project, branches in seed.BRANCHES.items():
             if project not in projects:
@@ -170,18 +178,31 @@ class Jenkins:
         return build
 
     def finish(self, build):
-        if build.final_result == "SUCCESS":
-            self.upload(build.job, build.number)
-        with LOCK:
-            build.result = build.final_result
-            build.finished_at = int(time.time() * 1000)
+        """The build's end (in its timer's thread). Whatever happens here, the build ends: a
+        failed upload is the build's last step failing, so it ends FAILURE, with the reason in
+        this stand-in's log (a real build's console) — never "building" forever."""
+        result, failure = build.final_result, None
+        try:
+            if result == "SUCCESS":
+                self.upload(build.job, build.number)
+        except Exception as e:  # noqa: BLE001  (any failure of the step fails the build)
+            result, failure = "FAILURE", f"{type(e).__name__}: {e}"
+            log(f"{build.job.project}-{build.job.branch}-{build.number}: FAILURE: uploading its deploy config "
+                f"failed: {failure}\n{traceback.format_exc().rstrip()}")
+        finally:
+            with LOCK:
+                build.result = result
+                build.failure = failure
+                build.finished_at = int(time.time() * 1000)
+        if failure is None:
+            log(f"{build.job.project}-{build.job.branch}-{build.number}: {result}")
 
     def upload(self, job, number):
         """The build's last step: its deploy config lands in S3."""
         project, branch = job.project, job.branch
         build_id = f"{project}-{branch}-{number}"
         folder = f"{self.prefix}{project}/{build_id}/"
-        template = seed.variant(project, branch, (seed.TEMPLATES / f"{project}.yaml").read_text())
+        template = seed.build_template(project, branch)
         common, overrides = seed.parameters(project, build_id)
         for env, values in overrides.items():
             self.s3.put_object(Bucket=self.bucket, Key=f"{folder}parameters.{env}.json", Body=json.dumps(values).encode())
@@ -199,6 +220,12 @@ class Jenkins:
             time.sleep(min(3, period_s / 4))  # a few seconds in the queue, as on a busy controller
             self.start(job)
             time.sleep(period_s)
+
+
+def log(message):
+    """One line (or a traceback) in the stand-in's log: its stderr, which scripts/lib.sh's
+    start_jenkins writes to the log file it names."""
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def handler_for(jenkins, user, token):
@@ -306,8 +333,9 @@ def main():
     if not args.no_schedule:
         threading.Thread(target=jenkins.schedule, args=(args.period,), daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(jenkins, args.user, token))
+    every = "no schedule" if args.no_schedule else f"a build every {args.period:g} s"
     print(f"stand-in Jenkins {JENKINS_VERSION} on http://127.0.0.1:{args.port} "
-          f"({len(jenkins.jobs)} jobs; a build every {args.period:g} s)", flush=True)
+          f"({len(jenkins.jobs)} jobs; {every})", flush=True)
     server.serve_forever()
 
 
