@@ -41,19 +41,68 @@ impl std::fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreLocation::Sqlite(path) => write!(f, "{}", path.display()),
-            StoreLocation::Postgres(url) => {
-                let shown = match (url.find("://"), url.rfind('@')) {
-                    (Some(scheme), Some(at)) if at > scheme => {
-                        let credentials = &url[scheme + 3..at];
-                        let user = credentials.split(':').next().unwrap_or_default();
-                        format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-                    }
-                    _ => url.clone(),
-                };
-                f.write_str(&shown)
-            }
+            StoreLocation::Postgres(url) => f.write_str(&shown_database_url(url)),
         }
     }
+}
+
+/// A database URL as it may be shown: the password — in the user info, or a `password` query
+/// parameter (any case, percent-encoded or not: the driver reads both) — as `***`. A URL whose
+/// query holds an `@` cannot be told apart from a password written unencoded with a `?` or an
+/// `@` in it: it is shown as its scheme only.
+fn shown_database_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    if query.is_some_and(|q| q.contains('@')) {
+        return format!("{scheme}://***");
+    }
+    let mut shown = match before_query.rfind('@') {
+        Some(at) => {
+            let user = before_query[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***{}", &before_query[at..])
+        }
+        None => format!("{scheme}://{before_query}"),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if percent_decoded(key).eq_ignore_ascii_case("password") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
+    }
+    shown
+}
+
+/// A query's key as the driver reads it (`%XX` and `+` decoded).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) => out.push(b' '),
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl std::fmt::Debug for StoreLocation {
@@ -298,6 +347,53 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_database_urls_query_is_never_shown() {
+        for (url, secret) in [
+            (
+                "postgres://db.internal:5432/deployer?user=deployer&password=s3cret",
+                &["s3cret"][..],
+            ),
+            (
+                "postgres://db.internal/deployer?sslmode=require&PassWord=s3cret",
+                &["s3cret"],
+            ),
+            (
+                "postgres://db.internal/deployer?pass%77ord=s3cret",
+                &["s3cret"],
+            ),
+            (
+                "postgresql://deployer@db.internal/deployer?password=s3cret&sslmode=require",
+                &["s3cret"],
+            ),
+            (
+                "postgres://deployer:s3cret@db.internal/deployer?password=s3cret",
+                &["s3cret"],
+            ),
+            // Written unencoded: a `?` in the password, an `@` in the query's.
+            (
+                "postgres://deployer:p@ss?w0rd@db.internal/deployer",
+                &["w0rd"],
+            ),
+            (
+                "postgres://db.internal/deployer?password=p@ssw0rd",
+                &["ssw0rd"],
+            ),
+        ] {
+            let shown = StoreLocation::parse(url).unwrap().to_string();
+            for s in secret {
+                assert!(!shown.contains(s), "{url} shown as {shown}");
+            }
+            assert!(shown.starts_with("postgres"), "{shown}");
+        }
+        assert_eq!(
+            StoreLocation::parse("postgres://db.internal/deployer?sslmode=require&password=s3cret")
+                .unwrap()
+                .to_string(),
+            "postgres://db.internal/deployer?sslmode=require&password=***"
+        );
+    }
 
     const GOOD: &str = r#"
         listen = "127.0.0.1:4000"
