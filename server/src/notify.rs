@@ -8,7 +8,9 @@
 //! nothing. A receiver that answers "this will never work" (400, 401, 403, 404, 410) or that
 //! stays down past the last attempt gets the row marked `failed`, and the next ones go on.
 //! Admins see every delivery (`GET /api/v1/webhooks`). Payloads carry names, builds, people and
-//! reasons — never a URL's secret, a token or a parameter's value.
+//! reasons — never a URL's secret, a token or a parameter's value. A receiver's redirect is not
+//! followed (announcements go only where the configured URL says), and what people and AWS wrote
+//! reaches a chat as text, never as a mention or a link ([`slack_escape`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,44 +143,33 @@ fn reason(entry: &NewAudit<'_>) -> Option<String> {
 
 /// The sentence a person reads in the chat (Slack's mrkdwn: `*bold*`, `` `code` ``, links).
 fn words(event: &str, e: &NewAudit<'_>, public_url: Option<&str>) -> String {
-    let project = e.project.unwrap_or("?");
-    let env = e.environment.unwrap_or("?");
-    let build = e.build.unwrap_or("?");
+    // Every word that comes from a person, a build or AWS is escaped; only the deployer's own
+    // link below is markup.
+    let project = slack_escape(e.project.unwrap_or("?"));
+    let env = slack_escape(e.environment.unwrap_or("?"));
+    let build = slack_escape(e.build.unwrap_or("?"));
+    let actor = slack_escape(e.actor);
     let why = reason(e)
-        .map(|r| format!(": {}", redact(&r)))
+        .map(|r| format!(": {}", slack_escape(&redact(&r))))
         .unwrap_or_default();
+    let environments = || {
+        e.environment.map_or("every environment".to_owned(), |env| {
+            format!("*{}*", slack_escape(env))
+        })
+    };
     let mut text = match event {
         "started" if e.action == AuditAction::RollbackRequested => {
-            format!(
-                "↩️ {} started rolling *{project}* in *{env}* back to `{build}`",
-                e.actor
-            )
+            format!("↩️ {actor} started rolling *{project}* in *{env}* back to `{build}`")
         }
-        "started" => format!(
-            "▶️ {} started deploying `{build}` of *{project}* to *{env}*",
-            e.actor
-        ),
-        "succeeded" => format!(
-            "✅ `{build}` of *{project}* is deployed in *{env}* (by {})",
-            e.actor
-        ),
+        "started" => format!("▶️ {actor} started deploying `{build}` of *{project}* to *{env}*"),
+        "succeeded" => format!("✅ `{build}` of *{project}* is deployed in *{env}* (by {actor})"),
         "failed" => format!("❌ Deploying `{build}` of *{project}* to *{env}* failed{why}"),
         "refused" => format!("⛔ Deploying `{build}` of *{project}* to *{env}* was refused{why}"),
         "cancelled" => {
             format!("⏹️ Deploying `{build}` of *{project}* to *{env}* was cancelled{why}")
         }
-        "paused" => format!(
-            "⏸️ {} paused deployments in {}{why}",
-            e.actor,
-            e.environment
-                .map_or("every environment".to_owned(), |env| format!("*{env}*"))
-        ),
-        "resumed" => format!(
-            "▶️ {} resumed deployments in {}",
-            e.actor,
-            e.environment
-                .map_or("every environment".to_owned(), |env| format!("*{env}*"))
-        ),
+        "paused" => format!("⏸️ {actor} paused deployments in {}{why}", environments()),
+        "resumed" => format!("▶️ {actor} resumed deployments in {}", environments()),
         _ => event.to_owned(),
     };
     if let (Some(base), Some(id)) = (public_url, e.deployment_id) {
@@ -190,6 +181,14 @@ fn words(event: &str, e: &NewAudit<'_>, public_url: Option<&str>) -> String {
         text.push_str(&format!(" ({id})"));
     }
     text
+}
+
+/// Text as Slack asks it escaped (`&`, `<`, `>`): a pause's reason or a template's failure cannot
+/// mention `<!channel>` or show a link under other words (`<https://…|the runbook>`).
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Words that look like credentials are not repeated into a chat: the deployer's tokens and AWS
@@ -234,6 +233,10 @@ pub fn backoff(attempts: i64) -> Duration {
 pub fn spawn(store: Store, notifier: Arc<Notifier>) {
     let http = match reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
+        // A receiver's redirect would send announcements (and the path's secret, to whoever the
+        // receiver names) somewhere not configured: answered 3xx is a failure, as for the
+        // Jenkins and identity-provider clients.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent("deployer-webhooks")
         .build()
     {
@@ -295,6 +298,14 @@ async fn send_due(store: &Store, http: &reqwest::Client, hook: &Webhook) {
             .await;
         let failure = match sent {
             Ok(response) if response.status().is_success() => None,
+            // Permanent: the URL will redirect again; the admin gives the webhook the new one.
+            Ok(response) if response.status().is_redirection() => Some((
+                format!(
+                    "the receiver answered {}, a redirect, which is not followed: give the webhook the URL it redirects to",
+                    response.status()
+                ),
+                true,
+            )),
             Ok(response) => {
                 let status = response.status();
                 let permanent = matches!(status.as_u16(), 400 | 401 | 403 | 404 | 410);
@@ -352,6 +363,53 @@ mod tests {
         assert_eq!(backoff(5), Duration::from_secs(16));
         assert_eq!(backoff(12), Duration::from_secs(300));
         assert_eq!(backoff(MAX_ATTEMPTS), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_everyone_or_disguise_a_link() {
+        let routes = Routes {
+            hooks: vec![Webhook {
+                name: "chat".into(),
+                url: Some("https://hooks.example.com/x".into()),
+                url_env: None,
+                projects: Vec::new(),
+                environments: Vec::new(),
+                events: crate::config::webhooks::EVENTS
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect(),
+                format: Format::Slack,
+            }],
+            public_url: Some("https://deployer.example.com".into()),
+        };
+        // A template's failure reason is AWS's text, which quotes what the template says.
+        let entry = NewAudit {
+            actor: "<!here>",
+            action: AuditAction::DeployFinished,
+            project: Some("web"),
+            environment: Some("DEV"),
+            build: Some("web-master-1"),
+            deployment_id: Some("d-1"),
+            detail: Some("failed: <!channel> see <http://evil.example|the runbook> & retry"),
+            outcome: Some(DeploymentStatus::Failed),
+        };
+        let sent = announcements(&routes, &entry);
+        let payload: serde_json::Value = serde_json::from_str(&sent[0].payload).unwrap();
+        let text = payload["text"].as_str().unwrap();
+        assert!(
+            text.contains(
+                "failed: &lt;!channel&gt; see &lt;http://evil.example|the runbook&gt; &amp; retry"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("<!") && !text.contains("<http://evil"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(" — <https://deployer.example.com/deployments/d-1|d-1>"),
+            "the deployer's own link still works: {text}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! ```toml
 //! [[webhooks]]
 //! name = "web-team"                          # shown to admins with each delivery
-//! url_env = "DEPLOYER_WEBHOOK_WEB_TEAM"      # the variable holding the URL (it is the secret)
+//! url_env = "DEPLOYER_WEBHOOK_WEB_TEAM"      # the variable holding the URL (it is the secret;
+//!                                            #   the final one: redirects are not followed)
 //! # url = "https://hooks.slack.com/…"       # or the URL itself
 //! projects = ["web"]                         # default: every project
 //! environments = ["STG", "PRD"]              # default: every environment
