@@ -2,9 +2,9 @@
 //! balancers, `GET /metrics`, for Prometheus, and the API's description
 //! `GET /api/v1/openapi.json`): the `Host` must be the deployer's own (DNS rebinding), the caller
 //! must be known (401 otherwise; a page is sent to the login instead), a write carrying the
-//! session cookie must come from the deployer's own origin, and server functions take JSON only
-//! (a cross-site HTML form cannot send JSON). The actor found is put in the request for
-//! `api::extract::actor`.
+//! session cookie (logging out too) must come from the deployer's own origin, and server functions
+//! take JSON only (a cross-site HTML form cannot send JSON). The actor found is put in the request
+//! for `api::extract::actor`. An https deployer's answers carry HSTS.
 
 use app::auth::Via;
 use app::error::{ErrorBody, ErrorCode};
@@ -26,7 +26,22 @@ fn is_open(path: &str) -> bool {
     )
 }
 
-pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// How long a browser, having once seen an https deployer, refuses to reach it over plain http.
+const HSTS: &str = "max-age=31536000";
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let https = crate::auth::over_https(&state.auth.config());
+    let mut response = admit(state, request, next).await;
+    if https {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
+    response
+}
+
+async fn admit(state: AppState, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     // The load balancer's health check and Prometheus' scrape: open, like the deployer's port.
     if path == "/api/v1/health"
@@ -48,6 +63,15 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             "server functions take JSON only (Content-Type: application/json)",
         );
     }
+    // Logging out is open (an expired session logs out too) but a write all the same: another
+    // site must not end a person's session.
+    if path == "/auth/logout"
+        && !is_safe(request.method())
+        && let Err(refusal) = check_origin(request.headers(), auth.public_url.as_deref())
+    {
+        tracing::warn!(path, "refused a cross-site logout: {refusal}");
+        return error(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &refusal);
+    }
     if is_open(&path) {
         return next.run(request).await;
     }
@@ -58,7 +82,8 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     };
     if actor.via() == Via::Session
         && !is_safe(request.method())
-        && let Err(refusal) = check_origin(request.headers())
+        && let Err(refusal) =
+            check_origin(request.headers(), state.auth.config().public_url.as_deref())
     {
         tracing::warn!(
             path,
@@ -181,7 +206,9 @@ fn host_name(host: &str) -> &str {
 
 /// A write carrying the session cookie must come from the deployer's own page: its `Origin`
 /// names the host the request is for, or (without `Origin`) `Sec-Fetch-Site` says same-origin.
-fn check_origin(headers: &HeaderMap) -> Result<(), String> {
+/// For the host of `public_url`, the `Origin` is `public_url` itself, scheme included: a page of
+/// the same host on plain http (which anyone on the network can write) is another origin.
+fn check_origin(headers: &HeaderMap, public_url: Option<&str>) -> Result<(), String> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -191,8 +218,15 @@ fn check_origin(headers: &HeaderMap) -> Result<(), String> {
         let origin_host = origin
             .strip_prefix("https://")
             .or_else(|| origin.strip_prefix("http://"));
+        let public = public_url.map(str::to_ascii_lowercase);
+        let public_host = public
+            .as_deref()
+            .and_then(|u| u.split_once("://"))
+            .map(|(_, h)| h);
+        let scheme_agrees =
+            |h: &str| public_host != Some(h) || public.as_deref() == Some(origin.as_str());
         return match (origin_host, host) {
-            (Some(o), Some(h)) if o == h => Ok(()),
+            (Some(o), Some(h)) if o == h && scheme_agrees(&h) => Ok(()),
             _ => Err(format!(
                 "a change carrying the session cookie must come from the deployer's own page; this one came from {:?}",
                 origin.chars().take(100).collect::<String>()
@@ -297,21 +331,49 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:3000".parse().unwrap());
         assert!(
-            check_origin(&headers).is_err(),
+            check_origin(&headers, None).is_err(),
             "no Origin, no Sec-Fetch-Site"
         );
         headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
-        assert!(check_origin(&headers).is_ok());
+        assert!(check_origin(&headers, None).is_ok());
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(check_origin(&headers).is_err());
+        assert!(check_origin(&headers, None).is_err());
         headers.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
         assert!(
-            check_origin(&headers).is_ok(),
+            check_origin(&headers, None).is_ok(),
             "Origin decides when present"
         );
         headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-        assert!(check_origin(&headers).is_err());
+        assert!(check_origin(&headers, None).is_err());
         headers.insert(header::ORIGIN, "null".parse().unwrap());
-        assert!(check_origin(&headers).is_err());
+        assert!(check_origin(&headers, None).is_err());
+    }
+
+    #[test]
+    fn the_public_urls_host_takes_writes_only_from_its_scheme() {
+        let public = Some("https://Deployer.example.com");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "deployer.example.com".parse().unwrap());
+        headers.insert(
+            header::ORIGIN,
+            "http://deployer.example.com".parse().unwrap(),
+        );
+        assert!(check_origin(&headers, public).is_err());
+        assert!(
+            check_origin(&headers, None).is_ok(),
+            "no public URL: as before"
+        );
+        headers.insert(
+            header::ORIGIN,
+            "https://deployer.example.com".parse().unwrap(),
+        );
+        assert!(check_origin(&headers, public).is_ok());
+        // Another name the deployer answers for (`allowed_hosts`): its own origin, as before.
+        headers.insert(header::HOST, "deployer.internal:8080".parse().unwrap());
+        headers.insert(
+            header::ORIGIN,
+            "http://deployer.internal:8080".parse().unwrap(),
+        );
+        assert!(check_origin(&headers, public).is_ok());
     }
 }

@@ -1,8 +1,8 @@
 //! Single sign-on: OpenID Connect's authorization-code flow with PKCE, through the
 //! `openidconnect` crate (discovery, token exchange, ID-token signature, issuer, audience, expiry
 //! and nonce checks are its own). The login in flight (state, PKCE verifier, nonce) is kept in the
-//! store for minutes; the session it ends in is a random id in an HttpOnly cookie whose hash is
-//! kept in the store.
+//! store for minutes, bound to the browser that started it (login CSRF: see [`login`]); the
+//! session it ends in is a random id in an HttpOnly cookie whose hash is kept in the store.
 
 use std::collections::HashMap;
 
@@ -14,13 +14,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use openidconnect::core::{CoreAuthenticationFlow, CoreGenderClaim};
+use openidconnect::url::{Position, Url};
 use openidconnect::{
     AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     Scope, TokenResponse, UserInfoClaims,
 };
 
 use crate::auth::oidc::{AnyClaims, client, error_chain};
-use crate::auth::{Authenticator, SESSION_COOKIE, cookie, hash, new_secret};
+use crate::auth::{
+    Authenticator, LOGIN_WINDOW, constant_time_eq, cookie, hash, new_secret, over_https,
+    session_cookie,
+};
 use crate::state::AppState;
 use crate::store::{NewAudit, PendingLogin, Session};
 
@@ -33,6 +37,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /auth/login?next=/path`: to the identity provider, and back to `next` after.
+///
+/// The login is bound to the browser that starts it: the `state` the provider sends back is the
+/// hash of a random value only this browser holds, in a short-lived cookie (`Path=/auth`), so a
+/// callback URL of someone else's login — an attacker's, opened in a victim's browser to log the
+/// victim into the attacker's account — is refused at `/auth/callback`.
 async fn login(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -44,6 +53,18 @@ async fn login(
             "This deployer takes API tokens only (<code>Authorization: Bearer …</code>).",
         );
     };
+    if !state.auth.may_start_login() {
+        tracing::warn!("login: refused, too many logins started in this window");
+        let mut response = page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many logins at once",
+            "More logins were started in the last minutes than the deployer keeps in flight. Try again in a few minutes.",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
     let metadata = match oidc.metadata().await {
         Ok(m) => m,
         Err(e) => {
@@ -53,10 +74,15 @@ async fn login(
     };
     let client = client(oidc, metadata, state.catalog().config().listen);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let binding = new_secret("");
+    let bound_state = hash(&binding);
     let mut request = client
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
+            {
+                let state = bound_state.clone();
+                move || CsrfToken::new(state)
+            },
             Nonce::new_random,
         )
         .set_pkce_challenge(challenge);
@@ -67,7 +93,7 @@ async fn login(
     let pending = PendingLogin {
         pkce_verifier: verifier.secret().clone(),
         nonce: nonce.secret().clone(),
-        return_to: safe_return(query.get("next").map(String::as_str)),
+        return_to: safe_return(query.get("next").map(String::as_str), &own_origin(&state)),
     };
     if let Err(e) = state
         .auth
@@ -82,33 +108,102 @@ async fn login(
             "The deployer could not keep the login in flight; see its log.",
         );
     }
-    Redirect::to(url.as_str()).into_response()
+    let secure = if over_https(&state.auth.config()) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let mut response = Redirect::to(url.as_str()).into_response();
+    set_cookie(
+        &mut response,
+        &format!(
+            "{}={binding}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={}{secure}",
+            login_cookie(&bound_state),
+            LOGIN_WINDOW.as_secs()
+        ),
+    );
+    response
 }
 
-/// Only a path of this site: never `//other.site` or an absolute URL (an open redirect).
-fn safe_return(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
+/// The cookie binding the login with this state to its browser: named after the state, so that
+/// logins started in several tabs at once each find theirs.
+fn login_cookie(state: &str) -> String {
+    format!("deployer_login_{}", &state[..16])
+}
+
+/// A state this deployer could have made: the hex SHA-256 of a login's binding.
+fn is_state(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Where to go after logging in: only a path of this site, else `/`. `next` is parsed as a
+/// browser would, against the deployer's own origin, and refused when it lands on another origin
+/// or holds what browsers drop or reinterpret on the way — control characters and whitespace
+/// (`/\t/evil.example` is `//evil.example` to a browser) and backslashes (`/\evil.example`).
+fn safe_return(next: Option<&str>, own_origin: &str) -> String {
+    let home = || "/".to_owned();
+    let Some(next) = next else { return home() };
+    if !next.starts_with('/')
+        || next.starts_with("//")
+        || next
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return home();
     }
+    let Ok(base) = Url::parse(own_origin) else {
+        return home();
+    };
+    match base.join(next) {
+        Ok(url) if url.origin() == base.origin() => {
+            url[Position::BeforePath..Position::AfterQuery].to_owned()
+        }
+        _ => home(),
+    }
+}
+
+/// The deployer's origin as browsers see it: its public URL, else its listen address.
+fn own_origin(state: &AppState) -> String {
+    state
+        .auth
+        .config()
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", state.catalog().config().listen))
+}
+
+/// Adds a `Set-Cookie` (of URL-safe characters) to an answer.
+fn set_cookie(response: &mut Response, cookie: &str) {
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(cookie).expect("a cookie of URL-safe characters"),
+    );
 }
 
 /// `GET /auth/callback?code&state`: the provider sends the person back.
 async fn callback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    match finish(&state, &query).await {
-        Ok((session_id, return_to, ttl, secure)) => {
+    let (name, secure) = {
+        let auth = state.auth.config();
+        let secure = if over_https(&auth) { "; Secure" } else { "" };
+        (session_cookie(&auth), secure)
+    };
+    let finished = match bound_to_this_browser(&headers, &query) {
+        Ok(()) => finish(&state, &query).await,
+        Err(refused) => Err(refused),
+    };
+    let mut response = match finished {
+        Ok((session_id, return_to, ttl)) => {
             let mut response = Redirect::to(&return_to).into_response();
-            let cookie = format!(
-                "{SESSION_COOKIE}={session_id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{}",
-                ttl.as_secs(),
-                if secure { "; Secure" } else { "" }
-            );
-            response.headers_mut().insert(
-                header::SET_COOKIE,
-                HeaderValue::from_str(&cookie).expect("a cookie of URL-safe characters"),
+            set_cookie(
+                &mut response,
+                &format!(
+                    "{name}={session_id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
+                    ttl.as_secs()
+                ),
             );
             response
         }
@@ -123,10 +218,48 @@ async fn callback(
                 ),
             )
         }
+    };
+    // The login's cookie has done its work, whatever the outcome.
+    if let Some(state) = query.get("state").filter(|s| is_state(s)) {
+        set_cookie(
+            &mut response,
+            &format!(
+                "{}=; HttpOnly; SameSite=Lax; Path=/auth; Max-Age=0{secure}",
+                login_cookie(state)
+            ),
+        );
+    }
+    response
+}
+
+/// The callback comes to the browser that started the login: it holds the value whose hash is
+/// the state ([`login`]). Checked before the login in flight is taken, so a refused callback
+/// does not spend it. A provider's refusal (`error`) logs nobody in, and is shown as it is.
+fn bound_to_this_browser(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(), (StatusCode, String)> {
+    if query.contains_key("error") {
+        return Ok(());
+    }
+    let Some(state) = query.get("state").filter(|s| is_state(s)) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the identity provider sent back no state of a login this deployer started".to_owned(),
+        ));
+    };
+    match cookie(headers, &login_cookie(state)) {
+        Some(binding) if constant_time_eq(hash(&binding).as_bytes(), state.as_bytes()) => Ok(()),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            "this login was started in another browser (or this browser's login cookie expired or \
+             was blocked): a login finishes only in the browser that started it"
+                .to_owned(),
+        )),
     }
 }
 
-type Finished = (String, String, std::time::Duration, bool);
+type Finished = (String, String, std::time::Duration);
 
 async fn finish(
     state: &AppState,
@@ -264,12 +397,7 @@ async fn finish(
         })
         .await;
     tracing::info!(user = username, "logged in");
-    Ok((
-        session_id,
-        pending.return_to,
-        config.session_ttl,
-        oidc.secure_cookie,
-    ))
+    Ok((session_id, pending.return_to, config.session_ttl))
 }
 
 /// A groups claim: a list of names (or one name).
@@ -284,17 +412,25 @@ fn read_groups(claim: Option<&serde_json::Value>) -> Vec<String> {
     }
 }
 
-/// `POST /auth/logout`: ends the session (the cookie and the stored session).
+/// `POST /auth/logout`: ends the session (the cookie and the stored session). Only from the
+/// deployer's own page: the guard checks the origin, as for every write with the cookie.
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(session_id) = cookie(&headers, SESSION_COOKIE)
+    let (name, secure) = {
+        let auth = state.auth.config();
+        (session_cookie(&auth), over_https(&auth))
+    };
+    if let Some(session_id) = cookie(&headers, name)
         && let Err(e) = state.auth.store().end_session(&hash(&session_id)).await
     {
         tracing::error!(error = %e, "logout: cannot end the session");
     }
     let mut response = Redirect::to("/auth/logged-out").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("deployer_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
+    set_cookie(
+        &mut response,
+        &format!(
+            "{name}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{}",
+            if secure { "; Secure" } else { "" }
+        ),
     );
     response
 }
@@ -339,16 +475,29 @@ mod tests {
 
     #[test]
     fn only_paths_of_this_site_are_returned_to() {
-        assert_eq!(safe_return(Some("/projects/web?x=1")), "/projects/web?x=1");
+        let own = "https://deployer.example.com";
+        assert_eq!(
+            safe_return(Some("/projects/web?x=1"), own),
+            "/projects/web?x=1"
+        );
+        assert_eq!(safe_return(Some("/a/../b#top"), own), "/b");
         for bad in [
             "//evil.example",
             "https://evil.example",
             "/\\evil.example",
+            "/\t/evil.example/phish",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/ /evil.example",
+            "/\u{0}/evil.example",
+            "/\u{3000}/evil.example",
+            "javascript:alert(1)",
             "",
         ] {
-            assert_eq!(safe_return(Some(bad)), "/", "{bad}");
+            assert_eq!(safe_return(Some(bad), own), "/", "{bad:?}");
         }
-        assert_eq!(safe_return(None), "/");
+        assert_eq!(safe_return(None, own), "/");
+        assert_eq!(safe_return(Some("/x"), "not a URL"), "/");
     }
 
     #[test]

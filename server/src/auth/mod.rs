@@ -23,8 +23,45 @@ use crate::error::AppError;
 use crate::service::Actor;
 use crate::store::Store;
 
-/// The session cookie: HttpOnly, SameSite=Lax, Secure over https.
+/// The session cookie over plain http: HttpOnly, SameSite=Lax.
 pub const SESSION_COOKIE: &str = "deployer_session";
+/// The session cookie over https (HttpOnly, SameSite=Lax, Secure): browsers take a `__Host-`
+/// cookie only when Secure, for `Path=/` and without `Domain`, so no other site of the domain (a
+/// sibling subdomain, a page on plain http) can plant one on a person (session fixation).
+pub const HTTPS_SESSION_COOKIE: &str = "__Host-deployer_session";
+
+/// Whether browsers reach the deployer over https (its `public_url` says so): cookies are
+/// Secure, the session cookie is [`HTTPS_SESSION_COOKIE`], and answers carry HSTS.
+pub fn over_https(auth: &Auth) -> bool {
+    auth.public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+}
+
+/// The session cookie's name: the one the deployer sets is the only one it reads.
+pub fn session_cookie(auth: &Auth) -> &'static str {
+    match over_https(auth) {
+        true => HTTPS_SESSION_COOKIE,
+        false => SESSION_COOKIE,
+    }
+}
+
+/// Logins one process starts per [`LOGIN_WINDOW`]. Each writes a row (the login in flight) for
+/// anyone who asks, before anyone is known: unbounded, a script could grow the store as fast as it
+/// can ask. Rows older than the window are dropped as the next login starts, so a process keeps
+/// at most twice this many; past it `/auth/login` answers 503 until the window turns. A rate per
+/// process rather than a cap on the table's rows: no count on every login, and nothing the
+/// replicas must share. (The price: a flood delays new logins by minutes; sessions and tokens
+/// go on working.)
+pub const LOGINS_PER_WINDOW: u32 = 1000;
+/// As long as the store keeps a login in flight.
+pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The logins started in the current window.
+struct LoginBudget {
+    since: std::time::Instant,
+    started: u32,
+}
 
 /// The `[auth]` of the running config, held while it is read.
 pub struct RunningAuth(Arc<crate::config::Config>);
@@ -42,6 +79,7 @@ pub struct Authenticator {
     store: Store,
     bootstrap_hash: Option<String>,
     pub oidc: Option<oidc::Oidc>,
+    login_budget: std::sync::Mutex<LoginBudget>,
 }
 
 impl Authenticator {
@@ -70,7 +108,31 @@ impl Authenticator {
             store,
             bootstrap_hash,
             oidc,
+            login_budget: std::sync::Mutex::new(LoginBudget {
+                since: std::time::Instant::now(),
+                started: 0,
+            }),
         }
+    }
+
+    /// Whether one more login may start now ([`LOGINS_PER_WINDOW`]); counts it if so.
+    pub fn may_start_login(&self) -> bool {
+        let mut budget = self
+            .login_budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if now.duration_since(budget.since) >= LOGIN_WINDOW {
+            *budget = LoginBudget {
+                since: now,
+                started: 0,
+            };
+        }
+        if budget.started >= LOGINS_PER_WINDOW {
+            return false;
+        }
+        budget.started += 1;
+        true
     }
 
     /// The running config's `[auth]` (roles and groups follow a reload).
@@ -97,7 +159,7 @@ impl Authenticator {
             };
             return self.token(secret.trim()).await.map(Some);
         }
-        if let Some(session_id) = cookie(headers, SESSION_COOKIE)
+        if let Some(session_id) = cookie(headers, session_cookie(&self.config()))
             && let Some(session) = self.store.session(&hash(&session_id)).await?
         {
             let roles = self.roles_of_groups(&session.groups);
@@ -204,7 +266,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -14,7 +14,6 @@ use crate::config::auth::{Auth, Oidc as OidcConfig};
 pub struct Oidc {
     pub config: OidcConfig,
     redirect_url: String,
-    pub secure_cookie: bool,
     pub http: openidconnect::reqwest::Client,
     metadata: Mutex<Option<CoreProviderMetadata>>,
 }
@@ -29,7 +28,6 @@ impl Oidc {
         let base = auth.public_url.clone().unwrap_or_default();
         Oidc {
             redirect_url: format!("{base}/auth/callback"),
-            secure_cookie: base.starts_with("https://"),
             config,
             http: openidconnect::reqwest::ClientBuilder::new()
                 // Following redirects from the provider's endpoints would open an SSRF.
