@@ -407,3 +407,57 @@ async fn change_sets_the_deployer_left_behind_are_deleted_and_nobody_elses() {
         ["deployer-preview-0123456789abcdef", "hotfix-by-hand"]
     );
 }
+
+/// What the verdict cannot look up before deploying it says is unchecked, never safe: an import
+/// whose name is computed at deploy time; and an image the template gives by default is looked
+/// up like one its parameters give.
+#[tokio::test]
+async fn the_verdict_says_unchecked_for_what_it_cannot_look_up_and_checks_default_images() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    assert_eq!(h.deploy("web", "DEV", "web-master-1").await["status"], "succeeded");
+
+    let computed = common::TEMPLATE.replacen(
+        "Outputs:\n",
+        "Outputs:\n  Upstream:\n    Value:\n      Fn::ImportValue:\n        Fn::GetAtt: [Queue, Arn]\n",
+        1,
+    );
+    h.put_build_of("web", "web-master-05", &computed).await;
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-05")
+        .await;
+    assert_eq!(verdict["verdict"], "warnings", "{verdict}");
+    let unchecked = verdict["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "unchecked")
+        .unwrap_or_else(|| panic!("{verdict}"));
+    assert!(
+        unchecked["message"]
+            .as_str()
+            .unwrap()
+            .contains("computed at deploy time"),
+        "{verdict}"
+    );
+
+    let by_default = common::TEMPLATE.replacen(
+        "Parameters:\n",
+        "Parameters:\n  ImageId:\n    Type: AWS::EC2::Image::Id\n    Default: ami-0123456789abcdef0\n",
+        1,
+    );
+    h.put_build_of("web", "web-master-06", &by_default).await;
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-06")
+        .await;
+    assert_eq!(verdict["verdict"], "warnings", "{verdict}");
+    assert!(
+        verdict["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "missing_image"
+                && w["message"].as_str().unwrap().contains("ami-0123456789abcdef0")),
+        "{verdict}"
+    );
+}

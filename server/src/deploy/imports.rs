@@ -34,11 +34,20 @@ pub fn no_echo_parameters(doc: &Value) -> Vec<String> {
 /// The export names the template imports that can be known before deploying. Imports whose
 /// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation.
 pub fn imported_exports(doc: &Value, vars: &BTreeMap<String, String>) -> Vec<String> {
-    let mut names = Vec::new();
-    walk(doc, vars, &mut names);
+    let mut found = Vec::new();
+    walk(doc, vars, &mut found);
+    let mut names: Vec<String> = found.into_iter().flatten().collect();
     names.sort();
     names.dedup();
     names
+}
+
+/// How many of the template's imports have a name computed at deploy time (which no check
+/// before deploying can look up).
+pub fn computed_imports(doc: &Value, vars: &BTreeMap<String, String>) -> usize {
+    let mut found = Vec::new();
+    walk(doc, vars, &mut found);
+    found.iter().filter(|name| name.is_none()).count()
 }
 
 /// The export names the template's outputs declare. `None` when one of them cannot be known
@@ -62,14 +71,14 @@ pub fn exported_names(doc: &Value, vars: &BTreeMap<String, String>) -> Option<Ve
     Some(names)
 }
 
-fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<String>) {
+/// Every `Fn::ImportValue` of the template: `Some(name)` when the name can be known before
+/// deploying, `None` when it is computed.
+fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<Option<String>>) {
     match value {
         Value::Mapping(map) => {
             for (key, inner) in map {
                 if key.as_str() == Some("Fn::ImportValue") {
-                    if let Some(name) = resolve(inner, vars) {
-                        out.push(name);
-                    }
+                    out.push(resolve(inner, vars));
                 } else {
                     walk(inner, vars, out);
                 }
@@ -77,9 +86,7 @@ fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<String>) {
         }
         Value::Sequence(items) => items.iter().for_each(|v| walk(v, vars, out)),
         Value::Tagged(tagged) if tagged.tag == "ImportValue" => {
-            if let Some(name) = resolve(&tagged.value, vars) {
-                out.push(name);
-            }
+            out.push(resolve(&tagged.value, vars));
         }
         Value::Tagged(tagged) => walk(&tagged.value, vars, out),
         _ => {}

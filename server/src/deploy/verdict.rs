@@ -42,7 +42,15 @@ pub async fn check(
         })
         .collect();
 
-    // Images it launches that the account cannot see (deregistered since, or never shared).
+    // Images it launches that the account cannot see (deregistered since, or never shared) —
+    // given by its parameters or by its template's defaults; an image read from Parameter Store
+    // at deploy time cannot be checked before, and is said to be unchecked.
+    for key in ssm_image_parameters(doc) {
+        warnings.push(warning(
+            "unchecked",
+            format!("{build}'s image parameter {key} is read from Parameter Store at deploy time: the image is not checked"),
+        ));
+    }
     let images = image_parameters(doc, &read.set.values);
     if !images.is_empty() {
         let ids: Vec<String> = images.iter().map(|(_, id)| id.clone()).collect();
@@ -69,8 +77,20 @@ pub async fn check(
         }
     }
 
-    // Imports that no longer exist in the environment.
+    // Imports that no longer exist in the environment (those with a computed name cannot be
+    // looked up: said so, never counted as safe).
     let cfn = catalog.cfn(environment)?;
+    match imports::computed_imports(doc, vars) {
+        0 => {}
+        n => warnings.push(warning(
+            "unchecked",
+            format!(
+                "{build} imports {n} export{} whose name is computed at deploy time: {} not checked",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it is" } else { "they are" }
+            ),
+        )),
+    }
     let wanted = imports::imported_exports(doc, vars);
     if !wanted.is_empty() {
         let exports = cfn.export_names().await?;
@@ -117,12 +137,24 @@ pub async fn check(
     Ok(warnings)
 }
 
-/// The parameters that name a machine image: declared `AWS::EC2::Image::Id`, or valued like one.
+/// The parameters that name a machine image: declared `AWS::EC2::Image::Id`, or valued like one
+/// — the value given, or else the template's default.
 fn image_parameters(
     doc: &serde_yaml::Value,
-    values: &BTreeMap<String, String>,
+    given: &BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
     let declared = doc.get("Parameters").and_then(|p| p.as_mapping());
+    let mut values = given.clone();
+    for (key, spec) in declared.into_iter().flatten() {
+        if let (Some(key), Some(default)) = (
+            key.as_str(),
+            spec.get("Default").and_then(serde_yaml::Value::as_str),
+        ) {
+            values
+                .entry(key.to_owned())
+                .or_insert_with(|| default.to_owned());
+        }
+    }
     values
         .iter()
         .filter(|(key, value)| {
@@ -134,6 +166,22 @@ fn image_parameters(
             (typed && !value.is_empty()) || crate::aws::images::looks_like_image(value)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The parameters whose image comes from Parameter Store
+/// (`AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>`): resolved by CloudFormation at deploy time.
+fn ssm_image_parameters(doc: &serde_yaml::Value) -> Vec<String> {
+    doc.get("Parameters")
+        .and_then(|p| p.as_mapping())
+        .into_iter()
+        .flatten()
+        .filter(|(_, spec)| {
+            spec.get("Type")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.starts_with("AWS::SSM::Parameter::Value<") && t.contains("Image::Id"))
+        })
+        .filter_map(|(key, _)| key.as_str().map(str::to_owned))
         .collect()
 }
 
