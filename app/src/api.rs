@@ -345,10 +345,18 @@ pub async fn get_webhooks() -> Result<crate::model::WebhooksView, ErrorBody> {
 pub async fn create_token(
     name: String,
     role: String,
+    #[server(default)] expires_in_days: Option<u32>,
 ) -> Result<crate::auth::CreatedToken, ErrorBody> {
     let (backend, request) = ssr::backend()?;
     backend
-        .create_token(&request, crate::auth::NewToken { name, role })
+        .create_token(
+            &request,
+            crate::auth::NewToken {
+                name,
+                role,
+                expires_in_days,
+            },
+        )
         .await
 }
 

@@ -25,6 +25,10 @@ pub struct Me {
     pub name: String,
     /// For people: the display name from the identity provider.
     pub display_name: String,
+    /// The person behind the call: the login name of who is logged in, of who made the token,
+    /// or `bootstrap`. Four eyes compare people, never a token's name.
+    #[serde(default)]
+    pub person: String,
     pub via: Via,
     /// Role names, as configured.
     pub roles: Vec<String>,
@@ -80,6 +84,9 @@ pub struct Token {
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When the token stops working by itself (none: it works until revoked).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// `POST /api/v1/tokens`
@@ -88,6 +95,9 @@ pub struct Token {
 pub struct NewToken {
     pub name: String,
     pub role: String,
+    /// Days until the token stops working by itself (1 to 3650); none: until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
 }
 
 /// A token just created: the secret is shown this once, never again.

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     /// The deployer is at a limit (e.g. open event streams), or could not be reached; try again
     /// shortly (HTTP 503).
     Unavailable,
+    /// The caller asks for this too often or too much at once; try again shortly (HTTP 429).
+    TooManyRequests,
     Internal,
 }
 
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::Paused => "paused",
             ErrorCode::AwsUnavailable => "aws_unavailable",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
         }
     }
@@ -58,6 +61,7 @@ impl ErrorCode {
             ErrorCode::Refused => 422,
             ErrorCode::Paused => 423,
             ErrorCode::Unavailable => 503,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::AwsUnavailable => 502,
             ErrorCode::Internal => 500,
         }
@@ -132,6 +136,7 @@ impl ErrorBody {
             ErrorCode::Paused => "Paused",
             ErrorCode::AwsUnavailable => "AWS did not answer",
             ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::TooManyRequests => "Too many at once",
             ErrorCode::Internal => "Internal error",
         }
     }

@@ -418,6 +418,15 @@ pub struct PromoteRequest {
     pub environment: String,
 }
 
+/// `POST /api/v1/projects/{project}/preview`: what deploying this build to this environment
+/// would change (a change set made in that account and deleted; the deploy right is needed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+pub struct PreviewRequest {
+    pub environment: String,
+    pub build: String,
+}
+
 /// `GET /api/v1/projects/{project}/rollback?environment=…`: what rolling back (or deploying an
 /// older build) would run into, before the click.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

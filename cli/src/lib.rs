@@ -49,7 +49,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/projects/{project}/stacks"),
     ("POST", "/projects/{project}/promote"),
     ("GET", "/projects/{project}/rollback"),
-    ("GET", "/projects/{project}/preview"),
+    ("POST", "/projects/{project}/preview"),
     ("GET", "/deployments"),
     ("POST", "/deployments"),
     ("GET", "/deployments/{id}"),
@@ -450,9 +450,13 @@ async fn execute(cli: Cli, console: &mut Console) -> Result<u8, Failure> {
             environment,
             build,
         } => {
-            let query = query(&[("environment", Some(environment)), ("build", Some(build))]);
+            let body = json!({"environment": environment, "build": build});
             let changes = client
-                .get(&format!("/projects/{}/preview", seg(&project)), &query)
+                .send(
+                    "POST",
+                    &format!("/projects/{}/preview", seg(&project)),
+                    Some(&body),
+                )
                 .await?;
             print(console, &changes, show::changes);
         }

@@ -244,7 +244,10 @@ impl Catalog {
         let mut unusable = Vec::new();
         for folder in unlisted {
             match config::project_problem(folder, &env_names) {
-                None => out.push(as_model(&config::discovered_project(folder, &env_names))),
+                None => out.push(as_model(&config::discovered_project(
+                    folder,
+                    &config.discovered_environments(),
+                ))),
                 Some(problem) => unusable.push(Project {
                     name: folder.clone(),
                     title: folder.clone(),
@@ -286,7 +289,10 @@ impl Catalog {
         if let Some(problem) = config::project_problem(name, &env_names) {
             return Err(AppError::NotFound(problem));
         }
-        Ok(config::discovered_project(name, &env_names))
+        Ok(config::discovered_project(
+            name,
+            &config.discovered_environments(),
+        ))
     }
 
     pub fn environment(&self, name: &str) -> Result<config::Environment, AppError> {

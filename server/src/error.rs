@@ -41,6 +41,9 @@ pub enum AppError {
     /// The deployer is at a limit (e.g. open event streams); retrying later works.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller asks too often or too much at once (per person); retrying later works.
+    #[error("{0}")]
+    TooMany(String),
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     #[error("internal error")]
@@ -75,6 +78,7 @@ impl AppError {
             AppError::Refused(_) => ErrorCode::Refused,
             AppError::Paused(_) => ErrorCode::Paused,
             AppError::Unavailable(_) => ErrorCode::Unavailable,
+            AppError::TooMany(_) => ErrorCode::TooManyRequests,
             AppError::Aws(_) => ErrorCode::AwsUnavailable,
             AppError::Internal(_) => ErrorCode::Internal,
         }
@@ -101,6 +105,7 @@ impl AppError {
                 ErrorBody::new(ErrorCode::ConfirmationRequired, m.clone())
             }
             AppError::Unavailable(m) => ErrorBody::new(ErrorCode::Unavailable, m.clone()),
+            AppError::TooMany(m) => ErrorBody::new(ErrorCode::TooManyRequests, m.clone()),
             AppError::Aws(f) => ErrorBody::new(ErrorCode::AwsUnavailable, f.to_string()),
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

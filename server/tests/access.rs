@@ -400,6 +400,7 @@ async fn session(h: &Harness, user: &str, groups: &[&str], ttl: chrono::Duration
             &deployer::auth::hash(&id),
             &Session {
                 username: user.to_owned(),
+                subject: Some(format!("subject-of-{user}")),
                 display_name: format!("{user} (display)"),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 expires_at: chrono::Utc::now() + ttl,

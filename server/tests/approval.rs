@@ -35,17 +35,29 @@ async fn as_token(h: &Harness, token: &str, uri: &str, body: Value) -> (StatusCo
     h.with_token(token, request).await
 }
 
-/// Deploys web-master-1 to PRD (a create runs straight on) and asks for web-master-2, which adds
-/// a bucket; returns the waiting deployment.
+/// Deploys web-master-1 to PRD (a create waits for approval too: approved by a person of its
+/// own) and asks for web-master-2, which adds a bucket; returns the waiting deployment.
 async fn waiting_update(h: &Harness, requester: &str) -> Value {
     h.put_build("web", "web-master-1").await;
     h.put_build_of("web", "web-master-2", &common::template_with_a_bucket())
         .await;
     let created = h.deploy("web", "PRD", "web-master-1").await;
     assert_eq!(
-        created["status"], "succeeded",
-        "a create is not held: {created}"
+        created["status"], "awaiting_approval",
+        "a create is held: {created}"
     );
+    let approver = h.token_of("first-approver", "first-approver", "admin").await;
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = as_token(
+        h,
+        &approver,
+        &format!("/api/v1/deployments/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let created = wait_past_approval(h, id).await;
+    assert_eq!(created["status"], "succeeded", "{created}");
     let (status, started) = as_token(
         h,
         requester,
@@ -75,8 +87,8 @@ async fn change_sets(h: &Harness) -> Vec<String> {
 #[tokio::test]
 async fn an_update_waits_with_its_change_set_and_another_person_approves_it() {
     let h = protected_prd(true).await;
-    let requester = h.new_token("alice", "admin").await;
-    let approver = h.new_token("bob", "admin").await;
+    let requester = h.token_of("alice", "alice", "admin").await;
+    let approver = h.token_of("bob", "bob", "admin").await;
     let waiting = waiting_update(&h, &requester).await;
     let id = waiting["id"].as_str().unwrap().to_owned();
 
@@ -122,7 +134,7 @@ async fn an_update_waits_with_its_change_set_and_another_person_approves_it() {
             .contains("another person"),
         "{refused}"
     );
-    let dev_only = h.new_token("carol", "deployer").await;
+    let dev_only = h.token_of("carol", "carol", "deployer").await;
     let (status, _) = as_token(
         &h,
         &dev_only,
@@ -271,4 +283,220 @@ async fn a_pause_holds_the_approval_and_the_wait_survives_a_restart() {
     let done = wait_past_approval(&h, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(h.card("web", "PRD").await["build"], "web-master-2");
+}
+
+/// A request carrying a person's session cookie, from the deployer's own page.
+async fn as_person(h: &Harness, session: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+    let request = Request::post(uri)
+        .header("content-type", "application/json")
+        .header("cookie", format!("deployer_session={session}"))
+        .header("host", "127.0.0.1:3000")
+        .header("origin", "http://127.0.0.1:3000")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, _, text) = h.anonymous(request).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn four_eyes_compare_people_so_a_token_named_like_someone_else_cannot_approve_its_makers_deploy()
+ {
+    let h = protected_prd(true).await;
+    // Alice logs in as an admin and asks for the update.
+    let alice = h.login("alice", "alice", &["admins"]).await;
+    h.put_build("web", "web-master-1").await;
+    h.put_build_of("web", "web-master-2", &common::template_with_a_bucket())
+        .await;
+    let bob = h.token_of("bob", "bob", "admin").await;
+    let created = h.deploy("web", "PRD", "web-master-1").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    as_token(&h, &bob, &format!("/api/v1/deployments/{id}/approve"), json!({})).await;
+    assert_eq!(wait_past_approval(&h, &id).await["status"], "succeeded");
+    let (status, started) = as_person(
+        &h,
+        &alice,
+        "/api/v1/deployments",
+        json!({"project": "web", "environment": "PRD", "build": "web-master-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(h.wait(&id).await["status"], "awaiting_approval");
+
+    // She makes a token named like somebody else: it acts for her, and is refused.
+    let (status, made) = as_person(
+        &h,
+        &alice,
+        "/api/v1/tokens",
+        json!({"name": "someone-else-entirely", "role": "admin"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["created_by"], "alice", "{made}");
+    let disguised = made["token"].as_str().unwrap().to_owned();
+    let uri = format!("/api/v1/deployments/{id}/approve");
+    let (status, refused) = as_token(&h, &disguised, &uri, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("another person") && message.contains("alice"),
+        "{refused}"
+    );
+    // /me says whom the token acts for.
+    let (_, me) = h
+        .with_token(&disguised, Request::get("/api/v1/me").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(me["name"], "someone-else-entirely");
+    assert_eq!(me["person"], "alice");
+
+    // Her identity is the provider's subject, not her username: renamed, still her.
+    let renamed = h.login("alice", "alice.renamed", &["admins"]).await;
+    let (status, refused) = as_person(&h, &renamed, &uri, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    // And a token nobody else's name is taken by: another person's token, whatever its name,
+    // approves.
+    let disguised_bob = h.token_of("bob", "alice", "admin").await;
+    let (status, approved) = as_token(&h, &disguised_bob, &uri, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{approved}");
+    assert_eq!(
+        wait_past_approval(&h, &id).await["status"],
+        "succeeded",
+        "approved by bob (through a token he named alice)"
+    );
+}
+
+#[tokio::test]
+async fn a_first_create_in_a_protected_environment_waits_for_a_person() {
+    let h = protected_prd(true).await;
+    h.put_build("web", "web-master-1").await;
+    let waiting = h.deploy("web", "PRD", "web-master-1").await;
+    assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+    assert_eq!(waiting["operation"], "create", "{waiting}");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("the create of PRD-WEB"),
+        "{waiting}"
+    );
+    assert_eq!(
+        h.card("web", "PRD").await["exists"],
+        false,
+        "nothing is created before a person approves"
+    );
+    let id = waiting["id"].as_str().unwrap().to_owned();
+    // The one who asked (the harness's admin) may not approve it; another person may.
+    let (status, _) = h
+        .post(&format!("/api/v1/deployments/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let approver = h.token_of("bob", "bob", "admin").await;
+    let (status, body) = as_token(
+        &h,
+        &approver,
+        &format!("/api/v1/deployments/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = wait_past_approval(&h, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(h.card("web", "PRD").await["build"], "web-master-1");
+}
+
+/// The project as listed once the deployer's sweep of the bucket has found its folder.
+async fn discovered(h: &Harness, name: &str) -> Value {
+    for _ in 0..600 {
+        let (status, projects) = h.get("/api/v1/projects").await;
+        assert_eq!(status, StatusCode::OK);
+        if let Some(p) = projects.as_array().unwrap().iter().find(|p| p["name"] == name) {
+            return p.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} was never discovered");
+}
+
+#[tokio::test]
+async fn a_discovered_project_reaches_only_the_environments_the_config_allows_it() {
+    let h = protected_prd(false).await;
+    // A folder nobody configured: a project, but not in the protected PRD.
+    h.put_build("shop", "shop-master-1").await;
+    let shop = discovered(&h, "shop").await;
+    assert_eq!(shop["discovered"], true);
+    assert_eq!(shop["environments"], json!(["DEV", "STG", "GBL"]), "{shop}");
+    let (status, refused) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "shop", "environment": "PRD", "build": "shop-master-1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    assert!(h.cfn("PRD").describe_stacks().stack_name("PRD-SHOP").send().await.is_err());
+    // Where it may go, it deploys.
+    assert_eq!(h.deploy("shop", "DEV", "shop-master-1").await["status"], "succeeded");
+
+    // The file decides otherwise when it says so.
+    let h = Harness::start_configured(|config, _| {
+        protect(config, false);
+        config.discovered_environments = Some(vec!["DEV".into()]);
+    })
+    .await;
+    h.put_build("shop", "shop-master-1").await;
+    let shop = discovered(&h, "shop").await;
+    assert_eq!(shop["environments"], json!(["DEV"]), "{shop}");
+}
+
+#[tokio::test]
+async fn an_approval_belongs_to_its_change_set_and_one_made_again_after_a_restart_waits_anew() {
+    let mut h = protected_prd(false).await;
+    let admin = h.token.clone();
+    let waiting = waiting_update(&h, &admin).await;
+    let id = waiting["id"].as_str().unwrap().to_owned();
+    // The process dies; meanwhile the approval is recorded, and the row says it moved on to
+    // executing but had not committed (a death between saving the step and the commit).
+    h.state.engine().abort_all();
+    let store = h.state.engine().store().clone();
+    assert!(
+        store
+            .decide_approval(&id, app::deployment::ApprovalDecision::Approved, "bob")
+            .await
+            .unwrap()
+    );
+    let mut record = store.record(&id).await.unwrap().unwrap();
+    record.deployment.step = Some(app::deployment::StepName::Execute);
+    record.deployment.status = app::deployment::DeploymentStatus::Running;
+    store.save(&record).await.unwrap();
+
+    let mut config = h.config_again();
+    protect(&mut config, false);
+    let aws = AwsClients::connect(&config, Some(common::static_credentials())).await;
+    h.state = deployer::state(config, aws).await.unwrap();
+    // The change set is made again: it waits for a new approval, nothing executed.
+    let again = loop {
+        let (_, d) = h.deployment(&id).await;
+        if d["status"] == "awaiting_approval" || !d["finished_at"].is_null() {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(again["status"], "awaiting_approval", "{again}");
+    assert_eq!(again["approval"]["decision"], Value::Null, "{again}");
+    assert_eq!(h.card("web", "PRD").await["build"], "web-master-1");
+}
+
+#[tokio::test]
+async fn a_pause_that_cancels_in_flight_holds_a_deployment_waiting_for_approval() {
+    let h = protected_prd(false).await;
+    let admin = h.token.clone();
+    let waiting = waiting_update(&h, &admin).await;
+    let id = waiting["id"].as_str().unwrap().to_owned();
+    let (status, _) = h
+        .pause(json!({"reason": "incident", "cancel_in_flight": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, d) = h.deployment(&id).await;
+    assert_eq!(d["status"], "awaiting_approval", "held, not discarded: {d}");
+    assert_eq!(change_sets(&h).await, [format!("deployer-{id}")]);
 }

@@ -157,6 +157,7 @@ async fn a_restarted_deployer_is_still_paused() {
         .pause_status(&restarted.auth.actor(
             "test",
             "test",
+            deployer::service::Person::named("test"),
             app::auth::Via::Token,
             vec!["viewer".into()],
         ))

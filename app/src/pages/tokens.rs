@@ -10,8 +10,9 @@ use crate::components::error_line::ErrorLine;
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let create =
-        Action::new(|(name, role): &(String, String)| create_token(name.clone(), role.clone()));
+    let create = Action::new(|(name, role, days): &(String, String, Option<u32>)| {
+        create_token(name.clone(), role.clone(), *days)
+    });
     let revoke = Action::new(|id: &String| revoke_token(id.clone()));
     let tokens = crate::api::load(
         move || (create.version().get(), revoke.version().get()),
@@ -23,6 +24,7 @@ pub fn TokensPage() -> impl IntoView {
     // is taken from it (when the form hydrates, and on submit), never put back to the first state.
     let name_input = NodeRef::<leptos::html::Input>::new();
     let role_select = NodeRef::<leptos::html::Select>::new();
+    let expiry_select = NodeRef::<leptos::html::Select>::new();
     Effect::new(move |_| {
         if let Some(input) = name_input.get() {
             name.set(input.value());
@@ -41,7 +43,11 @@ pub fn TokensPage() -> impl IntoView {
         let picked = role_select
             .get_untracked()
             .map_or_else(|| role.get_untracked(), |s| s.value());
-        create.dispatch((typed.trim().to_owned(), picked));
+        // "never", or a number of days.
+        let days = expiry_select
+            .get_untracked()
+            .and_then(|s| s.value().parse::<u32>().ok());
+        create.dispatch((typed.trim().to_owned(), picked, days));
     };
     let created = move || create.value().get().and_then(Result::ok);
     let create_error = move || create.value().get().and_then(Result::err);
@@ -78,6 +84,14 @@ pub fn TokensPage() -> impl IntoView {
                                         </label>
                                         <label class="field"><span class="field-label">"Role"</span>
                                             <select class="select" name="role" node_ref=role_select on:change=move |ev| role.set(event_target_value(&ev))>{options}</select>
+                                        </label>
+                                        <label class="field"><span class="field-label">"Expires"</span>
+                                            <select class="select" name="expires" node_ref=expiry_select>
+                                                <option value="30">"in 30 days"</option>
+                                                <option value="90" selected=true>"in 90 days"</option>
+                                                <option value="365">"in a year"</option>
+                                                <option value="never">"never (until revoked)"</option>
+                                            </select>
                                         </label>
                                         <button type="submit" class="btn btn-primary"
                                             disabled=move || name.get().trim().is_empty() || create.pending().get()>"Create token"</button>
@@ -119,11 +133,14 @@ fn TokenTable(
     let rows = tokens.into_iter().map(|t| {
         let id = t.id.clone();
         let name = t.name.clone();
-        let state = match (&t.revoked_at, &t.revoked_by) {
-            (Some(at), by) => format!("revoked {} by {}", at.format("%Y-%m-%d %H:%M"), by.clone().unwrap_or_default()),
-            (None, _) => "active".to_owned(),
+        let expired = t.expires_at.is_some_and(|at| at <= chrono::Utc::now());
+        let state = match (&t.revoked_at, &t.revoked_by, t.expires_at) {
+            (Some(at), by, _) => format!("revoked {} by {}", at.format("%Y-%m-%d %H:%M"), by.clone().unwrap_or_default()),
+            (None, _, Some(at)) if expired => format!("expired {}", at.format("%Y-%m-%d %H:%M")),
+            (None, _, Some(at)) => format!("active, expires {}", at.format("%Y-%m-%d")),
+            (None, _, None) => "active, never expires".to_owned(),
         };
-        let active = t.revoked_at.is_none();
+        let active = t.revoked_at.is_none() && !expired;
         let asker = crate::components::dialog::use_asker();
         let on_revoke = move |_| {
             let id = id.clone();

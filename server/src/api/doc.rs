@@ -11,7 +11,8 @@ use app::deployment::{
 };
 use app::jenkins::{BuildsChanged, JenkinsBuilds};
 use app::model::{
-    Build, ContinueRollback, Environment, ErrorResponse, PreviewChange, Project, PromoteRequest,
+    Build, ContinueRollback, Environment, ErrorResponse, PreviewChange, PreviewRequest, Project,
+    PromoteRequest,
     Promotion, RollbackVerdict, StackCard, WebhooksView,
 };
 use app::pause::{AuditEntry, PauseRequest, PauseStatus};
@@ -151,17 +152,28 @@ pub fn operations() -> Vec<Operation> {
             ])
             .ok(200, of::<RollbackVerdict>)
             .errors(&[400, 403, 404, 409, 502]),
-        op("get", "/projects/{project}/preview", "preview")
+        op("post", "/projects/{project}/preview", "preview")
             .tag(
                 "deployments",
-                "What deploying a build would change, without deploying",
+                "What deploying a build would change, without deploying: a change set made in \
+                 the environment's account and deleted. Needs the right to deploy there; a few \
+                 per person at a time and a minute (429 past that)",
+            )
+            .body(of::<PreviewRequest>, false)
+            .ok(200, of::<Vec<PreviewChange>>)
+            .errors(&[400, 403, 404, 409, 422, 429, 502]),
+        op("get", "/projects/{project}/preview", "preview_by_query")
+            .tag(
+                "deployments",
+                "As POST …/preview, for API tokens only (a session is refused: a cross-site \
+                 link would send its cookie with a GET)",
             )
             .query(&[
                 ("environment", "The environment (required)"),
                 ("build", "The build (required)"),
             ])
             .ok(200, of::<Vec<PreviewChange>>)
-            .errors(&[400, 403, 404, 409, 422, 502]),
+            .errors(&[400, 403, 404, 409, 422, 429, 502]),
         op(
             "post",
             "/projects/{project}/stacks/{environment}/continue-rollback",
@@ -362,6 +374,7 @@ fn error_words(status: u16) -> &'static str {
             "Deployments are paused there (`paused`: `error.reason`, `error.actor`, \
              `error.since`, `error.environment`)"
         }
+        429 => "Asked too often or too much at once by one person; the message says when to try again (`too_many_requests`)",
         500 => "A bug in the deployer (`internal`)",
         502 => "AWS failed; the AWS error code is named (`aws_unavailable`)",
         503 => "At a limit (e.g. open event streams); try again shortly (`unavailable`)",

@@ -379,6 +379,7 @@ async fn finish(
             &hash(&session_id),
             &Session {
                 username: username.clone(),
+                subject: Some(claims.subject().as_str().to_owned()),
                 display_name: display_name.clone(),
                 groups,
                 expires_at,
@@ -386,7 +387,8 @@ async fn finish(
         )
         .await
         .map_err(|e| internal(&e))?;
-    let actor = auth.actor(&username, &display_name, Via::Session, roles);
+    let person = crate::service::Person::subject(claims.subject().as_str(), &username);
+    let actor = auth.actor(&username, &display_name, person, Via::Session, roles);
     let detail = format!("logged in as {}", actor.me().role_label());
     auth.store()
         .audit_or_log(NewAudit {

@@ -40,7 +40,12 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/projects/{project}/stacks", get(catalog::stacks)),
         ("/projects/{project}/promote", post(promotion::promote)),
         ("/projects/{project}/rollback", get(promotion::rollback)),
-        ("/projects/{project}/preview", get(promotion::preview)),
+        // A POST: it makes a change set in the environment's account; the GET is for API tokens
+        // only (a cross-site link sends a person's cookie with a GET).
+        (
+            "/projects/{project}/preview",
+            post(promotion::preview).get(promotion::preview_by_query),
+        ),
         (
             "/projects/{project}/stacks/{environment}/continue-rollback",
             post(promotion::continue_rollback),

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use app::model::{ContinueRollback, PreviewChange, PromoteRequest, Promotion, RollbackVerdict};
+use app::model::{
+    ContinueRollback, PreviewChange, PreviewRequest, PromoteRequest, Promotion, RollbackVerdict,
+};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -59,17 +61,44 @@ pub async fn rollback(
     ))
 }
 
-/// `?environment=…&build=…`: the change set's changes, without deploying.
-pub async fn preview(
+/// `GET …/preview?environment=…&build=…`, kept for scripts: an API token only — a person's
+/// cookie rides along on any site's link to a GET, and a preview makes a change set.
+pub async fn preview_by_query(
     State(state): State<AppState>,
     actor: Actor,
     project: Result<Path<String>, PathRejection>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Vec<PreviewChange>>, AppError> {
+    if actor.via() == app::auth::Via::Session {
+        return Err(AppError::Forbidden(
+            "a preview makes a change set: from a browser it is a POST with \
+             {\"environment\", \"build\"} (a GET could be sent by any site's link)"
+                .into(),
+        ));
+    }
     let project = ProjectName::parse(&segment(project)?)?;
     let q = query(q)?;
     let environment = EnvName::parse(q.get("environment").map_or("", String::as_str))?;
     let build = BuildName::parse(q.get("build").map_or("", String::as_str))?;
+    Ok(Json(
+        state
+            .services
+            .preview(&actor, &project, &environment, &build)
+            .await?,
+    ))
+}
+
+/// `{"environment", "build"}`: the change set's changes, without deploying.
+pub async fn preview(
+    State(state): State<AppState>,
+    actor: Actor,
+    project: Result<Path<String>, PathRejection>,
+    request: Result<Json<PreviewRequest>, JsonRejection>,
+) -> Result<Json<Vec<PreviewChange>>, AppError> {
+    let project = ProjectName::parse(&segment(project)?)?;
+    let request = body(request)?;
+    let environment = EnvName::parse(&request.environment)?;
+    let build = BuildName::parse(&request.build)?;
     Ok(Json(
         state
             .services

@@ -20,7 +20,7 @@ use axum::http::HeaderMap;
 use crate::catalog::Catalog;
 use crate::config::auth::Auth;
 use crate::error::AppError;
-use crate::service::Actor;
+use crate::service::{Actor, Person};
 use crate::store::Store;
 
 /// The session cookie over plain http: HttpOnly, SameSite=Lax.
@@ -163,17 +163,27 @@ impl Authenticator {
             && let Some(session) = self.store.session(&hash(&session_id)).await?
         {
             let roles = self.roles_of_groups(&session.groups);
+            let person = match &session.subject {
+                Some(subject) => Person::subject(subject, &session.username),
+                None => Person::named(&session.username),
+            };
             return Ok(Some(self.actor(
                 &session.username,
                 &session.display_name,
+                person,
                 Via::Session,
                 roles,
             )));
         }
         if let Some(user) = &self.config().dev_user {
+            let person = Person {
+                id: format!("dev:{user}"),
+                name: user.clone(),
+            };
             return Ok(Some(self.actor(
                 user,
                 user,
+                person,
                 Via::Session,
                 vec!["admin".to_owned()],
             )));
@@ -191,6 +201,10 @@ impl Authenticator {
             return Ok(Actor::new(
                 BOOTSTRAP_NAME,
                 "bootstrap token",
+                Person {
+                    id: BOOTSTRAP_NAME.to_owned(),
+                    name: BOOTSTRAP_NAME.to_owned(),
+                },
                 Via::Bootstrap,
                 vec!["admin".to_owned()],
                 true,
@@ -198,9 +212,26 @@ impl Authenticator {
             ));
         }
         match self.store.token_by_hash(&hashed).await? {
-            Some(token) => Ok(self.actor(&token.name, &token.name, Via::Token, vec![token.role])),
+            // The token acts for the person who made it: its name is only a label.
+            Some(active) => {
+                let maker = &active.token.created_by;
+                let person = active.person.map_or_else(
+                    || Person::named(maker),
+                    |id| Person {
+                        id,
+                        name: maker.clone(),
+                    },
+                );
+                Ok(self.actor(
+                    &active.token.name,
+                    &active.token.name,
+                    person,
+                    Via::Token,
+                    vec![active.token.role],
+                ))
+            }
             None => Err(AppError::Unauthorized(
-                "this token is not valid: revoked, or never issued".into(),
+                "this token is not valid: revoked, expired, or never issued".into(),
             )),
         }
     }
@@ -233,7 +264,14 @@ impl Authenticator {
 
     /// An actor with the rights of these roles (the config's rights, so a change of a role
     /// applies to sessions and tokens alike at once).
-    pub fn actor(&self, name: &str, display_name: &str, via: Via, roles: Vec<String>) -> Actor {
+    pub fn actor(
+        &self,
+        name: &str,
+        display_name: &str,
+        person: Person,
+        via: Via,
+        roles: Vec<String>,
+    ) -> Actor {
         let auth = self.config();
         let admin = roles
             .iter()
@@ -250,7 +288,7 @@ impl Authenticator {
                     })
             })
             .collect();
-        Actor::new(name, display_name, via, roles, admin, deploy)
+        Actor::new(name, display_name, person, via, roles, admin, deploy)
     }
 }
 

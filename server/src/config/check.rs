@@ -28,6 +28,9 @@ pub struct RawConfig {
     projects: Vec<RawProject>,
     #[serde(default)]
     webhooks: Vec<super::webhooks::RawWebhook>,
+    /// The environments a project found in the bucket (not named under `[[projects]]`) reaches;
+    /// by default every environment that is not protected.
+    discovered_environments: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +140,16 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         .map(|j| super::jenkins::check(j, &project_names))
         .transpose()?;
     let webhooks = super::webhooks::check(raw.webhooks, &env_names)?;
+    if let Some(names) = &raw.discovered_environments {
+        for (i, name) in names.iter().enumerate() {
+            if !env_names.contains(name) {
+                return Err(format!(
+                    "discovered_environments[{i}]: {name:?} is not one of the environments ({})",
+                    env_names.join(", ")
+                ));
+            }
+        }
+    }
     let poll_ms = raw.poll_interval_ms.unwrap_or(2_000);
     if !(10..=60_000).contains(&poll_ms) {
         return Err(format!("poll_interval_ms: {poll_ms} is outside 10..=60000"));
@@ -156,6 +169,13 @@ pub fn check(raw: RawConfig) -> Result<Config, String> {
         projects,
         hidden,
         webhooks,
+        discovered_environments: raw.discovered_environments.map(|names| {
+            env_names
+                .iter()
+                .filter(|e| names.contains(e))
+                .cloned()
+                .collect()
+        }),
     })
 }
 

@@ -136,6 +136,10 @@ pub struct Config {
     pub hidden: Vec<String>,
     /// Where deployments and pauses are announced.
     pub webhooks: Vec<webhooks::Webhook>,
+    /// The environments a discovered project (a folder in the bucket the file does not name)
+    /// reaches, in promotion order; `None`: every environment that is not protected
+    /// ([`Config::discovered_environments`]).
+    pub discovered_environments: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -225,6 +229,21 @@ pub use check::{MAX_PROJECT_NAME, discovered_project, is_project_name, project_p
 impl Config {
     pub fn environment_names(&self) -> Vec<String> {
         self.environments.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// The environments a project found in the bucket reaches: those the file names
+    /// (`discovered_environments`), else every environment that is not protected — a new
+    /// folder never gets a stack in PRD or GBL by itself.
+    pub fn discovered_environments(&self) -> Vec<String> {
+        match &self.discovered_environments {
+            Some(names) => names.clone(),
+            None => self
+                .environments
+                .iter()
+                .filter(|e| e.protection.is_none())
+                .map(|e| e.name.clone())
+                .collect(),
+        }
     }
 
     pub fn environment(&self, name: &str) -> Option<&Environment> {

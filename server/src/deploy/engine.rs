@@ -14,7 +14,7 @@ use crate::artifacts::BuildFolder;
 use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
 use crate::error::AppError;
-use crate::ids::{DeploymentId, EnvName, ProjectName};
+use crate::ids::{DeploymentId, EnvName, Person, ProjectName};
 use crate::live::Hub;
 use crate::store::{CancelAsk, LEASE, NewAudit, Record, Store, StoreError};
 
@@ -59,6 +59,40 @@ pub struct Plan {
     pub recreate: bool,
 }
 
+/// How long this process drives without a lease renewal before it stops: a third of the lease
+/// left, so it stops before the lease runs out by the database's clock.
+const HOLD_WITHOUT_RENEWAL: Duration = Duration::from_millis(LEASE.as_millis() as u64 * 2 / 3);
+
+/// A deployment between its row and its task, in [`Engine::starting`] while it lasts.
+struct Starting<'a> {
+    engine: &'a Engine,
+    id: String,
+}
+
+impl<'a> Starting<'a> {
+    fn new(engine: &'a Engine, id: &str) -> Starting<'a> {
+        engine
+            .starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned());
+        Starting {
+            engine,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
 pub struct Engine {
     pub(super) catalog: Arc<Catalog>,
     pub(super) store: Store,
@@ -67,6 +101,12 @@ pub struct Engine {
     /// already running keeps those it started with.
     settings: std::sync::RwLock<Settings>,
     running: Mutex<HashMap<String, Running>>,
+    /// Deployments being started (their row written, their task not yet spawned): driven, as
+    /// far as the lease keeper is concerned — never picked up a second time.
+    starting: Mutex<std::collections::HashSet<String>>,
+    /// When the last renewal of this process's leases that succeeded was sent: past
+    /// [`HOLD_WITHOUT_RENEWAL`] without one, this process stops driving (another may take over).
+    renewed: Mutex<std::time::Instant>,
     /// Set when this process "exits" (tests) or hands over (a graceful stop): its lease keeper
     /// stops renewing.
     stopped: std::sync::atomic::AtomicBool,
@@ -90,6 +130,8 @@ impl Engine {
             hub,
             settings: std::sync::RwLock::new(settings),
             running: Mutex::new(HashMap::new()),
+            starting: Mutex::new(std::collections::HashSet::new()),
+            renewed: Mutex::new(std::time::Instant::now()),
             stopped: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -102,13 +144,38 @@ impl Engine {
             .contains_key(id)
     }
 
+    /// What this process drives: the deployments its tasks run, and those being started.
     fn driving(&self) -> Vec<String> {
-        self.running
+        let mut ids: Vec<String> = self
+            .running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .keys()
             .cloned()
-            .collect()
+            .collect();
+        ids.extend(
+            self.starting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        ids
+    }
+
+    /// Stops every task of this process (their rows stay its own, and are picked up again once
+    /// its leases can be renewed — or by another replica once they run out).
+    fn stop_driving(&self) {
+        let tasks: Vec<Running> = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for r in &tasks {
+            r.task.abort();
+        }
     }
 
     /// Keeps this process's leases (every third of [`LEASE`]): renews them; stops driving a
@@ -129,14 +196,38 @@ impl Engine {
     }
 
     async fn keep_leases(self: &Arc<Self>) {
-        let held = match self.store.renew_leases().await {
-            Ok(held) => held,
+        let driving = self.driving();
+        let asked = std::time::Instant::now();
+        let held = match self.store.renew_leases(&driving).await {
+            Ok(held) => {
+                *self
+                    .renewed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = asked;
+                held
+            }
             Err(e) => {
+                let since = self
+                    .renewed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .elapsed();
                 tracing::warn!(error = %e, "could not renew the deployments' leases");
+                if since >= HOLD_WITHOUT_RENEWAL && !driving.is_empty() {
+                    // The leases run out soon by the database's clock, and another replica may
+                    // take over: this one stops before that, never two drivers at once.
+                    tracing::error!(
+                        deployments = driving.len(),
+                        "the leases could not be renewed for {}s: stopping every deployment this \
+                         process drives; they are picked up again once the store answers",
+                        since.as_secs()
+                    );
+                    self.stop_driving();
+                }
                 return;
             }
         };
-        for id in self.driving() {
+        for id in driving {
             if held.contains(&id) {
                 // A cancel asked through another replica reaches the task here.
                 if let Ok(Some(ask)) = self.store.cancel_request(&id).await {
@@ -165,6 +256,20 @@ impl Engine {
                 }
             }
         }
+        // Rows this process owns that nothing drives (a task stopped above, or one that never
+        // started): picked up again, as after a restart.
+        match self.store.owned_undriven(&self.driving()).await {
+            Ok(idle) if !idle.is_empty() => match self.take_over(idle, false).await {
+                Ok(n) if n > 0 => tracing::warn!(
+                    picked_up = n,
+                    "picked up deployments this process owned but did not drive"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not pick up undriven deployments"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for undriven deployments"),
+        }
         if self.store.dialect() == crate::store::Dialect::Postgres {
             match self.store.orphaned().await {
                 Ok(orphans) if !orphans.is_empty() => match self.take_over(orphans, false).await {
@@ -186,16 +291,7 @@ impl Engine {
     pub async fn hand_over(&self) {
         self.stopped
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let tasks: Vec<Running> = self
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
-        for r in &tasks {
-            r.task.abort();
-        }
+        self.stop_driving();
         match self.store.release_leases().await {
             Ok(n) if n > 0 => tracing::info!(
                 released = n,
@@ -237,8 +333,31 @@ impl Engine {
     }
 
     /// Records the deployment (refused with 409 when the stack already has an active one, 423
-    /// when a pause covers it) and starts it in the background.
-    pub async fn start(self: &Arc<Self>, plan: Plan, actor: &str) -> Result<Deployment, AppError> {
+    /// when a pause covers it) and starts it in the background. `actor` is the name the record
+    /// and audit show; `requester` the person behind it (four eyes compare people).
+    ///
+    /// The start is one unit that outlives the request: a client that hangs up between the row
+    /// and its task would otherwise leave a deployment owned by this process that nobody drives,
+    /// its stack locked.
+    pub async fn start(
+        self: &Arc<Self>,
+        plan: Plan,
+        actor: &str,
+        requester: &Person,
+    ) -> Result<Deployment, AppError> {
+        let engine = self.clone();
+        let (actor, requester) = (actor.to_owned(), requester.clone());
+        tokio::spawn(async move { engine.start_unit(plan, &actor, requester).await })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("starting the deployment: {e}")))?
+    }
+
+    async fn start_unit(
+        self: &Arc<Self>,
+        plan: Plan,
+        actor: &str,
+        requester: Person,
+    ) -> Result<Deployment, AppError> {
         let deployment = Deployment::pending(
             DeploymentId::new().into_string(),
             &plan.project,
@@ -249,6 +368,8 @@ impl Engine {
         );
         let mut record = Record::new(deployment);
         record.deployment.recreate = plan.recreate;
+        record.requester = Some(requester);
+        let _starting = Starting::new(self, &record.deployment.id);
         let d = &record.deployment;
         let current = self
             .store

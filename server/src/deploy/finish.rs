@@ -63,8 +63,13 @@ impl Engine {
             message = d.message,
             "deployment finished"
         );
-        count_ended(d);
         let snapshot = d.clone();
+        // Recorded first, and only by the owner: a process that lost the deployment to another
+        // replica writes no ending, no audit entry (nor its webhook) and no live event.
+        if !self.save_ending(&run.record).await {
+            return;
+        }
+        count_ended(&snapshot);
         self.audit(
             &snapshot.actor,
             AuditAction::DeployFinished,
@@ -74,7 +79,6 @@ impl Engine {
         .await;
         // Recorded, then the cached card forgotten, then announced: a viewer refetching the card
         // on this event must read the stack as this deployment left it.
-        run.save().await;
         self.catalog
             .forget_card(&snapshot.environment, &snapshot.stack_name);
         run.announce(Vec::new());
@@ -85,6 +89,36 @@ impl Engine {
         {
             Ok(card) => self.hub.publish(LiveEvent::Stack(card)),
             Err(e) => tracing::warn!(error = %e, "could not read the stack after a deployment"),
+        }
+    }
+
+    /// Keeps a deployment's ending, retrying while the store is briefly away (an ending that is
+    /// not kept leaves the stack locked by a deployment nobody drives). False when another
+    /// replica owns the deployment now. Should the store stay away past the lease, the lease
+    /// keeper stops this task and the deployment is picked up again, its ending re-read from
+    /// the stack.
+    async fn save_ending(&self, record: &Record) -> bool {
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            match self.store.save(record).await {
+                Ok(()) => return true,
+                Err(crate::store::StoreError::LeaseLost(_)) => {
+                    tracing::warn!(
+                        id = record.deployment.id,
+                        "ending not recorded: another replica drives this deployment now"
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        id = record.deployment.id,
+                        error = %e,
+                        "could not record a deployment's end; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
         }
     }
 
@@ -127,8 +161,8 @@ impl Engine {
             step.status = StepStatus::Failed;
             step.finished_at = record.deployment.finished_at;
         }
-        if let Err(e) = self.store.save(record).await {
-            tracing::error!(error = %e, "could not record a deployment's end");
+        if !self.save_ending(record).await {
+            return;
         }
         count_ended(&record.deployment);
         let d = record.deployment.clone();

@@ -13,7 +13,7 @@ use crate::aws::AwsFailure;
 use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
 use crate::live::Hub;
-use crate::store::{CancelAsk, Record, Store};
+use crate::store::{CancelAsk, Record, Store, StoreError};
 
 /// Retries of an AWS call before anything was executed; after that, the deployer waits for as
 /// long as AWS takes (only the stack's terminal status ends an executed deployment).
@@ -108,16 +108,30 @@ impl Run {
 
     /// Writes the record (a failure is logged: the deployment goes on, and the next save
     /// catches up).
-    pub async fn save(&self) {
-        if let Err(e) = self.store.save(&self.record).await {
-            tracing::error!(id = self.id(), error = %e, "could not save a deployment");
+    /// False when this process no longer owns the deployment (another replica took it over):
+    /// nothing it knows may then be shown or acted on; its lease keeper stops the task.
+    pub async fn save(&self) -> bool {
+        match self.store.save(&self.record).await {
+            Ok(()) => true,
+            Err(StoreError::LeaseLost(_)) => {
+                tracing::warn!(
+                    id = self.id(),
+                    "not saved: another replica drives this deployment now"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::error!(id = self.id(), error = %e, "could not save a deployment");
+                true
+            }
         }
     }
 
-    /// Saves, then tells every viewer.
+    /// Saves, then tells every viewer — only while this process owns the deployment.
     pub async fn publish(&self, new_events: Vec<StackEvent>) {
-        self.save().await;
-        self.announce(new_events);
+        if self.save().await {
+            self.announce(new_events);
+        }
     }
 
     /// Tells every viewer the deployment as it stands (already saved).
@@ -168,6 +182,14 @@ impl Run {
             && let Err(e) = self.cfn.delete_change_set(self.stack_name(), &name).await
         {
             tracing::warn!(error = %e, "could not delete a cancelled deployment's change set");
+        }
+        if self.record.deployment.recreate && self.record.execution_committed {
+            // The failed stack's deletion was under way or done: the stack was touched.
+            return Stop::Cancelled(format!(
+                "cancelled after the failed {} was deleted (or while it was being deleted); \
+                 nothing was created — deploy again to create it",
+                self.stack_name()
+            ));
         }
         Stop::Cancelled(
             "cancelled before anything was executed; the stack was not touched".to_owned(),

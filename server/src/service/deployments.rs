@@ -5,7 +5,7 @@ use app::deployment::{
 };
 use app::pause::AuditAction;
 
-use super::{Actor, Services};
+use super::{Actor, Person, Services};
 use crate::deploy::Plan;
 use crate::error::AppError;
 use crate::ids::{BuildName, DeploymentId, EnvName, Limit, ProjectName, optional};
@@ -113,7 +113,7 @@ impl Services {
             cfn,
             recreate: request.recreate,
         };
-        self.engine.start(plan, actor.name()).await
+        self.engine.start(plan, actor.name(), actor.person()).await
     }
 
     /// Asks a deployment to stop; a create needs `confirm_delete` (cancelling deletes the stack).
@@ -161,11 +161,27 @@ impl Services {
             )));
         }
         let by_another = d.approval.as_ref().is_some_and(|a| a.by_another);
-        if by_another && decision == ApprovalDecision::Approved && d.actor == actor.name() {
-            return Err(AppError::Forbidden(format!(
-                "{} needs another person to approve: {} asked for this deployment",
-                d.environment, d.actor
-            )));
+        if by_another && decision == ApprovalDecision::Approved {
+            // People, not names: a token acts for the person who made it, a session for the
+            // identity provider's subject — whatever either is called.
+            let requester = self
+                .store
+                .record(id)
+                .await?
+                .and_then(|r| r.requester)
+                .unwrap_or_else(|| Person::named(&d.actor));
+            if requester.same_as(actor.person()) {
+                let through = if actor.name() == requester.name {
+                    String::new()
+                } else {
+                    format!(" (through {:?})", actor.name())
+                };
+                return Err(AppError::Forbidden(format!(
+                    "{} needs another person to approve: {} asked for this deployment, and \
+                     {}{through} is the same person",
+                    d.environment, requester.name, requester.name
+                )));
+            }
         }
         if decision == ApprovalDecision::Approved {
             let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);

@@ -5,6 +5,7 @@
 
 mod deployments;
 mod jenkins;
+mod limits;
 mod pause;
 mod projects;
 mod promotion;
@@ -29,12 +30,15 @@ pub use pause::PauseOrder;
 pub use projects::BuildsFilter;
 pub use trail::AuditFilter;
 
+pub use crate::ids::Person;
+
 /// Who is asking: a person (session), a script (API token) or the bootstrap token, with the
 /// rights of their roles. Made from the request in one place (`auth::authenticate`, read by
 /// `api::extract::actor`); every service method checks the right it needs here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
     name: String,
+    person: Person,
     display_name: String,
     via: Via,
     roles: Vec<String>,
@@ -47,6 +51,7 @@ impl Actor {
     pub fn new(
         name: impl Into<String>,
         display_name: impl Into<String>,
+        person: Person,
         via: Via,
         roles: Vec<String>,
         admin: bool,
@@ -54,6 +59,7 @@ impl Actor {
     ) -> Actor {
         Actor {
             name: name.into(),
+            person,
             display_name: display_name.into(),
             via,
             roles,
@@ -65,6 +71,11 @@ impl Actor {
     /// The name the audit log records.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The person behind this call (for a token: who made it).
+    pub fn person(&self) -> &Person {
+        &self.person
     }
 
     pub fn via(&self) -> Via {
@@ -84,6 +95,7 @@ impl Actor {
         Me {
             name: self.name.clone(),
             display_name: self.display_name.clone(),
+            person: self.person.name.clone(),
             via: self.via,
             roles: self.roles.clone(),
             admin: self.admin,
@@ -154,7 +166,14 @@ pub struct Services {
     jenkins: Arc<crate::jenkins::Panel>,
     notifier: Arc<crate::notify::Notifier>,
     reloader: Arc<crate::reload::Reloader>,
+    /// Previews make change sets in the environment's account: a few per person.
+    previews: limits::PerPerson,
 }
+
+/// Previews one person may run at once, and within [`PREVIEW_WINDOW`].
+const PREVIEWS_AT_ONCE: usize = 2;
+const PREVIEWS_PER_WINDOW: usize = 20;
+const PREVIEW_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Services {
     pub fn new(
@@ -172,6 +191,12 @@ impl Services {
             hub: engine.hub().clone(),
             catalog,
             engine,
+            previews: limits::PerPerson::new(
+                "previews",
+                PREVIEWS_AT_ONCE,
+                PREVIEWS_PER_WINDOW,
+                PREVIEW_WINDOW,
+            ),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The big red button: pausing every environment or one, and lifting pauses.
 
-use app::deployment::{LiveEvent, Operation, StepName};
+use app::deployment::{DeploymentStatus, LiveEvent, Operation, StepName};
 use app::pause::{AuditAction, PauseRequest, PauseStatus};
 
 use super::{Actor, Services};
@@ -64,7 +64,9 @@ impl Services {
         ))
     }
 
-    /// Pauses every environment or one; optionally cancels the updates already executing there.
+    /// Pauses every environment or one; optionally cancels the updates already running there
+    /// that the actor may cancel (their right to deploy in that environment) — never one
+    /// waiting for approval, which the pause holds.
     pub async fn pause(&self, actor: &Actor, order: &PauseOrder) -> Result<PauseStatus, AppError> {
         actor.require_pause()?;
         let environment = order.environment.as_deref();
@@ -92,6 +94,24 @@ impl Services {
                 .iter()
                 .filter(|r| environment.is_none_or(|e| r.deployment.environment == e))
             {
+                // Cancelling is a right per environment: the brake is everyone's, rolling back
+                // another environment's update is not.
+                if !actor.may_deploy(&record.deployment.environment) {
+                    tracing::info!(
+                        id = record.deployment.id,
+                        environment = record.deployment.environment,
+                        actor = actor.name(),
+                        "pause: not cancelled, the actor may not cancel there"
+                    );
+                    continue;
+                }
+                // Waiting for a person: the pause holds it (nothing was executed), it is not
+                // thrown away.
+                if record.deployment.status == DeploymentStatus::AwaitingApproval
+                    || record.deployment.step == Some(StepName::Approval)
+                {
+                    continue;
+                }
                 // A stack being created is left alone: cancelling deletes it, which needs its own
                 // confirmation.
                 if record.deployment.operation == Some(Operation::Create)

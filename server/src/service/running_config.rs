@@ -222,6 +222,7 @@ fn describe(config: &Config, file: Option<&toml::Value>, discovered: &[config::P
         "environments": environments,
         "projects": projects,
         "hidden": leaf(config.hidden.clone(), "file"),
+        "discovered_environments": leaf(config.discovered_environments(), at(&["discovered_environments"])),
         "auth": {
             "public_url": leaf(auth.public_url.clone(), at(&["auth", "public_url"])),
             "allowed_hosts": leaf(auth.allowed_hosts.clone(), at(&["auth", "allowed_hosts"])),

@@ -7,10 +7,12 @@ use app::pause::AuditAction;
 use super::{Actor, Services};
 use crate::error::AppError;
 use crate::secret as auth;
-use crate::store::NewAudit;
+use crate::store::{NewAudit, NewTokenRow};
 
 /// A token's name: what the audit log shows for its calls.
 const MAX_TOKEN_NAME: usize = 64;
+/// The longest a token may be made to live, in days (ten years).
+const MAX_TOKEN_DAYS: u32 = 3650;
 
 impl Services {
     /// The configured role names (what a token can be given).
@@ -55,13 +57,42 @@ impl Services {
                 roles.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         }
+        let expires_at = match request.expires_in_days {
+            None => None,
+            Some(days @ 1..=MAX_TOKEN_DAYS) => {
+                Some(chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
+            }
+            Some(_) => {
+                return Err(AppError::BadRequest(format!(
+                    "expires_in_days: a token expires in 1 to {MAX_TOKEN_DAYS} days, or never (leave it out)"
+                )));
+            }
+        };
         let secret = auth::new_secret(auth::TOKEN_PREFIX);
         let id = format!("t-{}", auth::random_id());
+        // The token acts for the person who makes it (a token made with a token, for that
+        // token's maker): its name is a label, never a person.
+        let person = actor.person();
         let info = self
             .store
-            .create_token(&id, name, &request.role, &auth::hash(&secret), actor.name())
+            .create_token(&NewTokenRow {
+                id: &id,
+                name,
+                role: &request.role,
+                hash: &auth::hash(&secret),
+                created_by: &person.name,
+                person: &person.id,
+                expires_at,
+            })
             .await?;
-        let detail = format!("token {name:?} with role {}", request.role);
+        let detail = match expires_at {
+            Some(at) => format!(
+                "token {name:?} with role {}, expires {}",
+                request.role,
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            None => format!("token {name:?} with role {}", request.role),
+        };
         self.store
             .audit(NewAudit {
                 actor: actor.name(),

@@ -12,6 +12,9 @@ use super::{Store, StoreError, get_opt_ts, get_ts, ts};
 #[derive(Clone, Debug)]
 pub struct Session {
     pub username: String,
+    /// The identity provider's stable subject (`sub`): who the person is, whatever their
+    /// username becomes. None only for sessions kept before it was recorded.
+    pub subject: Option<String>,
     pub display_name: String,
     pub groups: Vec<String>,
     pub expires_at: DateTime<Utc>,
@@ -25,33 +28,37 @@ pub struct PendingLogin {
     pub return_to: String,
 }
 
+/// An active token and the person it acts for (who made it; none for tokens kept before
+/// people were recorded).
+#[derive(Clone, Debug)]
+pub struct ActiveToken {
+    pub token: Token,
+    pub person: Option<String>,
+}
+
 /// How long a login may take between the redirect to the provider and the callback.
 const LOGIN_TTL_SECS: i64 = 600;
 
 impl Store {
-    /// Adds a token (its hash). Fails with a conflict when an active token has this name.
-    pub async fn create_token(
-        &self,
-        id: &str,
-        name: &str,
-        role: &str,
-        hash: &str,
-        created_by: &str,
-    ) -> Result<Token, StoreError> {
+    /// Adds a token (its hash), made by `created_by` (a person's name; `person`, their stable
+    /// id). Fails with a conflict when an active token has this name.
+    pub async fn create_token(&self, new: &NewTokenRow<'_>) -> Result<Token, StoreError> {
         let row = sqlx::query(&self.sql(
-            "INSERT INTO tokens (id, name, role, hash, created_by, created_at)
-             VALUES (?, ?, ?, ?, ?, {now}) RETURNING *",
+            "INSERT INTO tokens (id, name, role, hash, created_by, person, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, {now}) RETURNING *",
         ))
-        .bind(id)
-        .bind(name)
-        .bind(role)
-        .bind(hash)
-        .bind(created_by)
+        .bind(new.id)
+        .bind(new.name)
+        .bind(new.role)
+        .bind(new.hash)
+        .bind(new.created_by)
+        .bind(new.person)
+        .bind(new.expires_at.map(ts))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StoreError::Duplicate(format!("a token called {name:?} already exists"))
+                StoreError::Duplicate(format!("a token called {:?} already exists", new.name))
             }
             _ => StoreError::Database(e),
         })?;
@@ -66,16 +73,34 @@ impl Store {
         rows.iter().map(token_from_row).collect()
     }
 
-    /// The active token with this hash, marking it used.
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
+    /// The active (neither revoked nor expired) token with this hash, marking it used.
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ActiveToken>, StoreError> {
         let row = sqlx::query(&self.sql(
             "UPDATE tokens SET last_used_at = {now}
-             WHERE hash = ? AND revoked_at IS NULL RETURNING *",
+             WHERE hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > {now})
+             RETURNING *",
         ))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(token_from_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ActiveToken {
+            token: token_from_row(&row)?,
+            person: row.try_get("person")?,
+        }))
+    }
+
+    /// Whether the token with this hash is still active (an open event stream asks, so that a
+    /// revoked or expired token's stream ends).
+    pub async fn token_active(&self, hash: &str) -> Result<bool, StoreError> {
+        let count: i64 = sqlx::query_scalar(&self.sql(
+            "SELECT COUNT(*) FROM tokens
+             WHERE hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > {now})",
+        ))
+        .bind(hash)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count > 0)
     }
 
     /// Revokes a token; `None` when there is no such token. Revoking twice keeps the first.
@@ -97,11 +122,12 @@ impl Store {
 
     pub async fn create_session(&self, hash: &str, session: &Session) -> Result<(), StoreError> {
         sqlx::query(&self.sql(
-            "INSERT INTO sessions (hash, username, display_name, groups, created_at, expires_at)
-             VALUES (?, ?, ?, ?, {now}, ?)",
+            "INSERT INTO sessions (hash, username, subject, display_name, groups, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, {now}, ?)",
         ))
         .bind(hash)
         .bind(&session.username)
+        .bind(&session.subject)
         .bind(&session.display_name)
         .bind(super::to_json(&session.groups))
         .bind(ts(session.expires_at))
@@ -122,6 +148,7 @@ impl Store {
         let groups: String = r.try_get("groups")?;
         Ok(Some(Session {
             username: r.try_get("username")?,
+            subject: r.try_get("subject")?,
             display_name: r.try_get("display_name")?,
             groups: serde_json::from_str(&groups)
                 .map_err(|e| StoreError::Corrupt(format!("session groups: {e}")))?,
@@ -187,5 +214,20 @@ fn token_from_row(r: &AnyRow) -> Result<Token, StoreError> {
         revoked_at: get_opt_ts(r, "revoked_at")?,
         revoked_by: r.try_get("revoked_by")?,
         last_used_at: get_opt_ts(r, "last_used_at")?,
+        expires_at: get_opt_ts(r, "expires_at")?,
     })
+}
+
+/// A token to keep: its hash, never its secret.
+#[derive(Clone, Copy, Debug)]
+pub struct NewTokenRow<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub hash: &'a str,
+    /// The maker's name, as the token list shows it.
+    pub created_by: &'a str,
+    /// The maker's stable id ([`crate::service::Person::id`]): whom the token acts for.
+    pub person: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
 }

@@ -23,8 +23,9 @@ impl Store {
         let sql = self.sql(
             "INSERT INTO deployments (id, project, environment, stack_name, build, status, operation, step,
                 actor, started_at, finished_at, message, rolled_back, resources_total, resources_done,
-                stack_id, change_set_name, change_set, steps, owner, lease_until, recreate)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                stack_id, change_set_name, change_set, steps, owner, lease_until, recreate,
+                requester, requester_name)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, {now}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {lease}, ?, ?, ?
              WHERE NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = ?)
              RETURNING started_at",
         );
@@ -48,8 +49,9 @@ impl Store {
             .bind(record.change_set.as_ref().map(to_json))
             .bind(to_json(&record.steps))
             .bind(self.replica())
-            .bind(lease_until())
             .bind(i64::from(d.recreate))
+            .bind(record.requester.as_ref().map(|p| p.id.as_str()))
+            .bind(record.requester.as_ref().map(|p| p.name.as_str()))
             .bind(&d.environment)
             .fetch_optional(&self.pool)
             .await;
@@ -93,7 +95,8 @@ impl Store {
         .await?)
     }
 
-    /// Writes the deployment's current state (everything but its events).
+    /// Writes the deployment's current state (everything but its events) — only while this
+    /// replica owns it: [`StoreError::LeaseLost`] when another replica has taken it over.
     pub async fn save(&self, record: &Record) -> Result<(), StoreError> {
         let d = &record.deployment;
         let done = sqlx::query(&self.sql(
@@ -131,10 +134,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             // Another replica took the deployment over: this one's view is stale, and not kept.
-            tracing::warn!(
-                id = d.id,
-                "not saved: another replica drives this deployment now"
-            );
+            return Err(StoreError::LeaseLost(d.id.clone()));
         }
         Ok(())
     }
@@ -142,31 +142,57 @@ impl Store {
     /// Claims an active deployment for this replica: free, already ours, or its lease run out
     /// (`force`: whatever the lease — one SQLite process owns everything). False when another
     /// replica holds it, or it ended.
+    /// Leases are written and judged by the database's clock (`{lease}`, `{now}`): a replica
+    /// whose own clock runs ahead cannot take over a live deployment.
     pub async fn claim(&self, id: &str, force: bool) -> Result<bool, StoreError> {
         let done = sqlx::query(&self.sql(
-            "UPDATE deployments SET owner = ?1, lease_until = ?2
-             WHERE id = ?3 AND finished_at IS NULL
-               AND (?4 = 1 OR owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until < ?5)",
+            "UPDATE deployments SET owner = ?1, lease_until = {lease}
+             WHERE id = ?2 AND finished_at IS NULL
+               AND (?3 = 1 OR owner IS NULL OR owner = ?1 OR lease_until IS NULL OR lease_until < {now})",
         ))
         .bind(self.replica())
-        .bind(lease_until())
         .bind(id)
         .bind(i64::from(force))
-        .bind(ts(chrono::Utc::now()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends this replica's leases; returns the deployments it still holds.
-    pub async fn renew_leases(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(&self.sql(
-            "UPDATE deployments SET lease_until = ? WHERE owner = ? AND finished_at IS NULL RETURNING id",
+    /// Extends this replica's leases on the deployments a task of it drives (`driving`);
+    /// returns those it still holds. A row it owns but does not drive is not renewed: owning
+    /// and driving are one thing ([`Store::owned_undriven`] finds such rows to pick up again).
+    pub async fn renew_leases(&self, driving: &[String]) -> Result<Vec<String>, StoreError> {
+        if driving.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = vec!["?"; driving.len()].join(", ");
+        let sql = self.sql(&format!(
+            "UPDATE deployments SET lease_until = {{lease}}
+             WHERE owner = ? AND finished_at IS NULL AND id IN ({ids}) RETURNING id"
+        ));
+        let mut query = sqlx::query_scalar(&sql).bind(self.replica());
+        for id in driving {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Active deployments this replica owns that none of its tasks drives (`driving`): a start
+    /// whose request went away, a task that stopped when its lease could not be renewed.
+    pub async fn owned_undriven(&self, driving: &[String]) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT * FROM deployments WHERE owner = ? AND finished_at IS NULL ORDER BY {seq}",
         ))
-        .bind(lease_until())
         .bind(self.replica())
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter()
+            .map(record_from_row)
+            .filter(|r| {
+                r.as_ref()
+                    .map_or(true, |r| !driving.contains(&r.deployment.id))
+            })
+            .collect()
     }
 
     /// Lets go of every deployment this replica drives (a graceful stop): another replica takes
@@ -185,10 +211,9 @@ impl Store {
     pub async fn orphaned(&self) -> Result<Vec<Record>, StoreError> {
         let rows = sqlx::query(&self.sql(
             "SELECT * FROM deployments
-             WHERE finished_at IS NULL AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?)
+             WHERE finished_at IS NULL AND (owner IS NULL OR lease_until IS NULL OR lease_until < {now})
              ORDER BY {seq}",
         ))
-        .bind(ts(chrono::Utc::now()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()
@@ -310,6 +335,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Forgets an approval (and who gave it): the change set it was given to is being made
+    /// again. Fenced on ownership.
+    pub async fn reset_approval(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE deployments SET approval_by_another = NULL, approval_decision = NULL,
+                 approval_by = NULL, approval_at = NULL
+             WHERE id = ? AND (owner IS NULL OR owner = ?)",
+        ))
+        .bind(id)
+        .bind(self.replica())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(id.to_owned()));
+        }
+        Ok(())
+    }
+
     /// The decision on a deployment awaiting approval, if one was made.
     pub async fn approval_decision(
         &self,
@@ -419,10 +462,16 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
             })
             .transpose()?,
         owner: r.try_get("owner")?,
+        requester: r
+            .try_get::<Option<String>, _>("requester")?
+            .map(|id| -> Result<crate::ids::Person, StoreError> {
+                Ok(crate::ids::Person {
+                    id,
+                    name: r.try_get::<Option<String>, _>("requester_name")?.unwrap_or_default(),
+                })
+            })
+            .transpose()?,
     })
 }
 
-/// Until when a claim made or renewed now holds.
-fn lease_until() -> String {
-    ts(chrono::Utc::now() + chrono::Duration::from_std(super::LEASE).unwrap_or_default())
-}
+

@@ -11,17 +11,22 @@ impl Store {
     /// The moment of execution: records "executing" only if no pause covers the deployment's
     /// environment — one statement, so a pause pressed at any moment before it wins. Returns
     /// the pause that holds the deployment back, if one does.
+    /// Fenced on ownership: [`StoreError::LeaseLost`] when another replica drives it now.
     pub async fn commit_execution(&self, id: &str) -> Result<Option<Pause>, StoreError> {
         let done = sqlx::query(&self.sql(
             "UPDATE deployments SET execution_committed_at = {now}
-             WHERE id = ?1 AND finished_at IS NULL
+             WHERE id = ?1 AND finished_at IS NULL AND (owner IS NULL OR owner = ?2)
                AND NOT EXISTS (SELECT 1 FROM pauses WHERE scope = '*' OR scope = deployments.environment)",
         ))
         .bind(id)
+        .bind(self.replica())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(None);
+        }
+        if !self.owns(id).await? {
+            return Err(StoreError::LeaseLost(id.to_owned()));
         }
         let environment: Option<String> =
             sqlx::query_scalar(&self.sql("SELECT environment FROM deployments WHERE id = ?"))
@@ -70,13 +75,32 @@ impl Store {
         Ok(keys)
     }
 
-    /// AWS answered the execute call.
+    /// AWS answered the execute call. Fenced on ownership like [`Store::save`].
     pub async fn mark_executed(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query(&self.sql("UPDATE deployments SET executed_at = {now} WHERE id = ?"))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(&self.sql(
+            "UPDATE deployments SET executed_at = {now} WHERE id = ? AND (owner IS NULL OR owner = ?)",
+        ))
+        .bind(id)
+        .bind(self.replica())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(id.to_owned()));
+        }
         Ok(())
+    }
+
+    /// Whether this replica owns the deployment (or nobody does) and it is still active.
+    pub async fn owns(&self, id: &str) -> Result<bool, StoreError> {
+        let count: i64 = sqlx::query_scalar(&self.sql(
+            "SELECT COUNT(*) FROM deployments
+             WHERE id = ? AND finished_at IS NULL AND (owner IS NULL OR owner = ?)",
+        ))
+        .bind(id)
+        .bind(self.replica())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count > 0)
     }
 
     /// Keeps a cancel request (a restart between the request and its effect still cancels).
@@ -115,7 +139,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Record;
+    use crate::store::{Record, StoreError};
     use app::deployment::Deployment;
 
     fn record(id: &str, environment: &str) -> Record {
@@ -174,5 +198,95 @@ mod tests {
         // Saving the deployment's progress does not wipe the request.
         store.save(&d).await.unwrap();
         assert!(store.record("d-1").await.unwrap().unwrap().cancel.is_some());
+    }
+
+    /// Fencing: once another replica owns a deployment, this one's writes change nothing and
+    /// say so (a save, the commit to execute, the mark that AWS answered) — never a silent Ok.
+    #[tokio::test]
+    async fn writes_of_a_deployment_another_replica_took_over_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_store(dir.path()).await;
+        let mut taken = record("d-1", "DEV");
+        store.insert(&mut taken).await.unwrap();
+        sqlx::query(&store.sql("UPDATE deployments SET owner = 'another-replica' WHERE id = ?"))
+            .bind("d-1")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.save(&taken).await,
+            Err(StoreError::LeaseLost(_))
+        ));
+        assert!(matches!(
+            store.commit_execution("d-1").await,
+            Err(StoreError::LeaseLost(_))
+        ));
+        assert!(matches!(
+            store.mark_executed("d-1").await,
+            Err(StoreError::LeaseLost(_))
+        ));
+        let kept = store.record("d-1").await.unwrap().unwrap();
+        assert!(!kept.execution_committed && !kept.executed);
+        assert!(!store.owns("d-1").await.unwrap());
+    }
+
+    /// Owning and driving are one thing: only the deployments a task drives are renewed; one
+    /// this replica owns that nothing drives is found, to be picked up again.
+    #[tokio::test]
+    async fn only_driven_deployments_are_renewed_and_undriven_ones_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_store(dir.path()).await;
+        let mut driven = record("d-1", "DEV");
+        let mut idle = record("d-2", "STG");
+        store.insert(&mut driven).await.unwrap();
+        store.insert(&mut idle).await.unwrap();
+        let held = store.renew_leases(&["d-1".to_owned()]).await.unwrap();
+        assert_eq!(held, ["d-1"]);
+        let undriven = store
+            .owned_undriven(&["d-1".to_owned()])
+            .await
+            .unwrap();
+        let ids: Vec<&str> = undriven.iter().map(|r| r.deployment.id.as_str()).collect();
+        assert_eq!(ids, ["d-2"]);
+        assert!(store.renew_leases(&[]).await.unwrap().is_empty());
+    }
+
+    /// Leases are written and judged by the database's clock: a claim runs out LEASE after the
+    /// database's now, and a row is free once the database's now passes it — whatever the
+    /// clock of the replica asking.
+    #[tokio::test]
+    async fn leases_are_written_and_judged_by_the_databases_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_store(dir.path()).await;
+        let mut d = record("d-1", "DEV");
+        store.insert(&mut d).await.unwrap();
+        let (until, now): (String, String) = {
+            let row = sqlx::query(&store.sql(
+                "SELECT lease_until, {now} AS db_now FROM deployments WHERE id = 'd-1'",
+            ))
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+            use sqlx::Row;
+            (row.get("lease_until"), row.get("db_now"))
+        };
+        let until = crate::store::parse_ts(&until, "lease_until").unwrap();
+        let now = crate::store::parse_ts(&now, "now").unwrap();
+        let ahead = (until - now).num_milliseconds();
+        let lease = crate::store::LEASE.as_millis() as i64;
+        assert!(
+            (lease - 2_000..=lease).contains(&ahead),
+            "the lease runs {ahead} ms past the database's now"
+        );
+        assert!(store.orphaned().await.unwrap().is_empty());
+        // The database's clock says the lease ran out: free, whatever this process thinks.
+        sqlx::query(&store.sql(
+            "UPDATE deployments SET lease_until = ? WHERE id = 'd-1'",
+        ))
+        .bind(crate::store::ts(now - chrono::Duration::seconds(1)))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(store.orphaned().await.unwrap().len(), 1);
     }
 }

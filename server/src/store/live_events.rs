@@ -84,6 +84,14 @@ impl Store {
             .collect()
     }
 
+    /// The newest event's id (`None`: none yet): no browser can have seen a later one.
+    pub async fn newest_live_event(&self) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM live_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.and_then(|i| u64::try_from(i).ok()))
+    }
+
     /// The newest `count` events' first id minus one: where a replica starting now begins
     /// reading (so its backlog holds what a reconnecting browser may ask for).
     pub async fn live_events_start(&self, count: u32) -> Result<u64, StoreError> {

@@ -19,7 +19,7 @@ mod outbox;
 mod pauses;
 
 pub use audit::{AuditSearch, NewAudit};
-pub use auth::{PendingLogin, Session};
+pub use auth::{ActiveToken, NewTokenRow, PendingLogin, Session};
 pub use outbox::{Announce, Announcement, Delivery};
 pub use pauses::pause_status;
 
@@ -51,6 +51,9 @@ pub struct Record {
     pub cancel: Option<CancelAsk>,
     /// The replica driving it (its lease), if any.
     pub owner: Option<String>,
+    /// The person who asked for it (none for deployments kept before people were recorded:
+    /// the actor's name stands for them).
+    pub requester: Option<crate::ids::Person>,
 }
 
 impl Record {
@@ -66,6 +69,7 @@ impl Record {
             executed: false,
             cancel: None,
             owner: None,
+            requester: None,
         }
     }
 }
@@ -89,6 +93,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A write fenced on ownership found the deployment driven by another replica (or ended):
+    /// this process's view is stale and must not act on it.
+    #[error("deployment {0} is no longer driven by this replica")]
+    LeaseLost(String),
 }
 
 /// Filters for history.
@@ -236,12 +244,19 @@ impl Store {
     }
 
     /// The dialect's spelling of a query written once: `{now}` (the database's clock, as [`ts`]
-    /// writes times), `{seq}` (insertion order), `{max}` (the larger of two), and `?` / `?N`
-    /// placeholders (`$N` for PostgreSQL).
+    /// writes times), `{lease}` (the database's clock plus [`LEASE`]: when a claim made now runs
+    /// out — leases are written and judged by one clock, never a replica's own), `{seq}`
+    /// (insertion order), `{max}` (the larger of two), and `?` / `?N` placeholders (`$N` for
+    /// PostgreSQL).
     pub(crate) fn sql(&self, text: &str) -> String {
+        let lease = LEASE.as_secs();
         match self.dialect {
             Dialect::Sqlite => text
                 .replace("{now}", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+                .replace(
+                    "{lease}",
+                    &format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+{lease} seconds')"),
+                )
                 .replace("{seq}", "rowid")
                 .replace("{max}", "MAX"),
             Dialect::Postgres => numbered(
@@ -249,6 +264,13 @@ impl Store {
                     .replace(
                         "{now}",
                         "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                    )
+                    .replace(
+                        "{lease}",
+                        &format!(
+                            "to_char((clock_timestamp() + interval '{lease} seconds') AT TIME ZONE 'UTC', \
+                             'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                        ),
                     )
                     .replace("{seq}", "seq")
                     .replace("{max}", "GREATEST"),

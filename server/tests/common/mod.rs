@@ -175,13 +175,15 @@ impl Harness {
             .state
             .auth
             .store()
-            .create_token(
-                "t-tester",
-                "tester",
-                "admin",
-                &deployer::auth::hash(&secret),
-                "harness",
-            )
+            .create_token(&deployer::store::NewTokenRow {
+                id: "t-tester",
+                name: "tester",
+                role: "admin",
+                hash: &deployer::auth::hash(&secret),
+                created_by: "harness",
+                person: "sub:harness",
+                expires_at: None,
+            })
             .await
             .unwrap();
         harness.token = secret;
@@ -489,6 +491,50 @@ impl Harness {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         created["token"].as_str().unwrap().to_owned()
+    }
+
+    /// An API token made by `person` (as their own `POST /api/v1/tokens` after logging in would
+    /// make it): it acts for that person, whatever its name. Answers its secret.
+    pub async fn token_of(&self, person: &str, name: &str, role: &str) -> String {
+        let secret = deployer::auth::new_secret(deployer::auth::TOKEN_PREFIX);
+        self.state
+            .auth
+            .store()
+            .create_token(&deployer::store::NewTokenRow {
+                id: &format!("t-{}", deployer::auth::random_id()),
+                name,
+                role,
+                hash: &deployer::auth::hash(&secret),
+                created_by: person,
+                person: &format!("sub:subject-of-{person}"),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        secret
+    }
+
+    /// A person logged in through single sign-on (as a finished login leaves it: the identity
+    /// provider's subject `subject-of-<subject>`, their username and groups); answers the
+    /// session cookie's value.
+    pub async fn login(&self, subject: &str, username: &str, groups: &[&str]) -> String {
+        let id = deployer::auth::new_secret("");
+        self.state
+            .auth
+            .store()
+            .create_session(
+                &deployer::auth::hash(&id),
+                &deployer::store::Session {
+                    username: username.to_owned(),
+                    subject: Some(format!("subject-of-{subject}")),
+                    display_name: username.to_owned(),
+                    groups: groups.iter().map(|g| g.to_string()).collect(),
+                    expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+                },
+            )
+            .await
+            .unwrap();
+        id
     }
 
     /// A request with this bearer token; answers the status and the JSON body.

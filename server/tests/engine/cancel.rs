@@ -191,3 +191,45 @@ async fn a_cancel_refused_because_the_update_is_finishing_records_what_really_ha
         "{detail}"
     );
 }
+
+/// `pause --cancel-in-flight` pulls the brake everywhere, but cancels (rolls back) only where the
+/// one who pauses may cancel: a deployer limited to DEV and STG leaves a running PRD update alone.
+#[tokio::test]
+async fn a_pause_cancels_in_flight_only_the_deployments_its_actor_may_cancel() {
+    // AWS: every call waits while the test holds the gate (an operation still being prepared).
+    let cfn = ScriptedCfn::new(true, update_to_complete());
+    let h = harness(cfn.clone()).await;
+    let gate = cfn.gate.lock().await;
+    let dev = start(&h).await;
+    let (status, prd) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "PRD", "build": "web-master-2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{prd}");
+    let prd = prd["id"].as_str().unwrap().to_owned();
+    wait_for_step(&h, &dev, "validate").await;
+    wait_for_step(&h, &prd, "validate").await;
+
+    let dev_only = h.token_of("dave", "dave", "deployer").await;
+    let request = axum::http::Request::put("/api/v1/pause")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"reason": "incident", "cancel_in_flight": true}).to_string(),
+        ))
+        .unwrap();
+    let (status, body) = h.with_token(&dev_only, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let store = h.state.engine().store();
+    let dev_record = store.record(&dev).await.unwrap().unwrap();
+    let prd_record = store.record(&prd).await.unwrap().unwrap();
+    assert!(dev_record.cancel.is_some(), "DEV is cancelled by the pause");
+    assert!(
+        prd_record.cancel.is_none(),
+        "PRD is not the deployer's to cancel"
+    );
+    drop(gate);
+    assert_eq!(h.wait(&dev).await["status"], "cancelled");
+    h.wait(&prd).await;
+}

@@ -154,3 +154,36 @@ async fn a_create_applied_just_before_a_restart_is_watched_not_repeated() {
     assert_eq!(detail["operation"], "create", "{detail}");
     assert_eq!(cfn.calls(), ["CreateStack"], "one create, no change set");
 }
+
+/// Owning and driving are one thing: a client that hangs up while its deploy is being started
+/// (after the row is written, before the task runs) does not leave a deployment that this
+/// process owns, nobody drives, and whose stack stays locked.
+#[tokio::test]
+async fn a_deploy_whose_client_hung_up_while_it_started_is_still_driven_to_its_end() {
+    // AWS: an ordinary update, UPDATE_IN_PROGRESS → UPDATE_COMPLETE.
+    let cfn = ScriptedCfn::new(true, update_to_complete());
+    let h = harness(cfn.clone()).await;
+    let store = h.state.engine().store().clone();
+    let mut request = Box::pin(h.post(
+        "/api/v1/deployments",
+        json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+    ));
+    // Poll the request only until its row is written, then drop it (the client hung up).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        if let std::task::Poll::Ready((status, body)) = futures::poll!(request.as_mut()) {
+            panic!("answered ({status}) before the row could be seen: {body}");
+        }
+        if let Some(record) = store.active().await.unwrap().into_iter().next() {
+            break record.deployment.id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no row written");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    };
+    drop(request);
+    let done = h.wait(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // The stack is free again.
+    let next = h.start_deployment("web-master-2").await;
+    assert!(!h.wait(&next).await["status"].is_null());
+}

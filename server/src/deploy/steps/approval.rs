@@ -1,5 +1,5 @@
-//! Step 6, in a protected environment only: the update's change set is made and described; it
-//! waits here, `awaiting_approval`, for a person to approve it (then it executes) or discard it
+//! Step 6, in a protected environment only: every operation — an update's change set, made and
+//! described, or a create (a first deploy, a failed stack deleted and made again) — waits here, `awaiting_approval`, for a person to approve it (then it executes) or discard it
 //! (then its change set is deleted). The decision is kept in the store by whoever makes it, on
 //! any replica, and read back here — so the wait survives a restart and a hand-over. A pause
 //! holds an approved deployment until it is lifted.
@@ -102,7 +102,13 @@ pub async fn run(run: &mut Run) -> Result<(), Stop> {
 /// What the deployment waits for, in words.
 fn waiting_words(run: &Run, by_another: bool) -> String {
     let who = if by_another {
-        format!("a person other than {}", run.record.deployment.actor)
+        let asked = &run.record.deployment.actor;
+        match &run.record.requester {
+            Some(person) if &person.name != asked => {
+                format!("a person other than {} (who asked through {asked:?})", person.name)
+            }
+            _ => format!("a person other than {asked}"),
+        }
     } else {
         "a person who may deploy here".to_owned()
     };
@@ -117,8 +123,15 @@ fn waiting_words(run: &Run, by_another: bool) -> String {
         1 => "; 1 change interrupts users or may lose data".to_owned(),
         n => format!("; {n} changes interrupt users or may lose data"),
     };
+    let what = match run.record.deployment.operation {
+        Some(app::deployment::Operation::Create) if run.record.deployment.recreate => {
+            format!("the deletion and new create of {}", run.stack_name())
+        }
+        Some(app::deployment::Operation::Create) => format!("the create of {}", run.stack_name()),
+        _ => "the change set".to_owned(),
+    };
     format!(
-        "{} is protected: waiting for {who} to approve or discard the change set{warning}",
+        "{} is protected: waiting for {who} to approve or discard {what}{warning}",
         run.environment()
     )
 }

@@ -31,6 +31,16 @@ pub async fn run(
     existing: Option<StackInfo>,
 ) -> Result<Planned, Stop> {
     run.begin(StepName::ChangeSet).await?;
+    // A plan made anew (the first, or after a restart that executed nothing) needs an approval
+    // of its own: one given to an earlier change set does not carry over.
+    if run.record.deployment.approval.is_some() {
+        run.record.deployment.approval = None;
+        if let Err(e) = run.store.reset_approval(run.id()).await {
+            return Err(Stop::Failed(format!(
+                "could not reset the approval of an earlier change set ({e}); nothing was executed"
+            )));
+        }
+    }
     let existing = match existing {
         Some(info) if info.status.needs_recreate() || deleting_ours(run, &info) => {
             if !run.record.deployment.recreate {
@@ -39,6 +49,11 @@ pub async fn run(
                      again confirming that it is deleted and created again",
                     info.status.as_aws_str()
                 )));
+            }
+            if info.status != StackStatus::DeleteInProgress {
+                // In a protected environment the deletion waits for a person like any change:
+                // it is approved (or discarded) before anything is deleted.
+                approve_recreate(run, checked, &info).await?;
             }
             delete_failed_stack(run, &info).await?;
             None
@@ -129,6 +144,30 @@ pub async fn run(
         operation: Operation::Update,
         request,
     }))
+}
+
+/// Before a failed stack is deleted and created again: in a protected environment, a person's
+/// approval of exactly that (the change-set step then goes on with the deletion).
+async fn approve_recreate(run: &mut Run, checked: &Checked, info: &StackInfo) -> Result<(), Stop> {
+    if !super::is_protected(run) {
+        return Ok(());
+    }
+    let resources = checked.summary.resource_count;
+    run.record.deployment.operation = Some(Operation::Create);
+    run.record.change_set = Some(ChangeSummary {
+        add: resources,
+        ..ChangeSummary::default()
+    });
+    run.record.deployment.resources_total = Some(resources);
+    run.end(Some(format!(
+        "{} is in {}: it is deleted and created again, {resources} resources to add",
+        run.stack_name(),
+        info.status.as_aws_str()
+    )))
+    .await;
+    super::approval::run(run).await?;
+    run.push_step(StepName::ChangeSet).await;
+    Ok(())
 }
 
 /// A recreate whose deletion was under way when the deployer restarted.

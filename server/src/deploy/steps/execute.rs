@@ -22,10 +22,34 @@ pub async fn run(run: &mut Run, plan: &Plan) -> Result<DateTime<Utc>, Stop> {
 /// The moment of execution, recorded only while no pause covers the environment (one statement
 /// in the store); a pause found there deletes the change set and ends the deployment, stack
 /// untouched. Once recorded, it is not checked again.
+/// An approved deployment is held by a pause instead (as at its approval): it executes once
+/// the pause is lifted, or ends if cancelled meanwhile.
 pub async fn commit(run: &mut Run) -> Result<(), Stop> {
-    if !run.record.execution_committed {
+    let mut held = false;
+    while !run.record.execution_committed {
         match run.store.commit_execution(run.id()).await {
             Ok(None) => run.record.execution_committed = true,
+            Ok(Some(pause)) if super::approved(run) => {
+                if !held {
+                    held = true;
+                    let by = run
+                        .record
+                        .deployment
+                        .approval
+                        .as_ref()
+                        .and_then(|a| a.decided_by.clone())
+                        .unwrap_or_default();
+                    run.record.deployment.message = Some(format!(
+                        "approved by {by}; held: {} — it executes once the pause is lifted",
+                        paused_words(&pause)
+                    ));
+                    run.publish(Vec::new()).await;
+                }
+                if run.cancel_asked().is_some() {
+                    return Err(run.cancel_before_execution().await);
+                }
+                tokio::time::sleep(run.settings.poll_interval).await;
+            }
             Ok(Some(pause)) => {
                 if let Some(name) = run.record.change_set_name.take() {
                     let _ = run.cfn.delete_change_set(run.stack_name(), &name).await;
@@ -41,6 +65,10 @@ pub async fn commit(run: &mut Run) -> Result<(), Stop> {
                 )));
             }
         }
+    }
+    if held {
+        run.record.deployment.message = None;
+        run.publish(Vec::new()).await;
     }
     Ok(())
 }

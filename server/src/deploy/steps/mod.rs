@@ -1,5 +1,6 @@
 //! The steps of a deployment, one file each, in the order they run: fetch → parameters →
-//! validate → pre-flight → change set → (approval, in a protected environment) → execute → watch. Each begins and ends itself on the
+//! validate → pre-flight → change set → (approval of every operation, create included, in a
+//! protected environment) → execute → watch. Each begins and ends itself on the
 //! [`Run`] (persisted, pushed live) and hands what it found to the next.
 
 mod approval;
@@ -37,11 +38,31 @@ pub async fn deploy(run: &mut Run, folder: &BuildFolder) -> Result<Done, Stop> {
         change_set::Planned::NoChanges => return Ok(Done::no_changes()),
         change_set::Planned::Execute(planned) => planned,
     };
-    if planned.operation == Operation::Update {
+    // In a protected environment every operation waits for a person: an update at its change
+    // set, a create (a first deploy, or a failed stack made again) before CreateStack — unless
+    // that very plan was approved already (a recreate is approved before its deletion).
+    if !approved(run) {
         approval::run(run).await?;
     }
     let since = execute::run(run, &planned).await?;
     watch::run(run, planned.operation, since).await
+}
+
+/// Whether the environment holds every operation for a person's approval.
+pub(super) fn is_protected(run: &Run) -> bool {
+    run.catalog
+        .environment(run.environment())
+        .ok()
+        .is_some_and(|e| e.protection.is_some())
+}
+
+/// Whether the plan at hand was approved already.
+pub(super) fn approved(run: &Run) -> bool {
+    run.record
+        .deployment
+        .approval
+        .as_ref()
+        .is_some_and(|a| a.decision == Some(app::deployment::ApprovalDecision::Approved))
 }
 
 /// Whether the deployment stopped at a protected environment's approval, nothing executed: it
