@@ -89,14 +89,17 @@ impl Services {
         })
     }
 
-    /// What deploying `build` to the stack would change, without deploying.
+    /// What deploying `build` to the stack would change, without deploying. It makes a change set in the environment's account (and deletes it): the right to deploy
+    /// there is needed, and each person runs a few at a time, a few a minute.
     pub async fn preview(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         project: &ProjectName,
         environment: &EnvName,
         build: &BuildName,
     ) -> Result<Vec<PreviewChange>, AppError> {
+        actor.require_deploy(environment)?;
+        let _slot = self.previews.take(actor.person())?;
         crate::deploy::preview::preview(&self.catalog, project, environment, build).await
     }
 
