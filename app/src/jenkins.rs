@@ -46,12 +46,27 @@ pub struct JenkinsBuild {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// A configured job that did not answer the last poll, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+pub struct JenkinsJobFailure {
+    /// The job's path in Jenkins (`infra/network`), as configured.
+    pub job: String,
+    /// The project it builds.
+    pub project: String,
+    /// `unreachable` or `unauthorized`.
+    pub state: JenkinsState,
+    /// Why (e.g. "Jenkins answered 500 for the job infra/network").
+    pub message: String,
+}
+
 /// `GET /api/v1/jenkins/builds`, and the data of `event: jenkins`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct JenkinsBuilds {
     pub state: JenkinsState,
-    /// Why, when not ok (e.g. "Jenkins answered 401: check the user and token").
+    /// Why, when not ok (e.g. "Jenkins answered 401: check the user and token"). `ok` when at
+    /// least one job answered; the jobs that did not are in `failing`.
     pub message: Option<String>,
     /// The Jenkins base URL (for links), when configured.
     pub url: Option<String>,
@@ -61,6 +76,10 @@ pub struct JenkinsBuilds {
     pub running: Vec<JenkinsBuild>,
     /// Builds seen finishing in the last minutes, newest first.
     pub finished: Vec<JenkinsBuild>,
+    /// The configured jobs whose last poll failed, in the config's order: each job is polled on
+    /// its own, so the others' builds are still listed (a failing job's last seen ones stay).
+    #[serde(default)]
+    pub failing: Vec<JenkinsJobFailure>,
     /// When this answer was made (the page's clock for elapsed times).
     pub now: DateTime<Utc>,
 }
@@ -74,6 +93,7 @@ impl JenkinsBuilds {
             checked_at: None,
             running: Vec::new(),
             finished: Vec::new(),
+            failing: Vec::new(),
             now: Utc::now(),
         }
     }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 use crate::api::get_jenkins_builds;
 use crate::components::progress::ticking_clock;
-use crate::jenkins::{JenkinsBuild, JenkinsBuilds, JenkinsState};
+use crate::jenkins::{JenkinsBuild, JenkinsBuilds, JenkinsJobFailure, JenkinsState};
 use crate::live::Live;
 
 #[component]
@@ -24,12 +24,18 @@ pub fn JenkinsPanel() -> impl IntoView {
     let label = move || {
         panel.get().map(|p| {
             let running = p.running.iter().filter(|b| b.building).count();
-            match p.state {
+            let label = match p.state {
                 JenkinsState::NotConfigured => "Builds".to_owned(),
                 JenkinsState::Unreachable => "Builds · Jenkins unreachable".to_owned(),
                 JenkinsState::Unauthorized => "Builds · Jenkins refused".to_owned(),
                 _ if running == 0 => "Builds · idle".to_owned(),
                 _ => format!("Builds · {running} running"),
+            };
+            // Some jobs answer and some do not: the builds shown are not all of them.
+            match (p.state, p.failing.len()) {
+                (JenkinsState::Ok, 1) => format!("{label} · 1 job failing"),
+                (JenkinsState::Ok, n) if n > 1 => format!("{label} · {n} jobs failing"),
+                _ => label,
             }
         })
     };
@@ -82,16 +88,41 @@ fn PanelBody(
         )),
         JenkinsState::Ok => None,
     };
+    // Each job that did not answer, named with its reason — unless the status line above already
+    // says the same of the only job.
+    let failing = match (panel.state, panel.failing.len()) {
+        (JenkinsState::Unreachable | JenkinsState::Unauthorized, 1) => Vec::new(),
+        _ => panel.failing.clone(),
+    };
     let configured = panel.state != JenkinsState::NotConfigured;
     let nothing = configured && panel.running.is_empty() && panel.finished.is_empty();
     view! {
         {status.map(|(class, text)| view! { <p class=format!("small {class}") role="status">{text}</p> })}
+        {(!failing.is_empty()).then(|| view! {
+            <ul class="jenkins-failing" aria-label="Jenkins jobs not answering">
+                {failing.into_iter().map(|f| view! { <FailingJob failure=f/> }).collect_view()}
+            </ul>
+        })}
         {nothing.then(|| view! { <p class="small muted">"No builds running."</p> })}
         <ul class="jenkins-builds">
             {panel.running.into_iter().map(|b| view! { <RunningBuild job=b clock skew/> }).collect_view()}
             {panel.finished.into_iter().map(|b| view! { <FinishedBuild job=b/> }).collect_view()}
         </ul>
         {panel.url.map(|url| view! { <p class="small"><a href=url target="_blank" rel="noopener">"Open Jenkins"</a></p> })}
+    }
+}
+
+/// A configured job whose last poll failed: which job, for which project, and why.
+#[component]
+fn FailingJob(
+    /// The job and its reason, as the poller last saw it.
+    failure: JenkinsJobFailure,
+) -> impl IntoView {
+    view! {
+        <li class="small jenkins-problem" data-job=failure.job.clone()>
+            <span class="mono">{format!("{} ({})", failure.job, failure.project)}</span>
+            ": " {failure.message}
+        </li>
     }
 }
 
