@@ -34,10 +34,6 @@ pub struct Envelope {
     pub event: LiveEvent,
 }
 
-/// How far ahead of this replica a browser's `Last-Event-ID` may be and still count as caught up
-/// (it came from a replica that read the shared events a moment earlier).
-const AHEAD_SLACK: u64 = 10_000;
-
 pub struct Hub {
     tx: broadcast::Sender<Arc<Envelope>>,
     backlog: Mutex<VecDeque<Arc<Envelope>>>,
@@ -208,8 +204,8 @@ impl Hub {
         let _ = self.tx.send(envelope);
     }
 
-    /// Events after `last_id` (when the backlog still has them all), then everything new.
-    /// `None` for the backlog part means the client missed too much and needs a snapshot.
+    /// Events after `last_id` ([`Hub::subscribe_from`]; `None` for the backlog part: the client
+    /// needs a snapshot), then everything new.
     pub fn subscribe(
         &self,
         last_id: Option<u64>,
@@ -217,35 +213,84 @@ impl Hub {
         Option<Vec<Arc<Envelope>>>,
         broadcast::Receiver<Arc<Envelope>>,
     ) {
+        let Subscribed { start, rx } = self.subscribe_from(last_id, None);
+        match start {
+            Start::Resume { missed, .. } => (Some(missed), rx),
+            Start::Snapshot { .. } => (None, rx),
+        }
+    }
+
+    /// Whether `last_id` is past everything this replica has delivered, with several replicas
+    /// (the caller then asks the shared store for its newest id: the browser may have read a
+    /// little further on another replica, or hold an id the store never gave out).
+    pub fn is_ahead(&self, last_id: u64) -> bool {
+        self.relayed() && last_id >= self.next_id.load(Ordering::SeqCst)
+    }
+
+    /// Subscribes: events after `last_id` (when the backlog still has them all), then
+    /// everything new. A `last_id` this replica cannot vouch for — before its backlog, or ahead
+    /// of the newest id it gave out (a clock step between two processes on SQLite, a restored
+    /// database) — gets a snapshot instead. With several replicas an id ahead of this one's is
+    /// still resumed when the shared store has it (`newest_shared`, its newest id).
+    pub fn subscribe_from(&self, last_id: Option<u64>, newest_shared: Option<u64>) -> Subscribed {
         let backlog = self
             .backlog
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let rx = self.tx.subscribe();
-        let missed = match last_id {
-            None => Some(Vec::new()),
+        let next = self.next_id.load(Ordering::SeqCst);
+        let newest = next.saturating_sub(1);
+        let start = match last_id {
+            None => Start::Resume {
+                missed: Vec::new(),
+                seen: newest,
+            },
             Some(last) => {
-                let next = self.next_id.load(Ordering::SeqCst);
                 let oldest = backlog.front().and_then(|e| e.id).unwrap_or(next);
                 if last + 1 >= oldest && last < next {
-                    Some(
-                        backlog
+                    Start::Resume {
+                        missed: backlog
                             .iter()
                             .filter(|e| e.id.is_some_and(|id| id > last))
                             .cloned()
                             .collect(),
-                    )
-                } else if self.relayed() && last >= next && last < next + AHEAD_SLACK {
+                        seen: newest,
+                    }
+                } else if self.relayed() && last >= next && newest_shared.is_some_and(|n| last <= n)
+                {
                     // The browser read a little further on another replica: this one delivers
                     // from there on (the stream skips what it already has).
-                    Some(Vec::new())
+                    Start::Resume {
+                        missed: Vec::new(),
+                        seen: last,
+                    }
                 } else {
-                    None
+                    Start::Snapshot { at: newest }
                 }
             }
         };
-        (missed, rx)
+        Subscribed { start, rx }
     }
+}
+
+/// A new subscriber's start: what it gets before the live events.
+#[derive(Debug)]
+pub enum Start {
+    /// It resumes: the events it missed, then live events with ids above `seen` (and those
+    /// without an id).
+    Resume {
+        missed: Vec<Arc<Envelope>>,
+        seen: u64,
+    },
+    /// It cannot resume here: a snapshot (carrying the id `at`, the newest given out when it
+    /// subscribed, so that a reconnect from it resumes), then every live event after `at`.
+    Snapshot { at: u64 },
+}
+
+/// A subscription just made: where it starts, and the live events from the moment it was made.
+pub struct Subscribed {
+    pub start: Start,
+    pub rx: broadcast::Receiver<Arc<Envelope>>,
 }
 
 fn to_sse(envelope: &Envelope) -> Event {
@@ -258,28 +303,28 @@ fn to_sse(envelope: &Envelope) -> Event {
     }
 }
 
-/// The SSE stream for one subscriber. `active` gives the snapshot when the client missed too much.
-/// `None` when [`MAX_SUBSCRIBERS`] streams are already open.
+/// The SSE stream for one subscriber. `active` gives the snapshot when the client cannot resume.
+/// `newest_shared`: the shared store's newest id, when the client's id is ahead of this replica
+/// ([`Hub::is_ahead`]). `None` when [`MAX_SUBSCRIBERS`] streams are already open.
 pub fn stream(
     hub: &Hub,
     last_id: Option<u64>,
+    newest_shared: Option<u64>,
     active: Vec<Deployment>,
 ) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
     let subscription = hub.admit()?;
-    let (missed, rx) = hub.subscribe(last_id);
-    let mut seen = last_id.unwrap_or(0);
-    let head: Vec<Event> = match missed {
-        Some(events) => {
-            if let Some(last) = events.last().and_then(|e| e.id) {
-                seen = last;
-            }
-            events.iter().map(|e| to_sse(e)).collect()
-        }
-        None => vec![
-            Event::default()
-                .event("snapshot")
-                .data(LiveEvent::Snapshot { active }.data()),
-        ],
+    let Subscribed { start, rx } = hub.subscribe_from(last_id, newest_shared);
+    let (head, seen): (Vec<Event>, u64) = match start {
+        Start::Resume { missed, seen } => (missed.iter().map(|e| to_sse(e)).collect(), seen),
+        Start::Snapshot { at } => (
+            vec![
+                Event::default()
+                    .event("snapshot")
+                    .id(at.to_string())
+                    .data(LiveEvent::Snapshot { active }.data()),
+            ],
+            at,
+        ),
     };
     let live = BroadcastStream::new(rx).filter_map(move |item| {
         let out = match item {
@@ -330,7 +375,7 @@ mod tests {
     async fn relayed_shared_events_are_numbered_by_the_store_and_local_ones_carry_no_id() {
         let hub = Hub::new();
         let mut outbox = hub.start_relay(40);
-        let (_, mut rx) = hub.subscribe(None);
+        let mut rx = hub.subscribe(None).1;
         // A shared event goes to the relay, not straight to viewers.
         hub.publish(pause_event());
         assert_eq!(outbox.recv().await, Some(pause_event()));
@@ -354,18 +399,32 @@ mod tests {
         });
         hub.publish(builds.clone());
         assert_eq!(outbox.recv().await, Some(builds));
-        // Resuming: from the backlog; a little ahead (read on another replica): nothing yet, no
-        // snapshot; far ahead or before the backlog: a snapshot.
-        assert_eq!(hub.subscribe(Some(40)).0.map(|m| m.len()), Some(1));
-        assert_eq!(hub.subscribe(Some(45)).0.map(|m| m.len()), Some(0));
-        assert!(hub.subscribe(Some(1_000_000)).0.is_none());
-        assert!(hub.subscribe(Some(3)).0.is_none());
+        // Resuming: from the backlog; ahead of this replica but not of the store (read on
+        // another replica): nothing yet, no snapshot; ahead of the store, or before the
+        // backlog: a snapshot.
+        let missed = |start: Start| match start {
+            Start::Resume { missed, .. } => Some(missed.len()),
+            Start::Snapshot { .. } => None,
+        };
+        assert_eq!(missed(hub.subscribe_from(Some(40), None).start), Some(1));
+        assert!(hub.is_ahead(45));
+        assert_eq!(
+            missed(hub.subscribe_from(Some(45), Some(46)).start),
+            Some(0)
+        );
+        assert_eq!(missed(hub.subscribe_from(Some(45), Some(44)).start), None);
+        assert_eq!(missed(hub.subscribe_from(Some(45), None).start), None);
+        assert_eq!(
+            missed(hub.subscribe_from(Some(1_000_000), Some(50)).start),
+            None
+        );
+        assert_eq!(missed(hub.subscribe_from(Some(3), Some(50)).start), None);
     }
 
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_told_to_resync_not_that_nothing_runs() {
         let hub = Hub::new();
-        let sse = stream(&hub, None, Vec::new()).unwrap();
+        let sse = stream(&hub, None, None, Vec::new()).unwrap();
         for _ in 0..1_100 {
             hub.publish(pause_event());
         }

@@ -17,8 +17,22 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let hub = state.services.hub();
+    // Ahead of this replica: the shared store says whether that id was ever given out.
+    let newest_shared = match last_id {
+        Some(last) if hub.is_ahead(last) => state
+            .auth
+            .store()
+            .newest_live_event()
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the newest shared live event; a snapshot instead");
+                None
+            }),
+        _ => None,
+    };
     let active = state.services.active(&actor).await?;
-    crate::live::stream(state.services.hub(), last_id, active).ok_or_else(|| {
+    crate::live::stream(hub, last_id, newest_shared, active).ok_or_else(|| {
         AppError::Unavailable(format!(
             "{} event streams are open, the most this deployer serves; try again shortly",
             crate::live::MAX_SUBSCRIBERS
