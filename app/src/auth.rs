@@ -87,6 +87,10 @@ pub struct Token {
     /// When the token stops working by itself (none: it works until revoked).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The person the token acts for: who made it (for a token made with a token, that token's
+    /// person). Four eyes compare people, never a token's name.
+    #[serde(default)]
+    pub person: Option<String>,
 }
 
 /// `POST /api/v1/tokens`

@@ -212,6 +212,10 @@ pub struct Deployment {
     /// Confirmed: a stack whose first create failed is deleted and created again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recreate: bool,
+    /// The person who asked (for a token: who made it), when other than `actor` says: four eyes
+    /// compare people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// A protected environment's approval of one deployment.
@@ -280,7 +284,13 @@ impl Deployment {
             resources_done: 0,
             approval: None,
             recreate: false,
+            requested_by: None,
         }
+    }
+
+    /// The person who asked for it (the actor's name when nothing else was kept).
+    pub fn requester(&self) -> &str {
+        self.requested_by.as_deref().unwrap_or(&self.actor)
     }
 }
 

@@ -581,3 +581,71 @@ async fn security_headers_and_the_nonce_policy(h: &Harness) {
             .contains("default-src 'none'")
     );
 }
+
+/// A preview makes a change set in the environment's account (macros run): it needs the right
+/// to deploy there, is a POST (a GET, which any site's link sends with a person's cookie, is
+/// for API tokens only), and each person gets a few at a time and a minute.
+#[tokio::test]
+async fn a_preview_needs_the_deploy_right_is_not_a_cross_site_get_and_is_bounded_per_person() {
+    let h = Harness::start().await;
+    h.put_build("web", "web-master-1").await;
+    let body = json!({"environment": "DEV", "build": "web-master-1"});
+    let viewer = h.token_of("vera", "vera", "viewer").await;
+    let (status, refused) = h
+        .with_token(
+            &viewer,
+            json_request(Method::POST, "/api/v1/projects/web/preview", body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let dev_only = h.token_of("dave", "dave", "deployer").await;
+    let (status, refused) = h
+        .with_token(
+            &dev_only,
+            json_request(
+                Method::POST,
+                "/api/v1/projects/web/preview",
+                json!({"environment": "PRD", "build": "web-master-1"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, changes) = h
+        .with_token(
+            &dev_only,
+            json_request(Method::POST, "/api/v1/projects/web/preview", body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changes}");
+    assert!(changes.as_array().is_some_and(|c| !c.is_empty()), "{changes}");
+
+    // A GET with a person's cookie (a top-level cross-site navigation sends it) is refused.
+    let alice = session(&h, "alice", &["admins"], chrono::Duration::hours(1)).await;
+    let (status, _, text) = h
+        .anonymous(with_cookie(
+            request(
+                Method::GET,
+                "/api/v1/projects/web/preview?environment=DEV&build=web-master-1",
+            ),
+            &alice,
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+
+    // Bounded per person, whatever token they use: past the minute's share, 429.
+    let mut last = StatusCode::OK;
+    for _ in 0..25 {
+        let (status, _) = h
+            .with_token(
+                &dev_only,
+                json_request(Method::POST, "/api/v1/projects/web/preview", body.clone()),
+            )
+            .await;
+        last = status;
+        if status != StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}

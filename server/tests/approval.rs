@@ -333,6 +333,7 @@ async fn four_eyes_compare_people_so_a_token_named_like_someone_else_cannot_appr
     .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     assert_eq!(made["created_by"], "alice", "{made}");
+    assert_eq!(made["person"], "alice", "{made}");
     let disguised = made["token"].as_str().unwrap().to_owned();
     let uri = format!("/api/v1/deployments/{id}/approve");
     let (status, refused) = as_token(&h, &disguised, &uri, json!({})).await;

@@ -251,11 +251,11 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
         .and_then(|a| a.decision.zip(a.decided_by.clone()));
     let me = crate::use_me();
     let denied = {
-        let (environment, requester) = (d.environment.clone(), d.actor.clone());
+        let (environment, requester) = (d.environment.clone(), d.requester().to_owned());
         move || {
             let me = me.get()?;
             me.why_not_deploy(&environment).or_else(|| {
-                (by_another && me.name == requester).then(|| {
+                (by_another && (me.person == requester || me.name == requester)).then(|| {
                     format!("{environment} needs another person to approve: you asked for this deployment")
                 })
             })
@@ -302,7 +302,11 @@ fn ApprovalBox(detail: DeploymentDetail, changes: Vec<ResourceChange>) -> impl I
         <div class="approval" role="group" aria-label="Approval">
             <p class="approval-head">
                 <strong>"Awaiting approval"</strong>
-                {format!(" · {} asked for it", d.actor)}
+                {if d.requester() == d.actor {
+                    format!(" · {} asked for it", d.actor)
+                } else {
+                    format!(" · {} asked for it (through {:?})", d.requester(), d.actor)
+                }}
                 {by_another.then_some(" · another person must approve")}
                 {(interrupting > 0).then(|| view! {
                     <span class="interrupt-count">{format!(" · ⚠ {interrupting} interrupting")}</span>

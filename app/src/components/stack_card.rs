@@ -32,9 +32,9 @@ fn whereabouts(environment: &Environment) -> impl IntoView + use<> {
             {format!("{} · account {} · {}", environment.name, environment.account_id, environment.region)}
             {environment.protected.then(|| view! {
                 <span class="protected-mark" title=if environment.require_another_approver {
-                    "Protected: an update waits for another person's approval"
+                    "Protected: every deploy (a create too) waits for another person's approval"
                 } else {
-                    "Protected: an update waits for approval"
+                    "Protected: every deploy (a create too) waits for approval"
                 }>" · protected"</span>
             })}
         </p>

@@ -160,7 +160,10 @@ fn TokenTable(
             <tr data-token=t.name.clone()>
                 <td class="mono">{t.name.clone()}</td>
                 <td>{t.role.clone()}</td>
-                <td class="small">{format!("{} by {}", t.created_at.format("%Y-%m-%d %H:%M"), t.created_by)}</td>
+                <td class="small">{match t.person.as_deref() {
+                    Some(person) if person != t.created_by => format!("{} by {} (acts for {person})", t.created_at.format("%Y-%m-%d %H:%M"), t.created_by),
+                    _ => format!("{} by {}", t.created_at.format("%Y-%m-%d %H:%M"), t.created_by),
+                }}</td>
                 <td class="small">{t.last_used_at.map(|u| u.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".to_owned())}</td>
                 <td class="small">{state}</td>
                 <td>{active.then(|| view! {

@@ -214,14 +214,15 @@ impl Authenticator {
         match self.store.token_by_hash(&hashed).await? {
             // The token acts for the person who made it: its name is only a label.
             Some(active) => {
-                let maker = &active.token.created_by;
-                let person = active.person.map_or_else(
-                    || Person::named(maker),
-                    |id| Person {
-                        id,
-                        name: maker.clone(),
-                    },
-                );
+                let name = active
+                    .token
+                    .person
+                    .clone()
+                    .unwrap_or_else(|| active.token.created_by.clone());
+                let person = match active.person {
+                    Some(id) => Person { id, name },
+                    None => Person::named(&name),
+                };
                 Ok(self.actor(
                     &active.token.name,
                     &active.token.name,

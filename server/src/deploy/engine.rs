@@ -368,6 +368,7 @@ impl Engine {
         );
         let mut record = Record::new(deployment);
         record.deployment.recreate = plan.recreate;
+        record.deployment.requested_by = Some(requester.name.clone());
         record.requester = Some(requester);
         let _starting = Starting::new(self, &record.deployment.id);
         let d = &record.deployment;

@@ -80,8 +80,9 @@ impl Services {
                 name,
                 role: &request.role,
                 hash: &auth::hash(&secret),
-                created_by: &person.name,
+                created_by: actor.name(),
                 person: &person.id,
+                person_name: &person.name,
                 expires_at,
             })
             .await?;

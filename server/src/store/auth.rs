@@ -33,6 +33,7 @@ pub struct PendingLogin {
 #[derive(Clone, Debug)]
 pub struct ActiveToken {
     pub token: Token,
+    /// The stable id of the person it acts for.
     pub person: Option<String>,
 }
 
@@ -44,8 +45,8 @@ impl Store {
     /// id). Fails with a conflict when an active token has this name.
     pub async fn create_token(&self, new: &NewTokenRow<'_>) -> Result<Token, StoreError> {
         let row = sqlx::query(&self.sql(
-            "INSERT INTO tokens (id, name, role, hash, created_by, person, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, {now}) RETURNING *",
+            "INSERT INTO tokens (id, name, role, hash, created_by, person, person_name, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) RETURNING *",
         ))
         .bind(new.id)
         .bind(new.name)
@@ -53,6 +54,7 @@ impl Store {
         .bind(new.hash)
         .bind(new.created_by)
         .bind(new.person)
+        .bind(new.person_name)
         .bind(new.expires_at.map(ts))
         .fetch_one(&self.pool)
         .await
@@ -215,6 +217,7 @@ fn token_from_row(r: &AnyRow) -> Result<Token, StoreError> {
         revoked_by: r.try_get("revoked_by")?,
         last_used_at: get_opt_ts(r, "last_used_at")?,
         expires_at: get_opt_ts(r, "expires_at")?,
+        person: r.try_get("person_name")?,
     })
 }
 
@@ -225,9 +228,11 @@ pub struct NewTokenRow<'a> {
     pub name: &'a str,
     pub role: &'a str,
     pub hash: &'a str,
-    /// The maker's name, as the token list shows it.
+    /// Who made it, as the token list shows it (the caller's name).
     pub created_by: &'a str,
-    /// The maker's stable id ([`crate::service::Person::id`]): whom the token acts for.
+    /// The person it acts for — the maker's person ([`crate::ids::Person`]): stable id and
+    /// login name.
     pub person: &'a str,
+    pub person_name: &'a str,
     pub expires_at: Option<DateTime<Utc>>,
 }

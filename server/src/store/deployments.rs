@@ -442,6 +442,7 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
         resources_done: count("resources_done")?.unwrap_or_default(),
         approval,
         recreate: get_flag(r, "recreate")?,
+        requested_by: r.try_get("requester_name")?,
     };
     Ok(Record {
         deployment,

@@ -182,6 +182,7 @@ impl Harness {
                 hash: &deployer::auth::hash(&secret),
                 created_by: "harness",
                 person: "sub:harness",
+                person_name: "harness",
                 expires_at: None,
             })
             .await
@@ -507,6 +508,7 @@ impl Harness {
                 hash: &deployer::auth::hash(&secret),
                 created_by: person,
                 person: &format!("sub:subject-of-{person}"),
+                person_name: person,
                 expires_at: None,
             })
             .await
