@@ -16,10 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::deployment::{Deployment, LiveEvent};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
+use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
+
+use crate::error::AppError;
 
 /// How many events a reconnecting client can catch up on.
 pub const BACKLOG: usize = 2_048;
@@ -303,25 +306,36 @@ fn to_sse(envelope: &Envelope) -> Event {
     }
 }
 
-/// The SSE stream for one subscriber. `active` gives the snapshot when the client cannot resume.
-/// `newest_shared`: the shared store's newest id, when the client's id is ahead of this replica
-/// ([`Hub::is_ahead`]). `None` when [`MAX_SUBSCRIBERS`] streams are already open.
-pub fn stream(
+/// An open event stream, as axum sends it.
+pub type EventStream = Sse<KeepAliveStream<BoxStream<'static, Result<Event, Infallible>>>>;
+
+/// The SSE stream for one subscriber. `snapshot` reads the active deployments, for a client that
+/// cannot resume (read after subscribing, and only then). `newest_shared`: the shared store's newest id, when the client's id is ahead of
+/// this replica ([`Hub::is_ahead`]). Refused when [`MAX_SUBSCRIBERS`] streams are already open.
+pub async fn stream(
     hub: &Hub,
     last_id: Option<u64>,
     newest_shared: Option<u64>,
-    active: Vec<Deployment>,
-) -> Option<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
-    let subscription = hub.admit()?;
+    snapshot: impl Future<Output = Result<Vec<Deployment>, AppError>>,
+) -> Result<EventStream, AppError> {
+    let subscription = hub.admit().ok_or_else(|| {
+        AppError::Unavailable(format!(
+            "{MAX_SUBSCRIBERS} event streams are open, the most this deployer serves; try again shortly"
+        ))
+    })?;
+    // Subscribed before the snapshot is read: what changes while it is read (a deployment that
+    // ends) comes after it, never lost between the two.
     let Subscribed { start, rx } = hub.subscribe_from(last_id, newest_shared);
     let (head, seen): (Vec<Event>, u64) = match start {
         Start::Resume { missed, seen } => (missed.iter().map(|e| to_sse(e)).collect(), seen),
         Start::Snapshot { at } => (
             vec![
-                Event::default()
-                    .event("snapshot")
-                    .id(at.to_string())
-                    .data(LiveEvent::Snapshot { active }.data()),
+                Event::default().event("snapshot").id(at.to_string()).data(
+                    LiveEvent::Snapshot {
+                        active: snapshot.await?,
+                    }
+                    .data(),
+                ),
             ],
             at,
         ),
@@ -344,13 +358,11 @@ pub fn stream(
     let stream = futures::stream::iter(head.into_iter().map(Ok))
         .chain(live)
         .take_until(hub.until_closed());
-    Some(
-        Sse::new(stream).keep_alive(
-            KeepAlive::new()
-                .interval(Duration::from_secs(15))
-                .text("keep-alive"),
-        ),
-    )
+    Ok(Sse::new(stream.boxed()).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("keep-alive"),
+    ))
 }
 
 #[cfg(test)]
@@ -424,7 +436,9 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_told_to_resync_not_that_nothing_runs() {
         let hub = Hub::new();
-        let sse = stream(&hub, None, None, Vec::new()).unwrap();
+        let sse = stream(&hub, None, None, async { Ok(Vec::new()) })
+            .await
+            .unwrap();
         for _ in 0..1_100 {
             hub.publish(pause_event());
         }
@@ -440,6 +454,79 @@ mod tests {
         }
         assert!(text.contains("missed"), "{text}");
         assert!(!text.contains("event: snapshot"), "no empty snapshot");
+    }
+
+    /// Reads a stream's events (name and data) until `stop` holds for one, at most 5 s.
+    async fn read_events(
+        sse: EventStream,
+        mut stop: impl FnMut(&str, &serde_json::Value) -> bool,
+    ) -> Vec<(String, serde_json::Value)> {
+        let mut body = sse.into_response().into_body().into_data_stream();
+        let (mut text, mut out) = (String::new(), Vec::new());
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+                .await
+                .unwrap_or_else(|_| panic!("no more events after {out:?}"))
+                .expect("the stream goes on")
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let name = block.lines().find_map(|l| l.strip_prefix("event: "));
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+                if let (Some(name), Some(data)) = (name, data) {
+                    let data = serde_json::from_str(data).unwrap_or_default();
+                    let done = stop(name, &data);
+                    out.push((name.to_owned(), data));
+                    if done {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+
+    fn deployment(status: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "id": "d-1", "project": "web", "environment": "DEV", "stack_name": "DEV-WEB",
+            "build": "web-master-1", "status": status, "operation": null, "step": null,
+            "actor": "tester", "started_at": "2026-01-01T00:00:00Z", "finished_at": null,
+            "message": null, "rolled_back": false, "waiting_for_aws": false,
+            "resources_total": null, "resources_done": 0,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deployment_that_ends_while_the_snapshot_is_read_is_seen_to_end() {
+        let hub = Hub::new();
+        // The snapshot is read as running; the deployment ends before the read answers.
+        let snapshot = async {
+            let active = vec![deployment("running")];
+            hub.publish(LiveEvent::Deployment(app::deployment::DeploymentUpdate {
+                deployment: deployment("succeeded"),
+                step: None,
+                new_events: Vec::new(),
+            }));
+            Ok(active)
+        };
+        let sse = stream(&hub, Some(1), None, snapshot).await.unwrap();
+        let events = read_events(sse, |name, _| name == "deployment").await;
+        let seen: Vec<(&str, &serde_json::Value)> = events
+            .iter()
+            .map(|(name, data)| match name.as_str() {
+                "snapshot" => (name.as_str(), &data["active"][0]["status"]),
+                _ => (name.as_str(), &data["deployment"]["status"]),
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("snapshot", &serde_json::json!("running")),
+                ("deployment", &serde_json::json!("succeeded"))
+            ],
+            "the snapshot, then the end it may have missed"
+        );
     }
 
     #[test]

@@ -87,3 +87,41 @@ async fn a_last_event_id_ahead_of_the_server_gets_a_snapshot_then_every_new_even
         assert!(snapshot < events[1].id.unwrap(), "{events:?}");
     }
 }
+
+#[tokio::test]
+async fn a_deployment_that_ends_right_after_a_snapshot_is_seen_to_end() {
+    let h = Harness::start().await;
+    let base = h.serve().await;
+    h.put_build_of("web", "web-master-7", common::GATED_TEMPLATE)
+        .await;
+    let id = h.start_deployment("web-master-7").await;
+    let stack = h.stack_appears("DEV", "DEV-WEB").await;
+
+    // A client that cannot resume (an id from long ago) gets a snapshot with the deployment
+    // running; the deployment ends right after it connected.
+    let response = h
+        .http_client()
+        .get(format!("{base}/api/v1/events"))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    common::release_gate(
+        &h.moto.endpoint,
+        h.moto.account("DEV"),
+        stack.stack_id().unwrap(),
+    )
+    .await;
+    let events = read_for(response, Duration::from_secs(30), |e| {
+        e.event == "deployment" && e.data["deployment"]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(events[0].event, "snapshot", "{events:?}");
+    assert_eq!(events[0].data["active"][0]["id"], id.as_str(), "{events:?}");
+    let end = events.last().unwrap();
+    assert_eq!(
+        (end.event.as_str(), &end.data["deployment"]["status"]),
+        ("deployment", &json!("succeeded")),
+        "the client saw the deployment end: {events:?}"
+    );
+}

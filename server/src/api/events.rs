@@ -31,11 +31,5 @@ pub async fn stream(
             }),
         _ => None,
     };
-    let active = state.services.active(&actor).await?;
-    crate::live::stream(hub, last_id, newest_shared, active).ok_or_else(|| {
-        AppError::Unavailable(format!(
-            "{} event streams are open, the most this deployer serves; try again shortly",
-            crate::live::MAX_SUBSCRIBERS
-        ))
-    })
+    crate::live::stream(hub, last_id, newest_shared, state.services.active(&actor)).await
 }
