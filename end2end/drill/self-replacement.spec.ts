@@ -5,7 +5,8 @@ import { logIn, hydrated } from '../tests/login';
 
 // The deployer replaces itself with nobody noticing. Two replicas on one PostgreSQL behind a
 // proxy that, like the load balancer, sends each request to replica A while A answers and to B
-// otherwise. A browser (on A) starts a deployment of the deployer itself to GBL, held open by
+// otherwise. A browser (on A) starts a deployment of the deployer itself to GBL (approved by
+// another person: GBL is protected), held open by
 // moto's `Custom::` gate; A is stopped — SIGTERM as a rolling update does, or SIGKILL as a
 // crash does — and the gate released. B takes the deployment over (at once after a SIGTERM,
 // once the lease runs out after a SIGKILL), records the outcome, and the same page, its event
@@ -116,6 +117,11 @@ async function replaceMidDeployment(page: Page, build: string, signal: NodeJS.Si
   await card.getByRole('button', { name: 'Deploy', exact: true }).click();
   const progress = card.getByRole('region', { name: 'Deployment progress' });
   await expect(progress).toContainText(build);
+  // GBL is protected, approved by another person: the create waits until the bootstrap token's
+  // holder (not admin) approves it.
+  await expect(progress).toHaveAttribute('data-status', 'awaiting_approval');
+  const waiting = await progress.getAttribute('data-deployment');
+  await api('POST', `/api/v1/deployments/${waiting}/approve`, {});
   await expect(progress).toHaveAttribute('data-status', 'running');
   // The create is under way in CloudFormation, held open by the gate.
   await expect(progress.locator('li.step.running .step-label')).toHaveText('Watch the stack');
