@@ -92,6 +92,20 @@ pub enum ChangeSetState {
     Failed(String),
 }
 
+/// Where a change set stands with its execution (DescribeChangeSet's ExecutionStatus): what an
+/// ExecuteChangeSet refused with `InvalidChangeSetStatus` is told apart by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeSetExecution {
+    /// EXECUTE_IN_PROGRESS, EXECUTE_COMPLETE or EXECUTE_FAILED: it was executed.
+    Executed,
+    /// OBSOLETE: the stack changed since it was made; it can never be executed.
+    Obsolete,
+    /// AVAILABLE, UNAVAILABLE, or a status this version does not know: not executed.
+    NotExecuted,
+    /// A stand-in CloudFormation that does not say.
+    Unknown,
+}
+
 #[async_trait::async_trait]
 pub trait CloudFormation: Send + Sync {
     async fn template_summary(
@@ -129,6 +143,14 @@ pub trait CloudFormation: Send + Sync {
         name: &str,
         token: &str,
     ) -> Result<(), AwsFailure>;
+    /// The change set's ExecutionStatus. Stand-ins that do not model it answer `Unknown`.
+    async fn change_set_execution(
+        &self,
+        _stack: &str,
+        _name: &str,
+    ) -> Result<ChangeSetExecution, AwsFailure> {
+        Ok(ChangeSetExecution::Unknown)
+    }
     async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure>;
     async fn cancel_update(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;
     async fn delete_stack(&self, stack: &str, token: &str) -> Result<(), AwsFailure>;

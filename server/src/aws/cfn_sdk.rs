@@ -4,13 +4,15 @@ use app::deployment::{ResourceChange, StackEvent};
 use app::model::{StackOutput, StackStatus};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, ExecutionStatus, Parameter, Tag,
+};
 use chrono::{DateTime, Utc};
 
 use super::AwsFailure;
 use super::cfn::{
-    ChangeSetState, CloudFormation, Declared, StackInfo, StackRequest, TemplateSource,
-    TemplateSummary,
+    ChangeSetExecution, ChangeSetState, CloudFormation, Declared, StackInfo, StackRequest,
+    TemplateSource, TemplateSummary,
 };
 
 /// The real CloudFormation of one environment.
@@ -367,6 +369,30 @@ impl CloudFormation for AwsCfn {
             .await
             .map_err(|e| AwsFailure::from_sdk(format!("executing the change set of {stack}"), e))?;
         Ok(())
+    }
+
+    async fn change_set_execution(
+        &self,
+        stack: &str,
+        name: &str,
+    ) -> Result<ChangeSetExecution, AwsFailure> {
+        let out = self
+            .client
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsFailure::from_sdk(format!("reading the change set of {stack}"), e))?;
+        Ok(match out.execution_status() {
+            Some(
+                ExecutionStatus::ExecuteInProgress
+                | ExecutionStatus::ExecuteComplete
+                | ExecutionStatus::ExecuteFailed,
+            ) => ChangeSetExecution::Executed,
+            Some(ExecutionStatus::Obsolete) => ChangeSetExecution::Obsolete,
+            _ => ChangeSetExecution::NotExecuted,
+        })
     }
 
     async fn delete_change_set(&self, stack: &str, name: &str) -> Result<(), AwsFailure> {

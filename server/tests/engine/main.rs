@@ -7,6 +7,7 @@ mod cancel;
 mod common;
 mod outcomes;
 mod preflight;
+mod recovery;
 mod restart;
 mod scripted;
 mod stuck;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::change_set::Plan;
 use super::watch::CLOCK_SKEW;
 use crate::aws::AwsFailure;
-use crate::aws::cfn::StackRequest;
+use crate::aws::cfn::{ChangeSetExecution, CloudFormation, StackRequest};
 use crate::deploy::run::{Patience, Run, Stop, change_set_name, paused_words, request_token};
 use crate::stacks::DEPLOYMENT_TAG;
 
@@ -144,25 +144,42 @@ pub async fn execute(
                 .unwrap_or_else(|| change_set_name(&id));
             let token = request_token(&id, "execute");
             // A repeat (a retry, or the first call after a restart) may find the change set
-            // already executing or gone: the same request already went through.
-            run.aws_with(Patience::WhileRetryable, |cfn, attempt| {
-                let (s, n, t) = (stack_name.clone(), name.clone(), token.clone());
-                async move {
-                    match cfn.execute_change_set(&s, &n, &t).await {
-                        Ok(()) => Ok(()),
-                        Err(e) if (attempt > 0 || repeat) && says_already_executed(&e) => {
-                            tracing::info!(
-                                attempt,
-                                code = e.code,
-                                "ExecuteChangeSet repeated: already executed"
-                            );
-                            Ok(())
+            // already executing or gone: the same request already went through. A change set
+            // refused because the stack changed since it was made is not that (its status says).
+            let executed = run
+                .aws_with(Patience::WhileRetryable, |cfn, attempt| {
+                    let (s, n, t) = (stack_name.clone(), name.clone(), token.clone());
+                    async move {
+                        match cfn.execute_change_set(&s, &n, &t).await {
+                            Ok(()) => Ok(Executed::Now),
+                            Err(e) => {
+                                let found = already_executed(cfn.as_ref(), &s, &n, &e).await?;
+                                if found == Executed::Obsolete
+                                    || (found == Executed::Already && (attempt > 0 || repeat))
+                                {
+                                    tracing::info!(
+                                        attempt,
+                                        code = e.code,
+                                        ?found,
+                                        "ExecuteChangeSet refused"
+                                    );
+                                    Ok(found)
+                                } else {
+                                    Err(e)
+                                }
+                            }
                         }
-                        Err(e) => Err(e),
                     }
-                }
-            })
-            .await?;
+                })
+                .await?;
+            if executed == Executed::Obsolete {
+                let _ = run.cfn.delete_change_set(&stack_name, &name).await;
+                run.record.change_set_name = None;
+                return Err(Stop::Failed(format!(
+                    "the stack changed since the change set was made (CloudFormation marked \
+                     {name} OBSOLETE), so nothing was executed; deploy again"
+                )));
+            }
         }
     }
     run.record.executed = true;
@@ -173,7 +190,40 @@ pub async fn execute(
     Ok(())
 }
 
-/// What ExecuteChangeSet answers when the same change set was already executed.
-fn says_already_executed(e: &AwsFailure) -> bool {
-    e.code == "InvalidChangeSetStatus" || e.code == "ChangeSetNotFound"
+/// What an ExecuteChangeSet call found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Executed {
+    /// This call executed it.
+    Now,
+    /// An earlier call did (its answer lost, or the process restarted since).
+    Already,
+    /// The stack changed since the change set was made: it can never be executed.
+    Obsolete,
+    /// Neither: the refusal stands.
+    No,
+}
+
+/// What an ExecuteChangeSet refusal means. `InvalidChangeSetStatus` is AWS's answer both for a
+/// change set already executed and for one the stack's own changes made OBSOLETE, so the change
+/// set's ExecutionStatus tells them apart; `ChangeSetNotFound` is one already used up.
+async fn already_executed(
+    cfn: &dyn CloudFormation,
+    stack: &str,
+    name: &str,
+    e: &AwsFailure,
+) -> Result<Executed, AwsFailure> {
+    Ok(match e.code.as_str() {
+        "ChangeSetNotFound" => Executed::Already,
+        "InvalidChangeSetStatus" => match cfn.change_set_execution(stack, name).await {
+            Ok(ChangeSetExecution::Executed) => Executed::Already,
+            Ok(ChangeSetExecution::Obsolete) => Executed::Obsolete,
+            Ok(ChangeSetExecution::NotExecuted) => Executed::No,
+            // A stand-in that does not say: the refusal alone, as it reads.
+            Ok(ChangeSetExecution::Unknown) => Executed::Already,
+            // Asked again (with the execute) when AWS may answer later; else the refusal stands.
+            Err(d) if d.retryable => return Err(d),
+            Err(_) => Executed::No,
+        },
+        _ => Executed::No,
+    })
 }
