@@ -211,6 +211,43 @@ fn failed_queue() -> Vec<app::model::FailedResource> {
 }
 
 #[tokio::test]
+async fn a_deploy_onto_a_stack_whose_update_or_rollback_failed_is_refused_with_the_way_out() {
+    // AWS: an update failed and so did its rollback (UPDATE_ROLLBACK_FAILED), or an update run
+    // with rollback disabled failed (UPDATE_FAILED); CreateChangeSet refuses the first ("is in
+    // UPDATE_ROLLBACK_FAILED state and can not be updated").
+    let inner = ScriptedCfn::new(true, Vec::new());
+    {
+        let mut s = inner.state.lock().unwrap();
+        s.status = Some(StackStatus::UpdateRollbackFailed);
+        s.failed = failed_queue();
+    }
+    let cfn = Arc::new(Recovering::new(inner.clone()));
+    let h = harness_of(cfn.clone()).await;
+
+    let refused = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(refused["status"], "refused", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("UPDATE_ROLLBACK_FAILED")
+            && message.contains("Continue rollback")
+            && message.contains("/continue-rollback"),
+        "{message}"
+    );
+    assert!(cfn.calls().is_empty(), "nothing made: {:?}", cfn.calls());
+
+    inner.state.lock().unwrap().status = Some(StackStatus::UpdateFailed);
+    tokio::time::sleep(deployer::catalog::CARD_TTL).await;
+    let refused = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(refused["status"], "refused", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("UPDATE_FAILED") && message.contains("roll"),
+        "{message}"
+    );
+    assert!(cfn.calls().is_empty(), "nothing made: {:?}", cfn.calls());
+}
+
+#[tokio::test]
 async fn an_obsolete_change_set_fails_the_deployment_saying_the_stack_changed() {
     // AWS: the first ExecuteChangeSet never reached CloudFormation (a timeout); meanwhile
     // somebody updated the stack by hand, so the change set is OBSOLETE and the retry is

@@ -92,7 +92,7 @@ pub async fn run(
             request,
         }));
     };
-    check_updatable(&existing)?;
+    check_updatable(run, &existing)?;
     run.record.deployment.operation = Some(Operation::Update);
     let name = change_set_name(run.id());
     run.record.change_set_name = Some(name.clone());
@@ -270,7 +270,7 @@ pub fn says_no_changes(e: &AwsFailure) -> bool {
         })
 }
 
-fn check_updatable(info: &StackInfo) -> Result<(), Stop> {
+fn check_updatable(run: &Run, info: &StackInfo) -> Result<(), Stop> {
     use StackStatus::*;
     match info.status {
         // The store lets one deployment at a time onto a stack: what runs is not the deployer's.
@@ -279,6 +279,22 @@ fn check_updatable(info: &StackInfo) -> Result<(), Stop> {
              deploy again once it has ended",
             s.as_aws_str()
         ))),
+        // CloudFormation would refuse the change set: the way out is the rollback's, not a deploy.
+        UpdateRollbackFailed => Err(Stop::Refused(format!(
+            "the stack is in UPDATE_ROLLBACK_FAILED: an update failed and so did its rollback, \
+             and CloudFormation takes no update until the rollback is continued. Continue it \
+             first (\"Continue rollback\" on the stack's card, or POST \
+             /api/v1/projects/{}/stacks/{}/continue-rollback, skipping what cannot be restored), \
+             then deploy again",
+            run.record.deployment.project,
+            run.environment()
+        ))),
+        UpdateFailed => Err(Stop::Refused(
+            "the stack is in UPDATE_FAILED: an update run with rollback disabled failed and left \
+             it half changed. Roll it back first (CloudFormation's RollbackStack, the console's \
+             \"Roll back\"), then deploy again"
+                .into(),
+        )),
         RollbackComplete | RollbackFailed | CreateFailed | DeleteFailed => {
             Err(Stop::Refused(format!(
                 "the stack is in {}, which cannot be updated; it must be deleted first",
