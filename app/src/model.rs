@@ -227,11 +227,12 @@ impl StackStatus {
         self.as_aws_str().ends_with("_IN_PROGRESS")
     }
 
-    /// A stack whose first create failed: it cannot be updated, only deleted and created again.
+    /// A stack whose first create failed (`ROLLBACK_FAILED`: and so did the rollback that
+    /// deletes what it made): it cannot be updated, only deleted and created again.
     pub fn needs_recreate(self) -> bool {
         matches!(
             self,
-            StackStatus::RollbackComplete | StackStatus::CreateFailed
+            StackStatus::RollbackComplete | StackStatus::CreateFailed | StackStatus::RollbackFailed
         )
     }
 

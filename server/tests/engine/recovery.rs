@@ -248,6 +248,63 @@ async fn a_deploy_onto_a_stack_whose_update_or_rollback_failed_is_refused_with_t
 }
 
 #[tokio::test]
+async fn a_stack_whose_create_and_its_rollback_failed_is_deleted_and_created_again_once_confirmed()
+{
+    // AWS: CreateStack failed and its rollback could not delete a resource → ROLLBACK_FAILED.
+    // Such a stack can only be deleted: DeleteStack deletes what is left (DELETE_IN_PROGRESS for
+    // a while), then the stack is gone.
+    let inner = ScriptedCfn::new(
+        true,
+        vec![
+            (
+                Some(("DEV-WEB", STACK, "CREATE_IN_PROGRESS", None)),
+                StackStatus::CreateInProgress,
+            ),
+            (
+                Some(("DEV-WEB", STACK, "CREATE_COMPLETE", None)),
+                StackStatus::CreateComplete,
+            ),
+        ],
+    );
+    inner.state.lock().unwrap().status = Some(StackStatus::RollbackFailed);
+    let mut recovering = Recovering::new(inner.clone());
+    recovering.after_delete = vec![
+        Some(StackStatus::DeleteInProgress),
+        Some(StackStatus::DeleteInProgress),
+        None,
+    ];
+    let cfn = Arc::new(recovering);
+    let h = harness_of(cfn.clone()).await;
+
+    let (status, body) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "confirmation_required");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ROLLBACK_FAILED") && message.contains("recreate"),
+        "{message}"
+    );
+    assert!(cfn.calls().is_empty(), "{:?}", cfn.calls());
+
+    let (status, started) = h
+        .post(
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-2", "recreate": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let done = h.wait(started["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["operation"], "create");
+    assert_eq!(cfn.calls(), ["DeleteStack", "CreateStack"]);
+}
+
+#[tokio::test]
 async fn an_obsolete_change_set_fails_the_deployment_saying_the_stack_changed() {
     // AWS: the first ExecuteChangeSet never reached CloudFormation (a timeout); meanwhile
     // somebody updated the stack by hand, so the change set is OBSOLETE and the retry is
