@@ -17,6 +17,12 @@ use crate::store::NewAudit;
 /// How long the card follows a continued rollback before leaving it to the next reader.
 const FOLLOW_FOR: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// How long DescribeStacks may go on showing `UPDATE_ROLLBACK_FAILED` after ContinueUpdateRollback
+/// before the follower takes it for the rollback's end: CloudFormation answers the call at once
+/// and moves the stack to `UPDATE_ROLLBACK_IN_PROGRESS` a moment later, so the old status read
+/// first is not an end — unless it stays (the rollback failed again before any read saw it run).
+const FIRST_MOVE: Duration = Duration::from_secs(60);
+
 impl Services {
     /// Asks CloudFormation to continue the rollback, skipping `skip` (each must be one of the
     /// resources that failed). 409 when the stack is not in `UPDATE_ROLLBACK_FAILED` or a
@@ -65,6 +71,11 @@ impl Services {
                 }
             )));
         }
+        // Continuing a rollback changes the stack: like a deploy, only while no pause covers it.
+        let pauses = crate::store::pause_status(self.store.pauses().await?, &[]);
+        if let Some(pause) = pauses.blocking(environment) {
+            return Err(AppError::Paused(pause.clone()));
+        }
         let cfn = self.catalog.cfn(environment)?;
         let token = format!("continue-{}", uuid::Uuid::new_v4().simple());
         self.catalog.set_recovering(environment, &stack_name, true);
@@ -110,15 +121,16 @@ impl Services {
             stack_name.to_owned(),
         );
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + FOLLOW_FOR;
-            let mut last = None;
+            let started = tokio::time::Instant::now();
+            let deadline = started + FOLLOW_FOR;
+            let mut last = Some(StackStatus::UpdateRollbackFailed);
+            let mut moved = false;
             while tokio::time::Instant::now() < deadline {
                 catalog.forget_card(&environment, &stack_name);
-                if let Ok(card) = catalog.stack(&project, &environment).await
-                    && card.status != last
-                {
-                    last = card.status;
-                    let settled = !card.status.is_some_and(StackStatus::is_in_progress);
+                if let Ok(card) = catalog.stack(&project, &environment).await {
+                    moved |= card.status != Some(StackStatus::UpdateRollbackFailed);
+                    let settled = !card.status.is_some_and(StackStatus::is_in_progress)
+                        && (moved || started.elapsed() >= FIRST_MOVE);
                     if settled {
                         catalog.set_recovering(&environment, &stack_name, false);
                         catalog.forget_card(&environment, &stack_name);
@@ -127,7 +139,10 @@ impl Services {
                         }
                         return;
                     }
-                    hub.publish(LiveEvent::Stack(card));
+                    if card.status != last {
+                        last = card.status;
+                        hub.publish(LiveEvent::Stack(card));
+                    }
                 }
                 tokio::time::sleep(every).await;
             }

@@ -305,6 +305,75 @@ async fn a_stack_whose_create_and_its_rollback_failed_is_deleted_and_created_aga
 }
 
 #[tokio::test]
+async fn a_continued_rollback_is_followed_until_it_ends_though_aws_shows_the_old_status_at_first() {
+    // AWS: ContinueUpdateRollback answers at once; DescribeStacks still shows
+    // UPDATE_ROLLBACK_FAILED for a moment, then UPDATE_ROLLBACK_IN_PROGRESS, then
+    // UPDATE_ROLLBACK_COMPLETE.
+    let inner = ScriptedCfn::new(true, Vec::new());
+    {
+        let mut s = inner.state.lock().unwrap();
+        s.status = Some(StackStatus::UpdateRollbackFailed);
+        s.failed = failed_queue();
+    }
+    let mut recovering = Recovering::new(inner.clone());
+    recovering.after_continue = [
+        vec![Some(StackStatus::UpdateRollbackFailed); 3],
+        vec![Some(StackStatus::UpdateRollbackInProgress); 6],
+        vec![Some(StackStatus::UpdateRollbackComplete)],
+    ]
+    .concat();
+    let cfn = Arc::new(recovering);
+    let h = harness_of(cfn.clone()).await;
+
+    let (status, card) = h
+        .post(
+            "/api/v1/projects/web/stacks/DEV/continue-rollback",
+            json!({"skip": ["Queue"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{card}");
+    // The rollback is the deployer's all along: never "not the deployer's" while it runs.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let card = h.card("web", "DEV").await;
+        assert_eq!(card["outside"], serde_json::Value::Null, "{card}");
+        if card["status"] == "UPDATE_ROLLBACK_COMPLETE" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{card}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pause_refuses_a_continued_rollback_as_it_refuses_a_deploy() {
+    // AWS: a stack in UPDATE_ROLLBACK_FAILED, which ContinueUpdateRollback would change.
+    let inner = ScriptedCfn::new(true, Vec::new());
+    {
+        let mut s = inner.state.lock().unwrap();
+        s.status = Some(StackStatus::UpdateRollbackFailed);
+        s.failed = failed_queue();
+    }
+    let cfn = Arc::new(Recovering::new(inner.clone()));
+    let h = harness_of(cfn.clone()).await;
+    let (status, _) = h
+        .pause(json!({"environment": "DEV", "reason": "release freeze"}))
+        .await;
+    assert!(status.is_success(), "{status}");
+
+    let (status, body) = h
+        .post(
+            "/api/v1/projects/web/stacks/DEV/continue-rollback",
+            json!({"skip": ["Queue"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::LOCKED, "{body}");
+    assert_eq!(body["error"]["code"], "paused", "{body}");
+    assert_eq!(body["error"]["reason"], "release freeze", "{body}");
+    assert!(cfn.calls().is_empty(), "{:?}", cfn.calls());
+}
+
+#[tokio::test]
 async fn an_obsolete_change_set_fails_the_deployment_saying_the_stack_changed() {
     // AWS: the first ExecuteChangeSet never reached CloudFormation (a timeout); meanwhile
     // somebody updated the stack by hand, so the change set is OBSOLETE and the retry is
