@@ -88,6 +88,25 @@ start_postgres() {
   # template, written to the WAL too: 480 MB of it in a run otherwise).
   local settings="-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400"
   settings+=" -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=64MB -c min_wal_size=32MB"
+  # TLS as RDS serves it: a certificate for 127.0.0.1 signed by a CA of the run's own
+  # (POSTGRES_TLS_CA), so the store's `sslmode=verify-full` is tested against a real server.
+  # Plain connections stay allowed, as on RDS without rds.force_ssl.
+  POSTGRES_TLS_CA=""
+  if command -v openssl >/dev/null 2>&1; then
+    local tls="$dir/tls"
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=deployer test CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem" >>"$log" 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/server.key" \
+      -out "$tls/server.csr" >>"$log" 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+      -days 2 -extfile "$tls/san.ext" -out "$tls/server.pem" >>"$log" 2>&1
+    chmod 600 "$tls/server.key"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres "$tls"
+    settings+=" -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key"
+    POSTGRES_TLS_CA="$tls/ca.pem"
+  fi
   if ! "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir $settings" start >>"$log" 2>&1; then
     echo "PostgreSQL could not start on 127.0.0.1:$port:" >&2
@@ -95,6 +114,7 @@ start_postgres() {
     return 1
   fi
   POSTGRES_URL="postgres://deployer@127.0.0.1:$port/postgres"
+  export POSTGRES_TLS_CA
   POSTGRES_DIR=$dir
   POSTGRES_BIN=$bin
 }

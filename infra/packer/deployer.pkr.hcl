@@ -76,6 +76,16 @@ build {
     destination = "/tmp/deployer/deployer-boot"
   }
 
+  provisioner "file" {
+    source      = "${var.source_dir}/infra/packer/deployer-password.service"
+    destination = "/tmp/deployer/deployer-password.service"
+  }
+
+  provisioner "file" {
+    source      = "${var.source_dir}/infra/packer/deployer-password.timer"
+    destination = "/tmp/deployer/deployer-password.timer"
+  }
+
   provisioner "shell" {
     environment_vars = ["DEPLOYER_VERSION=${var.version}"]
     execute_command  = "sudo -E sh -eux '{{ .Path }}'"
@@ -88,6 +98,11 @@ build {
       "cp -r /tmp/deployer/site /opt/deployer/site",
       "install -m 0755 /tmp/deployer/deployer-boot /opt/deployer/deployer-boot",
       "install -m 0644 /tmp/deployer/deployer.service /etc/systemd/system/deployer.service",
+      "install -m 0644 /tmp/deployer/deployer-password.service /etc/systemd/system/deployer-password.service",
+      "install -m 0644 /tmp/deployer/deployer-password.timer /etc/systemd/system/deployer-password.timer",
+      # The CA bundle the database's certificate is verified against (sslmode=verify-full).
+      "curl -fsS https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem -o /opt/deployer/rds-global-bundle.pem",
+      "systemctl enable deployer-password.timer",
       "echo \"$DEPLOYER_VERSION\" > /opt/deployer/VERSION",
       "systemctl enable deployer.service",
       "rm -rf /tmp/deployer",

@@ -151,6 +151,60 @@ fn new_replica_id() -> std::sync::Arc<str> {
 
 static DRIVERS: std::sync::Once = std::sync::Once::new();
 
+/// Names a file holding the database password (one line), re-read every minute: set by the
+/// image's boot script, whose timer refreshes the file from the RDS-managed secret.
+pub const PASSWORD_FILE_VAR: &str = "DEPLOYER_DATABASE_PASSWORD_FILE";
+
+fn read_password(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("the database password file {}: {e}", file.display()))?;
+    let password = text.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "the database password file {} is empty",
+        file.display()
+    );
+    Ok(password)
+}
+
+/// The pool's options for `url`, with `password` in place of the URL's when given.
+fn connect_options(
+    url: &str,
+    password: Option<&str>,
+) -> anyhow::Result<sqlx::any::AnyConnectOptions> {
+    let mut url = openidconnect::url::Url::parse(url)?;
+    if let Some(password) = password {
+        url.set_password(Some(password))
+            .map_err(|()| anyhow::anyhow!("the database URL cannot hold a password"))?;
+    }
+    Ok(<sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(
+        url.as_str(),
+    )?)
+}
+
+/// Re-reads the password file every minute; a changed password is used for new connections.
+fn spawn_password_refresh(pool: AnyPool, url: String, file: std::path::PathBuf, mut current: String) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            match read_password(&file) {
+                Ok(password) if password != current => {
+                    match connect_options(&url, Some(&password)) {
+                        Ok(options) => {
+                            pool.set_connect_options(options);
+                            current = password;
+                            tracing::info!("the database password changed: new connections use it");
+                        }
+                        Err(e) => tracing::error!(error = %e, "the new database password is unusable"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not re-read the database password"),
+            }
+        }
+    });
+}
+
 impl Store {
     /// Opens the configured store: a SQLite file, or a PostgreSQL database.
     pub async fn connect(location: &StoreLocation) -> anyhow::Result<Store> {
@@ -201,12 +255,23 @@ impl Store {
         let separator = if url.contains('?') { '&' } else { '?' };
         let url =
             format!("{url}{separator}options=-c%20idle_in_transaction_session_timeout%3D10000");
+        // The password may live in a file the host refreshes (RDS rotates its managed password):
+        // read at start, and again every minute — new connections use the new one.
+        let password_file = std::env::var_os(PASSWORD_FILE_VAR).map(std::path::PathBuf::from);
+        let password = match &password_file {
+            Some(file) => Some(read_password(file)?),
+            None => None,
+        };
+        let options = connect_options(&url, password.as_deref())?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(&url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        if let (Some(file), Some(password)) = (password_file, password) {
+            spawn_password_refresh(pool.clone(), url.clone(), file, password);
+        }
         Ok(Store {
             pool,
             dialect: Dialect::Postgres,
@@ -215,6 +280,19 @@ impl Store {
             announcer: Default::default(),
             released: Default::default(),
         })
+    }
+
+    /// Uses `password` for the store's new connections (open ones go on: RDS keeps them across
+    /// a rotation). PostgreSQL only; returns whether anything changed.
+    pub fn use_password(&self, password: &str) -> anyhow::Result<bool> {
+        let current = self.pool.connect_options();
+        let url = current.database_url.clone();
+        let options = connect_options(url.as_str(), Some(password))?;
+        if options.database_url.password() == url.password() {
+            return Ok(false);
+        }
+        self.pool.set_connect_options(options);
+        Ok(true)
     }
 
     /// What every clone of this store announces its audit entries as.
@@ -427,6 +505,73 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RDS rotates its managed password: the store takes the new one for new connections
+    /// without a restart (open connections go on), and a password that needs escaping survives.
+    #[tokio::test]
+    async fn a_rotated_database_password_is_used_for_new_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(dir.path()).await;
+        if store.dialect() != Dialect::Postgres {
+            eprintln!("SQLite store: no password; run with DEPLOYER_TEST_POSTGRES");
+            return;
+        }
+        let rotated = "n3w/p@ss:w?rd";
+        assert!(store.use_password(rotated).unwrap());
+        assert!(!store.use_password(rotated).unwrap(), "the same one changes nothing");
+        let url = store.pool.connect_options().database_url.clone();
+        let kept = connect_options(url.as_str(), Some(rotated)).unwrap();
+        assert_eq!(kept.database_url.password(), url.password());
+        // A new connection is made with the new options, and works.
+        store.pool.close_event();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(one, 1);
+    }
+
+    /// The database over TLS as RDS serves it, its certificate verified (`verify-full` with the
+    /// CA bundle), and a server whose certificate that bundle did not sign refused. Needs the
+    /// run's PostgreSQL with TLS (`scripts/test`: DEPLOYER_TEST_POSTGRES_CA).
+    #[tokio::test]
+    async fn the_store_reaches_postgres_over_verified_tls_and_refuses_an_unknown_certificate() {
+        let admin = std::env::var("DEPLOYER_TEST_POSTGRES").unwrap_or_default();
+        let ca = std::env::var("DEPLOYER_TEST_POSTGRES_CA").unwrap_or_default();
+        if admin.is_empty() || ca.is_empty() {
+            eprintln!("no PostgreSQL with TLS: run with DEPLOYER_TEST_POSTGRES and _CA");
+            return;
+        }
+        let url = scratch_postgres_database(&admin).await.unwrap();
+        let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+        let store = Store::connect(&StoreLocation::Postgres(verified))
+            .await
+            .unwrap();
+        let tls: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert!(tls, "the connection is encrypted");
+        // A bundle without the CA that signed the server's certificate: no connection.
+        let other = "/etc/ssl/certs/ca-certificates.crt";
+        if std::path::Path::new(other).exists() {
+            let wrong = format!("{url}?sslmode=verify-full&sslrootcert={other}");
+            let refused = Store::connect(&StoreLocation::Postgres(wrong)).await;
+            assert!(refused.is_err(), "an unverified server is refused");
+        }
+    }
+
+    #[test]
+    fn a_password_file_is_read_as_one_line_and_an_empty_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(read_password(&file).unwrap(), "s3cret");
+        std::fs::write(&file, "\n").unwrap();
+        assert!(read_password(&file).is_err());
+        let options = connect_options("postgres://u@db:5432/d?sslmode=verify-full", Some("a b@c")).unwrap();
+        assert_eq!(options.database_url.password(), Some("a%20b%40c"));
+        assert_eq!(options.database_url.query(), Some("sslmode=verify-full"));
+    }
 
     #[test]
     fn placeholders_become_numbered_for_postgres() {
