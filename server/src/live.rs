@@ -29,6 +29,9 @@ pub const BACKLOG: usize = 2_048;
 /// How many event streams may be open at once; one more is refused with a clear answer rather
 /// than slowing every viewer down.
 pub const MAX_SUBSCRIBERS: usize = 5_000;
+/// How many event streams one person may hold open (tabs, `deployctl --wait`s, their tokens'
+/// scripts together): one identity cannot take every place of [`MAX_SUBSCRIBERS`].
+pub const STREAMS_PER_PERSON: usize = 20;
 
 #[derive(Clone, Debug)]
 pub struct Envelope {
@@ -44,7 +47,7 @@ pub struct Hub {
     /// Set at shutdown: every stream ends, so that a graceful shutdown is not held open by
     /// subscribers (browsers reconnect, to the next deployer).
     closed: tokio::sync::watch::Sender<bool>,
-    subscribers: Arc<std::sync::atomic::AtomicUsize>,
+    subscribers: Arc<Subscribers>,
     /// With several replicas: where shared events go to be numbered by the database and read back
     /// by every replica (the `live_relay` module); `None` with one process.
     outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<LiveEvent>>>,
@@ -60,12 +63,43 @@ fn shared(event: &LiveEvent) -> bool {
     )
 }
 
-/// One open event stream, counted while it lives.
-struct Subscription(Arc<std::sync::atomic::AtomicUsize>);
+/// The open event streams: how many, and how many each person holds.
+#[derive(Default)]
+struct Subscribers {
+    total: std::sync::atomic::AtomicUsize,
+    /// Person id → streams open; changed together with `total`, under this lock.
+    by_person: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Why a stream was not admitted.
+#[derive(Debug, PartialEq, Eq)]
+enum Full {
+    /// [`MAX_SUBSCRIBERS`] streams are open.
+    Everyone,
+    /// The person holds [`STREAMS_PER_PERSON`] streams.
+    Person,
+}
+
+/// One open event stream, counted (for its person too) while it lives.
+struct Subscription {
+    subscribers: Arc<Subscribers>,
+    person: String,
+}
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut by_person = self
+            .subscribers
+            .by_person
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = by_person.get_mut(&self.person) {
+            *n -= 1;
+            if *n == 0 {
+                by_person.remove(&self.person);
+            }
+        }
+        self.subscribers.total.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -85,7 +119,7 @@ impl Hub {
             backlog: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(start),
             closed: tokio::sync::watch::Sender::new(false),
-            subscribers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            subscribers: Arc::default(),
             outbox: Mutex::new(None),
         }
     }
@@ -145,17 +179,29 @@ impl Hub {
 
     /// Event streams open now.
     pub fn subscribers(&self) -> usize {
-        self.subscribers.load(Ordering::SeqCst)
+        self.subscribers.total.load(Ordering::SeqCst)
     }
 
-    fn admit(&self) -> Option<Subscription> {
-        let admitted = self
+    /// Counts one more stream for `person`, unless the deployer or the person is at the bound.
+    fn admit(&self, person: &str) -> Result<Subscription, Full> {
+        let mut by_person = self
             .subscribers
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_SUBSCRIBERS).then_some(n + 1)
-            })
-            .is_ok();
-        admitted.then(|| Subscription(self.subscribers.clone()))
+            .by_person
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.subscribers.total.load(Ordering::SeqCst) >= MAX_SUBSCRIBERS {
+            return Err(Full::Everyone);
+        }
+        let held = by_person.entry(person.to_owned()).or_default();
+        if *held >= STREAMS_PER_PERSON {
+            return Err(Full::Person);
+        }
+        *held += 1;
+        self.subscribers.total.fetch_add(1, Ordering::SeqCst);
+        Ok(Subscription {
+            subscribers: self.subscribers.clone(),
+            person: person.to_owned(),
+        })
     }
 
     /// Ends every event stream, now and for streams opened later.
@@ -311,17 +357,23 @@ pub type EventStream = Sse<KeepAliveStream<BoxStream<'static, Result<Event, Infa
 
 /// The SSE stream for one subscriber. `snapshot` reads the active deployments, for a client that
 /// cannot resume (read after subscribing, and only then). `newest_shared`: the shared store's newest id, when the client's id is ahead of
-/// this replica ([`Hub::is_ahead`]). Refused when [`MAX_SUBSCRIBERS`] streams are already open.
+/// this replica ([`Hub::is_ahead`]). Refused when [`MAX_SUBSCRIBERS`] streams are already open
+/// (503), or `person` (the actor's person id) holds [`STREAMS_PER_PERSON`] (429).
 pub async fn stream(
     hub: &Hub,
+    person: &str,
     last_id: Option<u64>,
     newest_shared: Option<u64>,
     snapshot: impl Future<Output = Result<Vec<Deployment>, AppError>>,
 ) -> Result<EventStream, AppError> {
-    let subscription = hub.admit().ok_or_else(|| {
-        AppError::Unavailable(format!(
+    let subscription = hub.admit(person).map_err(|full| match full {
+        Full::Everyone => AppError::Unavailable(format!(
             "{MAX_SUBSCRIBERS} event streams are open, the most this deployer serves; try again shortly"
-        ))
+        )),
+        Full::Person => AppError::TooMany(format!(
+            "you have {STREAMS_PER_PERSON} event streams open (pages, `deployctl --wait`, your \
+             tokens' scripts), the most one person may; close one and try again"
+        )),
     })?;
     // Subscribed before the snapshot is read: what changes while it is read (a deployment that
     // ends) comes after it, never lost between the two.
@@ -436,7 +488,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_told_to_resync_not_that_nothing_runs() {
         let hub = Hub::new();
-        let sse = stream(&hub, None, None, async { Ok(Vec::new()) })
+        let sse = stream(&hub, "p", None, None, async { Ok(Vec::new()) })
             .await
             .unwrap();
         for _ in 0..1_100 {
@@ -510,7 +562,7 @@ mod tests {
             }));
             Ok(active)
         };
-        let sse = stream(&hub, Some(1), None, snapshot).await.unwrap();
+        let sse = stream(&hub, "p", Some(1), None, snapshot).await.unwrap();
         let events = read_events(sse, |name, _| name == "deployment").await;
         let seen: Vec<(&str, &serde_json::Value)> = events
             .iter()
@@ -533,11 +585,32 @@ mod tests {
     fn the_number_of_event_streams_is_bounded() {
         let hub = Hub::new();
         let mut open: Vec<Subscription> = (0..MAX_SUBSCRIBERS)
-            .map(|_| hub.admit().expect("below the bound"))
+            .map(|i| hub.admit(&format!("p{i}")).expect("below the bound"))
             .collect();
-        assert!(hub.admit().is_none(), "one more is refused");
+        assert_eq!(hub.admit("someone").err(), Some(Full::Everyone));
         open.pop();
-        assert!(hub.admit().is_some(), "a closed stream frees its place");
+        assert!(
+            hub.admit("someone").is_ok(),
+            "a closed stream frees its place"
+        );
         assert_eq!(hub.subscribers(), MAX_SUBSCRIBERS - 1);
+    }
+
+    #[test]
+    fn one_person_holds_at_most_their_share_of_the_streams() {
+        let hub = Hub::new();
+        let mut theirs: Vec<Subscription> = (0..STREAMS_PER_PERSON)
+            .map(|_| hub.admit("sub:a").expect("below their share"))
+            .collect();
+        assert_eq!(hub.admit("sub:a").err(), Some(Full::Person));
+        assert!(
+            hub.admit("sub:b").is_ok(),
+            "another person is not held back"
+        );
+        theirs.pop();
+        assert!(
+            hub.admit("sub:a").is_ok(),
+            "a closed stream gives its place back"
+        );
     }
 }

@@ -31,5 +31,12 @@ pub async fn stream(
             }),
         _ => None,
     };
-    crate::live::stream(hub, last_id, newest_shared, state.services.active(&actor)).await
+    crate::live::stream(
+        hub,
+        &actor.person().id,
+        last_id,
+        newest_shared,
+        state.services.active(&actor),
+    )
+    .await
 }
