@@ -168,3 +168,98 @@ async fn the_requests_of_the_cli_are_documented_ones() {
         );
     }
 }
+
+/// The parameter of an operation, by name.
+fn parameter<'a>(operation: &'a Value, name: &str) -> &'a Value {
+    operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no parameter {name}: {operation}"))
+}
+
+#[tokio::test]
+async fn the_rollback_and_preview_parameters_say_what_the_handlers_accept() {
+    use deployer::ids::{BuildName, EnvName, ProjectName};
+    let h = Harness::start().await;
+    let doc = document(&h).await;
+    let rollback = &doc["paths"]["/api/v1/projects/{project}/rollback"]["get"];
+    let by_query = &doc["paths"]["/api/v1/projects/{project}/preview"]["get"];
+    let by_body = &doc["paths"]["/api/v1/projects/{project}/preview"]["post"];
+
+    // What ids.rs parses, said as JSON Schema: length and characters.
+    let name_rule = |max: usize| {
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": max,
+                           "pattern": "^[A-Za-z0-9._-]+$"})
+    };
+    let build_rule = serde_json::json!({"type": "string", "minLength": 1,
+        "maxLength": BuildName::MAX, "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f/\\\\]+$"});
+    for operation in [rollback, by_query, by_body] {
+        let project = parameter(operation, "project");
+        assert_eq!(project["required"], true);
+        assert_eq!(
+            project["schema"],
+            name_rule(ProjectName::MAX),
+            "{operation}"
+        );
+    }
+    for (operation, build_required) in [(rollback, false), (by_query, true)] {
+        let environment = parameter(operation, "environment");
+        assert_eq!(environment["required"], true, "{operation}");
+        assert_eq!(environment["schema"], name_rule(EnvName::MAX));
+        let build = parameter(operation, "build");
+        assert_eq!(build["required"], build_required, "{operation}");
+        assert_eq!(build["schema"], build_rule);
+    }
+    let body = &by_body["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(by_body["requestBody"]["required"], true);
+    assert_eq!(
+        body["required"],
+        serde_json::json!(["environment", "build"]),
+        "{body}"
+    );
+    assert_eq!(body["properties"]["environment"], name_rule(EnvName::MAX));
+    assert_eq!(body["properties"]["build"], build_rule);
+
+    // Each handler answers 400 to values outside those rules, and takes the longest inside.
+    let long = |n: usize| "a".repeat(n);
+    let bad_request = [
+        format!(
+            "/projects/{}/rollback?environment=DEV",
+            long(ProjectName::MAX + 1)
+        ),
+        "/projects/web/rollback".to_owned(),
+        format!(
+            "/projects/web/rollback?environment={}",
+            long(EnvName::MAX + 1)
+        ),
+        "/projects/web/rollback?environment=D%20V".to_owned(),
+        "/projects/web/rollback?environment=DEV&build=a%2Fb".to_owned(),
+        format!(
+            "/projects/web/rollback?environment=DEV&build={}",
+            long(BuildName::MAX + 1)
+        ),
+        "/projects/web/preview?environment=DEV".to_owned(),
+        "/projects/web/preview?environment=DEV&build=a%09b".to_owned(),
+    ];
+    for uri in bad_request {
+        let (status, body) = h.get(&format!("/api/v1{uri}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    }
+    let within = [
+        format!(
+            "/projects/{}/rollback?environment=DEV",
+            long(ProjectName::MAX)
+        ),
+        format!("/projects/web/rollback?environment={}", long(EnvName::MAX)),
+        format!(
+            "/projects/web/rollback?environment=DEV&build={}",
+            long(BuildName::MAX)
+        ),
+    ];
+    for uri in within {
+        let (status, body) = h.get(&format!("/api/v1{uri}")).await;
+        assert_ne!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+    }
+}

@@ -12,8 +12,7 @@ use app::deployment::{
 use app::jenkins::{BuildsChanged, JenkinsBuilds};
 use app::model::{
     Build, ContinueRollback, Environment, ErrorResponse, PreviewChange, PreviewRequest, Project,
-    PromoteRequest,
-    Promotion, RollbackVerdict, StackCard, WebhooksView,
+    PromoteRequest, Promotion, RollbackVerdict, StackCard, WebhooksView,
 };
 use app::pause::{AuditEntry, PauseRequest, PauseStatus};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -37,6 +36,8 @@ pub struct Operation {
     pub summary: &'static str,
     /// Optional query parameters: name and meaning.
     pub query: &'static [(&'static str, &'static str)],
+    /// The rules the handler parses parameters by, where it says more than "a string".
+    pub rules: &'static [Rule],
     /// The JSON body, and whether it may be left out.
     pub body: Option<(SchemaOf, bool)>,
     /// The success status and its JSON (none: described apart, e.g. the event stream).
@@ -55,6 +56,7 @@ const fn op(method: &'static str, path: &'static str, id: &'static str) -> Opera
         tag: "",
         summary: "",
         query: &[],
+        rules: &[],
         body: None,
         ok: (200, None),
         errors: &[],
@@ -72,6 +74,10 @@ impl Operation {
         self.query = query;
         self
     }
+    const fn rules(mut self, rules: &'static [Rule]) -> Self {
+        self.rules = rules;
+        self
+    }
     const fn body(mut self, body: SchemaOf, optional: bool) -> Self {
         self.body = Some((body, optional));
         self
@@ -87,6 +93,62 @@ impl Operation {
 }
 
 const LIMIT: (&str, &str) = ("limit", "At most this many (1-1000, default 50)");
+
+/// A parameter (path or query) whose value the handler parses as an id of `crate::ids`, and
+/// whether it must be given.
+pub struct Rule {
+    pub name: &'static str,
+    pub required: bool,
+    pub id: Id,
+}
+
+/// The ids whose rules (`crate::ids`: length and characters) the document states.
+#[derive(Clone, Copy)]
+pub enum Id {
+    Project,
+    Environment,
+    Build,
+}
+
+impl Id {
+    /// The id's rule as JSON Schema: what `ProjectName::parse` & co. accept, so that a client
+    /// generated from the document (or a fuzzer) sends what is not refused with a 400.
+    pub fn schema(self) -> Value {
+        use crate::ids::{BuildName, EnvName, ProjectName};
+        // Letters, digits, '-', '_' and '.'.
+        const NAME: &str = "^[A-Za-z0-9._-]+$";
+        // One folder name: no whitespace, control character, '/' or backslash.
+        const FOLDER: &str = r"^[^\s\x00-\x1f\x7f-\x9f/\\]+$";
+        let (max, pattern) = match self {
+            Id::Project => (ProjectName::MAX, NAME),
+            Id::Environment => (EnvName::MAX, NAME),
+            Id::Build => (BuildName::MAX, FOLDER),
+        };
+        json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": pattern})
+    }
+}
+
+const PROJECT: Rule = Rule {
+    name: "project",
+    required: true,
+    id: Id::Project,
+};
+const ENVIRONMENT: Rule = Rule {
+    name: "environment",
+    required: true,
+    id: Id::Environment,
+};
+
+/// `PreviewRequest`, its fields with the rules the handler parses them by.
+fn preview_request(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = PreviewRequest::json_schema(generator);
+    schema.insert("required".into(), json!(["environment", "build"]));
+    schema.insert(
+        "properties".into(),
+        json!({"environment": Id::Environment.schema(), "build": Id::Build.schema()}),
+    );
+    schema
+}
 
 /// Every REST operation (paths under `/api/v1`), in the route table's order.
 pub fn operations() -> Vec<Operation> {
@@ -150,6 +212,15 @@ pub fn operations() -> Vec<Operation> {
                 ("environment", "The environment (required)"),
                 ("build", "The build to check"),
             ])
+            .rules(&[
+                PROJECT,
+                ENVIRONMENT,
+                Rule {
+                    name: "build",
+                    required: false,
+                    id: Id::Build,
+                },
+            ])
             .ok(200, of::<RollbackVerdict>)
             .errors(&[400, 403, 404, 409, 502]),
         op("post", "/projects/{project}/preview", "preview")
@@ -159,7 +230,8 @@ pub fn operations() -> Vec<Operation> {
                  the environment's account and deleted. Needs the right to deploy there; a few \
                  per person at a time and a minute (429 past that)",
             )
-            .body(of::<PreviewRequest>, false)
+            .rules(&[PROJECT])
+            .body(preview_request, false)
             .ok(200, of::<Vec<PreviewChange>>)
             .errors(&[400, 403, 404, 409, 422, 429, 502]),
         op("get", "/projects/{project}/preview", "preview_by_query")
@@ -171,6 +243,15 @@ pub fn operations() -> Vec<Operation> {
             .query(&[
                 ("environment", "The environment (required)"),
                 ("build", "The build (required)"),
+            ])
+            .rules(&[
+                PROJECT,
+                ENVIRONMENT,
+                Rule {
+                    name: "build",
+                    required: true,
+                    id: Id::Build,
+                },
             ])
             .ok(200, of::<Vec<PreviewChange>>)
             .errors(&[400, 403, 404, 409, 422, 429, 502]),
@@ -374,7 +455,9 @@ fn error_words(status: u16) -> &'static str {
             "Deployments are paused there (`paused`: `error.reason`, `error.actor`, \
              `error.since`, `error.environment`)"
         }
-        429 => "Asked too often or too much at once by one person; the message says when to try again (`too_many_requests`)",
+        429 => {
+            "Asked too often or too much at once by one person; the message says when to try again (`too_many_requests`)"
+        }
         500 => "A bug in the deployer (`internal`)",
         502 => "AWS failed; the AWS error code is named (`aws_unavailable`)",
         503 => "At a limit (e.g. open event streams); try again shortly (`unavailable`)",
@@ -413,6 +496,12 @@ pub fn document() -> Value {
             json!({"name": name, "in": "query", "required": false, "description": words,
                    "schema": {"type": "string"}})
         }));
+        for rule in o.rules {
+            if let Some(p) = parameters.iter_mut().find(|p| p["name"] == rule.name) {
+                p["required"] = json!(rule.required);
+                p["schema"] = rule.id.schema();
+            }
+        }
         if o.id == "events" {
             parameters.push(
                 json!({"name": "Last-Event-ID", "in": "header", "required": false,
