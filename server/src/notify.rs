@@ -5,8 +5,12 @@
 //! audit entry ([`crate::store::Store::audit`]), then a sender (one per process; replicas claim
 //! rows, so each is sent by one) posts each webhook's rows in order, retrying with backoff while
 //! the receiver is down — a restart, or a receiver away for an hour, loses nothing and reorders
-//! nothing. A receiver that answers "this will never work" (400, 401, 403, 404, 410) or that
-//! stays down past the last attempt gets the row marked `failed`, and the next ones go on.
+//! nothing (a webhook's next row waits until the one before it is delivered or given up). Every
+//! attempt of a row carries the same `Idempotency-Key` (the row's id; also `id` in the JSON
+//! format), so a receiver that answered too late and got it again can drop the repeat. A
+//! receiver that answers "this will never work" (400, 401, 403, 404, 410) or that stays down
+//! past the last attempt gets the row marked `failed`, and the next ones go on; so do the rows
+//! of a webhook removed from the config.
 //! Admins see every delivery (`GET /api/v1/webhooks`). Payloads carry names, builds, people and
 //! reasons — never a URL's secret, a token or a parameter's value. A receiver's redirect is not
 //! followed (announcements go only where the configured URL says), and what people and AWS wrote
@@ -247,8 +251,15 @@ pub fn spawn(store: Store, notifier: Arc<Notifier>) {
         }
     };
     tokio::spawn(async move {
+        // The webhooks whose leftovers were last given up (none yet: at start, rows of webhooks
+        // removed while no deployer ran are given up too).
+        let mut swept: Option<Vec<String>> = None;
         while !store.is_released() {
             let current = notifier.routes();
+            let names: Vec<String> = current.hooks.iter().map(|h| h.name.clone()).collect();
+            if swept.as_ref() != Some(&names) && give_up_removed(&store, &names).await {
+                swept = Some(names);
+            }
             let sends = current
                 .hooks
                 .iter()
@@ -259,41 +270,76 @@ pub fn spawn(store: Store, notifier: Arc<Notifier>) {
     });
 }
 
+/// Gives up the waiting rows of webhooks no longer configured: nothing sends them (there is no
+/// URL for them any more), and they would stay `pending` forever. Done when this process's
+/// webhooks change (a reload) and at start — never on a timer, so a replica running an older
+/// config does not give up the rows of a webhook a newer one added. Whether it was done.
+async fn give_up_removed(store: &Store, configured: &[String]) -> bool {
+    let waiting = match store.outbox_waiting_webhooks().await {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhooks: cannot read the outbox");
+            return false;
+        }
+    };
+    for webhook in waiting.iter().filter(|w| !configured.contains(w)) {
+        let reason = format!("given up: the webhook {webhook:?} is no longer configured");
+        match store.outbox_give_up(webhook, &reason).await {
+            Ok(count) => {
+                for _ in 0..count {
+                    crate::metrics::webhook_delivery("abandoned");
+                }
+                tracing::warn!(
+                    webhook,
+                    count,
+                    "webhooks: gave up the deliveries of a webhook no longer configured"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, webhook, "webhooks: cannot give up deliveries");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The body sent for a row: the deployer's JSON carries the row's id as `id` (the same as the
+/// `Idempotency-Key` header), so a receiver can drop a repeat. Slack's `{"text"}` is sent as it
+/// is: Slack neither reads the header nor takes other fields, so it cannot drop a repeat — a
+/// chat may show a message twice when its first answer came after the attempt's time limit.
+fn body(payload: &str, id: i64) -> String {
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(mut fields)) if fields.contains_key("event") => {
+            fields.insert("id".to_owned(), id.into());
+            serde_json::Value::Object(fields).to_string()
+        }
+        _ => payload.to_owned(),
+    }
+}
+
 /// Sends one webhook's due rows, oldest first, until one fails or none is due.
 async fn send_due(store: &Store, http: &reqwest::Client, hook: &Webhook) {
     let Some(url) = &hook.url else { return };
     loop {
-        let row = match store.outbox_head(&hook.name).await {
+        // Only the webhook's oldest waiting row, and only once it is due (both judged by the
+        // database): a later row never overtakes one waiting for its retry.
+        let row = match store.outbox_claim(&hook.name, CLAIM).await {
             Ok(Some(row)) => row,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(error = %e, webhook = hook.name, "webhooks: cannot read the outbox");
+                tracing::warn!(error = %e, webhook = hook.name, "webhooks: cannot claim a delivery");
                 return;
             }
         };
-        let now = Utc::now();
-        if row.next_at > now {
-            return;
-        }
-        match store
-            .outbox_claim(
-                row.id,
-                now + chrono::Duration::from_std(CLAIM).unwrap_or_default(),
-            )
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhooks: cannot claim a delivery");
-                return;
-            }
-        }
         let attempts = row.attempts + 1;
+        // A receiver that took a delivery but answered too late gets it again: the key (the
+        // same on every attempt of a row) lets it see the repeat.
         let sent = http
             .post(url)
             .header("content-type", "application/json")
-            .body(row.payload.clone())
+            .header("idempotency-key", row.id.to_string())
+            .body(body(&row.payload, row.id))
             .send()
             .await;
         let failure = match sent {
@@ -326,9 +372,7 @@ async fn send_due(store: &Store, http: &reqwest::Client, hook: &Webhook) {
             Some((error, permanent)) => {
                 let give_up = *permanent || attempts >= MAX_ATTEMPTS;
                 crate::metrics::webhook_delivery(if give_up { "given_up" } else { "retried" });
-                let next = (!give_up).then(|| {
-                    Utc::now() + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default()
-                });
+                let retry_in = (!give_up).then(|| backoff(attempts));
                 tracing::warn!(
                     webhook = hook.name,
                     delivery = row.id,
@@ -337,7 +381,7 @@ async fn send_due(store: &Store, http: &reqwest::Client, hook: &Webhook) {
                     gave_up = give_up,
                     "webhooks: a delivery failed"
                 );
-                store.outbox_failed(row.id, attempts, error, next).await
+                store.outbox_failed(row.id, attempts, error, retry_in).await
             }
         };
         if let Err(e) = result {

@@ -238,3 +238,176 @@ async fn what_one_deployer_could_not_send_the_restarted_one_sends() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     check_received(&received, &id);
 }
+
+/// One request a receiver got: its path, its `Idempotency-Key` header, its JSON body.
+#[derive(Clone, Debug)]
+struct Request {
+    path: String,
+    key: Option<String>,
+    body: Value,
+}
+
+/// Starts a receiver on `port` that answers the `n`th request (from 0) as `answer(n)` says: a
+/// status, after a delay. It keeps every request, on arrival.
+async fn receiver_answering(
+    port: u16,
+    answer: impl Fn(usize) -> (StatusCode, Duration) + Clone + Send + Sync + 'static,
+) -> Arc<Mutex<Vec<Request>>> {
+    let received: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let keep = received.clone();
+    let app = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::post(
+            move |axum::extract::Path(path): axum::extract::Path<String>,
+                  headers: axum::http::HeaderMap,
+                  body: String| {
+                let (keep, answer) = (keep.clone(), answer.clone());
+                async move {
+                    let request = Request {
+                        path,
+                        key: headers
+                            .get("idempotency-key")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    };
+                    let n = {
+                        let mut kept = keep.lock().unwrap();
+                        kept.push(request);
+                        kept.len() - 1
+                    };
+                    let (status, delay) = answer(n);
+                    tokio::time::sleep(delay).await;
+                    status
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    received
+}
+
+/// One webhook, `chat`, in the deployer's JSON, hearing everything.
+fn json_hook(port: u16) -> Vec<Webhook> {
+    vec![hook(
+        "chat",
+        format!("http://127.0.0.1:{port}/chat"),
+        &[],
+        Format::Json,
+    )]
+}
+
+#[tokio::test]
+async fn a_retried_delivery_carries_the_same_idempotency_key() {
+    let port = free_port();
+    // The first answer comes after the sender stopped waiting (10 s): the receiver got it, the
+    // sender sends it again.
+    let received = receiver_answering(port, |n| match n {
+        0 => (StatusCode::OK, Duration::from_secs(12)),
+        _ => (StatusCode::OK, Duration::ZERO),
+    })
+    .await;
+    let h = Harness::start_configured(move |config, _| config.webhooks = json_hook(port)).await;
+    let (status, _) = h.pause(json!({"reason": "db migration"})).await;
+    assert_eq!(status, StatusCode::OK);
+    until("the pause is delivered", async || {
+        deliveries(&h)
+            .await
+            .iter()
+            .any(|d| d["status"] == "delivered")
+    })
+    .await;
+    let id = deliveries(&h).await[0]["id"].as_i64().unwrap();
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "sent, then sent again: {got:?}");
+    for request in &got {
+        assert_eq!(request.path, "chat");
+        assert_eq!(request.key, Some(id.to_string()), "{got:?}");
+        assert_eq!(request.body["id"], id, "{got:?}");
+        assert_eq!(request.body["event"], "paused");
+    }
+}
+
+#[tokio::test]
+async fn a_later_announcement_waits_for_an_earlier_one_that_failed() {
+    let port = free_port();
+    let received = receiver_answering(port, |n| match n {
+        0 => (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO),
+        _ => (StatusCode::OK, Duration::ZERO),
+    })
+    .await;
+    let h = Harness::start_configured(move |config, _| config.webhooks = json_hook(port)).await;
+    let (status, _) = h.pause(json!({"reason": "db migration"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = h.unpause("").await;
+    assert_eq!(status, StatusCode::OK);
+    until("both are delivered", async || {
+        let seen = deliveries(&h).await;
+        seen.len() == 2 && seen.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    let got = received.lock().unwrap().clone();
+    let events: Vec<&str> = got
+        .iter()
+        .map(|r| r.body["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["paused", "paused", "resumed"], "{got:?}");
+}
+
+/// Polls `done` every 100 ms for at most `limit`.
+async fn within(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn pending_announcements_of_a_removed_webhook_are_given_up() {
+    let down = free_port();
+    let h = Harness::start_configured(move |config, _| config.webhooks = hooks(down)).await;
+    let (status, _) = h.pause(json!({"reason": "db migration"})).await;
+    assert_eq!(status, StatusCode::OK);
+    until("a delivery was tried", async || {
+        deliveries(&h)
+            .await
+            .iter()
+            .any(|d| d["attempts"].as_i64() >= Some(1))
+    })
+    .await;
+
+    // The admin removes `everything` from the file; `prd-chat` stays.
+    let mut config = h.config_again();
+    config.webhooks = hooks(down)
+        .into_iter()
+        .filter(|w| w.name == "prd-chat")
+        .collect();
+    h.state
+        .services
+        .reloader()
+        .apply(config, "test")
+        .await
+        .unwrap();
+    within(
+        Duration::from_secs(10),
+        "the removed webhook's delivery is given up",
+        async || {
+            deliveries(&h).await.iter().any(|d| {
+                d["webhook"] == "everything"
+                    && d["status"] == "failed"
+                    && d["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("no longer configured"))
+            })
+        },
+    )
+    .await;
+    let seen = deliveries(&h).await;
+    let kept: Vec<&Value> = seen.iter().filter(|d| d["webhook"] == "prd-chat").collect();
+    assert_eq!(kept.len(), 1, "{seen:?}");
+    assert_eq!(kept[0]["status"], "pending", "still tried: {seen:?}");
+}

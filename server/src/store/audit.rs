@@ -81,7 +81,7 @@ impl Store {
             entry.outcome.map(DeploymentStatus::as_str),
         );
         let outbox = self.sql(super::outbox::INSERT);
-        let pool = self.pool.clone();
+        let (pool, dialect) = (self.pool.clone(), self.dialect);
         Store::uncancellable(async move {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query(&insert)
@@ -96,7 +96,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
-            Store::enqueue(&mut tx, &outbox, id, &announcements).await?;
+            Store::enqueue(&mut tx, dialect, &outbox, id, &announcements).await?;
             tx.commit().await?;
             Ok(())
         })
