@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use app::deployment::{Deployment, LiveEvent};
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -358,13 +359,15 @@ pub type EventStream = Sse<KeepAliveStream<BoxStream<'static, Result<Event, Infa
 /// The SSE stream for one subscriber. `snapshot` reads the active deployments, for a client that
 /// cannot resume (read after subscribing, and only then). `newest_shared`: the shared store's newest id, when the client's id is ahead of
 /// this replica ([`Hub::is_ahead`]). Refused when [`MAX_SUBSCRIBERS`] streams are already open
-/// (503), or `person` (the actor's person id) holds [`STREAMS_PER_PERSON`] (429).
+/// (503), or `person` (the actor's person id) holds [`STREAMS_PER_PERSON`] (429). The stream
+/// ends when `ends` resolves (its credentials are no longer valid) or the hub closes.
 pub async fn stream(
     hub: &Hub,
     person: &str,
     last_id: Option<u64>,
     newest_shared: Option<u64>,
     snapshot: impl Future<Output = Result<Vec<Deployment>, AppError>>,
+    ends: BoxFuture<'static, ()>,
 ) -> Result<EventStream, AppError> {
     let subscription = hub.admit(person).map_err(|full| match full {
         Full::Everyone => AppError::Unavailable(format!(
@@ -409,7 +412,7 @@ pub async fn stream(
     });
     let stream = futures::stream::iter(head.into_iter().map(Ok))
         .chain(live)
-        .take_until(hub.until_closed());
+        .take_until(futures::future::select(hub.until_closed().boxed(), ends));
     Ok(Sse::new(stream.boxed()).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
@@ -488,9 +491,16 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_told_to_resync_not_that_nothing_runs() {
         let hub = Hub::new();
-        let sse = stream(&hub, "p", None, None, async { Ok(Vec::new()) })
-            .await
-            .unwrap();
+        let sse = stream(
+            &hub,
+            "p",
+            None,
+            None,
+            async { Ok(Vec::new()) },
+            std::future::pending().boxed(),
+        )
+        .await
+        .unwrap();
         for _ in 0..1_100 {
             hub.publish(pause_event());
         }
@@ -562,7 +572,16 @@ mod tests {
             }));
             Ok(active)
         };
-        let sse = stream(&hub, "p", Some(1), None, snapshot).await.unwrap();
+        let sse = stream(
+            &hub,
+            "p",
+            Some(1),
+            None,
+            snapshot,
+            std::future::pending().boxed(),
+        )
+        .await
+        .unwrap();
         let events = read_events(sse, |name, _| name == "deployment").await;
         let seen: Vec<(&str, &serde_json::Value)> = events
             .iter()

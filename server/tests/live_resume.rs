@@ -96,6 +96,8 @@ async fn a_deployment_that_ends_right_after_a_snapshot_is_seen_to_end() {
         .await;
     let id = h.start_deployment("web-master-7").await;
     let stack = h.stack_appears("DEV", "DEV-WEB").await;
+    // The gate's resource is waiting (released too early, moto answers 500).
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A client that cannot resume (an id from long ago) gets a snapshot with the deployment
     // running; the deployment ends right after it connected.
