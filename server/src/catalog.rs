@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use app::model::{Build, Environment, Project, StackCard};
+use app::model::{Build, Environment, Project, StackCard, StackStatus};
 
 use crate::artifacts::{ArtifactStore, BuildFolder, LISTING_TTL};
 use crate::aws::AwsClients;
@@ -402,7 +402,9 @@ impl Catalog {
                 {
                     card.build = Some(build);
                 }
-                card.outside = self.outside(environment, stack_name, &card).await?;
+                card.outside = self
+                    .outside(project, environment, stack_name, &card)
+                    .await?;
                 let hidden = self.store.no_echo_keys(environment, stack_name).await?;
                 for p in card
                     .parameters
@@ -423,6 +425,7 @@ impl Catalog {
     /// deployer's last one (the stack's last-updated time, later than that deployment's end).
     async fn outside(
         &self,
+        project: &str,
         environment: &str,
         stack_name: &str,
         card: &StackCard,
@@ -436,6 +439,9 @@ impl Catalog {
             .await?
             .is_some()
             || self.is_recovering(environment, stack_name)
+            || self
+                .continued_rollback(project, environment, stack_name, status)
+                .await?
         {
             return Ok(None);
         }
@@ -458,6 +464,42 @@ impl Catalog {
                     ended.format("%Y-%m-%d %H:%M:%S UTC")
                 )
             }))
+    }
+
+    /// Whether the stack is in (or at the end of) a rollback the deployer continued — on any
+    /// replica: the audit trail (the database's) says a person continued it after the
+    /// deployer's last deployment there ended, so it is the deployer's, not someone else's.
+    async fn continued_rollback(
+        &self,
+        project: &str,
+        environment: &str,
+        stack_name: &str,
+        status: StackStatus,
+    ) -> Result<bool, AppError> {
+        if !matches!(
+            status,
+            StackStatus::UpdateRollbackInProgress
+                | StackStatus::UpdateRollbackCompleteCleanupInProgress
+                | StackStatus::UpdateRollbackComplete
+        ) {
+            return Ok(false);
+        }
+        let continued = self
+            .store
+            .audit_list(&crate::store::AuditSearch {
+                environment: Some(environment),
+                project: Some(project),
+                action: Some(app::pause::AuditAction::ContinueRollback),
+                actor: None,
+                before: None,
+                limit: 1,
+            })
+            .await?;
+        let Some(at) = continued.first().map(|e| e.at) else {
+            return Ok(false);
+        };
+        let last = self.store.last_change(environment, stack_name).await?;
+        Ok(last.is_none_or(|(_, ended)| at > ended))
     }
 
     /// The image ids among `ids` that `environment`'s account cannot launch.

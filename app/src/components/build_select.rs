@@ -247,7 +247,7 @@ pub fn BuildSelect(
         {blocked.map(|b| view! { <p class="muted small">{b}</p> })}
         {stuck.map(|status| view! {
             <p class="stuck-note small" role="status">{format!(
-                "The stack's first create failed and was rolled back ({}): CloudFormation cannot update it. Deploying deletes it and creates it again.",
+                "The stack's first create failed ({}): CloudFormation cannot update it. Deploying deletes it first (a rollback that failed too leaves resources CloudFormation could not remove: the deletion may fail on them), then creates it again.",
                 status.as_aws_str()
             )}</p>
         })}

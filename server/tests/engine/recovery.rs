@@ -413,3 +413,46 @@ async fn a_change_set_found_executing_on_a_retry_is_watched_not_failed() {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(cfn.calls(), ["CreateChangeSet", "ExecuteChangeSet"]);
 }
+
+/// Another replica (here: the deployer after a restart, which never saw the request) reads the
+/// rollback a person continued as the deployer's, from the audit trail the replicas share —
+/// not as "an operation the deployer did not start".
+#[tokio::test]
+async fn a_continued_rollback_is_the_deployers_on_every_replica() {
+    // AWS: after ContinueUpdateRollback the stack stays UPDATE_ROLLBACK_IN_PROGRESS a while.
+    let inner = ScriptedCfn::new(true, Vec::new());
+    {
+        let mut s = inner.state.lock().unwrap();
+        s.status = Some(StackStatus::UpdateRollbackFailed);
+        s.failed = failed_queue();
+    }
+    let mut recovering = Recovering::new(inner.clone());
+    recovering.after_continue = vec![Some(StackStatus::UpdateRollbackInProgress); 400];
+    let cfn = Arc::new(recovering);
+    let mut h = harness_of(cfn.clone()).await;
+    let (status, card) = h
+        .post(
+            "/api/v1/projects/web/stacks/DEV/continue-rollback",
+            json!({"skip": ["Queue"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{card}");
+
+    // A process that did not take the request.
+    h.state.engine().abort_all();
+    let config = h.config_again();
+    let aws = deployer::aws::AwsClients::connect(&config, Some(common::static_credentials())).await;
+    let map = common::ENVIRONMENTS
+        .iter()
+        .map(|env| {
+            let cfn: Arc<dyn CloudFormation> = cfn.clone();
+            (env.to_string(), cfn)
+        })
+        .collect();
+    h.state = deployer::state_with_cloudformation(config, aws, map)
+        .await
+        .unwrap();
+    let card = h.card("web", "DEV").await;
+    assert_eq!(card["status"], "UPDATE_ROLLBACK_IN_PROGRESS", "{card}");
+    assert_eq!(card["outside"], serde_json::Value::Null, "{card}");
+}
