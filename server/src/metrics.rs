@@ -115,7 +115,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let webhooks = Family::<Delivery, Counter>::default();
     registry.register(
         "webhook_deliveries",
-        "Webhook delivery attempts by outcome (delivered, retried, given_up)",
+        "Webhook delivery attempts by outcome (delivered, retried, given_up; abandoned: the webhook was removed from the config)",
         webhooks.clone(),
     );
     let stack_notifications = Family::<StackNotification, Counter>::default();
