@@ -617,7 +617,10 @@ async fn a_preview_needs_the_deploy_right_is_not_a_cross_site_get_and_is_bounded
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{changes}");
-    assert!(changes.as_array().is_some_and(|c| !c.is_empty()), "{changes}");
+    assert!(
+        changes.as_array().is_some_and(|c| !c.is_empty()),
+        "{changes}"
+    );
 
     // A GET with a person's cookie (a top-level cross-site navigation sends it) is refused.
     let alice = session(&h, "alice", &["admins"], chrono::Duration::hours(1)).await;

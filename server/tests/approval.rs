@@ -46,7 +46,9 @@ async fn waiting_update(h: &Harness, requester: &str) -> Value {
         created["status"], "awaiting_approval",
         "a create is held: {created}"
     );
-    let approver = h.token_of("first-approver", "first-approver", "admin").await;
+    let approver = h
+        .token_of("first-approver", "first-approver", "admin")
+        .await;
     let id = created["id"].as_str().unwrap();
     let (status, body) = as_token(
         h,
@@ -310,7 +312,13 @@ async fn four_eyes_compare_people_so_a_token_named_like_someone_else_cannot_appr
     let bob = h.token_of("bob", "bob", "admin").await;
     let created = h.deploy("web", "PRD", "web-master-1").await;
     let id = created["id"].as_str().unwrap().to_owned();
-    as_token(&h, &bob, &format!("/api/v1/deployments/{id}/approve"), json!({})).await;
+    as_token(
+        &h,
+        &bob,
+        &format!("/api/v1/deployments/{id}/approve"),
+        json!({}),
+    )
+    .await;
     assert_eq!(wait_past_approval(&h, &id).await["status"], "succeeded");
     let (status, started) = as_person(
         &h,
@@ -345,7 +353,10 @@ async fn four_eyes_compare_people_so_a_token_named_like_someone_else_cannot_appr
     );
     // /me says whom the token acts for.
     let (_, me) = h
-        .with_token(&disguised, Request::get("/api/v1/me").body(Body::empty()).unwrap())
+        .with_token(
+            &disguised,
+            Request::get("/api/v1/me").body(Body::empty()).unwrap(),
+        )
         .await;
     assert_eq!(me["name"], "someone-else-entirely");
     assert_eq!(me["person"], "alice");
@@ -410,7 +421,12 @@ async fn discovered(h: &Harness, name: &str) -> Value {
     for _ in 0..600 {
         let (status, projects) = h.get("/api/v1/projects").await;
         assert_eq!(status, StatusCode::OK);
-        if let Some(p) = projects.as_array().unwrap().iter().find(|p| p["name"] == name) {
+        if let Some(p) = projects
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+        {
             return p.clone();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -433,9 +449,19 @@ async fn a_discovered_project_reaches_only_the_environments_the_config_allows_it
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
-    assert!(h.cfn("PRD").describe_stacks().stack_name("PRD-SHOP").send().await.is_err());
+    assert!(
+        h.cfn("PRD")
+            .describe_stacks()
+            .stack_name("PRD-SHOP")
+            .send()
+            .await
+            .is_err()
+    );
     // Where it may go, it deploys.
-    assert_eq!(h.deploy("shop", "DEV", "shop-master-1").await["status"], "succeeded");
+    assert_eq!(
+        h.deploy("shop", "DEV", "shop-master-1").await["status"],
+        "succeeded"
+    );
 
     // The file decides otherwise when it says so.
     let h = Harness::start_configured(|config, _| {

@@ -177,9 +177,9 @@ fn ssm_image_parameters(doc: &serde_yaml::Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|(_, spec)| {
-            spec.get("Type")
-                .and_then(|t| t.as_str())
-                .is_some_and(|t| t.starts_with("AWS::SSM::Parameter::Value<") && t.contains("Image::Id"))
+            spec.get("Type").and_then(|t| t.as_str()).is_some_and(|t| {
+                t.starts_with("AWS::SSM::Parameter::Value<") && t.contains("Image::Id")
+            })
         })
         .filter_map(|(key, _)| key.as_str().map(str::to_owned))
         .collect()

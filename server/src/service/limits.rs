@@ -114,7 +114,10 @@ mod tests {
         let (alice, bob) = (person("alice"), person("bob"));
         let first = limits.take(&alice).unwrap();
         let _second = limits.take(&alice).unwrap();
-        let third = limits.take(&alice).err().expect("a third at once is refused");
+        let third = limits
+            .take(&alice)
+            .err()
+            .expect("a third at once is refused");
         assert!(
             matches!(&third, AppError::TooMany(m) if m.contains("already has 2")),
             "{third}"

@@ -468,11 +468,11 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
             .map(|id| -> Result<crate::ids::Person, StoreError> {
                 Ok(crate::ids::Person {
                     id,
-                    name: r.try_get::<Option<String>, _>("requester_name")?.unwrap_or_default(),
+                    name: r
+                        .try_get::<Option<String>, _>("requester_name")?
+                        .unwrap_or_default(),
                 })
             })
             .transpose()?,
     })
 }
-
-

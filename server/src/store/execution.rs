@@ -242,10 +242,7 @@ mod tests {
         store.insert(&mut idle).await.unwrap();
         let held = store.renew_leases(&["d-1".to_owned()]).await.unwrap();
         assert_eq!(held, ["d-1"]);
-        let undriven = store
-            .owned_undriven(&["d-1".to_owned()])
-            .await
-            .unwrap();
+        let undriven = store.owned_undriven(&["d-1".to_owned()]).await.unwrap();
         let ids: Vec<&str> = undriven.iter().map(|r| r.deployment.id.as_str()).collect();
         assert_eq!(ids, ["d-2"]);
         assert!(store.renew_leases(&[]).await.unwrap().is_empty());
@@ -261,9 +258,9 @@ mod tests {
         let mut d = record("d-1", "DEV");
         store.insert(&mut d).await.unwrap();
         let (until, now): (String, String) = {
-            let row = sqlx::query(&store.sql(
-                "SELECT lease_until, {now} AS db_now FROM deployments WHERE id = 'd-1'",
-            ))
+            let row = sqlx::query(
+                &store.sql("SELECT lease_until, {now} AS db_now FROM deployments WHERE id = 'd-1'"),
+            )
             .fetch_one(&store.pool)
             .await
             .unwrap();
@@ -280,13 +277,11 @@ mod tests {
         );
         assert!(store.orphaned().await.unwrap().is_empty());
         // The database's clock says the lease ran out: free, whatever this process thinks.
-        sqlx::query(&store.sql(
-            "UPDATE deployments SET lease_until = ? WHERE id = 'd-1'",
-        ))
-        .bind(crate::store::ts(now - chrono::Duration::seconds(1)))
-        .execute(&store.pool)
-        .await
-        .unwrap();
+        sqlx::query(&store.sql("UPDATE deployments SET lease_until = ? WHERE id = 'd-1'"))
+            .bind(crate::store::ts(now - chrono::Duration::seconds(1)))
+            .execute(&store.pool)
+            .await
+            .unwrap();
         assert_eq!(store.orphaned().await.unwrap().len(), 1);
     }
 }

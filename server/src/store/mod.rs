@@ -177,13 +177,16 @@ fn connect_options(
         url.set_password(Some(password))
             .map_err(|()| anyhow::anyhow!("the database URL cannot hold a password"))?;
     }
-    Ok(<sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(
-        url.as_str(),
-    )?)
+    Ok(<sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(url.as_str())?)
 }
 
 /// Re-reads the password file every minute; a changed password is used for new connections.
-fn spawn_password_refresh(pool: AnyPool, url: String, file: std::path::PathBuf, mut current: String) {
+fn spawn_password_refresh(
+    pool: AnyPool,
+    url: String,
+    file: std::path::PathBuf,
+    mut current: String,
+) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
@@ -195,7 +198,9 @@ fn spawn_password_refresh(pool: AnyPool, url: String, file: std::path::PathBuf, 
                             current = password;
                             tracing::info!("the database password changed: new connections use it");
                         }
-                        Err(e) => tracing::error!(error = %e, "the new database password is unusable"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the new database password is unusable")
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -518,14 +523,20 @@ mod tests {
         }
         let rotated = "n3w/p@ss:w?rd";
         assert!(store.use_password(rotated).unwrap());
-        assert!(!store.use_password(rotated).unwrap(), "the same one changes nothing");
+        assert!(
+            !store.use_password(rotated).unwrap(),
+            "the same one changes nothing"
+        );
         let url = store.pool.connect_options().database_url.clone();
         let kept = connect_options(url.as_str(), Some(rotated)).unwrap();
         assert_eq!(kept.database_url.password(), url.password());
         // A new connection is made with the new options, and works.
         store.pool.close_event();
         let mut conn = store.pool.acquire().await.unwrap();
-        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&mut *conn).await.unwrap();
+        let one: i64 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
         assert_eq!(one, 1);
     }
 
@@ -568,7 +579,8 @@ mod tests {
         assert_eq!(read_password(&file).unwrap(), "s3cret");
         std::fs::write(&file, "\n").unwrap();
         assert!(read_password(&file).is_err());
-        let options = connect_options("postgres://u@db:5432/d?sslmode=verify-full", Some("a b@c")).unwrap();
+        let options =
+            connect_options("postgres://u@db:5432/d?sslmode=verify-full", Some("a b@c")).unwrap();
         assert_eq!(options.database_url.password(), Some("a%20b%40c"));
         assert_eq!(options.database_url.query(), Some("sslmode=verify-full"));
     }

@@ -105,7 +105,10 @@ fn waiting_words(run: &Run, by_another: bool) -> String {
         let asked = &run.record.deployment.actor;
         match &run.record.requester {
             Some(person) if &person.name != asked => {
-                format!("a person other than {} (who asked through {asked:?})", person.name)
+                format!(
+                    "a person other than {} (who asked through {asked:?})",
+                    person.name
+                )
             }
             _ => format!("a person other than {asked}"),
         }
