@@ -1,9 +1,10 @@
 //! Live configuration: the config file is watched (and re-read on SIGHUP); a valid change is put
-//! in place at once — environments and their clients, projects, roles, webhooks, the poll
-//! interval — without dropping event streams or deployments in flight. A file that does not
-//! parse or check, or a change the running process cannot make (what needs a restart, an
-//! environment removed under a running deployment), is refused as a whole: the running config
-//! stays, and the reason is logged, audited and shown to admins.
+//! in place once the file has settled (stopped changing for [`SETTLE`]) — environments and their
+//! clients, projects, roles, webhooks, the poll interval — without dropping event streams or
+//! deployments in flight. A file that does not parse or check, or a change the running process
+//! cannot make (what needs a restart; an environment removed, a project removed or hidden, or a
+//! stack renamed under a running deployment), is refused as a whole: the running config stays,
+//! and the reason is logged, audited and shown to admins.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,11 @@ use crate::store::NewAudit;
 
 /// How often the file is looked at (its size, modification time and contents).
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a changed file must stay unchanged before it is read.
+pub const SETTLE: Duration = Duration::from_millis(500);
+/// How often a changed file is looked at while it settles.
+const SETTLE_EVERY: Duration = Duration::from_millis(100);
 
 /// The audit trail's actor for a reload.
 pub const ACTOR: &str = "config";
@@ -147,7 +153,9 @@ impl Reloader {
         }
     }
 
-    /// The file the running config came from, and its text; watched from now on.
+    /// The file the running config came from, and its text; watched from now on. A change is
+    /// read once the file has stopped changing for [`SETTLE`]: a file written in place (an
+    /// editor, a copy) is never applied half-written.
     pub fn watch_file(self: &Arc<Self>, path: PathBuf) {
         *lock(&self.text) = std::fs::read_to_string(&path).ok();
         *lock(&self.path) = Some(path.clone());
@@ -156,14 +164,17 @@ impl Reloader {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(WATCH_EVERY).await;
+                if reloader.strong_count() == 0 {
+                    return;
+                }
+                if stamp(&path) == seen {
+                    continue;
+                }
+                seen = settled(&path).await;
                 let Some(reloader) = reloader.upgrade() else {
                     return;
                 };
-                let now = stamp(&path);
-                if now != seen {
-                    seen = now;
-                    let _ = reloader.reload("the config file changed").await;
-                }
+                let _ = reloader.reload("the config file changed").await;
             }
         });
     }
@@ -227,6 +238,7 @@ impl Reloader {
                 ));
             }
         }
+        self.no_stack_moves_under_a_deployment(&new).await?;
         let changes = changes(&old, &new);
         if changes.is_empty() {
             return Ok(changes);
@@ -297,6 +309,39 @@ impl Reloader {
         Ok(changes)
     }
 
+    /// Refuses a config under which an active deployment's project would no longer deploy to
+    /// its stack: the project removed or hidden, its environment dropped, the stack renamed.
+    /// (The running deployment would go on, but what it deploys would no longer be shown, and
+    /// its stack could be deployed to under the other name at the same time.)
+    async fn no_stack_moves_under_a_deployment(&self, new: &Config) -> Result<(), String> {
+        let active = self
+            .engine
+            .store()
+            .active()
+            .await
+            .map_err(|e| format!("cannot check the running deployments: {e}"))?;
+        let folders = self.catalog.folders().unwrap_or_default();
+        for row in &active {
+            let d = &row.deployment;
+            match stack_under(new, &folders, &d.project, &d.environment) {
+                Some(stack) if stack == d.stack_name => {}
+                Some(stack) => {
+                    return Err(format!(
+                        "projects: {}'s stack in {} would become {stack}, but deployment {} is running on {}; change the file again when it has ended",
+                        d.project, d.environment, d.id, d.stack_name
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "projects: {} would no longer deploy to {} (removed, hidden, or without {}), but deployment {} is running on its stack {}; change the file again when it has ended",
+                        d.project, d.environment, d.environment, d.id, d.stack_name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn refused(&self, trigger: &str, reason: &str) {
         tracing::warn!(
             reason,
@@ -344,6 +389,22 @@ impl Reloader {
     }
 }
 
+/// Waits until the file's stamp has not changed for [`SETTLE`]; that stamp.
+async fn settled(path: &Path) -> Option<(u64, Option<std::time::SystemTime>, u64)> {
+    let mut last = stamp(path);
+    let mut since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(SETTLE_EVERY).await;
+        let now = stamp(path);
+        if now != last {
+            last = now;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= SETTLE {
+            return last;
+        }
+    }
+}
+
 /// What identifies the file's contents now (size, modification time, a hash of the text).
 fn stamp(path: &Path) -> Option<(u64, Option<std::time::SystemTime>, u64)> {
     use std::hash::{Hash, Hasher};
@@ -352,6 +413,30 @@ fn stamp(path: &Path) -> Option<(u64, Option<std::time::SystemTime>, u64)> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     Some((meta.len(), meta.modified().ok(), hasher.finish()))
+}
+
+/// The stack `project` deploys to in `environment` under `config`, the bucket's folders being
+/// `folders` (`None`: it is no project, or does not deploy there) — as the catalog resolves it.
+fn stack_under(
+    config: &Config,
+    folders: &[String],
+    project: &str,
+    environment: &str,
+) -> Option<String> {
+    config.environment(environment)?;
+    if let Some(configured) = config.project(project) {
+        return configured.stack_name(environment).map(str::to_owned);
+    }
+    let listed = folders.iter().any(|f| f == project);
+    if !listed
+        || config.hidden.iter().any(|h| h == project)
+        || crate::config::project_problem(project, &config.environment_names()).is_some()
+    {
+        return None;
+    }
+    crate::config::discovered_project(project, &config.discovered_environments())
+        .stack_name(environment)
+        .map(str::to_owned)
 }
 
 /// What only a restart can change: the addresses, the store, where the builds are, the Jenkins
