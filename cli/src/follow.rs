@@ -24,6 +24,9 @@ enum Heard {
 
 /// How long a quiet stream is trusted before the deployment is read again.
 const QUIET: Duration = Duration::from_secs(10);
+/// How long the stream may bring nothing before it is taken for dead and opened again: three
+/// of the server's keep-alives (every 15 s, `server/src/live.rs`), so a slow one is no reason.
+const IDLE: Duration = Duration::from_secs(45);
 
 pub async fn follow(client: &Client, console: &mut Console, id: &str) -> Result<Value, Failure> {
     let (tx, mut rx) = mpsc::channel(1024);
@@ -39,6 +42,8 @@ pub async fn follow(client: &Client, console: &mut Console, id: &str) -> Result<
         }
     };
     view.detail(console, &detail);
+    // Whether `detail` is a whole read (not an earlier one with the stream's updates merged in).
+    let mut whole = true;
     let mut stream_up = true;
     while !ended(&detail) {
         let heard = match stream_up {
@@ -55,12 +60,14 @@ pub async fn follow(client: &Client, console: &mut Console, id: &str) -> Result<
                 }
                 view.update(console, &update);
                 merge(&mut detail, &update);
+                whole = false;
             }
             Some(None) => stream_up = false,
             Some(Some(Heard::Resync)) | None => match client.get(&path, &[]).await {
                 Ok(fresh) => {
                     view.detail(console, &fresh);
                     detail = fresh;
+                    whole = true;
                 }
                 // A blip while following: keep following; the next read may work.
                 Err(e) if e.exit == crate::exit::USAGE => view.note(console, &e.message),
@@ -73,7 +80,21 @@ pub async fn follow(client: &Client, console: &mut Console, id: &str) -> Result<
     }
     listener.abort();
     view.done();
-    Ok(detail)
+    if whole {
+        return Ok(detail);
+    }
+    // The stream's updates carry the deployment's own fields only: its steps, events and change
+    // set are read again now that it has ended, so what is printed is what the API has.
+    match client.get(&path, &[]).await {
+        Ok(last) => Ok(last),
+        Err(e) => {
+            console.err(format!(
+                "could not read the deployment's end ({}); printing it as followed",
+                e.message
+            ));
+            Ok(detail)
+        }
+    }
 }
 
 fn ended(detail: &Value) -> bool {
@@ -115,12 +136,11 @@ async fn listen(client: Client, tx: mpsc::Sender<Heard>) {
             return;
         }
         let mut bytes = response.bytes_stream();
-        let mut buffer = String::new();
-        while let Some(Ok(chunk)) = bytes.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let (id, name, data) = parse(&block);
+        let mut decoder = Decoder::default();
+        // Nothing at all (not even the keep-alive) for longer than `IDLE`: the connection is
+        // half-open (a NAT or proxy dropped it silently); a new one resumes after `last_id`.
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(IDLE, bytes.next()).await {
+            for (id, name, data) in decoder.push(&chunk) {
                 if id.is_some() {
                     last_id = id;
                 }
@@ -137,6 +157,40 @@ async fn listen(client: Client, tx: mpsc::Sender<Heard>) {
                 }
             }
         }
+    }
+}
+
+/// The event stream's bytes, as they come, into whole events. A chunk may end anywhere — inside
+/// a line, between a line's `\r` and `\n`, inside a character of several bytes — so bytes are
+/// kept until their line ends, and only whole lines are decoded.
+#[derive(Default)]
+struct Decoder {
+    /// The bytes of a line not ended yet.
+    partial: Vec<u8>,
+    /// The lines of the event being read.
+    lines: Vec<String>,
+}
+
+impl Decoder {
+    /// The events `chunk` completes: id, name and data of each.
+    fn push(&mut self, chunk: &[u8]) -> Vec<(Option<u64>, String, String)> {
+        self.partial.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(n) = self.partial[start..].iter().position(|b| *b == b'\n') {
+            let line = &self.partial[start..start + n];
+            start += n + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                self.lines.push(String::from_utf8_lossy(line).into_owned());
+            } else if !self.lines.is_empty() {
+                // A blank line ends the event.
+                events.push(parse(&self.lines.join("\n")));
+                self.lines.clear();
+            }
+        }
+        self.partial.drain(..start);
+        events
     }
 }
 
@@ -315,5 +369,31 @@ mod tests {
         assert_eq!(data, "{\"a\":1}");
         let (id, name, _) = parse(": keep-alive\n\n");
         assert_eq!((id, name.as_str()), (None, "message"));
+    }
+
+    #[test]
+    fn a_character_split_across_chunks_is_decoded_whole() {
+        let text = "id: 7\r\nevent: deployment\r\ndata: {\"reason\":\"Résumé ✓\"}\r\n\r\n";
+        let bytes = text.as_bytes();
+        // Every split point, including inside "é" (2 bytes) and "✓" (3 bytes).
+        for split in 1..bytes.len() {
+            let mut decoder = Decoder::default();
+            let mut events = decoder.push(&bytes[..split]);
+            events.extend(decoder.push(&bytes[split..]));
+            assert_eq!(
+                events,
+                [(
+                    Some(7),
+                    "deployment".to_owned(),
+                    "{\"reason\":\"Résumé ✓\"}".to_owned()
+                )],
+                "split at byte {split}"
+            );
+        }
+        // One byte at a time.
+        let mut decoder = Decoder::default();
+        let events: Vec<_> = bytes.iter().flat_map(|b| decoder.push(&[*b])).collect();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].2, "{\"reason\":\"Résumé ✓\"}");
     }
 }

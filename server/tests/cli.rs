@@ -191,7 +191,9 @@ async fn busy_exits_6_and_approve_and_discard_end_as_they_should() {
     })
     .await;
     let url = h.serve().await;
-    let releaser = h.new_token("releaser", "admin").await;
+    // Another person (four eyes compare people: a token made by the harness's admin would be
+    // the same person).
+    let releaser = h.token_of("releaser", "releaser", "admin").await;
     h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#)
         .await;
     h.put_build_with(
@@ -208,13 +210,18 @@ async fn busy_exits_6_and_approve_and_discard_end_as_they_should() {
         r#"{"Greeting": "three"}"#,
     )
     .await;
+    // PRD holds a first create too: another person approves it.
     let created = deployctl(
         &url,
         &h.token,
-        &["deploy", "web", "PRD", "web-master-1", "--wait"],
+        &["deploy", "web", "PRD", "web-master-1", "-o", "json"],
     )
     .await;
     assert_eq!(created.code, exit::SUCCEEDED, "{created}");
+    let first = json(&created)["id"].as_str().unwrap().to_owned();
+    assert_eq!(h.wait(&first).await["status"], "awaiting_approval");
+    let approved = deployctl(&url, &releaser, &["approve", &first, "--wait"]).await;
+    assert_eq!(approved.code, exit::SUCCEEDED, "{approved}");
 
     let asked = deployctl(
         &url,
@@ -279,4 +286,40 @@ async fn usage_and_connection_errors_exit_2_and_say_what_to_do() {
         out.text().contains("5  paused"),
         "the exit codes are documented"
     );
+}
+
+/// `--wait -o json` prints the deployment as it ended — its steps finished, the stack's events,
+/// the change set — exactly as the API then answers it, not as first read when it had just
+/// started.
+#[tokio::test]
+async fn deploy_with_wait_and_json_prints_the_finished_deployment_as_the_api_has_it() {
+    let h = Harness::start().await;
+    let url = h.serve().await;
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#)
+        .await;
+    let ran = deployctl(
+        &url,
+        &h.token,
+        &["deploy", "web", "DEV", "web-master-1", "--wait", "-o", "json"],
+    )
+    .await;
+    assert_eq!(ran.code, exit::SUCCEEDED, "{ran}");
+    let printed = json(&ran);
+    assert_eq!(printed["status"], "succeeded", "{ran}");
+    let steps = printed["steps"].as_array().unwrap();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s["status"] != "running"),
+        "every step finished: {ran}"
+    );
+    assert!(
+        printed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["status"] == "CREATE_COMPLETE"),
+        "the stack's events to the end: {ran}"
+    );
+    let id = printed["id"].as_str().unwrap();
+    let (_, api) = h.get(&format!("/api/v1/deployments/{id}")).await;
+    assert_eq!(printed, api, "the CLI prints what the API answers");
 }
