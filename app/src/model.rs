@@ -401,6 +401,11 @@ pub struct PromotionCell {
     /// What "Promote" here would deploy (the build the previous environment runs), when that
     /// differs from what runs here.
     pub promote: Option<String>,
+    /// Why the stack could not be read (its account unreachable, access denied): what runs
+    /// there is unknown, and `build`, `status`, `behind` and `promote` say nothing. `None` when
+    /// it was read.
+    #[serde(default)]
+    pub unknown: Option<String>,
 }
 
 /// The answer of `GET /api/v1/promotion`, with the server's clock for relative times.

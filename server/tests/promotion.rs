@@ -461,3 +461,57 @@ async fn the_verdict_says_unchecked_for_what_it_cannot_look_up_and_checks_defaul
         "{verdict}"
     );
 }
+
+/// One environment's account cannot be read (its endpoint refuses connections): the matrix
+/// still answers, that cell unknown with the reason, the others as they are — and nothing is
+/// offered for promotion into or out of what is unknown.
+#[tokio::test]
+async fn an_unreadable_environment_is_an_unknown_cell_and_the_matrix_still_answers() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = Harness::start_configured(|config, _| {
+        let stg = config
+            .environments
+            .iter_mut()
+            .find(|e| e.name == "STG")
+            .unwrap();
+        stg.endpoint_url = Some(format!("http://127.0.0.1:{closed}"));
+    })
+    .await;
+    h.put_build("web", "web-master-1").await;
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
+
+    let (status, matrix) = h.get("/api/v1/promotion").await;
+    assert_eq!(status, 200, "{matrix}");
+    let (dev, stg, prd) = (
+        cell(&matrix, "web", "DEV"),
+        cell(&matrix, "web", "STG"),
+        cell(&matrix, "web", "PRD"),
+    );
+    assert_eq!(dev["build"], "web-master-1", "{matrix}");
+    assert_eq!(dev["unknown"], Value::Null, "{matrix}");
+    let reason = stg["unknown"].as_str().expect("STG is unknown");
+    assert!(
+        reason.contains("STG"),
+        "names what could not be read: {reason}"
+    );
+    assert_eq!(stg["build"], Value::Null);
+    assert_eq!(
+        stg["promote"],
+        Value::Null,
+        "nothing to promote into: {stg}"
+    );
+    assert_eq!(prd["unknown"], Value::Null, "{matrix}");
+    assert_eq!(
+        prd["promote"],
+        Value::Null,
+        "nothing known to promote: {prd}"
+    );
+    assert_eq!(cell(&matrix, "web-api", "DEV")["unknown"], Value::Null);
+}

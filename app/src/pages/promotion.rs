@@ -119,6 +119,20 @@ fn Cell(
     >,
 ) -> impl IntoView {
     let href = format!("/projects/{project}/{}", cell.environment);
+    // The stack could not be read: say so, with why, rather than "not deployed".
+    if let Some(reason) = cell.unknown.clone() {
+        return view! {
+            <td class="matrix-cell matrix-unknown" data-environment=cell.environment.clone()
+                data-build="" data-unknown="true">
+                <a class="matrix-build mono" href=href>"—"</a>
+                <span class="badge tone-none" title=reason.clone()>
+                    <span class="badge-dot" aria-hidden="true"></span>"unknown"
+                </span>
+                <span class="matrix-unknown-reason small muted">{reason}</span>
+            </td>
+        }
+        .into_any();
+    }
     let status = cell
         .status
         .map_or_else(|| "not deployed".to_owned(), StackStatus::label);
@@ -165,4 +179,5 @@ fn Cell(
             {button}
         </td>
     }
+    .into_any()
 }

@@ -23,24 +23,65 @@ impl Services {
         futures::future::try_join_all(rows).await
     }
 
-    /// One project's row of the matrix.
+    /// One project's row of the matrix. An environment whose stack cannot be read (its account
+    /// unreachable, access denied) is a cell of its own, unknown with the reason, rather than
+    /// the row — and with it the matrix — failing.
     pub async fn promotion_of(
         &self,
         actor: &Actor,
         project: &ProjectName,
     ) -> Result<Promotion, AppError> {
-        let title = self.catalog.project(project)?.title.clone();
+        let config = self.catalog.project(project)?;
+        let title = config.title.clone();
+        let environments: Vec<String> = config.environments().map(str::to_owned).collect();
         let all = BuildsFilter::default();
-        let (cards, builds) = futures::join!(
-            self.catalog.stacks(project),
+        let reads = environments
+            .iter()
+            .map(|env| self.catalog.stack(project.as_str(), env));
+        let (reads, builds) = futures::join!(
+            futures::future::join_all(reads),
             self.builds(actor, project, &all)
         );
         // A project whose builds cannot be listed still shows its stacks.
         let builds = builds.unwrap_or_default();
+        let mut unknown: Vec<(String, String)> = Vec::new();
+        let cards: Vec<StackCard> = environments
+            .into_iter()
+            .zip(reads)
+            .map(|(environment, read)| {
+                read.unwrap_or_else(|e| {
+                    // The summary the API would answer (AWS's details are in the log).
+                    unknown.push((environment.clone(), e.body().message));
+                    // In the order as a stack that runs nothing: the next environment is
+                    // offered nothing from it, and it is not "behind".
+                    StackCard {
+                        environment,
+                        name: String::new(),
+                        exists: false,
+                        status: None,
+                        status_reason: None,
+                        build: None,
+                        updated_at: None,
+                        outputs: Vec::new(),
+                        parameters: Vec::new(),
+                        failed_resources: Vec::new(),
+                        outside: None,
+                    }
+                })
+            })
+            .collect();
+        let mut environments = cells(&cards, &builds);
+        for cell in &mut environments {
+            if let Some((_, reason)) = unknown.iter().find(|(e, _)| *e == cell.environment) {
+                // What runs there is unknown: promoting into it is not offered either.
+                cell.promote = None;
+                cell.unknown = Some(reason.clone());
+            }
+        }
         Ok(Promotion {
             project: project.to_string(),
             title,
-            environments: cells(&cards?, &builds),
+            environments,
         })
     }
 
@@ -171,6 +212,7 @@ pub fn cells(cards: &[StackCard], builds: &[Build]) -> Vec<PromotionCell> {
             behind,
             previous: before.map(|b| b.environment.clone()),
             promote,
+            unknown: None,
         });
     }
     out
