@@ -15,6 +15,7 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod ids;
+pub mod person;
 pub mod jenkins;
 pub mod live;
 pub mod live_relay;

@@ -14,7 +14,8 @@ use crate::artifacts::BuildFolder;
 use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
 use crate::error::AppError;
-use crate::ids::{DeploymentId, EnvName, Person, ProjectName};
+use crate::ids::{DeploymentId, EnvName, ProjectName};
+use crate::person::Person;
 use crate::live::Hub;
 use crate::store::{CancelAsk, LEASE, NewAudit, Record, Store, StoreError};
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::AppError;
-use crate::ids::Person;
+use crate::person::Person;
 
 /// Per person: at most `concurrent` at once and `per_window` within `window`.
 pub struct PerPerson {

@@ -30,7 +30,7 @@ pub use pause::PauseOrder;
 pub use projects::BuildsFilter;
 pub use trail::AuditFilter;
 
-pub use crate::ids::Person;
+pub use crate::person::Person;
 
 /// Who is asking: a person (session), a script (API token) or the bootstrap token, with the
 /// rights of their roles. Made from the request in one place (`auth::authenticate`, read by

@@ -230,7 +230,7 @@ pub struct NewTokenRow<'a> {
     pub hash: &'a str,
     /// Who made it, as the token list shows it (the caller's name).
     pub created_by: &'a str,
-    /// The person it acts for — the maker's person ([`crate::ids::Person`]): stable id and
+    /// The person it acts for — the maker's person ([`crate::person::Person`]): stable id and
     /// login name.
     pub person: &'a str,
     pub person_name: &'a str,

@@ -465,8 +465,8 @@ pub(super) fn record_from_row(r: &AnyRow) -> Result<Record, StoreError> {
         owner: r.try_get("owner")?,
         requester: r
             .try_get::<Option<String>, _>("requester")?
-            .map(|id| -> Result<crate::ids::Person, StoreError> {
-                Ok(crate::ids::Person {
+            .map(|id| -> Result<crate::person::Person, StoreError> {
+                Ok(crate::person::Person {
                     id,
                     name: r
                         .try_get::<Option<String>, _>("requester_name")?

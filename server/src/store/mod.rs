@@ -53,7 +53,7 @@ pub struct Record {
     pub owner: Option<String>,
     /// The person who asked for it (none for deployments kept before people were recorded:
     /// the actor's name stands for them).
-    pub requester: Option<crate::ids::Person>,
+    pub requester: Option<crate::person::Person>,
 }
 
 impl Record {
