@@ -15,8 +15,8 @@ use crate::aws::cfn::CloudFormation;
 use crate::catalog::Catalog;
 use crate::error::AppError;
 use crate::ids::{DeploymentId, EnvName, ProjectName};
-use crate::person::Person;
 use crate::live::Hub;
+use crate::person::Person;
 use crate::store::{CancelAsk, LEASE, NewAudit, Record, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -146,7 +146,7 @@ impl Engine {
     }
 
     /// What this process drives: the deployments its tasks run, and those being started.
-    fn driving(&self) -> Vec<String> {
+    pub fn driving(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .running
             .lock()
@@ -199,7 +199,15 @@ impl Engine {
     async fn keep_leases(self: &Arc<Self>) {
         let driving = self.driving();
         let asked = std::time::Instant::now();
-        let held = match self.store.renew_leases(&driving).await {
+        // A renewal that hangs (the database locked or unreachable) counts as one that failed.
+        let renewal = tokio::time::timeout(LEASE / 3, self.store.renew_leases(&driving))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::store::StoreError::Unanswered(
+                    "the lease renewal took longer than a third of the lease".into(),
+                ))
+            });
+        let held = match renewal {
             Ok(held) => {
                 *self
                     .renewed

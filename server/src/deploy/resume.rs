@@ -45,6 +45,13 @@ impl Engine {
             if self.is_driving(&id) || !self.store.claim(&id, force).await? {
                 continue;
             }
+            // Read again now that it is ours: what the old owner wrote before it lost the lease
+            // (read before the claim, it could be stale) is what this replica goes on from.
+            let record = match self.store.record(&id).await? {
+                Some(fresh) if fresh.deployment.status.is_active() => fresh,
+                Some(_) => continue,
+                None => record,
+            };
             count += 1;
             self.resume_one(record, &pauses).await;
         }

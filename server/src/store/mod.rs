@@ -93,6 +93,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The store did not answer in time (locked, or unreachable).
+    #[error("the store did not answer: {0}")]
+    Unanswered(String),
     /// A write fenced on ownership found the deployment driven by another replica (or ended):
     /// this process's view is stale and must not act on it.
     #[error("deployment {0} is no longer driven by this replica")]

@@ -187,3 +187,71 @@ async fn a_deploy_whose_client_hung_up_while_it_started_is_still_driven_to_its_e
     let next = h.start_deployment("web-master-2").await;
     assert!(!h.wait(&next).await["status"].is_null());
 }
+
+/// What holds the store's deployments locked from outside until dropped: a database that does
+/// not answer the lease keeper (SQLite: a writer's lock; PostgreSQL: the table locked).
+enum StoreHeld {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn hold_the_store(h: &Harness) -> StoreHeld {
+    use sqlx::Connection;
+    match &h.store {
+        deployer::config::StoreLocation::Sqlite(path) => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            StoreHeld::Sqlite(conn)
+        }
+        deployer::config::StoreLocation::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("LOCK TABLE deployments IN EXCLUSIVE MODE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            StoreHeld::Postgres(conn)
+        }
+    }
+}
+
+async fn let_go(held: StoreHeld) {
+    match held {
+        StoreHeld::Sqlite(mut c) => drop(sqlx::query("ROLLBACK").execute(&mut c).await),
+        StoreHeld::Postgres(mut c) => drop(sqlx::query("ROLLBACK").execute(&mut c).await),
+    }
+}
+
+/// A replica whose leases cannot be renewed stops driving before they run out by the
+/// database's clock (another replica may take over then: never two drivers); once the store
+/// answers again, the deployment it still owns is picked up and driven to its end.
+#[tokio::test]
+async fn a_replica_that_cannot_renew_its_leases_stops_driving_and_picks_up_again() {
+    // AWS: an ordinary update, held at its start by the test's gate.
+    let cfn = ScriptedCfn::new(true, update_to_complete());
+    let h = harness(cfn.clone()).await;
+    let gate = cfn.gate.lock().await;
+    let id = start(&h).await;
+    wait_for_step(&h, &id, "validate").await;
+    let engine = h.state.engine().clone();
+    assert!(engine.driving().contains(&id));
+
+    let held = hold_the_store(&h).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    while engine.driving().contains(&id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still driving with its lease unrenewed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let_go(held).await;
+    drop(gate);
+    let done = h.wait(&id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+}
