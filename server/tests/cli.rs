@@ -300,7 +300,15 @@ async fn deploy_with_wait_and_json_prints_the_finished_deployment_as_the_api_has
     let ran = deployctl(
         &url,
         &h.token,
-        &["deploy", "web", "DEV", "web-master-1", "--wait", "-o", "json"],
+        &[
+            "deploy",
+            "web",
+            "DEV",
+            "web-master-1",
+            "--wait",
+            "-o",
+            "json",
+        ],
     )
     .await;
     assert_eq!(ran.code, exit::SUCCEEDED, "{ran}");

@@ -415,7 +415,10 @@ async fn change_sets_the_deployer_left_behind_are_deleted_and_nobody_elses() {
 async fn the_verdict_says_unchecked_for_what_it_cannot_look_up_and_checks_default_images() {
     let h = Harness::start().await;
     h.put_build("web", "web-master-1").await;
-    assert_eq!(h.deploy("web", "DEV", "web-master-1").await["status"], "succeeded");
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
 
     let computed = common::TEMPLATE.replacen(
         "Outputs:\n",
@@ -457,7 +460,10 @@ async fn the_verdict_says_unchecked_for_what_it_cannot_look_up_and_checks_defaul
             .unwrap()
             .iter()
             .any(|w| w["kind"] == "missing_image"
-                && w["message"].as_str().unwrap().contains("ami-0123456789abcdef0")),
+                && w["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("ami-0123456789abcdef0")),
         "{verdict}"
     );
 }
