@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
 /// `GET /auth/login?next=/path`: to the identity provider, and back to `next` after.
 ///
 /// The login is bound to the browser that starts it: the `state` the provider sends back is the
-/// hash of a random value only this browser holds, in a short-lived cookie (`Path=/auth`), so a
+/// hash of a random value only this browser holds, in a short-lived cookie (`__Host-` over https), so a
 /// callback URL of someone else's login — an attacker's, opened in a victim's browser to log the
 /// victim into the attacker's account — is refused at `/auth/callback`.
 async fn login(
@@ -108,17 +108,14 @@ async fn login(
             "The deployer could not keep the login in flight; see its log.",
         );
     }
-    let secure = if over_https(&state.auth.config()) {
-        "; Secure"
-    } else {
-        ""
-    };
+    let https = over_https(&state.auth.config());
     let mut response = Redirect::to(url.as_str()).into_response();
     set_cookie(
         &mut response,
         &format!(
-            "{}={binding}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={}{secure}",
-            login_cookie(&bound_state),
+            "{}={binding}; HttpOnly; SameSite=Lax; {}; Max-Age={}",
+            login_cookie(&bound_state, https),
+            login_cookie_scope(https),
             LOGIN_WINDOW.as_secs()
         ),
     );
@@ -127,8 +124,20 @@ async fn login(
 
 /// The cookie binding the login with this state to its browser: named after the state, so that
 /// logins started in several tabs at once each find theirs.
-fn login_cookie(state: &str) -> String {
-    format!("deployer_login_{}", &state[..16])
+/// Over https it carries the `__Host-` prefix (`Secure`, `Path=/`, no `Domain`), so that a
+/// sibling subdomain cannot plant one and bind a victim's browser to the attacker's login.
+fn login_cookie(state: &str, https: bool) -> String {
+    let prefix = if https { "__Host-" } else { "" };
+    format!("{prefix}deployer_login_{}", &state[..16])
+}
+
+/// The login cookie's path and security: over https what `__Host-` requires, else `/auth`.
+fn login_cookie_scope(https: bool) -> &'static str {
+    if https {
+        "Path=/; Secure"
+    } else {
+        "Path=/auth"
+    }
 }
 
 /// A state this deployer could have made: the hex SHA-256 of a login's binding.
@@ -156,7 +165,14 @@ fn safe_return(next: Option<&str>, own_origin: &str) -> String {
     };
     match base.join(next) {
         Ok(url) if url.origin() == base.origin() => {
-            url[Position::BeforePath..Position::AfterQuery].to_owned()
+            // Joining removes dot segments: `/.//evil.example` becomes the path
+            // `//evil.example`, which a browser reads as another host. Never return one.
+            let path = &url[Position::BeforePath..Position::AfterQuery];
+            if path.starts_with("//") || path.starts_with("/\\") {
+                home()
+            } else {
+                path.to_owned()
+            }
         }
         _ => home(),
     }
@@ -191,7 +207,7 @@ async fn callback(
         let secure = if over_https(&auth) { "; Secure" } else { "" };
         (session_cookie(&auth), secure)
     };
-    let finished = match bound_to_this_browser(&headers, &query) {
+    let finished = match bound_to_this_browser(&headers, &query, !secure.is_empty()) {
         Ok(()) => finish(&state, &query).await,
         Err(refused) => Err(refused),
     };
@@ -221,11 +237,13 @@ async fn callback(
     };
     // The login's cookie has done its work, whatever the outcome.
     if let Some(state) = query.get("state").filter(|s| is_state(s)) {
+        let https = !secure.is_empty();
         set_cookie(
             &mut response,
             &format!(
-                "{}=; HttpOnly; SameSite=Lax; Path=/auth; Max-Age=0{secure}",
-                login_cookie(state)
+                "{}=; HttpOnly; SameSite=Lax; {}; Max-Age=0",
+                login_cookie(state, https),
+                login_cookie_scope(https)
             ),
         );
     }
@@ -238,6 +256,7 @@ async fn callback(
 fn bound_to_this_browser(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
+    https: bool,
 ) -> Result<(), (StatusCode, String)> {
     if query.contains_key("error") {
         return Ok(());
@@ -248,7 +267,7 @@ fn bound_to_this_browser(
             "the identity provider sent back no state of a login this deployer started".to_owned(),
         ));
     };
-    match cookie(headers, &login_cookie(state)) {
+    match cookie(headers, &login_cookie(state, https)) {
         Some(binding) if constant_time_eq(hash(&binding).as_bytes(), state.as_bytes()) => Ok(()),
         _ => Err((
             StatusCode::BAD_REQUEST,
@@ -495,6 +514,11 @@ mod tests {
             "/\u{3000}/evil.example",
             "javascript:alert(1)",
             "",
+            // Dot segments removed by the join leave a path that begins with two slashes.
+            "/.//evil.example",
+            "/a/..//evil.example",
+            "/%2e//evil.example",
+            "/././/evil.example/phish",
         ] {
             assert_eq!(safe_return(Some(bad), own), "/", "{bad:?}");
         }

@@ -60,9 +60,10 @@ pub struct Plan {
     pub recreate: bool,
 }
 
-/// How long this process drives without a lease renewal before it stops: a third of the lease
-/// left, so it stops before the lease runs out by the database's clock.
-const HOLD_WITHOUT_RENEWAL: Duration = Duration::from_millis(LEASE.as_millis() as u64 * 2 / 3);
+/// How long this process drives without a lease renewal before it stops: half the lease, so it
+/// stops (at the keeper's next look, a third of a lease later at most) before the lease runs
+/// out by the database's clock.
+const HOLD_WITHOUT_RENEWAL: Duration = Duration::from_millis(LEASE.as_millis() as u64 / 2);
 
 /// A deployment between its row and its task, in [`Engine::starting`] while it lasts.
 struct Starting<'a> {
@@ -108,6 +109,8 @@ pub struct Engine {
     /// When the last renewal of this process's leases that succeeded was sent: past
     /// [`HOLD_WITHOUT_RENEWAL`] without one, this process stops driving (another may take over).
     renewed: Mutex<std::time::Instant>,
+    /// The keeper's look around (cancels, lost and undriven deployments) is under way.
+    looking: std::sync::atomic::AtomicBool,
     /// Set when this process "exits" (tests) or hands over (a graceful stop): its lease keeper
     /// stops renewing.
     stopped: std::sync::atomic::AtomicBool,
@@ -133,16 +136,9 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             starting: Mutex::new(std::collections::HashSet::new()),
             renewed: Mutex::new(std::time::Instant::now()),
+            looking: std::sync::atomic::AtomicBool::new(false),
             stopped: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    /// Whether a task of this process drives the deployment.
-    pub(super) fn is_driving(&self, id: &str) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(id)
     }
 
     /// What this process drives: the deployments its tasks run, and those being started.
@@ -196,17 +192,47 @@ impl Engine {
         });
     }
 
+    /// Since the last renewal that succeeded was sent.
+    fn since_renewed(&self) -> Duration {
+        self.renewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
+    }
+
     async fn keep_leases(self: &Arc<Self>) {
         let driving = self.driving();
         let asked = std::time::Instant::now();
-        // A renewal that hangs (the database locked or unreachable) counts as one that failed.
-        let renewal = tokio::time::timeout(LEASE / 3, self.store.renew_leases(&driving))
-            .await
-            .unwrap_or_else(|_| {
-                Err(crate::store::StoreError::Unanswered(
-                    "the lease renewal took longer than a third of the lease".into(),
-                ))
-            });
+        // Several replicas (PostgreSQL): a replica that cannot renew stops before its leases run
+        // out, however its renewals fail (an error, or no answer). One SQLite process owns
+        // everything — nobody else could take over, so it never stops for this.
+        let replicas = self.store.dialect() == crate::store::Dialect::Postgres;
+        let watchdog = |engine: &Engine, driving: &[String]| {
+            let since = engine.since_renewed();
+            if replicas && since >= HOLD_WITHOUT_RENEWAL && !driving.is_empty() {
+                tracing::error!(
+                    deployments = driving.len(),
+                    "the leases could not be renewed for {}s: stopping every deployment this \
+                     process drives; they are picked up again once the store answers",
+                    since.as_secs()
+                );
+                engine.stop_driving();
+            }
+        };
+        watchdog(self, &driving);
+        // A renewal that hangs counts as one that failed, and never past the point where this
+        // process must have stopped.
+        let budget = (LEASE / 3).min(HOLD_WITHOUT_RENEWAL.saturating_sub(self.since_renewed()));
+        let renewal = tokio::time::timeout(
+            budget.max(Duration::from_millis(100)),
+            self.store.renew_leases(&driving),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Unanswered(
+                "the lease renewal took longer than a third of the lease".into(),
+            ))
+        });
         let held = match renewal {
             Ok(held) => {
                 *self
@@ -216,26 +242,29 @@ impl Engine {
                 held
             }
             Err(e) => {
-                let since = self
-                    .renewed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .elapsed();
                 tracing::warn!(error = %e, "could not renew the deployments' leases");
-                if since >= HOLD_WITHOUT_RENEWAL && !driving.is_empty() {
-                    // The leases run out soon by the database's clock, and another replica may
-                    // take over: this one stops before that, never two drivers at once.
-                    tracing::error!(
-                        deployments = driving.len(),
-                        "the leases could not be renewed for {}s: stopping every deployment this \
-                         process drives; they are picked up again once the store answers",
-                        since.as_secs()
-                    );
-                    self.stop_driving();
-                }
+                watchdog(self, &driving);
                 return;
             }
         };
+        // What follows talks to the store (and, picking work up, to S3 and CloudFormation): it
+        // runs beside the keeper, one round at a time, so that it never holds a renewal back.
+        if self.looking.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.look_around(driving, held).await;
+            engine
+                .looking
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+
+    /// After a renewal: cancels asked through another replica, deployments lost to another
+    /// replica, and work to pick up (this process's own undriven rows; on PostgreSQL, rows
+    /// another replica left).
+    async fn look_around(self: &Arc<Self>, driving: Vec<String>, held: Vec<String>) {
         for id in driving {
             if held.contains(&id) {
                 // A cancel asked through another replica reaches the task here.
@@ -267,6 +296,9 @@ impl Engine {
         }
         // Rows this process owns that nothing drives (a task stopped above, or one that never
         // started): picked up again, as after a restart.
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         match self.store.owned_undriven(&self.driving()).await {
             Ok(idle) if !idle.is_empty() => match self.take_over(idle, false).await {
                 Ok(n) if n > 0 => tracing::warn!(
@@ -375,6 +407,13 @@ impl Engine {
             &plan.folder.build.id,
             actor,
         );
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AppError::Unavailable(
+                "this deployer is stopping (handing its deployments over): deploy again in a \
+                 moment, another replica takes it"
+                    .into(),
+            ));
+        }
         let mut record = Record::new(deployment);
         record.deployment.recreate = plan.recreate;
         record.deployment.requested_by = Some(requester.name.clone());
@@ -463,6 +502,11 @@ impl Engine {
             .running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running.contains_key(&id) {
+            // Never two tasks for one deployment in one process.
+            tracing::error!(id, "already driven here: not started a second time");
+            return;
+        }
         // Every line the deployment's task logs carries which deployment it is.
         let span = tracing::info_span!(
             "deployment",

@@ -42,7 +42,8 @@ impl Engine {
         let mut count = 0;
         for record in candidates {
             let id = record.deployment.id.clone();
-            if self.is_driving(&id) || !self.store.claim(&id, force).await? {
+            // Driven already — by a task, or being started (its row written a moment ago).
+            if self.driving().contains(&id) || !self.store.claim(&id, force).await? {
                 continue;
             }
             // Read again now that it is ours: what the old owner wrote before it lost the lease
@@ -92,6 +93,12 @@ impl Engine {
                 let _ = cfn.delete_change_set(&stack, &change_set_name(&d.id)).await;
             }
             record.change_set_name = None;
+            // Waiting for a person, or approved and held: a pause holds it (it is planned again
+            // and waits where it was), it is not cancelled.
+            let held_for_a_person = record.deployment.status == DeploymentStatus::AwaitingApproval
+                || record.deployment.approval.as_ref().is_some_and(|a| {
+                    a.decision == Some(app::deployment::ApprovalDecision::Approved)
+                });
             if !record.execution_committed {
                 let d = &record.deployment;
                 let why = if record.cancel.is_some() {
@@ -99,6 +106,8 @@ impl Engine {
                         "cancelled before anything was executed; the stack was not touched"
                             .to_owned(),
                     )
+                } else if held_for_a_person {
+                    None
                 } else {
                     pauses
                         .blocking(&d.environment)

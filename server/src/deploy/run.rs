@@ -127,6 +127,24 @@ impl Run {
         }
     }
 
+    /// Saves until the store has it (retrying while it is briefly away): for a state others act
+    /// on through the store — a deployment waiting for a person is approved only once the store
+    /// says it waits. False when another replica owns it now.
+    pub async fn save_kept(&self) -> bool {
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            match self.store.save(&self.record).await {
+                Ok(()) => return true,
+                Err(StoreError::LeaseLost(_)) => return false,
+                Err(e) => {
+                    tracing::warn!(id = self.id(), error = %e, "could not save; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// Saves, then tells every viewer — only while this process owns the deployment.
     pub async fn publish(&self, new_events: Vec<StackEvent>) {
         if self.save().await {

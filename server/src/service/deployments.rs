@@ -161,6 +161,18 @@ impl Services {
             )));
         }
         let by_another = d.approval.as_ref().is_some_and(|a| a.by_another);
+        if by_another
+            && decision == ApprovalDecision::Approved
+            && actor.via() == app::auth::Via::Token
+            && actor.person().id.starts_with("name:")
+        {
+            return Err(AppError::Forbidden(format!(
+                "{} needs another person to approve, and the token {:?} was made before tokens \
+                 recorded whom they act for: approve as a person, or with a token made since",
+                d.environment,
+                actor.name()
+            )));
+        }
         if by_another && decision == ApprovalDecision::Approved {
             // People, not names: a token acts for the person who made it, a session for the
             // identity provider's subject — whatever either is called.

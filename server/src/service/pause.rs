@@ -107,8 +107,12 @@ impl Services {
                 }
                 // Waiting for a person: the pause holds it (nothing was executed), it is not
                 // thrown away.
+                let approved = record.deployment.approval.as_ref().is_some_and(|a| {
+                    a.decision == Some(app::deployment::ApprovalDecision::Approved)
+                });
                 if record.deployment.status == DeploymentStatus::AwaitingApproval
                     || record.deployment.step == Some(StepName::Approval)
+                    || (approved && !record.execution_committed)
                 {
                     continue;
                 }

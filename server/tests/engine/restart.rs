@@ -235,6 +235,11 @@ async fn a_replica_that_cannot_renew_its_leases_stops_driving_and_picks_up_again
     // AWS: an ordinary update, held at its start by the test's gate.
     let cfn = ScriptedCfn::new(true, update_to_complete());
     let h = harness(cfn.clone()).await;
+    if !matches!(h.store, deployer::config::StoreLocation::Postgres(_)) {
+        // One SQLite process owns everything: nobody else could take over, so it never stops.
+        eprintln!("SQLite store: one process by design; replicas are tested on PostgreSQL");
+        return;
+    }
     let gate = cfn.gate.lock().await;
     let id = start(&h).await;
     wait_for_step(&h, &id, "validate").await;

@@ -36,7 +36,14 @@ pub async fn run(run: &mut Run) -> Result<(), Stop> {
         decided_at: None,
     });
     run.record.deployment.message = Some(waiting_words(run, protection.by_another));
-    run.publish(Vec::new()).await;
+    // Kept before anyone is asked: a decision is recorded only on a deployment the store says
+    // is waiting.
+    if !run.save_kept().await {
+        return Err(Stop::Failed(
+            "another replica drives this deployment now".into(),
+        ));
+    }
+    run.announce(Vec::new());
     let mut held = false;
     loop {
         if run.cancel_asked().is_some() {

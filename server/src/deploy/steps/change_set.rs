@@ -31,16 +31,6 @@ pub async fn run(
     existing: Option<StackInfo>,
 ) -> Result<Planned, Stop> {
     run.begin(StepName::ChangeSet).await?;
-    // A plan made anew (the first, or after a restart that executed nothing) needs an approval
-    // of its own: one given to an earlier change set does not carry over.
-    if run.record.deployment.approval.is_some() {
-        run.record.deployment.approval = None;
-        if let Err(e) = run.store.reset_approval(run.id()).await {
-            return Err(Stop::Failed(format!(
-                "could not reset the approval of an earlier change set ({e}); nothing was executed"
-            )));
-        }
-    }
     let existing = match existing {
         Some(info) if info.status.needs_recreate() || deleting_ours(run, &info) => {
             if !run.record.deployment.recreate {
@@ -92,13 +82,22 @@ pub async fn run(
             request,
         }));
     };
+    // A change set made anew (after a restart that executed nothing) needs an approval of its
+    // own: the stack may have changed since the one approved was made. (A create planned again
+    // from the same build is the same create: its approval stands.)
+    forget_approval(run).await?;
     check_updatable(run, &existing)?;
     run.record.deployment.operation = Some(Operation::Update);
     let name = change_set_name(run.id());
     run.record.change_set_name = Some(name.clone());
     run.record.stack_id = Some(existing.stack_id.clone());
-    // Kept before the call: a restart right after it finds and deletes the change set.
-    run.save().await;
+    // Kept before the call: a restart right after it finds and deletes the change set. Not
+    // made at all by a process that no longer owns the deployment.
+    if !run.save().await {
+        return Err(Stop::Failed(
+            "another replica drives this deployment now; nothing was made here".into(),
+        ));
+    }
     if !create(run, &request, &name).await? {
         return Ok(no_changes(run).await);
     }
@@ -168,6 +167,19 @@ async fn approve_recreate(run: &mut Run, checked: &Checked, info: &StackInfo) ->
     super::approval::run(run).await?;
     run.push_step(StepName::ChangeSet).await;
     Ok(())
+}
+
+/// Forgets an approval given to an earlier plan of this deployment.
+async fn forget_approval(run: &mut Run) -> Result<(), Stop> {
+    if run.record.deployment.approval.is_none() {
+        return Ok(());
+    }
+    run.record.deployment.approval = None;
+    run.store.reset_approval(run.id()).await.map_err(|e| {
+        Stop::Failed(format!(
+            "could not reset the approval of an earlier change set ({e}); nothing was executed"
+        ))
+    })
 }
 
 /// A recreate whose deletion was under way when the deployer restarted.
