@@ -475,7 +475,8 @@ async fn a_discovered_project_reaches_only_the_environments_the_config_allows_it
 }
 
 #[tokio::test]
-async fn an_approval_belongs_to_its_change_set_and_one_made_again_after_a_restart_waits_anew() {
+async fn an_approval_belongs_to_its_change_set_and_one_made_again_after_a_restart_waits_anew_even_paused()
+ {
     let mut h = protected_prd(false).await;
     let admin = h.token.clone();
     let waiting = waiting_update(&h, &admin).await;
@@ -494,6 +495,11 @@ async fn an_approval_belongs_to_its_change_set_and_one_made_again_after_a_restar
     record.deployment.step = Some(app::deployment::StepName::Execute);
     record.deployment.status = app::deployment::DeploymentStatus::Running;
     store.save(&record).await.unwrap();
+    // And a pause lands meanwhile: it holds an approved deployment, it does not cancel it.
+    store
+        .pause(Some("PRD"), "release freeze", "ops")
+        .await
+        .unwrap();
 
     let mut config = h.config_again();
     protect(&mut config, false);
@@ -510,6 +516,14 @@ async fn an_approval_belongs_to_its_change_set_and_one_made_again_after_a_restar
     assert_eq!(again["status"], "awaiting_approval", "{again}");
     assert_eq!(again["approval"]["decision"], Value::Null, "{again}");
     assert_eq!(h.card("web", "PRD").await["build"], "web-master-1");
+    // Lifted and approved anew, it executes.
+    let (status, _) = h.unpause("").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = h
+        .post(&format!("/api/v1/deployments/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(wait_past_approval(&h, &id).await["status"], "succeeded");
 }
 
 #[tokio::test]
