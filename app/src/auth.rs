@@ -93,6 +93,13 @@ pub struct Token {
     pub person: Option<String>,
 }
 
+/// `DELETE /api/v1/sessions?user=…`: how many of the person's sessions were ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+pub struct SessionsEnded {
+    pub ended: u64,
+}
+
 /// `POST /api/v1/tokens`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]

@@ -101,10 +101,13 @@ pub enum AuditAction {
     ConfigReloaded,
     /// The config file changed and was refused as a whole (why); the running config stays.
     ConfigRefused,
+    /// An admin ended a person's sessions (whose, and how many): they log in again, with the
+    /// groups the identity provider gives them now.
+    SessionsEnded,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::DeployRequested,
         AuditAction::RollbackRequested,
         AuditAction::DeployRefused,
@@ -120,6 +123,7 @@ impl AuditAction {
         AuditAction::ContinueRollback,
         AuditAction::ConfigReloaded,
         AuditAction::ConfigRefused,
+        AuditAction::SessionsEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +143,7 @@ impl AuditAction {
             AuditAction::ContinueRollback => "continue_rollback",
             AuditAction::ConfigReloaded => "config_reloaded",
             AuditAction::ConfigRefused => "config_refused",
+            AuditAction::SessionsEnded => "sessions_ended",
         }
     }
 

@@ -652,3 +652,53 @@ async fn a_preview_needs_the_deploy_right_is_not_a_cross_site_get_and_is_bounded
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// A person's groups are read when they log in, and kept by the session: an admin who takes a
+/// person's rights away ends their sessions at once, and the person logs in again with what the
+/// identity provider gives them now.
+#[tokio::test]
+async fn an_admin_ends_a_persons_sessions_at_once() {
+    let h = Harness::start().await;
+    let alice = session(&h, "alice", &["admins"], chrono::Duration::days(30)).await;
+    let other = session(&h, "alice", &["admins"], chrono::Duration::days(30)).await;
+    let bob = session(&h, "bob", &["developers"], chrono::Duration::days(1)).await;
+    let me = |cookie: String| {
+        let h = &h;
+        async move {
+            let (status, _, _) = h
+                .anonymous(with_cookie(
+                    request(Method::GET, "/api/v1/me"),
+                    &cookie,
+                    None,
+                ))
+                .await;
+            status
+        }
+    };
+    assert_eq!(me(alice.clone()).await, StatusCode::OK);
+
+    let viewer = h.token_of("vera", "vera", "viewer").await;
+    let (status, _) = h
+        .with_token(
+            &viewer,
+            request(Method::DELETE, "/api/v1/sessions?user=alice"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "admins only");
+    let (status, refused) = h.send_json("DELETE", "/api/v1/sessions", Value::Null).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+
+    let (status, ended) = h
+        .send_json("DELETE", "/api/v1/sessions?user=alice", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    assert_eq!(ended["ended"], 2);
+    assert_eq!(me(alice).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(other).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(bob).await, StatusCode::OK, "nobody else's");
+    let (_, trail) = h.audit("action=sessions_ended").await;
+    assert!(
+        trail[0]["detail"].as_str().unwrap().contains("alice"),
+        "{trail}"
+    );
+}

@@ -34,6 +34,21 @@ pub async fn create(
     ))
 }
 
+/// `DELETE /api/v1/sessions?user=…` (admins): `{"ended": n}`.
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    actor: Actor,
+    q: Result<
+        axum::extract::Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<app::auth::SessionsEnded>, AppError> {
+    let q = super::extract::query(q)?;
+    let user = q.get("user").map_or("", String::as_str);
+    let ended = state.services.end_sessions(&actor, user).await?;
+    Ok(Json(app::auth::SessionsEnded { ended }))
+}
+
 pub async fn revoke(
     State(state): State<AppState>,
     actor: Actor,

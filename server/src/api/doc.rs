@@ -373,6 +373,18 @@ pub fn operations() -> Vec<Operation> {
             .tag("access", "Revoke an API token (admins), at once")
             .ok(200, of::<Token>)
             .errors(&[400, 403, 404]),
+        op("delete", "/sessions", "end_sessions")
+            .tag(
+                "access",
+                "End every session of a person (admins): they log in again, with the groups \
+                 the identity provider gives them now",
+            )
+            .query(&[(
+                "user",
+                "The person's login name, or the identity provider's subject (required)",
+            )])
+            .ok(200, of::<app::auth::SessionsEnded>)
+            .errors(&[400, 403]),
         op("get", "/webhooks", "webhooks")
             .tag(
                 "notifications",

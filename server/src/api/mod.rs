@@ -69,6 +69,7 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/me", get(access::me)),
         ("/tokens", get(access::list).post(access::create)),
         ("/tokens/{id}", delete(access::revoke)),
+        ("/sessions", delete(access::end_sessions)),
         ("/webhooks", get(webhooks::list)),
         ("/config", get(running_config::show)),
         ("/config/reload", post(running_config::reload)),

@@ -108,6 +108,31 @@ impl Services {
         })
     }
 
+    /// Ends every session of a person (login name or the provider's subject): they must log in
+    /// again, and then hold the groups the identity provider gives them now. Admins only.
+    pub async fn end_sessions(&self, actor: &Actor, user: &str) -> Result<u64, AppError> {
+        actor.require_admin("ending people's sessions")?;
+        let user = user.trim();
+        if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+            return Err(AppError::BadRequest(
+                "user: the person's login name (or the identity provider's subject), \
+                 1 to 256 characters"
+                    .into(),
+            ));
+        }
+        let ended = self.store.end_sessions_of(user).await?;
+        let detail = format!("{ended} session(s) of {user:?}");
+        self.store
+            .audit(NewAudit {
+                actor: actor.name(),
+                action: AuditAction::SessionsEnded,
+                detail: Some(&detail),
+                ..NewAudit::default()
+            })
+            .await?;
+        Ok(ended)
+    }
+
     pub async fn revoke_token(&self, actor: &Actor, id: &str) -> Result<Token, AppError> {
         actor.require_admin("revoking API tokens")?;
         let was_active = self

@@ -158,6 +158,16 @@ impl Store {
         }))
     }
 
+    /// Ends every session of a person (by login name or the provider's subject); how many.
+    pub async fn end_sessions_of(&self, user: &str) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query(&self.sql("DELETE FROM sessions WHERE username = ?1 OR subject = ?1"))
+                .bind(user)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a session (logout), and drops every expired one.
     pub async fn end_session(&self, hash: &str) -> Result<(), StoreError> {
         sqlx::query(&self.sql("DELETE FROM sessions WHERE hash = ? OR expires_at <= ?"))
