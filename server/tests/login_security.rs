@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -16,8 +17,8 @@ use openidconnect::core::{
     CoreRsaPrivateSigningKey,
 };
 use openidconnect::{
-    Audience, EmptyAdditionalClaims, EndUserUsername, IssuerUrl, Nonce, PrivateSigningKey,
-    StandardClaims, SubjectIdentifier,
+    Audience, EmptyAdditionalClaims, EndUserUsername, IssuerUrl, JsonWebKeyId, Nonce,
+    PrivateSigningKey, StandardClaims, SubjectIdentifier,
 };
 use serde_json::{Value, json};
 
@@ -53,6 +54,37 @@ const TEST_ONLY_SIGNING_KEY: &str = concat!(
     "-----END RSA PRIVATE KEY-----\n",
 );
 
+/// The key the identity provider rotates to (made as the one above, for these tests only).
+const TEST_ONLY_NEXT_SIGNING_KEY: &str = concat!(
+    "-----BEGIN RSA PRIVATE KEY-----\n",
+    "MIIEogIBAAKCAQEAoWJ3Mxy1IxBArq+mI6XJr8IytmKpDagC/6/Ux2ETy+O5Ye0h\n",
+    "e9w0N+N07Oa2gya+Y9SWPVPQVyPMNi4A76C2wQrW4kT7w/TFTVKCZiGfAPFwmq4y\n",
+    "Eu/Dl5R632BCDmR4FEA+ibMRpSl/xHINFBrkrDUV8Lps9+FQyI1AP4p2WzdGitR4\n",
+    "t6wLXLpBzWOc+ihuDRJjeEwy/iGkDJ/IljD02kYoh8HaFotMRbWFkoAC3zapWfr6\n",
+    "tjpfaZKpb9FPsC6cSz3dDFCuIXpX0964LZTOHP8roEBy73pP7X0F5oq1l7jEtDXg\n",
+    "J0Q6AR1vWYAB8ViJTVdx0XIVJjLUIc/s6XXPewIDAQABAoIBAA1TFupmbWI2vlBt\n",
+    "+japQoy7aPp8DN8uxwibWOMZVcwYwj6emIwkcz9GDWpd5iXP9hpB/CGWIPaA4yR6\n",
+    "CeO/DjfEEFfgQDU+qWen71JFZl5qkNSEm2fK2ghS3w5AYVPU4cEySLePzF4pnf33\n",
+    "OLM3QTgirewRSFvzA3t7hhl48iq3tQM+/qZpLr3E6HTU6/ruelqBgU1lWmY3wUic\n",
+    "VvcWIewZPPu+6aoCPOVCySlBwzO2bTdGNA1BdefxrwYhyVEDcY466+hw666j7ASl\n",
+    "xmvkWx+V5Qw/O/XQNAkdXROyk5k/cT6Ku1X5DCZYl2JEJx/3F4df1TdV0waxVlG/\n",
+    "4IlZNNECgYEA1pF05DlucBOSWpDUjEEDtOal2CYH7Vi3ollHlGjDGy6+z1jPIUZB\n",
+    "s5uhkt2FMpPtMzk/DhrkG7s/D0e9fM0cOs7iMbMimpIJFCPBD6GBSVeuP2RdNLqb\n",
+    "N2z2pa0yevIzrJcaSnLBNAKxu0LSzzJgQDb9xeR9i3KNo4mp2T7vu7kCgYEAwIwJ\n",
+    "hrTYcsowjO6eo7m8oB+SEimYcrTgo5Tk4Sx6b0Gvs2gCmVsCEQwfF/BPtxol+0Z3\n",
+    "7ED+98ZhRs2gsd+VBuaMfN8sRdNOIOMsmvwSbgRVYyrLh8XfPqrBOMOCXoRCIDRi\n",
+    "yy45l0R0CwF0sLrL1knm9jIrWrKKONKFcTyVxtMCgYBm9fV5bnWoIjwgaU8U3j3B\n",
+    "GMyMI/O52NCFfwHyHTNCX/P/20XJWcU9QnkN2G6KDqHL6rRvOEgtZnSkCHDM6j+Z\n",
+    "mJzB7Iu2UE069M03ivBXGVPr52UyYDkLJ6ZTagDHLmHNd9SN1PMQ2hofGbm+4xV8\n",
+    "uuabh0EXISkGSJDQRnsTQQKBgAJq/8egR8ORRHDQok9eCr9cBiKSQSbXnKaRPRqS\n",
+    "y2rQQVuYZ8fzO6BpLY7IZsfe3TE9nk3qNwl3hUs1U9pH+4Adrw/2YYDy+V0yXSIJ\n",
+    "HlYhWc0oAWxQENChplGHKwDy2j27Sq5Qg0qiAm8M8qExh1PGk87trFu0OEYkZqaY\n",
+    "Yy0fAoGAYiSuc0wJNvLeI/AOvqbfNBkuQPhLBzXEJ2WzvHP0iVzVsijZodFG8oYf\n",
+    "LKBYTMJiwLeCT1bY1quMda86troO1FLnheuh9QPS640fuQbEQFKGCJUuyQlzpy4i\n",
+    "E/IQlShc0QlyXkxCnqf/mlfA9h5snMyyEPluglA462Szr2WVrnA=\n",
+    "-----END RSA PRIVATE KEY-----\n",
+);
+
 const CLIENT_ID: &str = "deployer";
 const HTTPS: &str = "https://deployer.example.com";
 
@@ -62,6 +94,32 @@ struct IdentityProvider {
     /// The nonce of the login being finished (read from the authorization URL, as the
     /// provider's login page would keep it).
     nonce: Arc<Mutex<Option<String>>>,
+    keys: Arc<Mutex<Keys>>,
+    /// How many times its key set was read.
+    jwks_reads: Arc<AtomicUsize>,
+}
+
+/// A key: its PEM and its id (`kid`).
+type Key = (&'static str, &'static str);
+
+/// The key the provider signs ID tokens with, and the keys its key set publishes.
+#[derive(Clone)]
+struct Keys {
+    signing: Key,
+    published: Vec<Key>,
+}
+
+impl IdentityProvider {
+    fn use_keys(&self, signing: Key, published: &[Key]) {
+        *self.keys.lock().unwrap() = Keys {
+            signing,
+            published: published.to_vec(),
+        };
+    }
+}
+
+fn signing_key((pem, kid): Key) -> CoreRsaPrivateSigningKey {
+    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.to_owned()))).unwrap()
 }
 
 async fn identity_provider() -> IdentityProvider {
@@ -78,13 +136,31 @@ async fn identity_provider() -> IdentityProvider {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
     });
-    let key = || CoreRsaPrivateSigningKey::from_pem(TEST_ONLY_SIGNING_KEY, None).unwrap();
-    let jwks =
-        serde_json::to_value(CoreJsonWebKeySet::new(vec![key().as_verification_key()])).unwrap();
+    let first: Key = (TEST_ONLY_SIGNING_KEY, "key-1");
+    let keys = Arc::new(Mutex::new(Keys {
+        signing: first,
+        published: vec![first],
+    }));
+    let jwks_reads: Arc<AtomicUsize> = Arc::default();
+    let jwks = {
+        let (keys, reads) = (keys.clone(), jwks_reads.clone());
+        move || {
+            reads.fetch_add(1, Ordering::SeqCst);
+            let published = keys.lock().unwrap().published.clone();
+            let set = CoreJsonWebKeySet::new(
+                published
+                    .into_iter()
+                    .map(|key| signing_key(key).as_verification_key())
+                    .collect(),
+            );
+            async move { axum::Json(serde_json::to_value(set).unwrap()) }
+        }
+    };
     let token = {
-        let (issuer, nonce) = (issuer.clone(), nonce.clone());
+        let (issuer, nonce, keys) = (issuer.clone(), nonce.clone(), keys.clone());
         move || {
             let (issuer, nonce) = (issuer.clone(), nonce.lock().unwrap().clone());
+            let key = signing_key(keys.lock().unwrap().signing);
             async move {
                 let now = chrono::Utc::now();
                 let claims = CoreIdTokenClaims::new(
@@ -99,7 +175,7 @@ async fn identity_provider() -> IdentityProvider {
                 .set_nonce(nonce.map(Nonce::new));
                 let id_token = CoreIdToken::new(
                     claims,
-                    &key(),
+                    &key,
                     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
                     None,
                     None,
@@ -119,10 +195,7 @@ async fn identity_provider() -> IdentityProvider {
             "/.well-known/openid-configuration",
             axum::routing::get(move || async move { axum::Json(discovery) }),
         )
-        .route(
-            "/jwks",
-            axum::routing::get(move || async move { axum::Json(jwks) }),
-        )
+        .route("/jwks", axum::routing::get(jwks))
         .route("/token", axum::routing::post(token))
         .route(
             "/userinfo",
@@ -131,7 +204,12 @@ async fn identity_provider() -> IdentityProvider {
             }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    IdentityProvider { issuer, nonce }
+    IdentityProvider {
+        issuer,
+        nonce,
+        keys,
+        jwks_reads,
+    }
 }
 
 /// A deployer that logs people in with `idp`, at `public_url` (`None`: its listen address).
@@ -249,6 +327,45 @@ fn request(
             .unwrap();
     }
     request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn logins_go_on_when_the_provider_rotates_its_signing_key() {
+    let idp = identity_provider().await;
+    let h = deployer(&idp, None).await;
+    log_in(&h, &idp, "/").await;
+
+    // A new key (a new kid) signs, the old one is no longer published: the deployer's cached
+    // key set has not got it, so it reads the provider's again — no restart.
+    let next: Key = (TEST_ONLY_NEXT_SIGNING_KEY, "key-2");
+    idp.use_keys(next, &[next]);
+    let (_, headers) = log_in(&h, &idp, "/").await;
+    assert!(
+        set_cookies(&headers)
+            .iter()
+            .any(|c| c.starts_with("deployer_session=")),
+        "logged in with the new key"
+    );
+
+    // Tokens signed with keys the provider does not publish (a key id no key set has): refused,
+    // and they do not make the deployer read the key set once each.
+    idp.use_keys((TEST_ONLY_SIGNING_KEY, "key-unknown"), &[next]);
+    let reads = idp.jwks_reads.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        let started = start_login(&h, &idp, "/").await;
+        let (status, _, page) = callback(&h, &started.state, Some(&started.cookies)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+        assert!(page.contains("No matching key"), "{page}");
+    }
+    let more = idp.jwks_reads.load(Ordering::SeqCst) - reads;
+    assert!(
+        more <= 1,
+        "10 tokens with an unknown key read the key set {more} times"
+    );
+
+    // The provider publishes the key again: logins work again.
+    idp.use_keys(next, &[next]);
+    log_in(&h, &idp, "/").await;
 }
 
 #[tokio::test]

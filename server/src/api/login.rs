@@ -16,8 +16,9 @@ use axum::routing::{get, post};
 use openidconnect::core::{CoreAuthenticationFlow, CoreGenderClaim};
 use openidconnect::url::{Position, Url};
 use openidconnect::{
-    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    Scope, TokenResponse, UserInfoClaims,
+    AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, Scope, SignatureVerificationError, TokenResponse,
+    UserInfoClaims,
 };
 
 use crate::auth::oidc::{AnyClaims, client, error_chain};
@@ -65,7 +66,7 @@ async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return response;
     }
-    let metadata = match oidc.metadata().await {
+    let (metadata, _) = match oidc.metadata().await {
         Ok(m) => m,
         Err(e) => {
             tracing::error!("login: {e}");
@@ -312,11 +313,12 @@ async fn finish(
             StatusCode::BAD_REQUEST,
             "this login has expired or was already used".to_owned(),
         ))?;
-    let metadata = oidc
+    let (metadata, read) = oidc
         .metadata()
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
-    let client = client(oidc, metadata, state.catalog().config().listen);
+    let listen = state.catalog().config().listen;
+    let mut client = client(oidc, metadata, listen);
     let bad_gateway = |what: &str, e: &dyn std::error::Error| {
         (
             StatusCode::BAD_GATEWAY,
@@ -334,14 +336,33 @@ async fn finish(
         StatusCode::BAD_GATEWAY,
         "the provider sent no ID token".to_owned(),
     ))?;
-    let claims = id_token
-        .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
-        .map_err(|e| {
-            (
-                StatusCode::UNAUTHORIZED,
-                format!("the ID token is not valid: {e}"),
-            )
-        })?;
+    let nonce = Nonce::new(pending.nonce);
+    let verified = id_token.claims(&client.id_token_verifier(), &nonce);
+    let claims = match verified {
+        // Signed with a key the cached key set does not have: the provider rotated its keys.
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        )) => match oidc
+            .metadata_with_new_keys(read)
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, e))?
+        {
+            Some((metadata, _)) => {
+                client = crate::auth::oidc::client(oidc, metadata, listen);
+                id_token.claims(&client.id_token_verifier(), &nonce)
+            }
+            None => Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )),
+        },
+        verified => verified,
+    }
+    .map_err(|e| {
+        (
+            StatusCode::UNAUTHORIZED,
+            format!("the ID token is not valid: {}", error_chain(&e)),
+        )
+    })?;
     let username = claims
         .preferred_username()
         .map(|u| u.as_str().to_owned())

@@ -1,7 +1,14 @@
 //! The identity provider as the deployer's client sees it: discovered on first use (again after
 //! a failure), through the `openidconnect` crate. The steps of logging in are `api/login.rs`.
+//!
+//! Providers rotate their signing keys. The discovery document, and with it the key set (JWKS),
+//! is read again when it is older than [`METADATA_MAX_AGE`], and at once when an ID token is
+//! signed with a key the cached set does not have — at most once per
+//! [`UNKNOWN_KEY_REFRESH_INTERVAL`], so that tokens naming unknown keys cannot make the deployer
+//! hammer the provider.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use openidconnect::core::{CoreClient, CoreProviderMetadata};
 use openidconnect::{AdditionalClaims, ClientId, ClientSecret, IssuerUrl, RedirectUrl};
@@ -10,13 +17,33 @@ use tokio::sync::Mutex;
 
 use crate::config::auth::{Auth, Oidc as OidcConfig};
 
-/// The identity provider, discovered on first use (and again after a failure).
+/// How long a discovery document (and its key set) is used before it is read again.
+pub const METADATA_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// The least time between two readings forced by ID tokens signed with a key not in the cached
+/// key set.
+pub const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The identity provider, discovered on first use (and again after a failure, when old, or when
+/// a token's key is not in its key set).
 pub struct Oidc {
     pub config: OidcConfig,
     redirect_url: String,
     pub http: openidconnect::reqwest::Client,
-    metadata: Mutex<Option<CoreProviderMetadata>>,
+    discovered: Mutex<Discovered>,
 }
+
+#[derive(Default)]
+struct Discovered {
+    /// The metadata, and when it was read.
+    metadata: Option<(CoreProviderMetadata, Instant)>,
+    /// When a reading was last forced by a token's unknown key.
+    forced_at: Option<Instant>,
+}
+
+/// The metadata a caller used, to ask for a newer one: [`Oidc::metadata_with_new_keys`].
+#[derive(Clone, Copy, Debug)]
+pub struct Read(Instant);
 
 /// Every claim the userinfo endpoint sends, so that the configured groups claim can be read.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -35,15 +62,69 @@ impl Oidc {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .expect("an HTTP client with a timeout builds"),
-            metadata: Mutex::new(None),
+            discovered: Mutex::new(Discovered::default()),
         }
     }
 
-    pub async fn metadata(&self) -> Result<CoreProviderMetadata, String> {
-        let mut cached = self.metadata.lock().await;
-        if let Some(metadata) = cached.as_ref() {
-            return Ok(metadata.clone());
+    /// The provider's metadata: the cached one while it is younger than [`METADATA_MAX_AGE`],
+    /// else read again (the old one kept, with a warning, if the provider does not answer).
+    pub async fn metadata(&self) -> Result<(CoreProviderMetadata, Read), String> {
+        let mut discovered = self.discovered.lock().await;
+        let stale = match &discovered.metadata {
+            Some((metadata, at)) if at.elapsed() < METADATA_MAX_AGE => {
+                return Ok((metadata.clone(), Read(*at)));
+            }
+            Some((metadata, at)) => Some((metadata.clone(), *at)),
+            None => None,
+        };
+        match self.discover().await {
+            Ok(metadata) => {
+                let now = Instant::now();
+                discovered.metadata = Some((metadata.clone(), now));
+                Ok((metadata, Read(now)))
+            }
+            Err(e) => match stale {
+                Some((metadata, at)) => {
+                    tracing::warn!("login: using the old discovery document: {e}");
+                    Ok((metadata, Read(at)))
+                }
+                None => Err(e),
+            },
         }
+    }
+
+    /// The metadata again after an ID token was signed with a key not in the key set of the
+    /// metadata `used`: newer metadata if another login already read it, else read now — unless
+    /// a reading was forced less than [`UNKNOWN_KEY_REFRESH_INTERVAL`] ago (`None`: nothing
+    /// newer to try).
+    pub async fn metadata_with_new_keys(
+        &self,
+        used: Read,
+    ) -> Result<Option<(CoreProviderMetadata, Read)>, String> {
+        let mut discovered = self.discovered.lock().await;
+        if let Some((metadata, at)) = &discovered.metadata
+            && *at > used.0
+        {
+            return Ok(Some((metadata.clone(), Read(*at))));
+        }
+        if discovered
+            .forced_at
+            .is_some_and(|at| at.elapsed() < UNKNOWN_KEY_REFRESH_INTERVAL)
+        {
+            return Ok(None);
+        }
+        discovered.forced_at = Some(Instant::now());
+        tracing::info!(
+            issuer = self.config.issuer,
+            "login: an ID token is signed with a key not in the provider's key set; reading it again"
+        );
+        let metadata = self.discover().await?;
+        let now = Instant::now();
+        discovered.metadata = Some((metadata.clone(), now));
+        Ok(Some((metadata, Read(now))))
+    }
+
+    async fn discover(&self) -> Result<CoreProviderMetadata, String> {
         let issuer = IssuerUrl::new(self.config.issuer.clone())
             .map_err(|e| format!("the issuer URL is not valid: {e}"))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
@@ -55,7 +136,6 @@ impl Oidc {
                     error_chain(&e)
                 )
             })?;
-        *cached = Some(metadata.clone());
         Ok(metadata)
     }
 
