@@ -44,7 +44,9 @@ ensure_moto() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
   fi
-  export MOTO_SERVER="$venv/bin/moto_server"
+  # The local AWS the demo and the tests talk to: moto with a CloudFormation as strict as AWS
+  # (demo/local_aws/; it takes moto_server's flags).
+  export MOTO_SERVER="$ROOT/scripts/local-aws"
   PYTHON="$venv/bin/python"
 }
 
@@ -232,8 +234,9 @@ wait_started() {
   done
 }
 
-# start_moto <port> <log>: sets MOTO_PID. Ready when *this* moto says it is serving (a probe of
-# the port could reach another program holding it); a clear error when the port is taken.
+# start_moto <port> <log>: the local AWS (moto behind demo/local_aws/, at the pace LOCAL_AWS_PACE
+# gives, in seconds a resource step); sets MOTO_PID. Ready when *this* one says it is serving (a
+# probe of the port could reach another program holding it); a clear error when the port is taken.
 start_moto() {
   "$MOTO_SERVER" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
   MOTO_PID=$!
@@ -248,6 +251,13 @@ start_moto() {
     sleep 0.2
   done
   wait_for_http "http://127.0.0.1:$1/moto-api/" 60
+}
+
+# set_pace <port> <seconds>: how long each resource step of a stack operation takes in the local
+# AWS on <port> from now on.
+set_pace() {
+  curl -fsS -X POST "http://127.0.0.1:$1/_local/pace" -H 'content-type: application/json' \
+    -d "{\"seconds\": $2}" >/dev/null
 }
 
 # demo_config <moto port> <out> <store> <oidc port> <jenkins port>: the demo config pointed at a

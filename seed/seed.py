@@ -16,6 +16,7 @@ Usage: seed.py <config.toml>        (the endpoint comes from the config's enviro
 import hashlib
 import json
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -31,7 +32,7 @@ BUILD_TAG = "deployer:build"
 # Builds per project: (branch, numbers). Master crosses 99 -> 100 so numeric order shows.
 BRANCHES = {
     "network": [("master", range(41, 47)), ("ipv6-rollout", range(1, 3))],
-    "web": [("master", range(97, 104)), ("feature-login", range(1, 4))],
+    "web": [("master", range(97, 104)), ("feature-login", range(1, 4)), ("dead-letters", range(1, 3))],
     "search": [("master", range(210, 216)), ("reindex-v2", range(5, 8))],
     "deployer": [("master", range(153, 159)), ("sse-progress", range(1, 3))],
 }
@@ -107,6 +108,26 @@ def variant(project, branch, template):
             "      Type: String\n"
             "      Value:\n"
             "        Fn::ImportValue: !Sub \"${EnvName}-sessions-TableName\"\n"
+            "\nOutputs:\n",
+            1,
+        )
+    if project == "web" and branch == "dead-letters":
+        # A build that fails on AWS, half-way through its update: SQS refuses the retention
+        # period. The local AWS fails the resource with AWS's words (its LocalAws marker), and the
+        # stack rolls back — what a person sees when a real build goes wrong.
+        return template.replace(
+            "\nOutputs:\n",
+            "\n  JobsDeadLetterQueue:\n"
+            "    Type: AWS::SQS::Queue\n"
+            "    Metadata:\n"
+            "      LocalAws:\n"
+            "        Fail: >-\n"
+            "          Resource handler returned message: \"Value 1209601 for parameter\n"
+            "          MessageRetentionPeriod is invalid. Reason: Must be an integer from 60 to\n"
+            "          1209600.\" (HandlerErrorCode: InvalidRequest)\n"
+            "    Properties:\n"
+            "      QueueName: !Sub \"${EnvName}-web-jobs-dlq\"\n"
+            "      MessageRetentionPeriod: 1209601\n"
             "\nOutputs:\n",
             1,
         )
@@ -203,6 +224,21 @@ def stack_events(sess, endpoint, env):
                   Endpoint=f"arn:aws:sqs:{env['region']}:{env['account_id']}:{name}")
 
 
+def settle(made, timeout=120):
+    """Waits until every stack made is done (the local AWS, like AWS, takes its time)."""
+    deadline = time.time() + timeout
+    for cfn, name in made:
+        while True:
+            status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+            if not status.endswith("_IN_PROGRESS"):
+                if status != "CREATE_COMPLETE":
+                    raise SystemExit(f"seed: stack {name} ended {status}")
+                break
+            if time.time() > deadline:
+                raise SystemExit(f"seed: stack {name} still {status} after {timeout} s")
+            time.sleep(0.2)
+
+
 def main(config_path):
     config = tomllib.loads(Path(config_path).read_text())
     envs = {e["name"]: e for e in config["environments"]}
@@ -258,6 +294,7 @@ def main(config_path):
                       Body=template.encode())
 
     stacks = 0
+    made = []
     for env_name, items in DEPLOYED.items():
         env = envs.get(env_name)
         if env is None:
@@ -278,6 +315,8 @@ def main(config_path):
                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
             )
             stacks += 1
+            made.append((cfn, stack_name))
+    settle(made)
     for env in envs.values():
         if env.get("stack_events_queue_url"):
             stack_events(session(env["endpoint_url"], env["region"], env["account_id"]), env["endpoint_url"], env)

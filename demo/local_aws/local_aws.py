@@ -348,6 +348,7 @@ class Operation:
     rolling_back: bool = False
     skip: set[str] = field(default_factory=set)
     finished: bool = False
+    current: tuple[str, str, str, str] | None = None  # the resource being changed now
 
     @property
     def pace(self) -> float:
@@ -399,8 +400,27 @@ def _verb(kind: str) -> str:
 
 
 def step(op: Operation) -> None:
-    """One resource, or the end of the operation."""
+    """The next half of a resource's change (it begins, then, a pace later, it ends), or the
+    end of the operation. AWS: a resource stays *_IN_PROGRESS while its handler works."""
     stack = op.stack
+    if op.current is not None:
+        kind, logical, rtype, physical = op.current
+        op.current = None
+        verb = _verb(kind)
+        reason = _fail_reason(op, kind, logical)
+        if reason is not None:
+            _event(stack, logical, physical, rtype, f"{verb}_FAILED", reason, op.token)
+            fail(op, logical, reason, kind)
+            return
+        _event(stack, logical, physical, rtype, f"{verb}_COMPLETE", None, op.token)
+        op.done.append((kind, logical))
+        if op.kind == "UPDATE" and not op.rolling_back and op.steps and op.steps[0][0] == "delete" and kind != "delete":
+            # AWS: the removed resources go in the cleanup phase, after the new ones are in.
+            if not _exports_ok(op):
+                return
+            stack.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+            stack_event(stack, stack.status, None, op.token)
+        return
     if op.steps:
         kind, logical = op.steps.pop(0)
         if kind == "delete-new":  # rolling back: a resource this operation created goes
@@ -414,22 +434,10 @@ def step(op: Operation) -> None:
                    "Resource skipped during rollback", op.token)
             return
         _event(stack, logical, physical, rtype, f"{verb}_IN_PROGRESS", None, op.token)
-        reason = _fail_reason(op, kind, logical)
-        if reason is not None:
-            _event(stack, logical, physical, rtype, f"{verb}_FAILED", reason, op.token)
-            fail(op, logical, reason)
-            return
         if kind == "create":
             physical = _physical(stack, logical) or f"{stack.name}-{logical}-{int(time.time())}"
             _event(stack, logical, physical, rtype, "CREATE_IN_PROGRESS", "Resource creation Initiated", op.token)
-        _event(stack, logical, physical, rtype, f"{verb}_COMPLETE", None, op.token)
-        op.done.append((kind, logical))
-        if op.kind == "UPDATE" and not op.rolling_back and op.steps and op.steps[0][0] == "delete" and kind != "delete":
-            # AWS: the removed resources go in the cleanup phase, after the new ones are in.
-            if not _exports_ok(op):
-                return
-            stack.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
-            stack_event(stack, stack.status, None, op.token)
+        op.current = (kind, logical, rtype, physical)
         return
     finish(op)
 
@@ -454,7 +462,7 @@ def _exports_ok(op: Operation) -> bool:
     return True
 
 
-def fail(op: Operation, logical: str | None, reason: str) -> None:
+def fail(op: Operation, logical: str | None, reason: str, kind: str = "update") -> None:
     """A resource failed (or the operation was cancelled): roll back what was done."""
     stack = op.stack
     if op.rolling_back:
@@ -476,7 +484,7 @@ def fail(op: Operation, logical: str | None, reason: str) -> None:
         stack_event(stack, stack.status, text, op.token)
         op.steps = [("delete-new", name) for kind, name in reversed(op.done)]
     elif op.kind == "UPDATE":
-        text = reason if logical is None else f"The following resource(s) failed to update: [{logical}]."
+        text = reason if logical is None else f"The following resource(s) failed to {kind}: [{logical}]."
         stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
         stack.stack_status_reason = text
         stack_event(stack, stack.status, text, op.token)
@@ -741,6 +749,11 @@ def cancel_update_stack(self: Response_) -> Any:
         if stack.status != "UPDATE_IN_PROGRESS" or op is None or op.rolling_back:
             raise ValidationError(stack.stack_id, message="CancelUpdateStack cannot be called from current stack status")
         op.token = self._get_param("ClientRequestToken") or op.token
+        if op.current is not None:
+            kind, logical, rtype, physical = op.current
+            op.current = None
+            _event(stack, logical, physical, rtype, f"{_verb(kind)}_FAILED", "Resource update cancelled", op.token)
+            op.done.append((kind, logical))
         fail(op, None, "Resource update cancelled")
         return EmptyResult()
 
