@@ -23,7 +23,8 @@ it stands for (the `AWS:` lines):
 IAM stays moto's: start with INITIAL_NO_AUTH_ACTION_COUNT to enforce policies.
 
 The control API (JSON, on the same port, never reached by the AWS SDK):
-  POST /_local/pace      {"seconds": 0.5, "account": "111111111111"?}   account omitted: all
+  POST /_local/pace      {"seconds": 0.5, "account": "111111111111"?, "stack": "DEV-WEB"?}
+                         (a stack's pace, else its account's, else everyone's)
   POST /_local/faults    {"stack": "DEV-WEB", "resource": "Web", "on": "create|update|delete|rollback",
                           "reason": "...", "account": "…"?}
   DELETE /_local/faults
@@ -110,11 +111,14 @@ class Settings:
     def __init__(self, pace: float) -> None:
         self.pace = pace
         self.pace_by_account: dict[str, float] = {}
+        self.pace_by_stack: dict[str, float] = {}
         self.faults: list[Fault] = []
         self.budgets: dict[str, Budget] = {}
         self.events_page = 100
 
-    def pace_for(self, account: str) -> float:
+    def pace_for(self, account: str, stack: str = "") -> float:
+        if stack in self.pace_by_stack:
+            return self.pace_by_stack[stack]
         return self.pace_by_account.get(account, self.pace)
 
     def fault(self, account: str, stack: Stack, resource: str, on: str, template: dict) -> str | None:
@@ -327,6 +331,28 @@ def _physical(stack: Stack, logical: str) -> str:
         return ""
 
 
+def _created(stack: Stack, logical: str) -> bool:
+    try:
+        resource = stack.resource_map[logical]
+    except Exception:
+        return True
+    is_created = getattr(resource, "is_created", None)
+    return bool(is_created()) if callable(is_created) else True
+
+
+# moto marks a stack complete when a custom resource's provider answers; while this layer plays
+# the stack's operation, the operation says when the stack is complete.
+_mark_creation_complete = Stack.mark_creation_complete
+
+
+def _mark_unless_playing(self: Stack) -> None:
+    if self.stack_id not in OPERATIONS:
+        _mark_creation_complete(self)
+
+
+Stack.mark_creation_complete = _mark_unless_playing  # type: ignore[method-assign]
+
+
 def _type(template: dict, logical: str) -> str:
     return str(((template.get("Resources") or {}).get(logical) or {}).get("Type", "AWS::CloudFormation::CustomResource"))
 
@@ -352,7 +378,7 @@ class Operation:
 
     @property
     def pace(self) -> float:
-        return SETTINGS.pace_for(self.account)
+        return SETTINGS.pace_for(self.account, self.stack.name)
 
 
 OPERATIONS: dict[str, Operation] = {}  # by stack id
@@ -405,6 +431,8 @@ def step(op: Operation) -> None:
     stack = op.stack
     if op.current is not None:
         kind, logical, rtype, physical = op.current
+        if kind == "create" and not op.rolling_back and not _created(stack, logical):
+            return  # a custom resource waits for its provider's answer (cfnresponse), as on AWS
         op.current = None
         verb = _verb(kind)
         reason = _fail_reason(op, kind, logical)
@@ -719,9 +747,25 @@ def delete_stack(self: Response_) -> Any:
             return EmptyResult()  # AWS: deleting a stack that does not exist succeeds
         if stack.status in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
             return EmptyResult()
-        if BUSY.match(stack.status or ""):
-            _busy(stack, "deleted")
         token = self._get_param("ClientRequestToken")
+        creating = OPERATIONS.get(stack.stack_id)
+        if creating is not None and creating.kind == "CREATE" and not creating.rolling_back:
+            # AWS: deleting a stack being created cancels the create and deletes what it made.
+            OPERATIONS.pop(stack.stack_id, None)
+            creating.finished = True
+            made = [name for _, name in creating.done]
+            if creating.current is not None:
+                kind, logical, rtype, physical = creating.current
+                _event(stack, logical, physical, rtype, "CREATE_FAILED", "Resource creation cancelled", token)
+                made.append(logical)
+            stack.status = "DELETE_IN_PROGRESS"
+            stack_event(stack, "DELETE_IN_PROGRESS", "User Initiated", token)
+            op = Operation(backend, stack, "DELETE", token, _account(self))
+            op.steps = [("delete", name) for name in reversed(made)]
+            start(op)
+            return EmptyResult()
+        if BUSY.match(stack.status or ""):
+            raise ValidationError(stack.stack_id, message=f"Stack [{stack.name}] cannot be deleted while in status {stack.status}")
         before = stack.status
         stack_event(stack, "DELETE_IN_PROGRESS", "User Initiated", token)
         for export, _ in sorted(exports_of(stack).items()):
@@ -880,7 +924,9 @@ def control(request: Request) -> Response:
     with LOCK:
         if path == "pace" and request.method == "POST":
             seconds = float(body["seconds"])
-            if body.get("account"):
+            if body.get("stack"):
+                SETTINGS.pace_by_stack[str(body["stack"])] = seconds
+            elif body.get("account"):
                 SETTINGS.pace_by_account[str(body["account"])] = seconds
             else:
                 SETTINGS.pace = seconds
@@ -909,6 +955,7 @@ def control(request: Request) -> Response:
         state = {
             "pace": SETTINGS.pace,
             "pace_by_account": SETTINGS.pace_by_account,
+            "pace_by_stack": SETTINGS.pace_by_stack,
             "faults": [f.__dict__ for f in SETTINGS.faults],
             "throttle": {a: {"calls": b.calls, "per_seconds": b.per_seconds} for a, b in SETTINGS.budgets.items()},
             "events_page": SETTINGS.events_page,
@@ -928,6 +975,7 @@ def reset() -> None:
         SETTINGS.faults.clear()
         SETTINGS.budgets.clear()
         SETTINGS.pace_by_account.clear()
+        SETTINGS.pace_by_stack.clear()
 
 
 def make_app(moto_app: Callable) -> Callable:

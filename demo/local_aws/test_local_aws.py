@@ -270,6 +270,17 @@ class LocalAws(unittest.TestCase):
                 break
         self.assertEqual(self.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"], "DELETE_COMPLETE")
 
+    def test_deleting_a_stack_being_created_cancels_the_create(self):
+        """AWS: DeleteStack in CREATE_IN_PROGRESS cancels the create and deletes what it made."""
+        self.control("POST", "/_local/pace", {"seconds": 0.3})
+        stack_id = self.cfn.create_stack(StackName="s", TemplateBody=THREE)["StackId"]
+        time.sleep(0.5)
+        self.cfn.delete_stack(StackName="s")
+        self.wait_gone("s")
+        events = self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+        self.assertEqual(events[0]["ResourceStatus"], "DELETE_COMPLETE")
+        self.assertIn("Resource creation cancelled", [e.get("ResourceStatusReason") for e in events])
+
     # -- exports and imports ------------------------------------------------------------------
 
     def exporter_and_importer(self):
