@@ -881,6 +881,58 @@ for _name, _fn in {
     setattr(Response_, _name, _fn)
 
 
+def _last_events(stack: Stack) -> dict[str, Event]:
+    last: dict[str, Event] = {}
+    for e in stack.events:
+        if e.logical_resource_id != stack.name or e.resource_type != "AWS::CloudFormation::Stack":
+            last[e.logical_resource_id] = e
+    return last
+
+
+_dto_init = cfn_responses.StackResourceDTO.__init__
+
+
+def _dto_with_resource_status(self: Any, stack: Stack, resource: Any) -> None:
+    """AWS DescribeStackResources: each resource's own status and reason (moto: the stack's)."""
+    _dto_init(self, stack, resource)
+    event = _last_events(stack).get(self.logical_resource_id or "")
+    if event is not None:
+        self.resource_status = event.resource_status
+        self.resource_status_reason = event.resource_status_reason
+        self.timestamp = event.timestamp
+    else:
+        self.resource_status = "CREATE_COMPLETE"
+
+
+cfn_responses.StackResourceDTO.__init__ = _dto_with_resource_status  # type: ignore[method-assign]
+
+
+def list_stack_resources(self: Response_) -> Any:
+    """AWS ListStackResources: each resource's own status (moto: always CREATE_COMPLETE)."""
+    with LOCK:
+        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+        resources = self.cloudformation_backend.list_stack_resources(self._get_param("StackName"))
+        last = _last_events(stack)
+        summaries = []
+        for resource in resources:
+            logical = getattr(resource, "logical_resource_id", "")
+            event = last.get(logical)
+            summary = {
+                "LogicalResourceId": logical,
+                "PhysicalResourceId": getattr(resource, "physical_resource_id", ""),
+                "ResourceType": getattr(resource, "cf_resource_type", ""),
+                "ResourceStatus": event.resource_status if event else "CREATE_COMPLETE",
+                "LastUpdatedTimestamp": event.timestamp if event else stack.creation_time,
+            }
+            if event is not None and event.resource_status_reason:
+                summary["ResourceStatusReason"] = event.resource_status_reason
+            summaries.append(summary)
+    return ActionResult({"StackResourceSummaries": summaries})
+
+
+Response_.list_stack_resources = list_stack_resources  # type: ignore[method-assign]
+
+
 # ------------------------------------------------------------------------------------------
 # The server: control API, throttling, then moto.
 

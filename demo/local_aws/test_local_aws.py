@@ -205,6 +205,11 @@ class LocalAws(unittest.TestCase):
         self.control("POST", "/_local/faults", {"stack": "s", "resource": "Topic", "on": "rollback", "reason": "cannot go back"})
         self.cfn.update_stack(StackName="s", TemplateBody=json.dumps(new))
         self.assertEqual(self.wait("s"), "UPDATE_ROLLBACK_FAILED")
+        failed = [r for r in self.cfn.describe_stack_resources(StackName="s")["StackResources"]
+                  if r["ResourceStatus"].endswith("_FAILED")]
+        self.assertEqual([(r["LogicalResourceId"], r.get("ResourceStatusReason")) for r in failed], [("Topic", "cannot go back")])
+        summaries = self.cfn.list_stack_resources(StackName="s")["StackResourceSummaries"]
+        self.assertEqual([r["LogicalResourceId"] for r in summaries if r["ResourceStatus"] == "UPDATE_FAILED"], ["Topic"])
         with self.assertRaises(ClientError):
             self.cfn.update_stack(StackName="s", TemplateBody=THREE)
         self.cfn.continue_update_rollback(StackName="s", ResourcesToSkip=["Topic"])
