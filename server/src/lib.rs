@@ -7,6 +7,7 @@ pub mod api;
 pub mod artifacts;
 pub mod auth;
 pub mod aws;
+pub mod backoff;
 pub mod build_id;
 pub mod builds_watch;
 pub mod cache;

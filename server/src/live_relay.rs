@@ -56,7 +56,7 @@ pub async fn spawn(
                     tracing::warn!(error = %e, "lost the live events notifications; reconnecting");
                     // Whatever was announced meanwhile is read on the next look.
                     wake.notify_one();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(crate::backoff::jitter(Duration::from_secs(1))).await;
                 }
             }
         }
@@ -79,7 +79,8 @@ async fn write(hub: Arc<Hub>, store: Store, mut outbox: mpsc::UnboundedReceiver<
                 Err(e) if tries < 3 => {
                     tries += 1;
                     tracing::warn!(error = %e, tries, "could not share a live event; trying again");
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                    tokio::time::sleep(crate::backoff::jitter(Duration::from_millis(200 * tries)))
+                        .await;
                 }
                 Err(e) => {
                     tracing::error!(

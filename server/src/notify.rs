@@ -223,14 +223,14 @@ const TICK: Duration = Duration::from_millis(500);
 const CLAIM: Duration = Duration::from_secs(30);
 /// One attempt's time limit.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts before a row is given up: with the backoff (1 s doubling, at most 5 min apart),
-/// about two hours of a receiver being down.
+/// Attempts before a row is given up: with the backoff (1 s doubling, at most 5 min apart, each
+/// wait jittered down to half), one to two hours of a receiver being down.
 pub const MAX_ATTEMPTS: i64 = 30;
 
-/// The wait before attempt `attempts + 1`.
+/// The wait before attempt `attempts + 1`, jittered ([`crate::backoff::jitter`]).
 pub fn backoff(attempts: i64) -> Duration {
-    let exp = attempts.clamp(1, 20) - 1;
-    Duration::from_secs(1u64 << exp).min(Duration::from_secs(300))
+    let retry = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    crate::backoff::exponential(Duration::from_secs(1), retry, Duration::from_secs(300))
 }
 
 /// Starts this process's sender (it stops when the store is released).
@@ -401,12 +401,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_a_second_up_to_five_minutes() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(2), Duration::from_secs(2));
-        assert_eq!(backoff(5), Duration::from_secs(16));
-        assert_eq!(backoff(12), Duration::from_secs(300));
-        assert_eq!(backoff(MAX_ATTEMPTS), Duration::from_secs(300));
+    fn backoff_doubles_from_a_second_up_to_five_minutes_jittered() {
+        for (attempts, cap) in [(1, 1), (2, 2), (5, 16), (12, 300), (MAX_ATTEMPTS, 300)] {
+            let cap = Duration::from_secs(cap);
+            let waits: Vec<Duration> = (0..50).map(|_| backoff(attempts)).collect();
+            for wait in &waits {
+                assert!(*wait >= cap / 2 && *wait <= cap, "{attempts}: {wait:?}");
+            }
+            assert!(
+                waits.iter().any(|w| *w != waits[0]),
+                "{attempts}: no jitter"
+            );
+        }
     }
 
     #[test]

@@ -32,17 +32,7 @@ impl AwsFailure {
                 let status = e.raw().status().as_u16();
                 match e.err().code() {
                     Some(code) => {
-                        let retryable = status >= 500
-                            || matches!(
-                                code,
-                                "Throttling"
-                                    | "ThrottlingException"
-                                    | "RequestLimitExceeded"
-                                    | "SlowDown"
-                                    | "ServiceUnavailable"
-                                    | "InternalFailure"
-                                    | "InternalError"
-                            );
+                        let retryable = status >= 500 || sdk_retries(code);
                         (
                             code.to_owned(),
                             e.err().message().map(str::to_owned),
@@ -101,6 +91,15 @@ impl AwsFailure {
     }
 }
 
+/// Whether the AWS SDK retries an error of this code: throttling (`Throttling`,
+/// `RequestLimitExceeded`, `SlowDown`, `TooManyRequestsException`, …) or transient
+/// (`RequestTimeout`), by the SDK's own lists — the server errors it also retries (500, 502, 503,
+/// 504) are those of status 5xx.
+pub fn sdk_retries(code: &str) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code)
+}
+
 /// What an answer without an AWS error said: its status and the start of its body.
 fn describe_body(status: u16, body: Option<&[u8]>) -> String {
     let text = body
@@ -137,6 +136,38 @@ mod tests {
             "AWS failed while executing the change set of DEV-X (InvalidSubnetID.NotFound): \
              The subnet ID 'subnet-123' does not exist"
         );
+    }
+
+    /// Whether an AWS answer of this status and error code is retryable.
+    fn retryable(status: u16, code: &str) -> bool {
+        use aws_sdk_cloudformation::error::ErrorMetadata;
+        use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
+        use aws_smithy_types::body::SdkBody;
+        let error =
+            DescribeStacksError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        AwsFailure::from_sdk("reading", SdkError::service_error(error, raw)).retryable
+    }
+
+    #[test]
+    fn throttling_and_transient_codes_are_those_the_sdk_retries() {
+        // Every code the SDK's classifier retries (aws-runtime's lists), whatever the status.
+        use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+        for code in THROTTLING_ERRORS.iter().chain(TRANSIENT_ERRORS) {
+            assert!(retryable(400, code), "{code}");
+        }
+        for code in [
+            "TooManyRequestsException",
+            "EC2ThrottledException",
+            "RequestTimeout",
+        ] {
+            assert!(retryable(400, code), "{code}");
+        }
+        for code in ["ValidationError", "AccessDenied", "AlreadyExistsException"] {
+            assert!(!retryable(400, code), "{code}");
+        }
+        assert!(retryable(503, "ServiceUnavailable"));
+        assert!(retryable(500, "InternalFailure"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ where
                         tracing::warn!(error = failure, "{what} unavailable; retrying");
                     }
                     last_failure = Some(failure);
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(crate::backoff::jitter(backoff)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }

@@ -115,7 +115,7 @@ impl Engine {
                         error = %e,
                         "could not record a deployment's end; trying again"
                     );
-                    tokio::time::sleep(pause).await;
+                    tokio::time::sleep(crate::backoff::jitter(pause)).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(5));
                 }
             }

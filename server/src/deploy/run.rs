@@ -138,7 +138,7 @@ impl Run {
                 Err(StoreError::LeaseLost(_)) => return false,
                 Err(e) => {
                     tracing::warn!(id = self.id(), error = %e, "could not save; trying again");
-                    tokio::time::sleep(pause).await;
+                    tokio::time::sleep(crate::backoff::jitter(pause)).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(5));
                 }
             }
@@ -262,11 +262,12 @@ impl Run {
                     self.record.deployment.waiting_reason = Some(reason);
                     self.record.deployment.waiting_since = Some(since);
                     self.publish(Vec::new()).await;
-                    let backoff = self
-                        .settings
-                        .poll_interval
-                        .saturating_mul(1 << attempt.min(10));
-                    tokio::time::sleep(backoff.min(self.settings.max_backoff)).await;
+                    tokio::time::sleep(crate::backoff::exponential(
+                        self.settings.poll_interval,
+                        attempt,
+                        self.settings.max_backoff,
+                    ))
+                    .await;
                 }
                 Err(e) => return Err(Stop::Failed(e.to_string())),
             }

@@ -208,12 +208,13 @@ pub fn spawn(panel: Arc<Panel>, watch: Arc<BuildsWatch>, hub: Arc<Hub>) {
             for (i, result) in results.iter().enumerate() {
                 let Some(result) = result else { continue };
                 let job = &jobs[i].path;
-                match result {
+                let wait = match result {
                     Ok(_) => {
                         if last_errors[i].take().is_some() {
                             tracing::info!(job, "Jenkins answers again");
                         }
                         turns[i].wait = interval;
+                        interval
                     }
                     Err(e) => {
                         if last_errors[i].as_ref() != Some(e) {
@@ -221,9 +222,10 @@ pub fn spawn(panel: Arc<Panel>, watch: Arc<BuildsWatch>, hub: Arc<Hub>) {
                         }
                         last_errors[i] = Some(e.clone());
                         turns[i].wait = (turns[i].wait * 2).min(MAX_BACKOFF);
+                        crate::backoff::jitter(turns[i].wait)
                     }
-                }
-                turns[i].next = tokio::time::Instant::now() + turns[i].wait;
+                };
+                turns[i].next = tokio::time::Instant::now() + wait;
             }
             if answered {
                 // A build that was running and is now finished: its artifacts are its last
