@@ -511,6 +511,8 @@ def fail(op: Operation, logical: str | None, reason: str, kind: str = "update") 
         stack.stack_status_reason = text
         stack_event(stack, stack.status, text, op.token)
         op.steps = [("delete-new", name) for kind, name in reversed(op.done)]
+        if logical:
+            op.steps.insert(0, ("delete-new", logical))  # AWS deletes what failed to create, too
     elif op.kind == "UPDATE":
         text = reason if logical is None else f"The following resource(s) failed to {kind}: [{logical}]."
         stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
@@ -524,6 +526,8 @@ def fail(op: Operation, logical: str | None, reason: str, kind: str = "update") 
         if logical and (("update", logical) not in undo) and logical in _template_resources(op.old["template_dict"]):
             undo.insert(0, ("update", logical))
         created = [("delete-new", name) for kind, name in reversed(op.done) if kind == "create"]
+        if logical and kind == "create":
+            created.insert(0, ("delete-new", logical))  # AWS deletes what failed to create, too
         op.steps = undo + created
     else:  # DELETE
         stack.status = "DELETE_FAILED"
@@ -715,6 +719,14 @@ def execute_change_set(self: Response_) -> Any:
         old = _snapshot(stack)
         old["events"] = list(stack.events)
         result = _orig["execute_change_set"](self)
+        # AWS: executing a change set gives the stack its template, parameters and tags (moto
+        # applies the resources only).
+        stack._parse_template()
+        if change_set.parameters:
+            stack.parameters = dict(change_set.parameters)
+        if change_set.tags:
+            stack.tags = dict(change_set.tags)
+        stack.output_map = stack._create_output_map()
         if creating:
             stack.status = "CREATE_IN_PROGRESS"
             events = list(stack.events)

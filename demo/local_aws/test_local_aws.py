@@ -217,6 +217,26 @@ class LocalAws(unittest.TestCase):
         with self.assertRaises(ClientError):
             self.cfn.continue_update_rollback(StackName="s")
 
+    def test_an_executed_change_set_gives_the_stack_its_template_parameters_and_tags(self):
+        """AWS ExecuteChangeSet: the stack takes the change set's template, parameters and tags."""
+        self.cfn.create_stack(StackName="s", TemplateBody=THREE, Parameters=[{"ParameterKey": "Size", "ParameterValue": "1"}])
+        self.wait("s")
+        new = json.loads(THREE)
+        new["Resources"]["Extra"] = {"Type": "AWS::SQS::Queue", "Metadata": {"LocalAws": {"Fail": "no"}}}
+        self.cfn.create_change_set(StackName="s", ChangeSetName="c", ChangeSetType="UPDATE", TemplateBody=json.dumps(new),
+                                   Parameters=[{"ParameterKey": "Size", "ParameterValue": "2"}], Tags=[{"Key": "k", "Value": "v"}])
+        self.cfn.execute_change_set(StackName="s", ChangeSetName="c")
+        self.assertEqual(self.wait("s"), "UPDATE_ROLLBACK_COMPLETE")  # the marker on Extra
+        new["Resources"]["Extra"].pop("Metadata")
+        self.cfn.create_change_set(StackName="s", ChangeSetName="d", ChangeSetType="UPDATE", TemplateBody=json.dumps(new),
+                                   Parameters=[{"ParameterKey": "Size", "ParameterValue": "2"}], Tags=[{"Key": "k", "Value": "v"}])
+        self.cfn.execute_change_set(StackName="s", ChangeSetName="d")
+        self.assertEqual(self.wait("s"), "UPDATE_COMPLETE")
+        stack = self.cfn.describe_stacks(StackName="s")["Stacks"][0]
+        self.assertEqual(stack["Parameters"][0]["ParameterValue"], "2")
+        self.assertEqual(stack["Tags"], [{"Key": "k", "Value": "v"}])
+        self.assertIn("Extra", json.dumps(self.cfn.get_template(StackName="s")["TemplateBody"]))
+
     # -- cancel and busy stacks ---------------------------------------------------------------
 
     def test_cancel_rolls_the_update_back_and_is_refused_in_other_states(self):
