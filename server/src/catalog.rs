@@ -43,6 +43,8 @@ pub struct Catalog {
     discovering: tokio::sync::Mutex<()>,
     /// Whether the first sweep has listed every project (`/api/v1/ready`).
     pub readiness: crate::readiness::Readiness,
+    /// The stacks' and builds' exports and imports read so far (pre-flight, verdict).
+    pub exports: crate::deploy::exports::Known,
 }
 
 /// The per-environment clients the catalog hands out.
@@ -135,6 +137,7 @@ impl Catalog {
             folders: RwLock::new(None),
             discovering: tokio::sync::Mutex::new(()),
             readiness: Default::default(),
+            exports: Default::default(),
         })
     }
 

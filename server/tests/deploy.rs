@@ -183,6 +183,10 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
     assert_eq!(detail["status"], "refused", "{detail}");
     let message = detail["message"].as_str().unwrap();
     assert!(message.contains("\"DEV-shared-topic\""), "{message}");
+    assert!(
+        message.contains("no known build exports it"),
+        "no build in the bucket declares it: {message}"
+    );
     assert_eq!(
         h.card("web", "DEV").await["exists"],
         false,
@@ -190,17 +194,127 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
     );
     assert!(!step_names(&detail).contains(&"execute"));
 
-    // Once another stack exports it, the same build deploys.
-    let exporter = "Resources:\n  T:\n    Type: AWS::SNS::Topic\nOutputs:\n  T:\n    Value: !Ref T\n    Export:\n      Name: DEV-shared-topic\n";
+    // Builds of another project that deploys to DEV declare it (by a `Fn::Sub` of their
+    // parameters): the refusal names the newest that does, and what to do.
+    let exporting = TEMPLATE.replace(
+        "Outputs:\n",
+        "Outputs:\n  Shared:\n    Value: !Ref Queue\n    Export:\n      Name: !Sub \"${Greeting}-shared-topic\"\n",
+    );
+    for (build, template) in [
+        ("web-api-master-6", exporting.as_str()),
+        ("web-api-master-7", exporting.as_str()),
+        ("web-api-master-8", TEMPLATE),
+    ] {
+        h.put_build_with("web-api", build, template, r#"{"Greeting": "DEV"}"#)
+            .await;
+    }
+    let detail = h.deploy("web", "DEV", "web-master-1").await;
+    assert_eq!(detail["status"], "refused", "{detail}");
+    let message = detail["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "\"DEV-shared-topic\", which is not exported in DEV; web-api-master-7 exports it: deploy web-api-master-7 to DEV first"
+        ),
+        "{message}"
+    );
+    assert_eq!(h.card("web", "DEV").await["exists"], false);
+
+    // Doing so, the same build deploys.
+    let detail = h.deploy("web-api", "DEV", "web-api-master-7").await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    let detail = h.deploy("web", "DEV", "web-master-1").await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+}
+
+/// Who imports an export is told by ListImports on AWS; moto does not answer it. The deployer
+/// reads the templates of the account's stacks (those it deployed and those it did not), so a
+/// build that drops an export another stack imports is refused there too, naming the importers.
+#[tokio::test]
+async fn a_dropped_export_another_stack_imports_is_refused_without_list_imports() {
+    let h = Harness::start().await;
+    // web exports DEV-WEB-QueueUrl; web-api imports it, and so does a stack made by hand.
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#)
+        .await;
+    let importing = TEMPLATE.replace(
+        "      Value: !Ref Greeting",
+        "      Value:\n        Fn::ImportValue: !Sub \"${Greeting}-WEB-QueueUrl\"",
+    );
+    h.put_build_with(
+        "web-api",
+        "web-api-master-1",
+        &importing,
+        r#"{"Greeting": "DEV"}"#,
+    )
+    .await;
+    let dropping = TEMPLATE.replace(
+        "    Export:\n      Name: !Sub \"${AWS::StackName}-QueueUrl\"\n",
+        "",
+    );
+    assert!(!dropping.contains("Export"));
+    h.put_build_with("web", "web-master-2", &dropping, r#"{"Greeting": "two"}"#)
+        .await;
+    h.put_build_with(
+        "web-api",
+        "web-api-master-2",
+        &importing.replace(
+            "    Export:\n      Name: !Sub \"${AWS::StackName}-QueueUrl\"\n",
+            "",
+        ),
+        r#"{"Greeting": "DEV"}"#,
+    )
+    .await;
+
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        h.deploy("web-api", "DEV", "web-api-master-1").await["status"],
+        "succeeded"
+    );
     h.cfn("DEV")
         .create_stack()
-        .stack_name("DEV-SHARED")
-        .template_body(exporter)
+        .stack_name("DEV-REPORTS")
+        .template_body(
+            "Parameters:\n  Env:\n    Type: String\nResources:\n  Copy:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /reports/queue-url\n      Type: String\n      Value:\n        Fn::ImportValue: !Sub \"${Env}-WEB-QueueUrl\"\n",
+        )
+        .parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key("Env")
+                .parameter_value("DEV")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    let detail = h.deploy("web", "DEV", "web-master-1").await;
+
+    let detail = h.deploy("web", "DEV", "web-master-2").await;
+    assert_eq!(detail["status"], "refused", "{detail}");
+    let message = detail["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"DEV-WEB-QueueUrl\" (imported by DEV-REPORTS, DEV-WEB-API)"),
+        "{message}"
+    );
+    assert!(!step_names(&detail).contains(&"change_set"), "{detail}");
+    assert_eq!(h.card("web", "DEV").await["build"], "web-master-1");
+
+    // An export nobody imports may go: every stack's imports are known, so it is checked,
+    // not left unchecked.
+    let detail = h.deploy("web-api", "DEV", "web-api-master-2").await;
     assert_eq!(detail["status"], "succeeded", "{detail}");
+    let preflight = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "preflight")
+        .unwrap();
+    assert!(
+        preflight["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 removed export, none imported elsewhere"),
+        "{preflight}"
+    );
 }
 
 #[tokio::test]

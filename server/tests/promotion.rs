@@ -145,6 +145,21 @@ Outputs:
     Value: !Ref Queue
 "#;
 
+/// A stack made by hand (not by the deployer) that imports web's queue URL in DEV.
+const IMPORTS_THE_QUEUE_URL: &str = r#"
+Parameters:
+  Env:
+    Type: String
+Resources:
+  Copy:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: /reports/queue-url
+      Type: String
+      Value:
+        Fn::ImportValue: !Sub "${Env}-WEB-QueueUrl"
+"#;
+
 const IMPORTS_NOTHING_THERE: &str = r#"
 AWSTemplateFormatVersion: "2010-09-09"
 Parameters:
@@ -207,16 +222,41 @@ async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
         "{verdict}"
     );
 
-    // One that drops the stack's export: who imports it cannot be asked of moto (no
-    // ListImports), and the verdict says so rather than calling it safe.
+    // One that drops the stack's export. moto answers no ListImports; the templates of the
+    // account's stacks say who imports it: nobody yet, so dropping it is safe…
     h.put_build_of("web", "web-master-00", NO_EXPORT).await;
     let (_, verdict) = h
         .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-00")
         .await;
+    assert_eq!(verdict["verdict"], "safe", "{verdict}");
+    // …until a stack the deployer never deployed imports it (by a `Fn::Sub` of its parameter).
+    h.cfn("DEV")
+        .create_stack()
+        .stack_name("DEV-REPORTS")
+        .template_body(IMPORTS_THE_QUEUE_URL)
+        .parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key("Env")
+                .parameter_value("DEV")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-00")
+        .await;
     assert_eq!(verdict["verdict"], "warnings", "{verdict}");
+    let in_use = verdict["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "export_in_use")
+        .unwrap_or_else(|| panic!("{verdict}"));
+    let message = in_use["message"].as_str().unwrap();
     assert!(
-        verdict.to_string().contains("DEV-WEB-QueueUrl"),
-        "{verdict}"
+        message.contains("\"DEV-WEB-QueueUrl\"") && message.contains("DEV-REPORTS"),
+        "{message}"
     );
 
     // One whose image the account cannot launch (deregistered since): DescribeImages in moto's

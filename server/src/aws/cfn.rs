@@ -70,6 +70,17 @@ impl StackInfo {
     }
 }
 
+/// A stack of the account as ListStacks lists it.
+#[derive(Clone, Debug)]
+pub struct StackSummary {
+    pub name: String,
+    pub stack_id: String,
+    pub status: StackStatus,
+    pub created_at: Option<DateTime<Utc>>,
+    /// LastUpdatedTime: `None` for a stack never updated (and on stand-ins that do not keep it).
+    pub last_updated_at: Option<DateTime<Utc>>,
+}
+
 /// A parameter the template declares (from GetTemplateSummary).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Declared {
@@ -116,6 +127,16 @@ pub trait CloudFormation: Send + Sync {
     async fn export_names(&self) -> Result<Vec<String>, AwsFailure>;
     /// The stacks that import an export (ListImports, all pages); empty when none does.
     async fn importers(&self, export: &str) -> Result<Vec<String>, AwsFailure>;
+    /// Every stack of the account and region that is not deleted (ListStacks, all pages). A
+    /// stand-in that does not offer it answers a failure: what it would have told is unchecked.
+    async fn list_stacks(&self) -> Result<Vec<StackSummary>, AwsFailure> {
+        Err(not_offered("listing the stacks"))
+    }
+    /// The template the stack runs, as CloudFormation processed it (GetTemplate); `None` when
+    /// the stack does not exist.
+    async fn template(&self, _stack: &str) -> Result<Option<String>, AwsFailure> {
+        Err(not_offered("reading a stack's template"))
+    }
     /// `None` when the stack does not exist (or was deleted).
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure>;
     /// The parameters the stack's current template declares NoEcho (empty when the stack does
@@ -180,4 +201,14 @@ pub trait CloudFormation: Send + Sync {
         after: Option<&str>,
         since: DateTime<Utc>,
     ) -> Result<Vec<StackEvent>, AwsFailure>;
+}
+
+/// What a stand-in CloudFormation that does not offer a call answers.
+fn not_offered(doing: &str) -> AwsFailure {
+    AwsFailure {
+        doing: doing.to_owned(),
+        code: "NotOffered".to_owned(),
+        message: Some("this CloudFormation does not offer the call".to_owned()),
+        retryable: false,
+    }
 }

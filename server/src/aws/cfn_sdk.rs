@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::AwsFailure;
 use super::cfn::{
     ChangeSetExecution, ChangeSetState, CloudFormation, Declared, StackInfo, StackRequest,
-    TemplateSource, TemplateSummary,
+    StackSummary, TemplateSource, TemplateSummary,
 };
 
 /// The real CloudFormation of one environment.
@@ -162,6 +162,59 @@ impl CloudFormation for AwsCfn {
             }
         }
         Ok(stacks)
+    }
+
+    async fn list_stacks(&self) -> Result<Vec<StackSummary>, AwsFailure> {
+        // Every status but DELETE_COMPLETE: ListStacks shows deleted stacks for 90 days.
+        let live: Vec<aws_sdk_cloudformation::types::StackStatus> = StackStatus::ALL
+            .into_iter()
+            .filter(|s| *s != StackStatus::DeleteComplete)
+            .map(|s| aws_sdk_cloudformation::types::StackStatus::from(s.as_aws_str()))
+            .collect();
+        let mut stacks = Vec::new();
+        let mut pages = self
+            .client
+            .list_stacks()
+            .set_stack_status_filter(Some(live))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsFailure::from_sdk("listing the stacks", e))?;
+            stacks.extend(page.stack_summaries().iter().map(|s| {
+                StackSummary {
+                    name: s.stack_name().unwrap_or_default().to_owned(),
+                    stack_id: s
+                        .stack_id()
+                        .or(s.stack_name())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    status: s.stack_status().map_or(StackStatus::Unknown, |st| {
+                        StackStatus::from_aws_str(st.as_str())
+                    }),
+                    created_at: s.creation_time().map(to_utc),
+                    last_updated_at: s.last_updated_time().map(to_utc),
+                }
+            }));
+        }
+        Ok(stacks)
+    }
+
+    async fn template(&self, stack: &str) -> Result<Option<String>, AwsFailure> {
+        match self
+            .client
+            .get_template()
+            .stack_name(stack)
+            .template_stage(aws_sdk_cloudformation::types::TemplateStage::Processed)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.template_body().map(str::to_owned)),
+            Err(e) if is_missing_stack(&e) => Ok(None),
+            Err(e) => Err(AwsFailure::from_sdk(
+                format!("reading the template of {stack}"),
+                e,
+            )),
+        }
     }
 
     async fn stack(&self, stack: &str) -> Result<Option<StackInfo>, AwsFailure> {

@@ -32,11 +32,11 @@ pub fn no_echo_parameters(doc: &Value) -> Vec<String> {
 }
 
 /// The export names the template imports that can be known before deploying. Imports whose
-/// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation.
+/// name is computed (e.g. `Fn::Join` of resource attributes) are left to CloudFormation; those
+/// of a resource or output whose `Condition` is false, or in the branch of an `Fn::If` not
+/// taken, are no imports (when the condition can be known before deploying).
 pub fn imported_exports(doc: &Value, vars: &BTreeMap<String, String>) -> Vec<String> {
-    let mut found = Vec::new();
-    walk(doc, vars, &mut found);
-    let mut names: Vec<String> = found.into_iter().flatten().collect();
+    let mut names: Vec<String> = all_imports(doc, vars).into_iter().flatten().collect();
     names.sort();
     names.dedup();
     names
@@ -45,9 +45,10 @@ pub fn imported_exports(doc: &Value, vars: &BTreeMap<String, String>) -> Vec<Str
 /// How many of the template's imports have a name computed at deploy time (which no check
 /// before deploying can look up).
 pub fn computed_imports(doc: &Value, vars: &BTreeMap<String, String>) -> usize {
-    let mut found = Vec::new();
-    walk(doc, vars, &mut found);
-    found.iter().filter(|name| name.is_none()).count()
+    all_imports(doc, vars)
+        .iter()
+        .filter(|name| name.is_none())
+        .count()
 }
 
 /// The export names the template's outputs declare. `None` when one of them cannot be known
@@ -57,10 +58,14 @@ pub fn exported_names(doc: &Value, vars: &BTreeMap<String, String>) -> Option<Ve
     let Some(outputs) = doc.get("Outputs").and_then(Value::as_mapping) else {
         return Some(names);
     };
+    let ctx = Ctx { doc, vars };
     for output in outputs.values() {
         let Some(export) = output.get("Export") else {
             continue;
         };
+        if ctx.holds_for(output) == Some(false) {
+            continue;
+        }
         match export.get("Name").and_then(|name| resolve(name, vars)) {
             Some(name) => names.push(name),
             None => return None,
@@ -71,25 +76,152 @@ pub fn exported_names(doc: &Value, vars: &BTreeMap<String, String>) -> Option<Ve
     Some(names)
 }
 
+/// The template and the values its names and conditions are worked out with.
+struct Ctx<'a> {
+    doc: &'a Value,
+    vars: &'a BTreeMap<String, String>,
+}
+
 /// Every `Fn::ImportValue` of the template: `Some(name)` when the name can be known before
 /// deploying, `None` when it is computed.
-fn walk(value: &Value, vars: &BTreeMap<String, String>, out: &mut Vec<Option<String>>) {
-    match value {
-        Value::Mapping(map) => {
-            for (key, inner) in map {
-                if key.as_str() == Some("Fn::ImportValue") {
-                    out.push(resolve(inner, vars));
-                } else {
-                    walk(inner, vars, out);
+fn all_imports(doc: &Value, vars: &BTreeMap<String, String>) -> Vec<Option<String>> {
+    let ctx = Ctx { doc, vars };
+    let mut out = Vec::new();
+    match doc {
+        Value::Mapping(sections) => {
+            for (section, inner) in sections {
+                match (section.as_str(), inner) {
+                    (Some("Resources" | "Outputs"), Value::Mapping(entries)) => {
+                        for entry in entries.values() {
+                            if ctx.holds_for(entry) != Some(false) {
+                                ctx.walk(entry, &mut out);
+                            }
+                        }
+                    }
+                    _ => ctx.walk(inner, &mut out),
                 }
             }
         }
-        Value::Sequence(items) => items.iter().for_each(|v| walk(v, vars, out)),
-        Value::Tagged(tagged) if tagged.tag == "ImportValue" => {
-            out.push(resolve(&tagged.value, vars));
+        other => ctx.walk(other, &mut out),
+    }
+    out
+}
+
+/// How deep conditions may refer to conditions (a loop in a broken template ends here).
+const CONDITION_DEPTH: u8 = 16;
+
+impl Ctx<'_> {
+    fn walk(&self, value: &Value, out: &mut Vec<Option<String>>) {
+        match value {
+            Value::Mapping(map) => {
+                for (key, inner) in map {
+                    match key.as_str() {
+                        Some("Fn::ImportValue") => out.push(resolve(inner, self.vars)),
+                        Some("Fn::If") => self.walk_if(inner, out),
+                        _ => self.walk(inner, out),
+                    }
+                }
+            }
+            Value::Sequence(items) => items.iter().for_each(|v| self.walk(v, out)),
+            Value::Tagged(tagged) if tagged.tag == "ImportValue" => {
+                out.push(resolve(&tagged.value, self.vars));
+            }
+            Value::Tagged(tagged) if tagged.tag == "If" => self.walk_if(&tagged.value, out),
+            Value::Tagged(tagged) => self.walk(&tagged.value, out),
+            _ => {}
         }
-        Value::Tagged(tagged) => walk(&tagged.value, vars, out),
-        _ => {}
+    }
+
+    /// `Fn::If: [condition, when true, when false]`: the branch taken, or both when the
+    /// condition cannot be known before deploying.
+    fn walk_if(&self, args: &Value, out: &mut Vec<Option<String>>) {
+        match args.as_sequence().map(Vec::as_slice) {
+            Some([condition, yes, no]) => {
+                let holds = condition
+                    .as_str()
+                    .and_then(|name| self.condition(name, CONDITION_DEPTH));
+                if holds != Some(false) {
+                    self.walk(yes, out);
+                }
+                if holds != Some(true) {
+                    self.walk(no, out);
+                }
+            }
+            _ => self.walk(args, out),
+        }
+    }
+
+    /// Whether a resource's or output's `Condition` holds (`Some(true)` without one).
+    fn holds_for(&self, entry: &Value) -> Option<bool> {
+        match entry.get("Condition") {
+            None => Some(true),
+            Some(name) => self.condition(name.as_str()?, CONDITION_DEPTH),
+        }
+    }
+
+    /// The template's condition `name`, when it can be known before deploying.
+    fn condition(&self, name: &str, depth: u8) -> Option<bool> {
+        let depth = depth.checked_sub(1)?;
+        let spec = self.doc.get("Conditions")?.get(name)?;
+        self.evaluate(spec, depth)
+    }
+
+    /// `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition` of values known before
+    /// deploying; `None` for anything else.
+    fn evaluate(&self, value: &Value, depth: u8) -> Option<bool> {
+        match value {
+            Value::Bool(b) => Some(*b),
+            Value::Mapping(map) if map.len() == 1 => {
+                let (key, args) = map.iter().next()?;
+                let key = key.as_str()?;
+                self.apply(key.strip_prefix("Fn::").unwrap_or(key), args, depth)
+            }
+            Value::Tagged(tagged) => {
+                let function = ["Condition", "Equals", "Not", "And", "Or"]
+                    .into_iter()
+                    .find(|f| tagged.tag == *f)?;
+                self.apply(function, &tagged.value, depth)
+            }
+            _ => None,
+        }
+    }
+
+    fn apply(&self, function: &str, args: &Value, depth: u8) -> Option<bool> {
+        let depth = depth.checked_sub(1)?;
+        match function {
+            "Condition" => self.condition(args.as_str()?, depth),
+            "Equals" => match args.as_sequence().map(Vec::as_slice) {
+                Some([a, b]) => Some(scalar(a, self.vars)? == scalar(b, self.vars)?),
+                _ => None,
+            },
+            "Not" => match args.as_sequence().map(Vec::as_slice) {
+                Some([a]) => self.evaluate(a, depth).map(|b| !b),
+                _ => None,
+            },
+            "And" | "Or" => {
+                let all = function == "And";
+                let mut unknown = false;
+                for item in args.as_sequence()? {
+                    match self.evaluate(item, depth) {
+                        Some(b) if b != all => return Some(b),
+                        Some(_) => {}
+                        None => unknown = true,
+                    }
+                }
+                (!unknown).then_some(all)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A value compared by `Fn::Equals`: text, a number or a boolean as CloudFormation compares
+/// them (as strings), or a name known before deploying.
+fn scalar(value: &Value, vars: &BTreeMap<String, String>) -> Option<String> {
+    match value {
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => resolve(other, vars),
     }
 }
 
@@ -228,6 +360,57 @@ Outputs:
         );
         let computed = "Outputs:\n  A:\n    Value: x\n    Export:\n      Name: !GetAtt Vpc.Name\n";
         assert_eq!(exported_names(&parse(computed).unwrap(), &vars()), None);
+    }
+
+    #[test]
+    fn imports_and_exports_under_a_false_condition_are_none() {
+        let yaml = r#"
+Conditions:
+  IsDev: !Equals [!Ref EnvName, DEV]
+  IsPrd: {"Fn::Equals": [{"Ref": "EnvName"}, "PRD"]}
+  NotDev: !Not [!Condition IsDev]
+  Either: !Or [!Condition IsPrd, !Equals [!Ref Unknown, x]]
+Resources:
+  InDev:
+    Type: AWS::SSM::Parameter
+    Condition: IsDev
+    Properties:
+      Value: !ImportValue dev-only
+  InPrd:
+    Type: AWS::SSM::Parameter
+    Condition: NotDev
+    Properties:
+      Value: !ImportValue prd-only
+  Branches:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Value: !If [IsPrd, !ImportValue if-prd, !ImportValue if-not-prd]
+  Unknowable:
+    Type: AWS::SSM::Parameter
+    Condition: Either
+    Properties:
+      Value: !ImportValue maybe
+Outputs:
+  Prd:
+    Condition: IsPrd
+    Value: x
+    Export:
+      Name: prd-export
+  Always:
+    Value: y
+    Export:
+      Name: always
+"#;
+        let doc = parse(yaml).unwrap();
+        assert_eq!(
+            imported_exports(&doc, &vars()),
+            ["dev-only", "if-not-prd", "maybe"],
+            "a condition that cannot be known counts the import"
+        );
+        assert_eq!(
+            exported_names(&doc, &vars()),
+            Some(vec!["always".to_owned()])
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! one file per step; `outcome.rs` maps the stack's final status to the deployment's ending.
 
 mod engine;
+pub mod exports;
 mod finish;
 pub mod imports;
 pub mod janitor;

@@ -9,6 +9,7 @@ use app::model::VerdictWarning;
 
 use crate::artifacts::FetchError;
 use crate::catalog::Catalog;
+use crate::deploy::exports::{self, Importers};
 use crate::deploy::{imports, parameters};
 use crate::error::AppError;
 
@@ -94,11 +95,21 @@ pub async fn check(
     let wanted = imports::imported_exports(doc, vars);
     if !wanted.is_empty() {
         let exports = cfn.export_names().await?;
-        for name in wanted.iter().filter(|w| !exports.contains(w)) {
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|w| !exports.contains(w))
+            .cloned()
+            .collect();
+        let sources = catalog
+            .exports
+            .sources(catalog, environment, project, &missing)
+            .await;
+        for name in &missing {
             warnings.push(warning(
                 "missing_import",
                 format!(
-                    "{build} imports {name:?}, which is not exported in {environment} any more"
+                    "{build} imports {name:?}, which is not exported in {environment} any more; {}",
+                    exports::whence(sources.get(name), environment)
                 ),
             ));
         }
@@ -114,10 +125,20 @@ pub async fn check(
                 format!("{build} computes some export names at deploy time: exports it drops are not checked"),
             )),
             Some(kept) => {
-                for export in current.exports.iter().filter(|e| !kept.contains(e)) {
-                    match cfn.importers(export).await {
-                        Ok(stacks) if stacks.is_empty() => {}
-                        Ok(stacks) => warnings.push(warning(
+                let dropped: Vec<String> = current
+                    .exports
+                    .iter()
+                    .filter(|e| !kept.contains(e))
+                    .cloned()
+                    .collect();
+                let answers = catalog
+                    .exports
+                    .importers(catalog, environment, &cfn, stack_name, &dropped)
+                    .await;
+                for (export, importers) in answers {
+                    match importers {
+                        Importers::Known(stacks) if stacks.is_empty() => {}
+                        Importers::Known(stacks) => warnings.push(warning(
                             "export_in_use",
                             format!(
                                 "{build} no longer exports {export:?}, which {} import{}: the update would fail and roll back",
@@ -125,9 +146,9 @@ pub async fn check(
                                 if stacks.len() == 1 { "s" } else { "" }
                             ),
                         )),
-                        Err(e) => warnings.push(warning(
+                        Importers::Unchecked(why) => warnings.push(warning(
                             "unchecked",
-                            format!("{build} no longer exports {export:?}; who imports it could not be checked ({e})"),
+                            format!("{build} no longer exports {export:?}; who imports it could not be checked: {why}"),
                         )),
                     }
                 }
@@ -207,12 +228,24 @@ pub async fn read_build(
 ) -> Result<Result<ReadBuild, String>, AppError> {
     let stack_name = catalog.stack_name(project, environment)?.to_owned();
     let folder = catalog.find_build(project, build).await?;
+    Ok(read_folder(catalog, &folder, environment, stack_name).await)
+}
+
+/// Reads a build folder found already as a deployment of it to `environment` (as `stack_name`)
+/// would; `Err(problem)` when it cannot be deployed at all.
+pub async fn read_folder(
+    catalog: &Catalog,
+    folder: &crate::artifacts::BuildFolder,
+    environment: &str,
+    stack_name: String,
+) -> Result<ReadBuild, String> {
+    let build = &folder.build.id;
     if let Some(problem) = &folder.build.problem {
-        return Ok(Err(format!("{build} cannot be deployed: {problem}")));
+        return Err(format!("{build} cannot be deployed: {problem}"));
     }
     let (Some(template_key), Some(params_key)) = (&folder.template_key, &folder.parameters_key)
     else {
-        return Ok(Err(format!("{build} is incomplete")));
+        return Err(format!("{build} is incomplete"));
     };
     let read = |key: String| async move {
         catalog.artifacts.fetch(&key).await.map_err(|e| match e {
@@ -221,14 +254,14 @@ pub async fn read_build(
     };
     let template = match read(template_key.clone()).await {
         Ok(t) => t,
-        Err(m) => return Ok(Err(m)),
+        Err(m) => return Err(m),
     };
     let mut set = match read(params_key.clone())
         .await
         .and_then(|text| parameters::parse("parameters.json", &text))
     {
         Ok(set) => set,
-        Err(m) => return Ok(Err(m)),
+        Err(m) => return Err(m),
     };
     if let Some(key) = folder.overrides.get(environment) {
         let name = format!("parameters.{environment}.json");
@@ -237,13 +270,13 @@ pub async fn read_build(
             .and_then(|text| parameters::parse(&name, &text))
         {
             Ok(over) => set = parameters::merge(set, over),
-            Err(m) => return Ok(Err(m)),
+            Err(m) => return Err(m),
         }
     }
     let doc = match imports::parse(&template) {
         Ok(doc) if doc.get("Resources").is_some() => doc,
-        Ok(_) => return Ok(Err("the template has no Resources section".into())),
-        Err(m) => return Ok(Err(m)),
+        Ok(_) => return Err("the template has no Resources section".into()),
+        Err(m) => return Err(m),
     };
     let mut vars = BTreeMap::new();
     let mut missing = Vec::new();
@@ -271,7 +304,7 @@ pub async fn read_build(
         vars.insert("AWS::AccountId".into(), env.account_id.clone());
         vars.insert("AWS::Region".into(), env.region.clone());
     }
-    Ok(Ok(ReadBuild {
+    Ok(ReadBuild {
         template,
         template_key: template_key.clone(),
         doc,
@@ -279,5 +312,5 @@ pub async fn read_build(
         vars,
         missing,
         stack_name,
-    }))
+    })
 }

@@ -8,6 +8,7 @@ use app::deployment::{Operation, StepName};
 
 use super::validate::Checked;
 use crate::aws::cfn::StackInfo;
+use crate::deploy::exports::{Importers, whence};
 use crate::deploy::imports;
 use crate::deploy::parameters::ParameterSet;
 use crate::deploy::run::{Run, Stop};
@@ -31,17 +32,19 @@ pub async fn run(run: &mut Run, checked: &Checked, set: &ParameterSet) -> Result
         let exports = run
             .aws(|cfn| async move { cfn.export_names().await })
             .await?;
-        let missing: Vec<&String> = wanted.iter().filter(|w| !exports.contains(w)).collect();
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|w| !exports.contains(w))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
-            let names = missing
-                .iter()
-                .map(|m| format!("{m:?}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Stop::Refused(format!(
-                "the template imports {names}, which {} not exported in {env}; deploying would fail and roll back",
-                if missing.len() == 1 { "is" } else { "are" }
-            )));
+            let project = run.record.deployment.project.clone();
+            let sources = run
+                .catalog
+                .exports
+                .sources(&run.catalog, &env, &project, &missing)
+                .await;
+            return Err(Stop::Refused(missing_imports(&missing, &sources, &env)));
         }
     }
     let stack_name = run.stack_name().to_owned();
@@ -125,16 +128,28 @@ async fn removed_exports(
     if removed.is_empty() {
         return Ok(Some(format!("all {} exports kept", current.exports.len())));
     }
+    let removed: Vec<String> = removed.into_iter().cloned().collect();
     let mut in_use = Vec::new();
     let mut unchecked = Vec::new();
-    for export in &removed {
-        // One call, not the retry-until-it-works of the other steps: a check that cannot be made
-        // is said in the step, and CloudFormation still refuses the update itself.
-        match run.cfn.importers(export).await {
-            Ok(stacks) if stacks.is_empty() => {}
-            Ok(stacks) => in_use.push(format!("{export:?} (imported by {})", stacks.join(", "))),
-            Err(e) => {
-                tracing::warn!(export = %export, error = ?e, "cannot list the importers of an export");
+    let answers = run
+        .catalog
+        .exports
+        .importers(
+            &run.catalog,
+            run.environment(),
+            &run.cfn,
+            run.stack_name(),
+            &removed,
+        )
+        .await;
+    for (export, importers) in answers {
+        match importers {
+            Importers::Known(stacks) if stacks.is_empty() => {}
+            Importers::Known(stacks) => {
+                in_use.push(format!("{export:?} (imported by {})", stacks.join(", ")));
+            }
+            Importers::Unchecked(why) => {
+                tracing::warn!(export = %export, why, "cannot tell who imports an export");
                 unchecked.push(format!("{export:?}"));
             }
         }
@@ -158,4 +173,27 @@ async fn removed_exports(
             unchecked.join(", ")
         )
     }))
+}
+
+/// The refusal for imports the environment does not export, each with where it would come from.
+fn missing_imports(
+    missing: &[String],
+    sources: &std::collections::BTreeMap<String, Vec<String>>,
+    env: &str,
+) -> String {
+    if let [name] = missing {
+        return format!(
+            "the template imports {name:?}, which is not exported in {env}; {}. Deploying would fail and roll back",
+            whence(sources.get(name), env)
+        );
+    }
+    let each = missing
+        .iter()
+        .map(|name| format!("{name:?}: {}", whence(sources.get(name), env)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "the template imports {} exports that are not exported in {env} ({each}). Deploying would fail and roll back",
+        missing.len()
+    )
 }
