@@ -21,6 +21,7 @@ async fn create(h: &Harness, env: &str, stack: &str, build: &str) {
         .send()
         .await
         .unwrap();
+    assert_eq!(h.settled(env, stack).await, "CREATE_COMPLETE");
 }
 
 #[tokio::test]
@@ -114,6 +115,7 @@ async fn the_card_follows_an_update() {
         .send()
         .await
         .unwrap();
+    assert_eq!(h.settled("DEV", "DEV-WEB").await, "UPDATE_COMPLETE");
     let (_, cards) = h.stacks("web").await;
     assert_eq!(cards[0]["status"], "UPDATE_COMPLETE");
     assert_eq!(cards[0]["build"], "web-master-2");

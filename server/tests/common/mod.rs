@@ -551,6 +551,27 @@ impl Harness {
         self.send(request).await
     }
 
+    /// Waits until the stack's operation has ended (CloudFormation — and the local AWS — takes
+    /// its time after the API call) and returns its status.
+    pub async fn settled(&self, env: &str, stack: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self
+                .cfn(env)
+                .describe_stacks()
+                .stack_name(stack)
+                .send()
+                .await
+                .unwrap();
+            let status = out.stacks()[0].stack_status().unwrap().as_str().to_owned();
+            if !status.ends_with("_IN_PROGRESS") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{stack} still {status}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Starts a deployment and waits for its outcome; returns the deployment's detail.
     pub async fn deploy(&self, project: &str, env: &str, build: &str) -> serde_json::Value {
         let (status, started) = self
