@@ -458,3 +458,77 @@ async fn bad_deploy_requests_are_answered_clearly() {
     let (status, _) = h.get("/api/v1/deployments?limit=zero").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// The templates of the environment's stacks are read once per state of each stack: a second
+/// check reads none again, and after a stack changes only that one is read.
+#[tokio::test]
+async fn a_stacks_template_is_read_again_only_after_the_stack_changed() {
+    let h = Harness::start_behind_proxy().await;
+    let proxy = h.proxy.as_ref().unwrap();
+    let importing = TEMPLATE.replace(
+        "      Value: !Ref Greeting",
+        "      Value:\n        Fn::ImportValue: !Sub \"${Greeting}-WEB-QueueUrl\"",
+    );
+    let without_export = |template: &str| {
+        template.replace(
+            "    Export:\n      Name: !Sub \"${AWS::StackName}-QueueUrl\"\n",
+            "",
+        )
+    };
+    h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#)
+        .await;
+    h.put_build_with(
+        "web",
+        "web-master-2",
+        &without_export(TEMPLATE),
+        r#"{"Greeting": "two"}"#,
+    )
+    .await;
+    h.put_build_with(
+        "web-api",
+        "web-api-master-1",
+        &importing,
+        r#"{"Greeting": "DEV"}"#,
+    )
+    .await;
+    h.put_build_with(
+        "web-api",
+        "web-api-master-2",
+        &without_export(&importing),
+        r#"{"Greeting": "DEV"}"#,
+    )
+    .await;
+    assert_eq!(
+        h.deploy("web", "DEV", "web-master-1").await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        h.deploy("web-api", "DEV", "web-api-master-1").await["status"],
+        "succeeded"
+    );
+    assert_eq!(proxy.forwarded("GetTemplate"), 0, "no export dropped yet");
+
+    let verdict = || async {
+        let (_, verdict) = h
+            .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-2")
+            .await;
+        let text = verdict.to_string();
+        assert!(
+            text.contains("export_in_use") && text.contains("DEV-WEB-API"),
+            "{verdict}"
+        );
+    };
+    verdict().await;
+    assert_eq!(proxy.forwarded("GetTemplate"), 2, "DEV-WEB and DEV-WEB-API");
+    verdict().await;
+    assert_eq!(proxy.forwarded("GetTemplate"), 2, "neither changed");
+    assert_eq!(proxy.forwarded("ListStacks"), 2, "listed for each check");
+
+    // web-api drops its own export (nobody imports it): its pre-flight reads nothing again; the
+    // next check reads web-api's changed stack, and web's only if it changed.
+    let detail = h.deploy("web-api", "DEV", "web-api-master-2").await;
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    assert_eq!(proxy.forwarded("GetTemplate"), 2, "{detail}");
+    verdict().await;
+    assert_eq!(proxy.forwarded("GetTemplate"), 3);
+}
