@@ -20,7 +20,9 @@ it stands for (the `AWS:` lines):
   retry one operation.
 - Throttling on demand: a call budget per account (control API), answered as AWS answers it.
 
-IAM stays moto's: start with INITIAL_NO_AUTH_ACTION_COUNT to enforce policies.
+IAM stays moto's: start with INITIAL_NO_AUTH_ACTION_COUNT to enforce policies. Two of its checks
+are made as AWS makes them (see "IAM" below): an S3 request's signature over its query as sent,
+and SQS batch calls authorized as their single calls.
 
 The control API (JSON, on the same port, never reached by the AWS SDK):
   POST /_local/pace      {"seconds": 0.5, "account": "111111111111"?, "stack": "DEV-WEB"?}
@@ -943,6 +945,53 @@ def list_stack_resources(self: Response_) -> Any:
 
 
 Response_.list_stack_resources = list_stack_resources  # type: ignore[method-assign]
+
+
+# ------------------------------------------------------------------------------------------
+# IAM (with INITIAL_NO_AUTH_ACTION_COUNT), where moto's check differs from AWS's.
+
+from urllib.parse import urlparse  # noqa: E402
+
+from moto.iam import access_control as iam_access  # noqa: E402
+from moto.s3.responses import S3Response  # noqa: E402
+
+_s3_authorize = S3Response._authenticate_and_authorize_s3_action
+
+
+def _s3_authorize_as_sent(self: S3Response, *args: Any, **kwargs: Any) -> Any:
+    """AWS (SigV4): the signature covers the query string as sent. moto recomputes it over the
+    URL werkzeug decoded, so a query holding an encoded "/" (ListObjectsV2's prefix "builds/",
+    its delimiter) never matched: SignatureDoesNotMatch."""
+    raw = (getattr(self.request, "environ", None) or {}).get("QUERY_STRING")
+    if not raw:
+        return _s3_authorize(self, *args, **kwargs)
+    decoded = self.uri
+    self.uri = urlparse(decoded)._replace(query=raw).geturl()
+    try:
+        return _s3_authorize(self, *args, **kwargs)
+    finally:
+        self.uri = decoded
+
+
+S3Response._authenticate_and_authorize_s3_action = _s3_authorize_as_sent  # type: ignore[method-assign]
+
+# AWS (Amazon SQS Developer Guide, API permissions: actions and resource reference): a batch
+# call is authorized as its single call (DeleteMessageBatch needs sqs:DeleteMessage); there is no
+# IAM action named after the batch call, which is what moto asked a policy for.
+_AUTHORIZED_AS = {
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+_iam_request_init = iam_access.IAMRequest.__init__
+
+
+def _iam_request_as_aws(self: Any, *args: Any, **kwargs: Any) -> None:
+    _iam_request_init(self, *args, **kwargs)
+    self._action = _AUTHORIZED_AS.get(self._action, self._action)
+
+
+iam_access.IAMRequest.__init__ = _iam_request_as_aws  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------------------------
