@@ -287,6 +287,18 @@ async fn drill_sigkill_mid_deployment_twenty_times() {
             .send()
             .await
             .unwrap();
+        // Deleting takes its time on AWS: the next run starts once the stack is gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cfn
+            .describe_stacks()
+            .stack_name("DEV-WEB")
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(Instant::now() < deadline, "run {run}: DEV-WEB never deleted");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
     println!(
         "drill 1: {runs} runs, SIGKILL mid-deployment and restart: {} succeeded, 0 lost, \
