@@ -20,9 +20,9 @@ it stands for (the `AWS:` lines):
   retry one operation.
 - Throttling on demand: a call budget per account (control API), answered as AWS answers it.
 
-IAM stays moto's: start with INITIAL_NO_AUTH_ACTION_COUNT to enforce policies. Two of its checks
-are made as AWS makes them (see "IAM" below): an S3 request's signature over its query as sent,
-and SQS batch calls authorized as their single calls.
+IAM stays moto's: start with INITIAL_NO_AUTH_ACTION_COUNT to enforce policies. Some of its checks
+are made as AWS makes them (see "IAM" below): signatures over the query and the form body as
+sent, and SQS batch calls authorized as their single calls.
 
 The control API (JSON, on the same port, never reached by the AWS SDK):
   POST /_local/pace      {"seconds": 0.5, "account": "111111111111"?, "stack": "DEV-WEB"?}
@@ -895,6 +895,50 @@ for _name, _fn in {
     setattr(Response_, _name, _fn)
 
 
+# AWS DescribeChangeSet: for an update, each resource the change set would add, modify or remove,
+# with its physical id and whether a modification replaces it. moto compares the resources'
+# declarations only (a changed parameter shows as no change at all). Replacement here is a rule
+# of thumb — a changed *Name property replaces the resource (as it does for SQS queues, S3
+# buckets, SSM parameters, SNS topics); anything else modifies it in place — not AWS's per-type
+# table.
+_moto_diff = cfn_models.ChangeSet.diff
+
+
+def _replacement(old: dict, new: dict, changed_params: set[str]) -> str:
+    before, after = old.get("Properties") or {}, new.get("Properties") or {}
+
+    def uses_changed(value: Any) -> bool:
+        found: set[str] = set()
+        _refs(value, changed_params, found)
+        return bool(found)
+
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k) or uses_changed(after.get(k))}
+    return "True" if any(k.endswith("Name") for k in changed) else "False"
+
+
+def _change_set_diff(self: Any) -> list:
+    if self.change_set_type != "UPDATE":
+        return _moto_diff(self)
+    stack = self.stack
+    old_t, new_t = stack.template_dict, self.template_dict
+    new_params = {**stack.parameters, **(self.parameters or {})}
+    changed_params = {k for k in set(stack.parameters) | set(new_params) if stack.parameters.get(k) != new_params.get(k)}
+    changes = []
+    for kind, name in plan_update(old_t, new_t, stack.parameters, new_params):
+        action = {"create": "Add", "update": "Modify", "delete": "Remove"}[kind]
+        change = cfn_models.Change(action, name, _type(old_t if kind == "delete" else new_t, name))
+        if kind != "create":
+            change.physical_resource_id = _physical(stack, name)
+        if kind == "update":
+            change.replacement = _replacement(_template_resources(old_t)[name], _template_resources(new_t)[name], changed_params)
+            change.scope = ["Properties"]
+        changes.append(change)
+    return changes
+
+
+cfn_models.ChangeSet.diff = _change_set_diff  # type: ignore[method-assign]
+
+
 def _last_events(stack: Stack) -> dict[str, Event]:
     last: dict[str, Event] = {}
     for e in stack.events:
@@ -952,6 +996,7 @@ Response_.list_stack_resources = list_stack_resources  # type: ignore[method-ass
 
 from urllib.parse import urlparse  # noqa: E402
 
+from moto.core.responses import BaseResponse  # noqa: E402
 from moto.iam import access_control as iam_access  # noqa: E402
 from moto.s3.responses import S3Response  # noqa: E402
 
@@ -974,6 +1019,25 @@ def _s3_authorize_as_sent(self: S3Response, *args: Any, **kwargs: Any) -> Any:
 
 
 S3Response._authenticate_and_authorize_s3_action = _s3_authorize_as_sent  # type: ignore[method-assign]
+
+_setup_class = BaseResponse.setup_class
+
+
+def _setup_class_keeping_the_body(self: BaseResponse, request: Any, *args: Any, **kwargs: Any) -> Any:
+    """AWS (SigV4): the signature covers the body as sent. Of a form-encoded request (the query
+    protocol: CloudFormation, IAM, STS) werkzeug hands moto the parsed form only, and moto signed
+    that form re-encoded its own way: a value with a space or a newline (a TemplateBody) never
+    matched. The bytes are kept for the check."""
+    raw = None
+    if getattr(request, "mimetype", None) == "application/x-www-form-urlencoded":
+        raw = request.get_data(cache=True, parse_form_data=False)
+    result = _setup_class(self, request, *args, **kwargs)
+    if raw and not self.raw_body:
+        self.raw_body = raw
+    return result
+
+
+BaseResponse.setup_class = _setup_class_keeping_the_body  # type: ignore[method-assign]
 
 # AWS (Amazon SQS Developer Guide, API permissions: actions and resource reference): a batch
 # call is authorized as its single call (DeleteMessageBatch needs sqs:DeleteMessage); there is no

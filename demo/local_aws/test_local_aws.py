@@ -230,12 +230,36 @@ class LocalAws(unittest.TestCase):
         new["Resources"]["Extra"].pop("Metadata")
         self.cfn.create_change_set(StackName="s", ChangeSetName="d", ChangeSetType="UPDATE", TemplateBody=json.dumps(new),
                                    Parameters=[{"ParameterKey": "Size", "ParameterValue": "2"}], Tags=[{"Key": "k", "Value": "v"}])
+        changes = self.cfn.describe_change_set(StackName="s", ChangeSetName="d")["Changes"]
+        got = sorted((c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"]) for c in changes)
+        # AWS: the new queue is added; a changed parameter modifies the resources that use it.
+        self.assertIn(("Add", "Extra"), got)
         self.cfn.execute_change_set(StackName="s", ChangeSetName="d")
         self.assertEqual(self.wait("s"), "UPDATE_COMPLETE")
         stack = self.cfn.describe_stacks(StackName="s")["Stacks"][0]
         self.assertEqual(stack["Parameters"][0]["ParameterValue"], "2")
         self.assertEqual(stack["Tags"], [{"Key": "k", "Value": "v"}])
         self.assertIn("Extra", json.dumps(self.cfn.get_template(StackName="s")["TemplateBody"]))
+
+    def test_a_change_set_lists_what_a_parameter_change_modifies_and_what_it_replaces(self):
+        """AWS DescribeChangeSet: Modify for resources whose properties (or parameters) change."""
+        body = template({"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "Q"}}},
+                         "Topic": topic("t"),
+                         "Param": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "p", "Type": "String", "Value": {"Ref": "V"}}}},
+                        parameters={"Q": {"Type": "String"}, "V": {"Type": "String"}})
+        self.cfn.create_stack(StackName="s", TemplateBody=body, Parameters=[
+            {"ParameterKey": "Q", "ParameterValue": "q1"}, {"ParameterKey": "V", "ParameterValue": "v1"}])
+        self.wait("s")
+        self.cfn.create_change_set(StackName="s", ChangeSetName="c", ChangeSetType="UPDATE", UsePreviousTemplate=True,
+                                   Parameters=[{"ParameterKey": "Q", "ParameterValue": "q2"},
+                                               {"ParameterKey": "V", "ParameterValue": "v2"}])
+        changes = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"]
+                   for c in self.cfn.describe_change_set(StackName="s", ChangeSetName="c")["Changes"]}
+        self.assertEqual(sorted(changes), ["Param", "Queue"])
+        self.assertEqual(changes["Param"]["Action"], "Modify")
+        self.assertEqual(changes["Param"]["Replacement"], "False")
+        self.assertEqual(changes["Queue"]["Replacement"], "True")  # a new QueueName is a new queue
+        self.assertTrue(changes["Queue"]["PhysicalResourceId"])
 
     # -- cancel and busy stacks ---------------------------------------------------------------
 
