@@ -58,6 +58,9 @@ test('cancel rolls a running update back to the stack as it was', async ({ page 
   await hydrated(page);
   const card = page.getByRole('article', { name: 'Stack STG-WEB' });
   await expect(card.locator('.deployed-build')).toHaveText('web-master-102');
+  // Slow enough that a person's click lands while CloudFormation is still updating (a cancel
+  // in the cleanup phase comes too late, as on AWS).
+  await pace(page, 2.5);
   await deploy(page, 'web-master-103');
   const progress = card.getByRole('region', { name: 'Deployment progress' });
   await expect(progress.locator('table.events tr', { hasText: /UPDATE_IN_PROGRESS/ }).filter({ hasNotText: 'STG-WEB' }).first()).toBeVisible();
