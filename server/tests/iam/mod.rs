@@ -110,6 +110,14 @@ impl Template {
 
     /// The permission policies of a role (its `Policies[].PolicyDocument`), resolved.
     pub fn role_policies(&self, role: &str, ctx: &Context) -> Vec<Json> {
+        self.named_role_policies(role, ctx)
+            .into_iter()
+            .map(|(_, doc)| doc)
+            .collect()
+    }
+
+    /// A role's inline policies: each `PolicyName` with its document, resolved.
+    pub fn named_role_policies(&self, role: &str, ctx: &Context) -> Vec<(String, Json)> {
         assert_eq!(
             self.resource_type(role),
             Some("AWS::IAM::Role"),
@@ -123,10 +131,15 @@ impl Template {
         policies
             .iter()
             .map(|p| {
+                let name = p.get("PolicyName").map(|n| self.resolve(n, ctx));
+                let name = name.and_then(|n| n.as_str().map(str::to_owned));
                 let doc = p
                     .get("PolicyDocument")
                     .unwrap_or_else(|| panic!("{}: a policy of {role} has no document", self.file));
-                self.resolve(doc, ctx)
+                (
+                    name.unwrap_or_else(|| panic!("{}: a policy of {role} has no name", self.file)),
+                    self.resolve(doc, ctx),
+                )
             })
             .collect()
     }
