@@ -112,13 +112,23 @@ pub struct NewToken {
 }
 
 /// A token just created: the secret is shown this once, never again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub info: Token,
     /// The secret: send as `Authorization: Bearer <token>`.
     pub token: String,
+}
+
+/// Without the secret: a created token may be logged or printed, its secret never.
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("info", &self.info)
+            .field("token", &"***")
+            .finish()
+    }
 }
 
 /// The tokens page: every token (revoked ones too) and the roles a new one can have.

@@ -336,7 +336,7 @@ async fn send_due(store: &Store, http: &reqwest::Client, hook: &Webhook) {
         // A receiver that took a delivery but answered too late gets it again: the key (the
         // same on every attempt of a row) lets it see the repeat.
         let sent = http
-            .post(url)
+            .post(url.expose())
             .header("content-type", "application/json")
             .header("idempotency-key", row.id.to_string())
             .body(body(&row.payload, row.id))

@@ -11,6 +11,42 @@ pub const TOKEN_PREFIX: &str = "dpl_";
 /// The name the bootstrap token's calls are audited as.
 pub const BOOTSTRAP_NAME: &str = "bootstrap";
 
+/// A secret the deployer holds (the OIDC client secret, the bootstrap token, the Jenkins token, a
+/// webhook's URL, the database password): its `Debug` is `Secret(***)`, so a config or a struct
+/// holding one can be printed or logged; it has no `Display`. Its value is read with
+/// [`Secret::expose`], where it is sent.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself: only to send it where it belongs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// A new secret: the prefix and 256 random bits, URL-safe.
 pub fn new_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
@@ -39,6 +75,14 @@ pub fn hash(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_never_in_its_debug() {
+        let secret = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", Some(secret.clone())), "Some(Secret(***))");
+        assert_eq!(secret.expose(), "hunter2-hunter2");
+    }
 
     #[test]
     fn secrets_are_long_random_and_hashed_one_way() {

@@ -222,7 +222,7 @@ async fn deployer(idp: &IdentityProvider, public_url: Option<&str>) -> Harness {
             issuer,
             client_id: CLIENT_ID.to_owned(),
             client_secret_env: "DEPLOYER_OIDC_CLIENT_SECRET".to_owned(),
-            client_secret: Some("client-secret".to_owned()),
+            client_secret: Some("client-secret".into()),
             groups_claim: "groups".to_owned(),
             scopes: Vec::new(),
         });

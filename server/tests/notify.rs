@@ -52,7 +52,7 @@ async fn receiver(port: u16) -> Received {
 fn hook(name: &str, url: String, environments: &[&str], format: Format) -> Webhook {
     Webhook {
         name: name.to_owned(),
-        url: Some(url),
+        url: Some(url.into()),
         url_env: None,
         projects: Vec::new(),
         environments: environments.iter().map(|e| e.to_string()).collect(),

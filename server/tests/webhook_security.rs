@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 fn hook(name: &str, url: String) -> Webhook {
     Webhook {
         name: name.to_owned(),
-        url: Some(url),
+        url: Some(url.into()),
         url_env: None,
         projects: Vec::new(),
         environments: Vec::new(),

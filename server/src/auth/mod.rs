@@ -86,7 +86,7 @@ impl Authenticator {
     pub fn new(catalog: Arc<Catalog>, store: Store) -> Authenticator {
         let config = catalog.config();
         let auth = &config.auth;
-        let bootstrap_hash = auth.bootstrap_token.as_deref().map(hash);
+        let bootstrap_hash = auth.bootstrap_token.as_ref().map(|t| hash(t.expose()));
         let oidc = auth
             .oidc
             .clone()

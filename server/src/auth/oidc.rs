@@ -175,7 +175,10 @@ pub fn client(
     CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(oidc.config.client_id.clone()),
-        oidc.config.client_secret.clone().map(ClientSecret::new),
+        oidc.config
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose().to_owned())),
     )
     .set_redirect_uri(
         RedirectUrl::new(oidc.redirect_url(listen)).expect("the redirect URL is checked at start"),

@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 /// A checked `[auth]` section.
 #[derive(Clone, Debug)]
 pub struct Auth {
@@ -42,7 +44,7 @@ pub struct Auth {
     /// A fixed local user (an admin) for development, allowed only on a loopback address.
     pub dev_user: Option<String>,
     /// From `DEPLOYER_BOOTSTRAP_TOKEN` at start; never read from the file.
-    pub bootstrap_token: Option<String>,
+    pub bootstrap_token: Option<Secret>,
 }
 
 #[derive(Clone, Debug)]
@@ -52,7 +54,7 @@ pub struct Oidc {
     /// The name of the environment variable holding the client secret.
     pub client_secret_env: String,
     /// Read from that variable at start.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// The claim (in the ID token or from the userinfo endpoint) listing the person's groups.
     pub groups_claim: String,
     /// Scopes asked for besides `openid`.

@@ -23,7 +23,7 @@ pub struct Jenkins {
     pub user: Option<String>,
     pub token_env: Option<String>,
     /// Read from `token_env` at start.
-    pub token: Option<String>,
+    pub token: Option<crate::secret::Secret>,
     pub poll_interval: std::time::Duration,
     /// In the config's project order.
     pub jobs: Vec<Job>,

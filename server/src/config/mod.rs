@@ -28,8 +28,10 @@ impl StoreLocation {
             return Ok(StoreLocation::Postgres(text.to_owned()));
         }
         if text.contains("://") {
+            // Shown without its password: a mistyped scheme is still a URL with credentials.
             return Err(format!(
-                "{text:?} is neither a postgres:// URL nor a SQLite file's path"
+                "{:?} is neither a postgres:// URL nor a SQLite file's path",
+                shown_database_url(text)
             ));
         }
         Ok(StoreLocation::Sqlite(PathBuf::from(text)))
@@ -306,9 +308,10 @@ impl Config {
         }
         self.auth.bootstrap_token = std::env::var("DEPLOYER_BOOTSTRAP_TOKEN")
             .ok()
-            .filter(|t| !t.trim().is_empty());
+            .filter(|t| !t.trim().is_empty())
+            .map(crate::secret::Secret::from);
         if let Some(token) = &self.auth.bootstrap_token
-            && token.len() < 16
+            && token.expose().len() < 16
         {
             return Err("DEPLOYER_BOOTSTRAP_TOKEN: must be at least 16 characters".into());
         }
@@ -316,7 +319,7 @@ impl Config {
             && let Some(var) = &jenkins.token_env
         {
             match std::env::var(var) {
-                Ok(token) if !token.is_empty() => jenkins.token = Some(token),
+                Ok(token) if !token.is_empty() => jenkins.token = Some(token.into()),
                 _ => {
                     return Err(format!(
                         "jenkins.token_env: the environment variable {var} (the Jenkins API token) is not set"
@@ -328,10 +331,10 @@ impl Config {
             if let Some(var) = &hook.url_env {
                 match std::env::var(var) {
                     Ok(url) if !url.trim().is_empty() => {
-                        hook.url = Some(webhooks::check_url(
-                            &format!("webhooks[{i}] (${var})"),
-                            url.trim(),
-                        )?);
+                        hook.url = Some(
+                            webhooks::check_url(&format!("webhooks[{i}] (${var})"), url.trim())?
+                                .into(),
+                        );
                     }
                     _ => {
                         return Err(format!(
@@ -343,7 +346,7 @@ impl Config {
         }
         if let Some(oidc) = &mut self.auth.oidc {
             match std::env::var(&oidc.client_secret_env) {
-                Ok(secret) if !secret.is_empty() => oidc.client_secret = Some(secret),
+                Ok(secret) if !secret.is_empty() => oidc.client_secret = Some(secret.into()),
                 _ => {
                     return Err(format!(
                         "auth.oidc.client_secret_env: the environment variable {} (the client secret) is not set",

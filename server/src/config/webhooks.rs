@@ -30,8 +30,9 @@ pub const EVENTS: [&str; 7] = [
 #[derive(Clone, Debug)]
 pub struct Webhook {
     pub name: String,
-    /// From the file, or read from `url_env` at start; `None` until then.
-    pub url: Option<String>,
+    /// From the file, or read from `url_env` at start; `None` until then. The URL is the
+    /// secret (whoever has it can post): never printed whole ([`Webhook::shown_url`]).
+    pub url: Option<crate::secret::Secret>,
     pub url_env: Option<String>,
     /// Empty: every project.
     pub projects: Vec<String>,
@@ -68,7 +69,7 @@ impl Webhook {
         let Some(url) = &self.url else {
             return format!("(from ${})", self.url_env.as_deref().unwrap_or("?"));
         };
-        match url.split_once("://") {
+        match url.expose().split_once("://") {
             Some((scheme, rest)) => {
                 let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
                 let host = host.rsplit('@').next().unwrap_or_default();
@@ -120,7 +121,7 @@ pub fn check(raw: Vec<RawWebhook>, environments: &[String]) -> Result<Vec<Webhoo
                     "{at}: needs url_env (the variable holding the URL) or url"
                 ));
             }
-            (Some(url), None) => Some(check_url(&at, url.trim())?),
+            (Some(url), None) => Some(check_url(&at, url.trim())?.into()),
             (None, Some(_)) => None,
         };
         for p in &w.projects {

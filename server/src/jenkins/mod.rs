@@ -304,7 +304,7 @@ impl Poller {
         let url = job_api_url(&self.config.url, &job.path);
         let mut request = self.http.get(&url).query(&[("tree", parse::TREE)]);
         if let (Some(user), Some(token)) = (&self.config.user, &self.config.token) {
-            request = request.basic_auth(user, Some(token));
+            request = request.basic_auth(user, Some(token.expose()));
         }
         let response = request.send().await.map_err(|e| {
             PollError::Unreachable(format!(

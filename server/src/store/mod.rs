@@ -33,6 +33,7 @@ use sqlx::Row;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 
 use crate::config::StoreLocation;
+use crate::secret::Secret;
 
 /// A deployment with what the engine needs to resume it.
 #[derive(Clone, Debug)]
@@ -158,16 +159,16 @@ static DRIVERS: std::sync::Once = std::sync::Once::new();
 /// image's boot script, whose timer refreshes the file from the RDS-managed secret.
 pub const PASSWORD_FILE_VAR: &str = "DEPLOYER_DATABASE_PASSWORD_FILE";
 
-fn read_password(file: &Path) -> anyhow::Result<String> {
+fn read_password(file: &Path) -> anyhow::Result<Secret> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("the database password file {}: {e}", file.display()))?;
-    let password = text.trim_end_matches(['\n', '\r']).to_owned();
+    let password = text.trim_end_matches(['\n', '\r']);
     anyhow::ensure!(
         !password.is_empty(),
         "the database password file {} is empty",
         file.display()
     );
-    Ok(password)
+    Ok(Secret::new(password))
 }
 
 /// The pool's options for `url`, with `password` in place of the URL's when given.
@@ -188,14 +189,14 @@ fn spawn_password_refresh(
     pool: AnyPool,
     url: String,
     file: std::path::PathBuf,
-    mut current: String,
+    mut current: Secret,
 ) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             match read_password(&file) {
-                Ok(password) if password != current => {
-                    match connect_options(&url, Some(&password)) {
+                Ok(password) if password.expose() != current.expose() => {
+                    match connect_options(&url, Some(password.expose())) {
                         Ok(options) => {
                             pool.set_connect_options(options);
                             current = password;
@@ -270,7 +271,7 @@ impl Store {
             Some(file) => Some(read_password(file)?),
             None => None,
         };
-        let options = connect_options(&url, password.as_deref())?;
+        let options = connect_options(&url, password.as_ref().map(Secret::expose))?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(10))
@@ -292,10 +293,10 @@ impl Store {
 
     /// Uses `password` for the store's new connections (open ones go on: RDS keeps them across
     /// a rotation). PostgreSQL only; returns whether anything changed.
-    pub fn use_password(&self, password: &str) -> anyhow::Result<bool> {
+    pub fn use_password(&self, password: &Secret) -> anyhow::Result<bool> {
         let current = self.pool.connect_options();
         let url = current.database_url.clone();
-        let options = connect_options(url.as_str(), Some(password))?;
+        let options = connect_options(url.as_str(), Some(password.expose()))?;
         if options.database_url.password() == url.password() {
             return Ok(false);
         }
@@ -525,9 +526,9 @@ mod tests {
             return;
         }
         let rotated = "n3w/p@ss:w?rd";
-        assert!(store.use_password(rotated).unwrap());
+        assert!(store.use_password(&Secret::new(rotated)).unwrap());
         assert!(
-            !store.use_password(rotated).unwrap(),
+            !store.use_password(&Secret::new(rotated)).unwrap(),
             "the same one changes nothing"
         );
         let url = store.pool.connect_options().database_url.clone();
@@ -579,7 +580,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("password");
         std::fs::write(&file, "s3cret\n").unwrap();
-        assert_eq!(read_password(&file).unwrap(), "s3cret");
+        assert_eq!(read_password(&file).unwrap().expose(), "s3cret");
         std::fs::write(&file, "\n").unwrap();
         assert!(read_password(&file).is_err());
         let options =

@@ -34,7 +34,7 @@ pub fn config(moto: &Moto, store: &std::path::Path) -> Config {
 /// [`config`] reaching moto at `endpoint` (e.g. through a fault proxy).
 pub fn config_via(endpoint: &str, moto: &Moto, store: &std::path::Path) -> Config {
     let mut config = Config::parse(&config_toml_via(endpoint, moto, store)).unwrap();
-    config.auth.bootstrap_token = Some(BOOTSTRAP_TOKEN.to_owned());
+    config.auth.bootstrap_token = Some(BOOTSTRAP_TOKEN.into());
     config
 }
 
