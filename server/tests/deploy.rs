@@ -226,12 +226,15 @@ async fn a_missing_import_is_refused_before_the_stack_is_touched() {
     assert_eq!(detail["status"], "succeeded", "{detail}");
 }
 
-/// Who imports an export is told by ListImports on AWS; moto does not answer it. The deployer
-/// reads the templates of the account's stacks (those it deployed and those it did not), so a
-/// build that drops an export another stack imports is refused there too, naming the importers.
+/// Who imports an export is told by ListImports on AWS; moto does not answer it, and here it
+/// fails for every emulator (the proxy answers 503). The deployer reads the templates of the
+/// account's stacks (those it deployed and those it did not), so a build that drops an export
+/// another stack imports is refused all the same, naming the importers.
 #[tokio::test]
 async fn a_dropped_export_another_stack_imports_is_refused_without_list_imports() {
-    let h = Harness::start().await;
+    let h = Harness::start_behind_proxy().await;
+    let proxy = h.proxy.as_ref().unwrap();
+    proxy.inject("ListImports", common::proxy::Fault::Unavailable, 10_000);
     // web exports DEV-WEB-QueueUrl; web-api imports it, and so does a stack made by hand.
     h.put_build_with("web", "web-master-1", TEMPLATE, r#"{"Greeting": "one"}"#)
         .await;
@@ -287,6 +290,7 @@ async fn a_dropped_export_another_stack_imports_is_refused_without_list_imports(
         .send()
         .await
         .unwrap();
+    assert_eq!(h.settled("DEV", "DEV-REPORTS").await, "CREATE_COMPLETE");
 
     let detail = h.deploy("web", "DEV", "web-master-2").await;
     assert_eq!(detail["status"], "refused", "{detail}");
@@ -297,6 +301,18 @@ async fn a_dropped_export_another_stack_imports_is_refused_without_list_imports(
     );
     assert!(!step_names(&detail).contains(&"change_set"), "{detail}");
     assert_eq!(h.card("web", "DEV").await["build"], "web-master-1");
+    assert!(proxy.injected() >= 1, "ListImports was asked, and failed");
+    // The rollback verdict tells the same before the click.
+    let (_, verdict) = h
+        .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-2")
+        .await;
+    assert!(
+        verdict["warnings"].as_array().unwrap().iter().any(|w| {
+            let m = w["message"].as_str().unwrap();
+            w["kind"] == "export_in_use" && m.contains("DEV-REPORTS, DEV-WEB-API import")
+        }),
+        "{verdict}"
+    );
 
     // An export nobody imports may go: every stack's imports are known, so it is checked,
     // not left unchecked.

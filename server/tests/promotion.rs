@@ -221,6 +221,7 @@ async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
         text.contains("nobody-exports-this") && text.contains("Colour"),
         "{verdict}"
     );
+    assert!(text.contains("no known build exports it"), "{verdict}");
 
     // One that drops the stack's export. moto answers no ListImports; the templates of the
     // account's stacks say who imports it: nobody yet, so dropping it is safe…
@@ -243,6 +244,7 @@ async fn the_rollback_verdict_is_safe_or_names_each_problem_before_the_click() {
         .send()
         .await
         .unwrap();
+    assert_eq!(h.settled("DEV", "DEV-REPORTS").await, "CREATE_COMPLETE");
     let (_, verdict) = h
         .get("/api/v1/projects/web/rollback?environment=DEV&build=web-master-00")
         .await;
