@@ -85,4 +85,11 @@ test("a build that fails half-way rolls back, with CloudFormation's reason", asy
   await expect(progress.locator('table.events')).toContainText('UPDATE_ROLLBACK_COMPLETE');
   await expect(card.locator('.deployed-build')).toHaveText('web-master-102');
   await page.screenshot({ path: testInfo.outputPath('rolled-back.png'), fullPage: true });
+
+  // Rolling back is deploying an older build — which leaves STG-WEB as the seed made it, for the
+  // other files.
+  await pace(page, 0);
+  await deploy(page, 'web-master-101');
+  await expect(card.locator('.deployed-build')).toHaveText('web-master-101', { timeout: 30_000 });
+  await expect(progress).toHaveAttribute('data-status', 'succeeded');
 });
