@@ -1,5 +1,6 @@
 //! Least privilege at run time: the deployer creates a new project's stack, previews and deploys
-//! an update, and judges a rollback — against an emulator that enforces IAM, holding nothing but
+//! an update, judges a rollback and cancels a running update (CloudFormation rolls it back) —
+//! against an emulator that enforces IAM, holding nothing but
 //! what `infra/` grants. `tests/policies.rs` proves the same statically, from the code.
 //!
 //! The emulator is the local AWS (`start_moto`) started with `INITIAL_NO_AUTH_ACTION_COUNT`
@@ -741,6 +742,76 @@ async fn the_deployer_creates_updates_and_judges_a_rollback_with_only_the_rights
         .map(|w| w["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["missing_image"], "{verdict}");
+
+    // A cancel: an update back to web-master-1, slowed so that it is still running, cancelled
+    // (CancelUpdateStack) and rolled back by CloudFormation.
+    let paced = reqwest::Client::new()
+        .post(format!("{}/_local/pace", corner.endpoint))
+        .json(&json!({"seconds": 0.5, "stack": "DEV-WEB"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(paced.status().is_success());
+    let (status, started) = deployer
+        .call(
+            "POST",
+            "/api/v1/deployments",
+            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, detail) = deployer
+            .call("GET", &format!("/api/v1/deployments/{id}"), Json::Null)
+            .await;
+        let working = detail["events"].as_array().is_some_and(|events| {
+            events.iter().any(|e| {
+                e["resource_type"] != "AWS::CloudFormation::Stack"
+                    && e["status"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with("_IN_PROGRESS"))
+            })
+        });
+        if working {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the update never got under way: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, answer) = deployer
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/cancel"),
+            json!({"confirm_delete": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let cancelled = loop {
+        let (_, detail) = deployer
+            .call("GET", &format!("/api/v1/deployments/{id}"), Json::Null)
+            .await;
+        if !matches!(
+            detail["status"].as_str(),
+            Some("pending" | "running" | "cancelling")
+        ) {
+            break detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cancel never ended: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    dev_admin
+        .stack_settles("DEV-WEB", "UPDATE_ROLLBACK_COMPLETE")
+        .await;
 
     // Both queues are read and emptied as the deployer role (ReceiveMessage, DeleteMessage).
     let queues = [
