@@ -296,7 +296,10 @@ async fn drill_sigkill_mid_deployment_twenty_times() {
             .await
             .is_ok()
         {
-            assert!(Instant::now() < deadline, "run {run}: DEV-WEB never deleted");
+            assert!(
+                Instant::now() < deadline,
+                "run {run}: DEV-WEB never deleted"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
