@@ -119,7 +119,12 @@ class StandInJenkins(unittest.TestCase):
                               TemplateBody=template, Capabilities=["CAPABILITY_IAM"],
                               Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()])
         cfn.execute_change_set(StackName="GBL-DEPLOYER", ChangeSetName="test")
-        stack = cfn.describe_stacks(StackName="GBL-DEPLOYER")["Stacks"][0]
+
+        def settled():
+            stack = cfn.describe_stacks(StackName="GBL-DEPLOYER")["Stacks"][0]
+            return None if stack["StackStatus"].endswith("_IN_PROGRESS") else stack
+        # The local AWS, like AWS, takes its time over the update.
+        stack = wait_for("GBL-DEPLOYER to be updated", settled, 30)
         self.assertEqual(stack["StackStatus"], "UPDATE_COMPLETE")
         self.assertIn({"ParameterKey": "ImageId", "ParameterValue": values["ImageId"]}, stack["Parameters"])
 
