@@ -1084,9 +1084,20 @@ def _throttled(environ: dict) -> Response | None:
     budget = SETTINGS.budgets.get(account)
     if budget is None or budget.take():
         return None
-    if _service(environ) == "s3":
+    service = _service(environ)
+    if service == "s3":
         body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         return Response(body, status=503, content_type="application/xml")
+    if service == "ec2":
+        body = ("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+                "</Message></Error></Errors><RequestID>local-aws-throttle</RequestID></Response>")
+        return Response(body, status=503, content_type="text/xml")
+    if environ.get("HTTP_X_AMZ_TARGET") or "amz-json" in environ.get("CONTENT_TYPE", ""):
+        # The JSON protocols (SQS, for one): the error's type in __type.
+        body = json.dumps({"__type": "com.amazonaws.sqs#ThrottlingException" if service == "sqs" else "ThrottlingException",
+                           "message": "Rate exceeded"})
+        return Response(body, status=400, content_type="application/x-amz-json-1.0",
+                        headers={"x-amzn-query-error": "ThrottlingException;Sender"})
     body = (
         '<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><Error>'
         "<Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"

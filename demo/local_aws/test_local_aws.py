@@ -399,6 +399,15 @@ class LocalAws(unittest.TestCase):
         with self.assertRaises(ClientError) as e:
             self.cfn.list_stacks()
         self.assertEqual(e.exception.response["Error"]["Code"], "Throttling")
+        # Each protocol in its own words: SQS (JSON), S3 (SlowDown).
+        with self.assertRaises(ClientError) as e:
+            self.sqs.list_queues()
+        self.assertIn(e.exception.response["Error"]["Code"], ("ThrottlingException", "Throttling"))
+        s3 = boto3.client("s3", endpoint_url=self.url, region_name="eu-west-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
+        with self.assertRaises(ClientError) as e:
+            s3.list_buckets()
+        self.assertEqual(e.exception.response["Error"]["Code"], "SlowDown")
         self.control("POST", "/_local/throttle", {"account": "123456789012", "calls": None})
         self.cfn.list_stacks()
 
