@@ -48,6 +48,7 @@ ensure_moto() {
   # (demo/local_aws/; it takes moto_server's flags).
   export MOTO_SERVER="$ROOT/scripts/local-aws"
   PYTHON="$venv/bin/python"
+  export LOCAL_AWS_PYTHON="$PYTHON"
 }
 
 # PostgreSQL from Debian (apt), installed when missing.

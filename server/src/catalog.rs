@@ -44,7 +44,7 @@ pub struct Catalog {
     /// Whether the first sweep has listed every project (`/api/v1/ready`).
     pub readiness: crate::readiness::Readiness,
     /// The stacks' and builds' exports and imports read so far (pre-flight, verdict).
-    pub exports: crate::deploy::exports::Known,
+    pub exports: crate::known_exports::Known,
 }
 
 /// The per-environment clients the catalog hands out.

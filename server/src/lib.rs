@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod error;
 pub mod ids;
 pub mod jenkins;
+pub mod known_exports;
 pub mod live;
 pub mod live_relay;
 pub mod metrics;

@@ -46,8 +46,7 @@ impl StandIn {
             common::config_toml(&h.moto, &h.dir.path().join("unused.sqlite")),
         )
         .unwrap();
-        let moto = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let python = std::path::Path::new(&moto).with_file_name("python");
+        let python = common::python();
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../demo/jenkins/stand_in_jenkins.py"

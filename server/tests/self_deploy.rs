@@ -32,8 +32,7 @@ async fn the_deployer_deploys_its_own_real_template_to_gbl() {
     let mut toml = toml.split("[[projects]]").next().unwrap().to_owned();
     toml.push_str("[[projects]]\nname = \"deployer\"\nenvironments = [\"GBL\"]\n");
     std::fs::write(&seed_config, toml).unwrap();
-    let moto = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-    let python = std::path::Path::new(&moto).with_file_name("python");
+    let python = common::python();
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../seed/seed.py");
     let out = std::process::Command::new(python)
         .arg(seed)

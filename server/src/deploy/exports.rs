@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use app::model::StackStatus;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::imports;
@@ -21,6 +20,7 @@ use crate::artifacts::BuildFolder;
 use crate::aws::AwsFailure;
 use crate::aws::cfn::{CloudFormation, StackSummary};
 use crate::catalog::Catalog;
+use crate::known_exports::{BuildKey, Known, StackImports, StackState};
 
 /// How many stacks' templates are read at once.
 const READ_AT_ONCE: usize = 4;
@@ -28,71 +28,6 @@ const READ_AT_ONCE: usize = 4;
 pub const BUILDS_LOOKED_INTO: usize = 30;
 /// How many builds' export names are kept (each a few names); past this the memory starts over.
 const BUILDS_KEPT: usize = 20_000;
-
-/// What the deployer has read already, so that a check reads only what changed.
-#[derive(Default)]
-pub struct Known {
-    /// Environment → stack id → the stack's imports as read at that state of the stack. Only the
-    /// stacks the last listing showed are kept.
-    stacks: Mutex<HashMap<String, StacksRead>>,
-    /// A build's export names in an environment (`None`: some are computed at deploy time).
-    builds: Mutex<HashMap<BuildKey, Option<Vec<String>>>>,
-}
-
-/// Stack id → what its template imports, and the state of the stack it was read at.
-type StacksRead = HashMap<String, (StackState, Arc<StackImports>)>;
-
-/// What says a stack's template is the one read before: a stack's template changes only with an
-/// operation, and every operation changes its status or its last-updated time.
-#[derive(Clone, PartialEq, Eq)]
-struct StackState {
-    status: StackStatus,
-    created_at: Option<DateTime<Utc>>,
-    last_updated_at: Option<DateTime<Utc>>,
-}
-
-impl StackState {
-    fn of(summary: &StackSummary) -> Self {
-        StackState {
-            status: summary.status,
-            created_at: summary.created_at,
-            last_updated_at: summary.last_updated_at,
-        }
-    }
-
-    /// Whether what was read at this state stays true while the state does: not while an
-    /// operation runs, nor for an updated stack whose last-updated time is not given (a
-    /// stand-in that does not keep it would hide the next update).
-    fn lasts(&self) -> bool {
-        !self.status.is_in_progress()
-            && (self.last_updated_at.is_some()
-                || matches!(
-                    self.status,
-                    StackStatus::CreateComplete | StackStatus::CreateFailed
-                ))
-    }
-}
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct BuildKey {
-    environment: String,
-    stack_name: String,
-    template_key: String,
-    parameters_key: String,
-    override_key: Option<String>,
-    written_at: DateTime<Utc>,
-}
-
-/// What one stack's template imports.
-#[derive(Debug)]
-pub struct StackImports {
-    pub stack: String,
-    /// The export names it imports.
-    pub imports: Vec<String>,
-    /// Why not every import of it is known (its template unreadable, or names computed at
-    /// deploy time); `None` when every one is.
-    pub gap: Option<String>,
-}
 
 /// The imports of every stack of an environment, from their templates.
 pub struct Graph {
@@ -492,6 +427,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+
     use super::*;
 
     #[test]

@@ -63,6 +63,15 @@ fn config_toml_via(endpoint: &str, moto: &Moto, store: &std::path::Path) -> Stri
     toml
 }
 
+/// The Python of the local AWS's virtualenv (the seed and the stand-in Jenkins run on it):
+/// `LOCAL_AWS_PYTHON` (scripts/lib.sh exports it), else the workspace's `.venv`.
+pub fn python() -> std::path::PathBuf {
+    match std::env::var("LOCAL_AWS_PYTHON") {
+        Ok(python) if !python.is_empty() => python.into(),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+    }
+}
+
 /// The PostgreSQL server the suite runs on, when `DEPLOYER_TEST_POSTGRES` names one.
 pub fn postgres_server() -> Option<String> {
     std::env::var("DEPLOYER_TEST_POSTGRES")
