@@ -74,4 +74,3 @@ pub struct StackImports {
     /// deploy time); `None` when every one is.
     pub gap: Option<String>,
 }
-
