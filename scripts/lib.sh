@@ -67,7 +67,7 @@ ensure_postgres() {
 rust_tests() {
   local minutes=$1 rc=0
   shift
-  env "$@" timeout --kill-after=30s "${minutes}m" cargo test --locked -p deployer -p app -p deployctl || rc=$?
+  env "$@" timeout --kill-after=30s "${minutes}m" cargo test --locked -p deployer -p app -p deployctl -p deployer-wire || rc=$?
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "the Rust tests ran past ${minutes} minutes: a test hangs (named above as running for over 60 seconds)" >&2
   fi

@@ -3,16 +3,12 @@
 #![recursion_limit = "256"]
 
 pub mod api;
-pub mod auth;
+// The wire types, where the page has always found them (`crate::model`, `app::deployment`, …).
+pub use wire::{auth, deployment, jenkins, model, pause, time};
 pub mod components;
-pub mod deployment;
 pub mod error;
-pub mod jenkins;
 pub mod live;
-pub mod model;
 pub mod pages;
-pub mod pause;
-pub mod time;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

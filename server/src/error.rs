@@ -5,7 +5,7 @@
 //! happen ([`AwsFailure::from_sdk`]) and reach the browser only as a summary: what the deployer
 //! was doing and AWS's error code. Internal errors are logged and shown as a generic message.
 
-use app::model::{ErrorBody, ErrorCode, ErrorResponse};
+use app::error::{ErrorBody, ErrorCode, ErrorResponse};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

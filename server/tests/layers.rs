@@ -127,3 +127,61 @@ fn nothing_below_the_api_knows_about_http() {
         }
     }
 }
+
+/// The packages a crate's manifest depends on (normal dependencies; renamed ones by package).
+fn manifest_dependencies(crate_dir: &str) -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(crate_dir)
+        .join("Cargo.toml");
+    let manifest: toml::Table = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .parse()
+        .unwrap();
+    manifest
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|deps| {
+            deps.iter()
+                .map(|(name, spec)| {
+                    spec.get("package")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or(name)
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_wire_types_depend_on_no_framework_and_the_cli_not_on_the_page() {
+    let frameworks = |deps: &BTreeSet<String>| -> Vec<String> {
+        deps.iter()
+            .filter(|d| {
+                d.starts_with("leptos")
+                    || d.starts_with("axum")
+                    || d.starts_with("aws-")
+                    || d.starts_with("tokio")
+                    || d.starts_with("sqlx")
+                    || d.as_str() == "app"
+            })
+            .cloned()
+            .collect()
+    };
+    let wire = manifest_dependencies("crates/wire");
+    assert!(
+        frameworks(&wire).is_empty(),
+        "crates/wire is serde only, but depends on {:?}",
+        frameworks(&wire)
+    );
+    let cli = manifest_dependencies("cli");
+    assert!(
+        !cli.iter().any(|d| d.starts_with("leptos") || d == "app"),
+        "deployctl must not depend on the page: {cli:?}"
+    );
+    assert!(
+        manifest_dependencies("app").contains("deployer-wire"),
+        "the page speaks the wire types"
+    );
+}

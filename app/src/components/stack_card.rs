@@ -62,7 +62,7 @@ pub fn StackHeadLoading(name: String, environment: Environment) -> impl IntoView
 pub fn StackHeadError(
     name: String,
     environment: Environment,
-    error: crate::model::ErrorBody,
+    error: crate::error::ErrorBody,
 ) -> impl IntoView {
     view! {
         <header class="card-head">

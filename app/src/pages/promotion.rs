@@ -48,7 +48,7 @@ fn Matrix(
     matrix: PromotionMatrix,
     promote: Action<
         (String, String),
-        Result<crate::deployment::Deployment, crate::model::ErrorBody>,
+        Result<crate::deployment::Deployment, crate::error::ErrorBody>,
     >,
 ) -> impl IntoView {
     // The columns: every environment some project deploys to, in the order the first project
@@ -115,7 +115,7 @@ fn Cell(
     now: chrono::DateTime<chrono::Utc>,
     promote: Action<
         (String, String),
-        Result<crate::deployment::Deployment, crate::model::ErrorBody>,
+        Result<crate::deployment::Deployment, crate::error::ErrorBody>,
     >,
 ) -> impl IntoView {
     let href = format!("/projects/{project}/{}", cell.environment);

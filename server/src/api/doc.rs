@@ -9,10 +9,11 @@ use app::auth::{CreatedToken, Me, NewToken, Token};
 use app::deployment::{
     CancelRequest, Deployment, DeploymentDetail, DeploymentUpdate, LiveEvent, StartDeployment,
 };
+use app::error::ErrorResponse;
 use app::jenkins::{BuildsChanged, JenkinsBuilds};
 use app::model::{
-    Build, ContinueRollback, Environment, ErrorResponse, PreviewChange, PreviewRequest, Project,
-    PromoteRequest, Promotion, RollbackVerdict, StackCard, WebhooksView,
+    Build, ContinueRollback, Environment, PreviewChange, PreviewRequest, Project, PromoteRequest,
+    Promotion, RollbackVerdict, StackCard, WebhooksView,
 };
 use app::pause::{AuditEntry, PauseRequest, PauseStatus};
 use schemars::generate::{SchemaGenerator, SchemaSettings};

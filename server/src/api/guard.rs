@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use app::model::ErrorResponse;
+use app::error::ErrorResponse;
 
 use crate::error::AppError;
 use crate::state::AppState;

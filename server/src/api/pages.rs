@@ -4,7 +4,8 @@
 
 use app::api::ssr::Backend;
 use app::deployment::{ApprovalDecision, Deployment, DeploymentDetail, StartDeployment};
-use app::model::{Build, ErrorBody, Overview, StackCard};
+use app::error::ErrorBody;
+use app::model::{Build, Overview, StackCard};
 use app::pause::{AuditEntry, AuditQuery, PauseRequest, PauseStatus};
 use axum::http::request::Parts;
 

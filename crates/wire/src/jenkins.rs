@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the poller last found Jenkins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JenkinsState {
     /// No `[jenkins]` in the config: the panel says so and nothing else changes.
@@ -22,7 +22,7 @@ pub enum JenkinsState {
 
 /// One Jenkins build of a configured project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JenkinsBuild {
     pub project: String,
     pub branch: String,
@@ -48,7 +48,7 @@ pub struct JenkinsBuild {
 
 /// A configured job that did not answer the last poll, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JenkinsJobFailure {
     /// The job's path in Jenkins (`infra/network`), as configured.
     pub job: String,
@@ -62,7 +62,7 @@ pub struct JenkinsJobFailure {
 
 /// `GET /api/v1/jenkins/builds`, and the data of `event: jenkins`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JenkinsBuilds {
     pub state: JenkinsState,
     /// Why, when not ok (e.g. "Jenkins answered 401: check the user and token"). `ok` when at
@@ -101,7 +101,7 @@ impl JenkinsBuilds {
 
 /// `event: builds`: a project's build list changed (new deploy configs landed in S3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BuildsChanged {
     pub project: String,
     /// The new builds' ids.

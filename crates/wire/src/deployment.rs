@@ -9,7 +9,7 @@ use crate::model::StackCard;
 /// Where a deployment stands. `pending` and `running` (and `cancelling`) are active; the rest
 /// are outcomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentStatus {
     Pending,
@@ -64,7 +64,7 @@ impl DeploymentStatus {
 
 /// The steps of a deployment, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepName {
     /// Fetch the template and parameters from S3.
@@ -130,7 +130,7 @@ impl StepName {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Running,
@@ -140,7 +140,7 @@ pub enum StepStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Step {
     pub name: StepName,
     pub status: StepStatus,
@@ -151,7 +151,7 @@ pub struct Step {
 
 /// Whether the deployment creates the stack or updates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Create,
@@ -176,7 +176,7 @@ impl Operation {
 
 /// One deployment, as listed in history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Deployment {
     pub id: String,
     pub project: String,
@@ -220,7 +220,7 @@ pub struct Deployment {
 
 /// A protected environment's approval of one deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Approval {
     /// The person who asked for the deployment may not approve it (the environment's config).
     pub by_another: bool,
@@ -231,7 +231,7 @@ pub struct Approval {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalDecision {
     Approved,
@@ -296,7 +296,7 @@ impl Deployment {
 
 /// What a change set would do to one resource.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceChange {
     /// `Add`, `Modify`, `Remove`, `Import` or `Dynamic`, as AWS reports it.
     pub action: String,
@@ -312,7 +312,7 @@ pub struct ResourceChange {
 
 /// The summary of a change set, kept with the deployment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChangeSummary {
     pub add: u32,
     pub modify: u32,
@@ -339,7 +339,7 @@ impl ChangeSummary {
 
 /// One CloudFormation stack event of a deployment's operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StackEvent {
     pub id: String,
     pub timestamp: DateTime<Utc>,
@@ -351,7 +351,7 @@ pub struct StackEvent {
 
 /// A deployment with everything recorded about it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentDetail {
     #[serde(flatten)]
     pub deployment: Deployment,
@@ -362,7 +362,7 @@ pub struct DeploymentDetail {
 
 /// The body of `POST /api/v1/deployments`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StartDeployment {
     pub project: String,
@@ -376,7 +376,7 @@ pub struct StartDeployment {
 
 /// The body of `POST /api/v1/deployments/{id}/cancel` (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Cancelling a stack being created deletes it; this says the caller knows.
@@ -386,7 +386,7 @@ pub struct CancelRequest {
 
 /// A deployment changed: its new state and the stack events it gained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentUpdate {
     pub deployment: Deployment,
     pub step: Option<Step>,
@@ -395,7 +395,7 @@ pub struct DeploymentUpdate {
 
 /// What `GET /api/v1/events` carries. The SSE `event:` name is the variant's name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum LiveEvent {
     Deployment(DeploymentUpdate),
     Stack(StackCard),
@@ -457,7 +457,7 @@ impl LiveEvent {
 
 /// A stack's recent deployments (newest first) and the newest one in full.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Activity {
     pub history: Vec<Deployment>,
     pub latest: Option<DeploymentDetail>,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     /// A person, logged in with single sign-on (session cookie).
@@ -19,7 +19,7 @@ pub enum Via {
 /// `GET /api/v1/me`: the caller, their roles and rights. The page shows the name and role in
 /// its header, and disables (with the reason) what the caller may not do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Me {
     /// The name the audit log records: the login name, or the token's name.
     pub name: String,
@@ -74,7 +74,7 @@ impl Me {
 
 /// An API token as listed (never its secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Token {
     pub id: String,
     pub name: String,
@@ -95,14 +95,14 @@ pub struct Token {
 
 /// `DELETE /api/v1/sessions?user=…`: how many of the person's sessions were ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionsEnded {
     pub ended: u64,
 }
 
 /// `POST /api/v1/tokens`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewToken {
     pub name: String,
     pub role: String,
@@ -113,7 +113,7 @@ pub struct NewToken {
 
 /// A token just created: the secret is shown this once, never again.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub info: Token,
@@ -133,7 +133,7 @@ impl std::fmt::Debug for CreatedToken {
 
 /// The tokens page: every token (revoked ones too) and the roles a new one can have.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TokenAdmin {
     pub tokens: Vec<Token>,
     pub roles: Vec<String>,

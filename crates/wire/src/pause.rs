@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One pause: of every environment (`environment: None`) or of one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Pause {
     pub environment: Option<String>,
     pub reason: String,
@@ -15,7 +15,7 @@ pub struct Pause {
 
 /// `GET /api/v1/pause`: whether anything is paused, and by whom, why and since when.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PauseStatus {
     pub paused: bool,
     /// Of the widest pause (all environments first, else the oldest).
@@ -61,7 +61,7 @@ impl Pause {
 
 /// The body of `PUT /api/v1/pause`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     pub reason: String,
@@ -74,7 +74,7 @@ pub struct PauseRequest {
 
 /// What an audit entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     DeployRequested,
@@ -157,7 +157,7 @@ impl AuditAction {
 
 /// One line of the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -177,7 +177,7 @@ pub struct AuditEntry {
 
 /// Filters and paging of the audit trail.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditQuery {
     pub environment: Option<String>,
     pub project: Option<String>,

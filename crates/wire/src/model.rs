@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One AWS account the deployer deploys into, in promotion order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Environment {
     pub name: String,
     pub account_id: String,
@@ -21,7 +21,7 @@ pub struct Environment {
 
 /// Something with its own builds and its own stacks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Project {
     pub name: String,
     pub title: String,
@@ -45,7 +45,7 @@ pub struct Project {
 
 /// What every page needs before anything else: the configured environments and projects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Overview {
     pub environments: Vec<Environment>,
     pub projects: Vec<Project>,
@@ -74,7 +74,7 @@ impl Overview {
 
 /// One build's deploy config: a folder `<project>-<branch>-<number>` in the artifacts bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Build {
     /// The folder name, e.g. `web-feature-login-42`.
     pub id: String,
@@ -92,7 +92,7 @@ pub struct Build {
 
 /// A list of builds, with the server's clock so that "2 hours ago" renders the same on both sides.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BuildList {
     pub now: DateTime<Utc>,
     pub builds: Vec<Build>,
@@ -100,7 +100,7 @@ pub struct BuildList {
 
 /// CloudFormation's stack status, kept as the enum AWS documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StackStatus {
     CreateInProgress,
@@ -133,7 +133,7 @@ pub enum StackStatus {
 
 /// How a status reads at a glance: the colour family of the badge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StatusTone {
     Complete,
@@ -259,7 +259,7 @@ impl StackStatus {
 
 /// One output of a stack.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StackOutput {
     pub key: String,
     pub value: String,
@@ -269,7 +269,7 @@ pub struct StackOutput {
 
 /// One parameter of a stack. NoEcho values are never sent: `value` is `None` and `no_echo` set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StackParameter {
     pub key: String,
     pub value: Option<String>,
@@ -278,7 +278,7 @@ pub struct StackParameter {
 
 /// The state of one project's stack in one environment, as a card shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StackCard {
     pub environment: String,
     pub name: String,
@@ -302,7 +302,7 @@ pub struct StackCard {
 
 /// A resource of a stack in a failed state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FailedResource {
     pub logical_id: String,
     #[serde(rename = "type")]
@@ -313,7 +313,7 @@ pub struct FailedResource {
 
 /// The body of `POST /api/v1/projects/{project}/stacks/{environment}/continue-rollback`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContinueRollback {
     /// Failed resources CloudFormation should leave as they are (and mark rolled back).
@@ -335,13 +335,11 @@ impl StackCard {
 
 /// A stack card with the server's clock, for relative times.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StackView {
     pub now: DateTime<Utc>,
     pub card: StackCard,
 }
-
-pub use crate::error::{ErrorBody, ErrorCode, ErrorResponse};
 
 #[cfg(test)]
 mod tests {
@@ -375,7 +373,7 @@ mod tests {
 
 /// One project across its environments, in promotion order: `GET /api/v1/promotion`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Promotion {
     pub project: String,
     pub title: String,
@@ -384,7 +382,7 @@ pub struct Promotion {
 
 /// A project's stack in one environment, as the matrix shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PromotionCell {
     pub environment: String,
     /// The build deployed there; `None` when the stack does not exist (or its build is unknown).
@@ -410,7 +408,7 @@ pub struct PromotionCell {
 
 /// The answer of `GET /api/v1/promotion`, with the server's clock for relative times.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PromotionMatrix {
     pub now: DateTime<Utc>,
     pub projects: Vec<Promotion>,
@@ -418,7 +416,7 @@ pub struct PromotionMatrix {
 
 /// The body of `POST /api/v1/projects/{project}/promote`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PromoteRequest {
     pub environment: String,
@@ -427,7 +425,7 @@ pub struct PromoteRequest {
 /// `POST /api/v1/projects/{project}/preview`: what deploying this build to this environment
 /// would change (a change set made in that account and deleted; the deploy right is needed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PreviewRequest {
     pub environment: String,
     pub build: String,
@@ -436,7 +434,7 @@ pub struct PreviewRequest {
 /// `GET /api/v1/projects/{project}/rollback?environment=…`: what rolling back (or deploying an
 /// older build) would run into, before the click.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RollbackVerdict {
     /// The build checked: the one deployed before the current one, unless one was named.
     pub build: String,
@@ -446,7 +444,7 @@ pub struct RollbackVerdict {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VerdictWarning {
     /// `missing_import`, `export_in_use`, `missing_parameter`, `not_deployable`, `unchecked`.
     pub kind: String,
@@ -455,7 +453,7 @@ pub struct VerdictWarning {
 
 /// One resource change of a preview (`GET /api/v1/projects/{project}/preview`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PreviewChange {
     /// `Add`, `Modify`, `Remove`, … as CloudFormation says.
     pub action: String,
@@ -472,7 +470,7 @@ pub struct PreviewChange {
 
 /// `GET /api/v1/webhooks` (admins): where announcements go, and how their deliveries went.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WebhooksView {
     pub webhooks: Vec<WebhookView>,
     /// Newest first.
@@ -481,7 +479,7 @@ pub struct WebhooksView {
 
 /// A configured webhook, without its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WebhookView {
     pub name: String,
     /// Scheme and host only: the rest of a webhook's URL is often its secret.
@@ -497,7 +495,7 @@ pub struct WebhookView {
 
 /// One announcement to one webhook, as kept in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WebhookDelivery {
     pub id: i64,
     pub webhook: String,
