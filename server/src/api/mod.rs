@@ -3,6 +3,7 @@
 //! service method and shapes the answer; nothing here decides anything.
 
 mod access;
+mod audit;
 mod catalog;
 mod deployments;
 pub mod doc;
@@ -14,7 +15,6 @@ mod pages;
 mod pause;
 mod promotion;
 mod running_config;
-mod trail;
 mod webhooks;
 
 use axum::Router;
@@ -64,7 +64,7 @@ pub fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/pause",
             get(pause::status).put(pause::pause).delete(pause::unpause),
         ),
-        ("/audit", get(trail::audit)),
+        ("/audit", get(audit::audit)),
         ("/jenkins/builds", get(catalog::jenkins_builds)),
         ("/me", get(access::me)),
         ("/tokens", get(access::list).post(access::create)),

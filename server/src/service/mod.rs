@@ -3,6 +3,7 @@
 //! (`api/pages.rs`) are thin adapters over these methods, so both get the same checks, the same
 //! errors and the same audit; a permission check belongs here, once.
 
+mod audit;
 mod deployments;
 mod jenkins;
 mod limits;
@@ -12,7 +13,6 @@ mod promotion;
 mod recover;
 pub mod running_config;
 mod tokens;
-mod trail;
 mod webhooks;
 
 use std::sync::Arc;
@@ -25,10 +25,10 @@ use crate::error::AppError;
 use crate::live::Hub;
 use crate::store::Store;
 
+pub use audit::AuditFilter;
 pub use deployments::{DeploymentsFilter, StartRequest};
 pub use pause::PauseOrder;
 pub use projects::BuildsFilter;
-pub use trail::AuditFilter;
 
 pub use crate::person::Person;
 
