@@ -394,16 +394,29 @@ impl Catalog {
         self.cards
             .get_or_load(&key, || async {
                 let mut card = stacks::describe(cfn.as_ref(), environment, stack_name).await?;
-                // The deployer's own record of what it deployed last wins over the stack tag:
-                // the tag is written on every deploy, but emulators (moto) do not apply tags
-                // from change sets.
-                if card.exists
-                    && let Some(build) = self
+                // The deployer's own record of what it deployed last wins over the stack tag.
+                // Without one, the tag says — unless it names the build being deployed right
+                // now: CloudFormation gives a stack its new tags when the update begins (and
+                // puts the old ones back on rollback), so mid-update it names no deployed build.
+                if card.exists {
+                    match self
                         .store
                         .last_succeeded_build(environment, stack_name)
                         .await?
-                {
-                    card.build = Some(build);
+                    {
+                        Some(build) => card.build = Some(build),
+                        None if card.status.is_some_and(|s| s.is_in_progress()) => {
+                            let in_flight = self.store.active().await?.into_iter().any(|r| {
+                                r.deployment.environment == environment
+                                    && r.deployment.stack_name == stack_name
+                                    && card.build.as_deref() == Some(r.deployment.build.as_str())
+                            });
+                            if in_flight {
+                                card.build = None;
+                            }
+                        }
+                        None => {}
+                    }
                 }
                 card.outside = self
                     .outside(project, environment, stack_name, &card)

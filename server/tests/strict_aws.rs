@@ -327,3 +327,53 @@ async fn a_throttled_account_is_waited_for_with_the_reason_shown_then_the_deploy
     let done = h.wait(&id).await;
     assert_eq!(done["status"], "succeeded", "{done:#}");
 }
+
+#[tokio::test]
+async fn mid_update_the_card_does_not_call_the_build_being_deployed_deployed() {
+    // AWS: a stack takes its new tags when the update begins and gets the old ones back on
+    // rollback. A stack the deployer never deployed has only its tag to say what runs there.
+    let h = Harness::start().await;
+    h.cfn("DEV")
+        .create_stack()
+        .stack_name("DEV-WEB")
+        .template_body(TEMPLATE)
+        .parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key("Greeting")
+                .parameter_value("hello")
+                .build(),
+        )
+        .tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key("deployer:build")
+                .value("web-master-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.settled("DEV", "DEV-WEB").await, "CREATE_COMPLETE");
+    assert_eq!(h.card("web", "DEV").await["build"], "web-master-1");
+    h.put_build_of("web", "web-master-2", &with_resources(FAILING_QUEUE))
+        .await;
+    pace(&h, 0.4).await;
+    let id = start(&h, "web-master-2").await;
+    until(&h, &id, "the update under way", |d| {
+        !resource_events(d, "UPDATE_IN_PROGRESS").is_empty()
+            || !resource_events(d, "CREATE_IN_PROGRESS").is_empty()
+    })
+    .await;
+    let card = h.card("web", "DEV").await;
+    assert_ne!(card["build"], "web-master-2", "mid-update: {card:#}");
+    let done = h.wait(&id).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let card = h.card("web", "DEV").await;
+        if card["build"] == "web-master-1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after the rollback: {card:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
