@@ -548,11 +548,17 @@ def _restore_old(op: Operation) -> None:
     try:
         stack.update(old["template"], role_arn=stack.role_arn, parameters=old["parameters"], tags=old["tags"])
     except Exception as err:
-        print(f"local-aws: restoring {stack.name}'s previous template: {err}", file=sys.stderr)
+        # moto could not put every resource back (one it never really made, say): the stack's
+        # own record goes back all the same, as AWS's does.
+        print(f"local-aws: restoring {stack.name}'s previous resources: {err}", file=sys.stderr)
         stack.template = old["template"]
         stack._parse_template()
-        stack.parameters = old["parameters"]
     stack.parameters = old["parameters"]
+    stack.tags = old["tags"]
+    try:
+        stack.output_map = stack._create_output_map()
+    except Exception:
+        pass
     del stack.events[n:]
 
 

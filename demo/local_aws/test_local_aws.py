@@ -195,6 +195,20 @@ class LocalAws(unittest.TestCase):
         reasons = [e.get("ResourceStatusReason", "") for e in self.events("s")]
         self.assertIn("Received 0 SUCCESS signal(s) out of 1.", reasons)
 
+    def test_a_failed_update_puts_the_previous_tags_back_even_where_moto_cannot_undo_a_resource(self):
+        """AWS: after UPDATE_ROLLBACK_COMPLETE the stack has its previous tags (and parameters)."""
+        self.cfn.create_stack(StackName="s", TemplateBody=THREE, Tags=[{"Key": "deployer:build", "Value": "b-1"}])
+        self.wait("s")
+        new = json.loads(THREE)
+        new["Resources"]["Dlq"] = {"Type": "AWS::SQS::Queue", "Metadata": {"LocalAws": {"Fail": "no"}},
+                                   "Properties": {"QueueName": "dlq", "MessageRetentionPeriod": 1209601}}
+        for _ in range(2):  # the second time, moto cannot delete the queue it made again
+            self.cfn.update_stack(StackName="s", TemplateBody=json.dumps(new), Tags=[{"Key": "deployer:build", "Value": "b-2"}])
+            self.assertEqual(self.cfn.describe_stacks(StackName="s")["Stacks"][0]["Tags"][0]["Value"], "b-2")
+            self.assertEqual(self.wait("s"), "UPDATE_ROLLBACK_COMPLETE")
+            self.assertEqual(self.cfn.describe_stacks(StackName="s")["Stacks"][0]["Tags"], [{"Key": "deployer:build", "Value": "b-1"}])
+        self.assertNotIn("Dlq", json.dumps(self.cfn.get_template(StackName="s")["TemplateBody"]))
+
     def test_a_rollback_that_fails_is_continued_skipping_the_resource(self):
         """AWS: UPDATE_ROLLBACK_FAILED; ContinueUpdateRollback with ResourcesToSkip completes it."""
         self.cfn.create_stack(StackName="s", TemplateBody=THREE)
