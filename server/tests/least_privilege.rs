@@ -554,8 +554,8 @@ impl Deployer {
         common::answer(&self.state, request.unwrap()).await
     }
 
-    /// Deploys the build of `web` to DEV and waits for the outcome.
-    async fn deploy(&self, build: &str) -> Json {
+    /// Starts deploying the build of `web` to DEV; answers the deployment's id.
+    async fn begin(&self, build: &str) -> String {
         let (status, started) = self
             .call(
                 "POST",
@@ -564,25 +564,43 @@ impl Deployer {
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        let id = started["id"].as_str().unwrap().to_owned();
+        started["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The deployment once `ready` says so (or fails after 120 s, showing the last answer).
+    async fn until(&self, id: &str, what: &str, ready: impl Fn(&Json) -> bool) -> Json {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let (status, detail) = self
                 .call("GET", &format!("/api/v1/deployments/{id}"), Json::Null)
                 .await;
             assert_eq!(status, StatusCode::OK, "{detail}");
-            if !matches!(
-                detail["status"].as_str(),
-                Some("pending" | "running" | "cancelling")
-            ) {
+            if ready(&detail) {
                 return detail;
             }
             assert!(
                 Instant::now() < deadline,
-                "deployment {id} did not finish: {detail}"
+                "deployment {id}: never {what}: {detail}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The deployment's outcome, once it has one.
+    async fn outcome(&self, id: &str) -> Json {
+        self.until(id, "finished", |d| {
+            !matches!(
+                d["status"].as_str(),
+                Some("pending" | "running" | "cancelling")
+            )
+        })
+        .await
+    }
+
+    /// Deploys the build of `web` to DEV and waits for the outcome.
+    async fn deploy(&self, build: &str) -> Json {
+        let id = self.begin(build).await;
+        self.outcome(&id).await
     }
 }
 
@@ -752,37 +770,19 @@ async fn the_deployer_creates_updates_and_judges_a_rollback_with_only_the_rights
         .await
         .unwrap();
     assert!(paced.status().is_success());
-    let (status, started) = deployer
-        .call(
-            "POST",
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": "web-master-1"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, detail) = deployer
-            .call("GET", &format!("/api/v1/deployments/{id}"), Json::Null)
-            .await;
-        let working = detail["events"].as_array().is_some_and(|events| {
-            events.iter().any(|e| {
-                e["resource_type"] != "AWS::CloudFormation::Stack"
-                    && e["status"]
-                        .as_str()
-                        .is_some_and(|s| s.ends_with("_IN_PROGRESS"))
+    let id = deployer.begin("web-master-1").await;
+    deployer
+        .until(&id, "working on a resource", |d| {
+            d["events"].as_array().is_some_and(|events| {
+                events.iter().any(|e| {
+                    e["resource_type"] != "AWS::CloudFormation::Stack"
+                        && e["status"]
+                            .as_str()
+                            .is_some_and(|s| s.ends_with("_IN_PROGRESS"))
+                })
             })
-        });
-        if working {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the update never got under way: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        })
+        .await;
     let (status, answer) = deployer
         .call(
             "POST",
@@ -791,23 +791,7 @@ async fn the_deployer_creates_updates_and_judges_a_rollback_with_only_the_rights
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let cancelled = loop {
-        let (_, detail) = deployer
-            .call("GET", &format!("/api/v1/deployments/{id}"), Json::Null)
-            .await;
-        if !matches!(
-            detail["status"].as_str(),
-            Some("pending" | "running" | "cancelling")
-        ) {
-            break detail;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cancel never ended: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let cancelled = deployer.outcome(&id).await;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     dev_admin
         .stack_settles("DEV-WEB", "UPDATE_ROLLBACK_COMPLETE")

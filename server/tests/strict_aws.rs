@@ -32,17 +32,6 @@ async fn pace(h: &Harness, seconds: f64) {
     control(h, "pace", json!({"seconds": seconds, "stack": "DEV-WEB"})).await;
 }
 
-async fn start(h: &Harness, build: &str) -> String {
-    let (status, started) = h
-        .post(
-            "/api/v1/deployments",
-            json!({"project": "web", "environment": "DEV", "build": build}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    started["id"].as_str().unwrap().to_owned()
-}
-
 /// Polls the deployment until `seen` holds (or fails after 30 s, showing the last answer).
 async fn until(h: &Harness, id: &str, what: &str, seen: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -102,7 +91,7 @@ async fn a_deploy_reports_each_resource_while_cloudformation_works_through_it() 
     let h = Harness::start().await;
     pace(&h, 0.25).await;
     h.put_build("web", "web-master-1").await;
-    let id = start(&h, "web-master-1").await;
+    let id = h.start_deployment("web-master-1").await;
     let running = until(
         &h,
         &id,
@@ -189,7 +178,7 @@ async fn cancel_rolls_a_running_update_back_to_the_stack_as_it_was() {
         "succeeded"
     );
     pace(&h, 0.4).await;
-    let id = start(&h, "web-master-2").await;
+    let id = h.start_deployment("web-master-2").await;
     until(&h, &id, "the update working on a resource", |d| {
         !resource_events(d, "CREATE_IN_PROGRESS").is_empty()
     })
@@ -301,7 +290,7 @@ async fn a_throttled_account_is_waited_for_with_the_reason_shown_then_the_deploy
     let h = Harness::start().await;
     h.put_build("web", "web-master-1").await;
     pace(&h, 0.5).await;
-    let id = start(&h, "web-master-1").await;
+    let id = h.start_deployment("web-master-1").await;
     until(&h, &id, "the create under way", |d| {
         !resource_events(d, "CREATE_IN_PROGRESS").is_empty()
     })
@@ -357,7 +346,7 @@ async fn mid_update_the_card_does_not_call_the_build_being_deployed_deployed() {
     h.put_build_of("web", "web-master-2", &with_resources(FAILING_QUEUE))
         .await;
     pace(&h, 0.4).await;
-    let id = start(&h, "web-master-2").await;
+    let id = h.start_deployment("web-master-2").await;
     until(&h, &id, "the update under way", |d| {
         !resource_events(d, "UPDATE_IN_PROGRESS").is_empty()
             || !resource_events(d, "CREATE_IN_PROGRESS").is_empty()
